@@ -1,0 +1,3 @@
+"""nsnet: declarative reconciler for Linux network-namespace topologies."""
+
+__version__ = "0.1.0"

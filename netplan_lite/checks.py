@@ -1,0 +1,275 @@
+"""Semantic checks of schema-valid topology data.
+
+Each check returns (key path, message) pairs so the loader can point at the
+offending line. Parsing helpers live here too because the checks and the
+model builder must read addresses the same way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from ipaddress import AddressValueError, IPv4Address, IPv4Interface, IPv4Network, NetmaskValueError, ip_interface
+from typing import Any, Iterator
+
+Found = Iterator[tuple[tuple[Any, ...], str]]
+
+MAX_BRIDGE_PORTS = 1024  # the kernel's BR_MAX_PORTS
+MIN_PREFIX, MAX_PREFIX = 8, 30
+RESERVED_INTERFACES = {"lo"}
+
+
+class BadValue(ValueError):
+    """A value that cannot be parsed; its text is the user-facing reason."""
+
+
+def _ipv4_interface(text: str) -> IPv4Interface:
+    try:
+        value = ip_interface(text)
+    except ValueError:
+        raise BadValue(f"{text!r} is not an IPv4 address") from None
+    if not isinstance(value, IPv4Interface):
+        raise BadValue(f"{text!r} is IPv6; nsnet addresses are IPv4")
+    return value
+
+
+def parse_subnet(text: str) -> IPv4Network:
+    iface = _ipv4_interface(text)
+    if "/" not in text:
+        raise BadValue(f"{text!r} needs a prefix length, e.g. {text}/24")
+    if iface.ip != iface.network.network_address:
+        raise BadValue(f"{text!r} has host bits set; did you mean {iface.network}?")
+    if not MIN_PREFIX <= iface.network.prefixlen <= MAX_PREFIX:
+        raise BadValue(f"prefix /{iface.network.prefixlen} is outside /{MIN_PREFIX}../{MAX_PREFIX}: no room for a gateway and hosts")
+    return iface.network
+
+
+def parse_interface_address(text: str, subnet: IPv4Network | None = None) -> IPv4Interface:
+    """`a.b.c.d` (takes the subnet's prefix) or `a.b.c.d/prefix`."""
+    iface = _ipv4_interface(text)
+    if "/" in text:
+        return iface
+    if subnet is None:
+        raise BadValue(f"{text!r} needs a prefix length because its bridge has no subnet")
+    return IPv4Interface(f"{iface.ip}/{subnet.prefixlen}")
+
+
+def parse_destination(text: str) -> IPv4Network:
+    if text == "default":
+        return IPv4Network("0.0.0.0/0")
+    iface = _ipv4_interface(text)
+    if iface.ip != iface.network.network_address:
+        raise BadValue(f"{text!r} has host bits set; did you mean {iface.network}?")
+    return iface.network
+
+
+def parse_ipv4(text: str) -> IPv4Address:
+    try:
+        return IPv4Address(text)
+    except (AddressValueError, NetmaskValueError):
+        raise BadValue(f"{text!r} is not an IPv4 address") from None
+
+
+def default_gateway(subnet: IPv4Network | None) -> IPv4Address | None:
+    return None if subnet is None else subnet.network_address + 1
+
+
+def semantic_problems(data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    """Every semantic problem of schema-valid data, in file order."""
+    subnets = dict(_bridge_subnets(data))
+    found: list[tuple[tuple[Any, ...], str]] = []
+    found += _check_bridges(data, subnets)
+    found += _check_interfaces(data, subnets)
+    found += _check_routes(data, subnets)
+    found += _check_forwards(data, subnets)
+    return found
+
+
+def _bridge_subnets(data: dict[str, Any]) -> Iterator[tuple[str, IPv4Network | None]]:
+    for name, spec in (data.get("bridges") or {}).items():
+        try:
+            yield name, parse_subnet(spec["subnet"]) if spec and "subnet" in spec else None
+        except BadValue:
+            yield name, None  # reported by _check_bridges
+
+
+def _check_bridges(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:
+    seen: list[tuple[str, IPv4Network]] = []
+    for name, spec in (data.get("bridges") or {}).items():
+        spec = spec or {}
+        path = ("bridges", name)
+        if "subnet" in spec:
+            try:
+                subnet = parse_subnet(spec["subnet"])
+            except BadValue as err:
+                yield (*path, "subnet"), str(err)
+                continue
+            for other, other_net in seen:
+                if subnet.overlaps(other_net):
+                    yield (*path, "subnet"), f"{subnet} overlaps {other_net} of bridge {other}"
+            seen.append((name, subnet))
+        if "gateway" in spec:
+            yield from _check_gateway(path, spec["gateway"], subnets.get(name), "subnet" in spec)
+
+
+def _check_gateway(path: tuple[Any, ...], text: str, subnet: IPv4Network | None, has_subnet: bool) -> Found:
+    try:
+        gateway = parse_ipv4(text)
+    except BadValue as err:
+        yield (*path, "gateway"), str(err)
+        return
+    if not has_subnet:
+        yield (*path, "gateway"), "a gateway needs a subnet on the bridge"
+    elif subnet is not None:
+        reason = _unusable_host(gateway, subnet)
+        if reason:
+            yield (*path, "gateway"), f"{gateway} {reason}"
+
+
+def _unusable_host(address: IPv4Address, subnet: IPv4Network) -> str | None:
+    if address not in subnet:
+        return f"is outside subnet {subnet}"
+    if address == subnet.network_address:
+        return f"is the network address of {subnet}"
+    if address == subnet.broadcast_address:
+        return f"is the broadcast address of {subnet}"
+    return None
+
+
+def _gateway_of(data: dict[str, Any], bridge: str, subnet: IPv4Network | None) -> IPv4Address | None:
+    spec = (data.get("bridges") or {}).get(bridge) or {}
+    try:
+        return parse_ipv4(spec["gateway"]) if "gateway" in spec else default_gateway(subnet)
+    except BadValue:
+        return None
+
+
+def _interfaces(data: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for ns_name, ns in (data.get("namespaces") or {}).items():
+        for if_name, spec in ((ns or {}).get("interfaces") or {}).items():
+            yield ns_name, if_name, spec
+
+
+def _check_interfaces(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:
+    used: dict[IPv4Address, str] = {}
+    ports: dict[str, int] = defaultdict(int)
+    for ns_name, if_name, spec in _interfaces(data):
+        path = ("namespaces", ns_name, "interfaces", if_name)
+        if if_name in RESERVED_INTERFACES:
+            yield path, f"{if_name!r} is reserved: nsnet brings up lo in every namespace itself"
+        bridge = spec["bridge"]
+        if bridge not in subnets:
+            yield (*path, "bridge"), f"unknown bridge {bridge!r} (not under bridges:)"
+            continue
+        ports[bridge] += 1
+        if ports[bridge] == MAX_BRIDGE_PORTS + 1:
+            yield (*path, "bridge"), f"bridge {bridge} would get more than {MAX_BRIDGE_PORTS} ports, the Linux bridge limit; split the namespaces over several bridges"
+        if "address" in spec:
+            yield from _check_address(data, path, spec["address"], bridge, subnets[bridge], used)
+
+
+def _check_address(
+    data: dict[str, Any],
+    path: tuple[Any, ...],
+    text: str,
+    bridge: str,
+    subnet: IPv4Network | None,
+    used: dict[IPv4Address, str],
+) -> Found:
+    path = (*path, "address")
+    try:
+        address = parse_interface_address(text, subnet)
+    except BadValue as err:
+        yield path, str(err)
+        return
+    where = ".".join(path[1:4:2])
+    if address.ip in used:
+        yield path, f"{address.ip} is already used by {used[address.ip]}"
+    used[address.ip] = where
+    if subnet is None:
+        return
+    reason = _unusable_host(address.ip, subnet)
+    if reason:
+        yield path, f"{address.ip} {reason} of bridge {bridge}"
+    elif address.network != subnet:
+        yield path, f"prefix /{address.network.prefixlen} differs from subnet {subnet} of bridge {bridge}"
+    elif address.ip == _gateway_of(data, bridge, subnet):
+        yield path, f"{address.ip} is the gateway of bridge {bridge}"
+
+
+def _reachable_networks(data: dict[str, Any], ns: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> list[IPv4Network]:
+    networks = []
+    for spec in (ns.get("interfaces") or {}).values():
+        subnet = subnets.get(spec["bridge"])
+        try:
+            if "address" in spec:
+                networks.append(parse_interface_address(spec["address"], subnet).network)
+            elif subnet is not None:
+                networks.append(subnet)
+        except BadValue:
+            pass
+    return networks
+
+
+def _check_routes(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:
+    for ns_name, ns in (data.get("namespaces") or {}).items():
+        ns = ns or {}
+        networks = _reachable_networks(data, ns, subnets)
+        destinations: dict[IPv4Network, int] = {}
+        for index, route in enumerate(ns.get("routes") or ()):
+            path = ("namespaces", ns_name, "routes", index)
+            try:
+                destination = parse_destination(route["to"])
+            except BadValue as err:
+                yield (*path, "to"), str(err)
+            else:
+                if destination in destinations:
+                    yield (*path, "to"), f"route to {route['to']} is already defined (routes item {destinations[destination]})"
+                destinations[destination] = index
+            try:
+                via = parse_ipv4(route["via"])
+            except BadValue as err:
+                yield (*path, "via"), str(err)
+                continue
+            if not any(via in net for net in networks):
+                yield (*path, "via"), f"gateway {via} is not reachable: no interface of {ns_name} is in a network containing it"
+
+
+def _check_forwards(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:
+    namespaces = data.get("namespaces") or {}
+    earlier: list[tuple[str, int, str]] = []  # (host address or "*", port, protocol)
+    for index, forward in enumerate(data.get("port_forwards") or ()):
+        path = ("port_forwards", index)
+        yield from _check_forward_target(path, forward, namespaces, subnets)
+        claim = (forward.get("host_address", "*"), forward["host_port"], forward.get("protocol", "tcp"))
+        if claim[0] != "*":
+            try:
+                parse_ipv4(claim[0])
+            except BadValue as err:
+                yield (*path, "host_address"), str(err)
+        clash = next((i for i, other in enumerate(earlier) if _claims_clash(claim, other)), None)
+        if clash is not None:
+            yield (*path, "host_port"), f"{claim[2]} port {claim[1]} is already forwarded by port_forwards item {clash}"
+        earlier.append(claim)
+
+
+def _claims_clash(a: tuple[str, int, str], b: tuple[str, int, str]) -> bool:
+    """Same port and protocol on the same host address, or on every address."""
+    return a[1:] == b[1:] and (a[0] == b[0] or "*" in (a[0], b[0]))
+
+
+def _check_forward_target(path: tuple[Any, ...], forward: dict[str, Any], namespaces: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:
+    ns_name = forward["namespace"]
+    if ns_name not in namespaces:
+        yield (*path, "namespace"), f"unknown namespace {ns_name!r} (not under namespaces:)"
+        return
+    interfaces = (namespaces[ns_name] or {}).get("interfaces") or {}
+    if not interfaces:
+        yield (*path, "namespace"), f"namespace {ns_name} has no interface to forward to"
+        return
+    if_name = forward.get("interface", next(iter(interfaces)))
+    if if_name not in interfaces:
+        yield (*path, "interface"), f"namespace {ns_name} has no interface {if_name!r}"
+        return
+    spec = interfaces[if_name]
+    if "address" not in spec and subnets.get(spec["bridge"]) is None:
+        yield (*path, "namespace"), f"interface {ns_name}.{if_name} has no address (its bridge has no subnet)"

@@ -1,0 +1,74 @@
+"""The one error hierarchy of nsnet and the process exit codes.
+
+Every error a user can cause or meet derives from NsnetError; the CLI catches
+that class in one place and prints its message as one line per problem.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes, shared by every command."""
+
+    OK = 0
+    ERROR = 1
+    CHANGES = 2  # plan --detailed-exitcode: the plan is not empty
+    DRIFT = 3  # show --check: live state differs from the topology
+
+
+class NsnetError(Exception):
+    """Base of every error nsnet reports to a user."""
+
+    def lines(self) -> list[str]:
+        """The message, one problem per line."""
+        return [str(self)]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a topology file, located as precisely as possible."""
+
+    file: str
+    line: int | None
+    column: int | None
+    path: str  # dotted key path, e.g. namespaces.web1.interfaces.eth0.address
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        key = f" {self.path}:" if self.path else ""
+        return f"{where}:{key} {self.message}"
+
+
+class TopologyError(NsnetError):
+    """The topology file is unreadable, malformed or inconsistent."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+class ConflictError(NsnetError):
+    """The topology wants a name that an object nsnet does not own already has."""
+
+
+class KernelError(NsnetError):
+    """The kernel refused an operation."""
+
+
+class PermissionDenied(NsnetError):
+    """nsnet lacks the privileges (root / CAP_NET_ADMIN) a command needs."""
+
+
+class StalePlanError(NsnetError):
+    """A saved plan no longer matches the topology file or the live kernel."""

@@ -1,0 +1,190 @@
+"""The live kernel backend: executes plan actions through Netlink.
+
+Each create labels what it makes straight after making it. IPv6 is disabled
+in nsnet's namespaces and on its host links: the topology is IPv4 only, and
+IPv6 autoconfiguration on hundreds of bridge ports floods the bridge
+(Docker disables IPv6 in containers without an IPv6 network the same way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from typing import Any, Iterator
+
+from . import netns
+from .apply import kernel_reason
+from .diff import FieldChange
+from .errors import KernelError, PermissionDenied
+from .labels import ADDRESS_PROTO, ROUTE_PROTO, label
+from .netlink import Netlink
+from .observe import ORPHAN_NAMESPACE, Observation, observe
+from .state import BridgeState, InterfaceState, NamespaceState, Resource, RouteState
+
+
+def _state(up: bool) -> str:
+    return "up" if up else "down"
+
+
+class LiveKernel:
+    """Kernel protocol (see apply.py) over netlink for one topology."""
+
+    def __init__(self, topology: str, nl: Netlink):
+        self.topology = topology
+        self.label = label(topology)
+        self.nl = nl
+
+    def observe(self) -> Observation:
+        try:
+            return observe(self.topology, self.nl)
+        except Exception as err:
+            if isinstance(err, KernelError):
+                raise
+            raise KernelError(f"reading the kernel failed: {kernel_reason(err)}") from err
+
+    # create
+
+    def create(self, resource: Resource) -> None:
+        handler = {
+            BridgeState: self._create_bridge,
+            NamespaceState: self._create_namespace,
+            InterfaceState: self._create_interface,
+            RouteState: self._create_route,
+        }[type(resource)]
+        handler(resource)
+
+    def _create_bridge(self, bridge: BridgeState) -> None:
+        index = self.nl.add_bridge(bridge.name)
+        self.nl.set_link(None, index, ifalias=self.label)
+        self.nl.write_sysctl(None, f"net/ipv6/conf/{bridge.name}/disable_ipv6", "1")
+        self._update_bridge(index, BridgeState(bridge.name, up=False), bridge)
+
+    def _create_namespace(self, ns: NamespaceState) -> None:
+        self.nl.adopt(ns.name, netns.create(ns.name))
+        lo = self.nl.lookup(ns.name, "lo")
+        self.nl.set_link(ns.name, lo, ifalias=self.label)
+        for scope in ("all", "default"):
+            self.nl.write_sysctl(ns.name, f"net/ipv6/conf/{scope}/disable_ipv6", "1")
+        self.nl.set_link(ns.name, lo, state=_state(ns.lo_up))
+
+    def _create_interface(self, iface: InterfaceState) -> None:
+        assert iface.host_name is not None
+        self.nl.add_veth(iface.host_name, iface.namespace, iface.name)
+        host = self.nl.lookup(None, iface.host_name)
+        inner = self.nl.lookup(iface.namespace, iface.name)
+        self.nl.set_link(None, host, ifalias=self.label)
+        self.nl.set_link(iface.namespace, inner, ifalias=self.label)
+        self.nl.write_sysctl(None, f"net/ipv6/conf/{iface.host_name}/disable_ipv6", "1")
+        empty = InterfaceState(iface.namespace, iface.name, iface.host_name, up=False, host_up=False)
+        self._update_interface(empty, iface)
+
+    def _create_route(self, route: RouteState) -> None:
+        self.nl.replace_route(route.namespace, route.to, route.via, ROUTE_PROTO)
+
+    # update
+
+    def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> None:
+        if isinstance(after, BridgeState):
+            self._update_bridge(self.nl.lookup(None, after.name), before, after)  # type: ignore[arg-type]
+        elif isinstance(after, NamespaceState):
+            self.nl.set_link(after.name, self.nl.lookup(after.name, "lo"), state=_state(after.lo_up))
+        elif isinstance(after, InterfaceState):
+            self._update_interface(before, after)  # type: ignore[arg-type]
+        elif isinstance(after, RouteState):
+            self._create_route(after)
+
+    def _update_bridge(self, index: int | None, before: BridgeState, after: BridgeState) -> None:
+        if index is None:
+            raise KernelError(f"bridge {after.name} disappeared during apply")
+        if after.mtu is not None and after.mtu != before.mtu:
+            self.nl.set_link(None, index, mtu=after.mtu)
+        self._sync_addresses(None, index, before.addresses, after.addresses)
+        if after.up != before.up:
+            self.nl.set_link(None, index, state=_state(after.up))
+
+    def _update_interface(self, before: InterfaceState, after: InterfaceState) -> None:
+        ns, host_name = after.namespace, after.host_name
+        inner = self.nl.lookup(ns, after.name)
+        host = self.nl.lookup(None, host_name) if host_name else None
+        if inner is None or host is None:
+            raise KernelError(f"interface {ns}/{after.name} disappeared during apply")
+        host_attrs: dict[str, Any] = {}
+        if after.bridge != before.bridge:
+            host_attrs["master"] = self.nl.lookup(None, after.bridge) if after.bridge else 0
+        if after.mtu is not None and after.mtu != before.mtu:
+            host_attrs["mtu"] = after.mtu
+            self.nl.set_link(ns, inner, mtu=after.mtu)
+        if host_attrs:
+            self.nl.set_link(None, host, **host_attrs)
+        if after.mac is not None and after.mac != before.mac:
+            self.nl.set_link(ns, inner, address=after.mac)
+        self._sync_addresses(ns, inner, before.addresses, after.addresses)
+        if after.host_up != before.host_up:
+            self.nl.set_link(None, host, state=_state(after.host_up))
+        if after.up != before.up:
+            self.nl.set_link(ns, inner, state=_state(after.up))
+
+    def _sync_addresses(self, ns: str | None, index: int, before: tuple[str, ...], after: tuple[str, ...]) -> None:
+        for cidr in before:
+            if cidr not in after:
+                self.nl.delete_address(ns, index, cidr)
+        for cidr in after:
+            if cidr not in before:
+                self.nl.add_address(ns, index, cidr, ADDRESS_PROTO)
+
+    # delete
+
+    def delete(self, resource: Resource) -> None:
+        if isinstance(resource, BridgeState):
+            self._delete_link(None, resource.name)
+        elif isinstance(resource, NamespaceState):
+            self.nl.forget(resource.name)
+            netns.remove(resource.name)
+        elif isinstance(resource, InterfaceState):
+            self._delete_interface(resource)
+        elif isinstance(resource, RouteState):
+            self._delete_route(resource)
+
+    def _delete_interface(self, iface: InterfaceState) -> None:
+        """Deleting either end of a veth deletes the pair."""
+        if iface.host_name and self._delete_link(None, iface.host_name):
+            return
+        if iface.namespace != ORPHAN_NAMESPACE:
+            self._delete_link(iface.namespace, iface.name)
+
+    def _delete_link(self, ns: str | None, name: str) -> bool:
+        index = self.nl.lookup(ns, name)
+        if index is None:
+            return False
+        self.nl.delete_link(ns, index)
+        return True
+
+    def _delete_route(self, route: RouteState) -> None:
+        try:
+            self.nl.delete_route(route.namespace, route.to, route.via)
+        except Exception as err:  # already gone with its interface: the goal is met
+            if getattr(err, "code", None) != errno.ESRCH:
+                raise
+
+
+CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
+
+
+def require_privileges() -> None:
+    """nsnet needs CAP_NET_ADMIN (links) and CAP_SYS_ADMIN (setns, mounts)."""
+    try:
+        with open("/proc/self/status") as f:
+            caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration, ValueError):
+        caps = 0
+    missing = [name for bit, name in ((CAP_NET_ADMIN, "CAP_NET_ADMIN"), (CAP_SYS_ADMIN, "CAP_SYS_ADMIN")) if not caps >> bit & 1]
+    if missing:
+        raise PermissionDenied(f"nsnet needs root ({' and '.join(missing)} missing): run it with sudo")
+
+
+@contextlib.contextmanager
+def open_kernel(topology: str) -> Iterator[LiveKernel]:
+    """A live kernel session for one topology; its sockets close on exit."""
+    require_privileges()
+    with Netlink() as nl:
+        yield LiveKernel(topology, nl)

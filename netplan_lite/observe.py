@@ -1,0 +1,132 @@
+"""observe: the live kernel -> State, restricted to what this topology owns.
+
+`build_observation` is pure (records in, Observation out) so it is tested
+without root; `observe` reads the records through a Netlink session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface
+from typing import Iterator, Mapping
+
+from . import netns
+from .desired import InterfaceKey
+from .labels import ADDRESS_PROTO, label, owner_of
+from .netlink import Link, Netlink, Snapshot
+from .state import BridgeState, InterfaceState, NamespaceState, Resource, RouteState, State, state_of
+
+ORPHAN_NAMESPACE = "(host)"  # namespace field of a labelled host veth whose peer is lost
+NOT_A_NAMESPACE = "a file in /run/netns that is not a namespace"
+
+
+@dataclass(frozen=True)
+class Observation:
+    state: State
+    foreign_links: Mapping[str, str] = field(default_factory=dict)  # host link name -> owner
+    foreign_namespaces: Mapping[str, str] = field(default_factory=dict)  # name -> owner
+    assigned: Mapping[InterfaceKey, IPv4Interface] = field(default_factory=dict)
+
+
+def describe_owner(owner: str | None) -> str:
+    return f"topology {owner!r}" if owner else "not made by nsnet"
+
+
+def build_observation(topology: str, host: Snapshot, namespaces: Mapping[str, Snapshot | None]) -> Observation:
+    """Our resources, and who holds every other name, from raw snapshots.
+
+    `namespaces` maps each name under /run/netns to its snapshot, or None for
+    a file that is not a namespace.
+    """
+    ours = label(topology)
+    by_index = {link.index: link for link in host.links}
+    resources: list[Resource] = []
+    foreign_ns: dict[str, str] = {}
+    assigned: dict[InterfaceKey, IPv4Interface] = {}
+    claimed_host_ends: set[int] = set()
+    for name, snap in sorted(namespaces.items()):
+        lo = snap.link("lo") if snap else None
+        if snap is None or lo is None or lo.alias != ours:
+            foreign_ns[name] = NOT_A_NAMESPACE if snap is None else describe_owner(owner_of(lo.alias if lo else None))
+            continue
+        resources.append(NamespaceState(name, lo.up))
+        for iface, host_end in _interfaces(name, snap, by_index, ours):
+            resources.append(iface)
+            if host_end is not None:
+                claimed_host_ends.add(host_end)
+        resources.extend(_routes(name, snap))
+        assigned.update(_assigned(name, snap))
+    resources.extend(_bridges(host, ours))
+    resources.extend(_orphans(host, ours, claimed_host_ends))
+    foreign_links = {l.name: describe_owner(owner_of(l.alias)) for l in host.links if l.alias != ours}
+    return Observation(state_of(resources), foreign_links, foreign_ns, assigned)
+
+
+def _interfaces(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: str) -> Iterator[tuple[InterfaceState, int | None]]:
+    for link in snap.links:
+        if link.kind != "veth":
+            continue
+        host = host_links.get(link.peer) if link.peer else None
+        if host is not None and (host.alias != ours or host.peer != link.index):
+            host = None  # the index belongs to an unrelated host link
+        master = host_links.get(host.master) if host and host.master else None
+        yield InterfaceState(
+            namespace=ns,
+            name=link.name,
+            host_name=host.name if host else None,
+            bridge=master.name if master else None,
+            addresses=_cidrs(snap, link.index),
+            mtu=link.mtu,
+            mac=link.mac,
+            up=link.up,
+            host_up=host.up if host else False,
+        ), (host.index if host else None)
+
+
+def _cidrs(snap: Snapshot, index: int) -> tuple[str, ...]:
+    return tuple(sorted((a.cidr for a in snap.addresses_of(index)), key=IPv4Interface))
+
+
+def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPv4Interface]]:
+    names = {link.index: link.name for link in snap.links}
+    for address in snap.addresses:
+        if address.proto == ADDRESS_PROTO and address.index in names:
+            yield (ns, names[address.index]), IPv4Interface(address.cidr)
+
+
+def _routes(ns: str, snap: Snapshot) -> Iterator[RouteState]:
+    seen = set()
+    for route in snap.routes:
+        if route.to not in seen:
+            seen.add(route.to)
+            yield RouteState(ns, route.to, route.via)
+
+
+def _bridges(host: Snapshot, ours: str) -> Iterator[BridgeState]:
+    for link in host.links:
+        if link.alias == ours and link.kind == "bridge":
+            yield BridgeState(link.name, _cidrs(host, link.index), link.mtu, link.up)
+
+
+def _orphans(host: Snapshot, ours: str, claimed: set[int]) -> Iterator[InterfaceState]:
+    """Our host veth ends whose namespace end was not found: only good for deleting."""
+    for link in host.links:
+        if link.alias == ours and link.kind == "veth" and link.index not in claimed:
+            yield InterfaceState(ORPHAN_NAMESPACE, link.name, link.name, up=False, host_up=link.up)
+
+
+def observe(topology: str, nl: Netlink) -> Observation:
+    """Read the host and every named namespace; never creates anything."""
+    host = nl.snapshot(None)
+    namespaces: dict[str, Snapshot | None] = {}
+    for name in netns.list_names():
+        try:
+            fd = nl.namespace_fd(name)
+        except OSError:
+            continue  # vanished between listdir and open
+        snap = nl.snapshot(name) if netns.is_namespace(fd) else None
+        namespaces[name] = snap
+        lo = snap.link("lo") if snap else None
+        if lo is None or lo.alias != label(topology):
+            nl.forget(name)  # hold no fd on namespaces that are not ours
+    return build_observation(topology, host, namespaces)

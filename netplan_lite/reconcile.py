@@ -1,0 +1,99 @@
+"""The library's entry points: plan, apply and destroy a topology.
+
+Glue only: observe -> allocate -> desired -> diff -> plan -> execute -> verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from .apply import ActionListener, ActionResult, Kernel, execute, verify
+from .desired import allocate, desired_state
+from .diff import Change, diff
+from .errors import ConflictError, TopologyError, Problem
+from .model import Topology
+from .observe import Observation
+from .plan import Plan, make_plan
+from .state import InterfaceState, Kind, State
+
+
+@dataclass(frozen=True)
+class Planned:
+    topology: str
+    plan: Plan
+    desired: State
+    observation: Observation
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the observed state the plan was computed from."""
+        return state_fingerprint(self.observation)
+
+
+@dataclass(frozen=True)
+class Applied:
+    planned: Planned
+    results: list[ActionResult] = field(default_factory=list)
+    remaining: list[Change] = field(default_factory=list)  # what verification still found different
+
+    @property
+    def converged(self) -> bool:
+        return not self.remaining
+
+
+def compute(topology: Topology, observation: Observation) -> Planned:
+    """The plan that makes `observation` match `topology`."""
+    try:
+        addresses = allocate(topology, observation.assigned)
+    except ValueError as err:
+        raise TopologyError([Problem(topology.source, None, None, "bridges", str(err))]) from None
+    desired = desired_state(topology, addresses)
+    _refuse_conflicts(desired, observation)
+    return Planned(topology.name, make_plan(topology.name, diff(desired, observation.state)), desired, observation)
+
+
+def compute_destroy(topology: str, observation: Observation) -> Planned:
+    """Destroy is a plan against an empty desired state."""
+    return Planned(topology, make_plan(topology, diff({}, observation.state)), {}, observation)
+
+
+def _refuse_conflicts(desired: State, observation: Observation) -> None:
+    problems = []
+    for rid, resource in desired.items():
+        if rid.kind is Kind.NAMESPACE and rid.name in observation.foreign_namespaces:
+            problems.append(f"namespace {rid.name} already exists ({observation.foreign_namespaces[rid.name]})")
+        link = resource.host_name if isinstance(resource, InterfaceState) else rid.name if rid.kind is Kind.BRIDGE else None
+        if link and link in observation.foreign_links:
+            problems.append(f"link {link} (for {rid}) already exists on the host ({observation.foreign_links[link]})")
+    if problems:
+        raise ConflictError("refusing to take over objects nsnet does not own: " + "; ".join(problems))
+
+
+def plan(topology: Topology, kernel: Kernel) -> Planned:
+    return compute(topology, kernel.observe())
+
+
+def run(planned: Planned, kernel: Kernel, listener: ActionListener | None = None) -> Applied:
+    """Execute a computed plan, then verify the kernel matches its desired state."""
+    results = execute(planned.plan, kernel, listener)
+    remaining = verify(kernel, planned.desired) if results else []
+    return Applied(planned, results, remaining)
+
+
+def apply(topology: Topology, kernel: Kernel, listener: ActionListener | None = None) -> Applied:
+    return run(plan(topology, kernel), kernel, listener)
+
+
+def destroy(topology: str, kernel: Kernel, listener: ActionListener | None = None) -> Applied:
+    return run(compute_destroy(topology, kernel.observe()), kernel, listener)
+
+
+def state_fingerprint(observation: Observation) -> str:
+    """A stable digest of what a plan depends on in the kernel."""
+    from .render import resource_json  # render holds the one JSON form of a resource
+
+    doc = {str(rid): resource_json(r) for rid, r in sorted(observation.state.items(), key=lambda i: str(i[0]))}
+    doc["assigned"] = sorted(f"{ns}/{i}={a}" for (ns, i), a in observation.assigned.items())
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

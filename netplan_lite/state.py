@@ -1,0 +1,119 @@
+"""The one state type shared by desired and observed: resources keyed by id.
+
+A topology lowers to a State (desired); the observer reads the kernel into a
+State (observed); diff compares the two as values of one type.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Mapping, NamedTuple, Union
+
+
+class Kind(enum.Enum):
+    """Resource kinds, in creation order (rank)."""
+
+    BRIDGE = "bridge"
+    NAMESPACE = "namespace"
+    INTERFACE = "interface"
+    ROUTE = "route"
+
+    @property
+    def rank(self) -> int:
+        return list(Kind).index(self)
+
+
+class ResourceId(NamedTuple):
+    kind: Kind
+    name: str  # unique within its kind: "br0", "web1", "web1/eth0", "web1/default"
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.name}"
+
+    @property
+    def namespace(self) -> str | None:
+        """The namespace a resource lives in (None for host objects)."""
+        if self.kind is Kind.NAMESPACE:
+            return self.name
+        if self.kind in (Kind.INTERFACE, Kind.ROUTE):
+            return self.name.split("/", 1)[0]
+        return None
+
+
+@dataclass(frozen=True)
+class BridgeState:
+    kind: ClassVar[Kind] = Kind.BRIDGE
+    name: str
+    addresses: tuple[str, ...] = ()  # "172.30.0.1/24", sorted
+    mtu: int | None = None  # desired None: not managed
+    up: bool = True
+
+    @property
+    def id(self) -> ResourceId:
+        return ResourceId(self.kind, self.name)
+
+
+@dataclass(frozen=True)
+class NamespaceState:
+    kind: ClassVar[Kind] = Kind.NAMESPACE
+    name: str
+    lo_up: bool = True
+
+    @property
+    def id(self) -> ResourceId:
+        return ResourceId(self.kind, self.name)
+
+
+@dataclass(frozen=True)
+class InterfaceState:
+    """A veth pair: `name` in `namespace`, its peer `host_name` on the host."""
+
+    kind: ClassVar[Kind] = Kind.INTERFACE
+    REPLACED_BY: ClassVar[dict[str, str]] = {"host_name": "the host-side veth name changed"}
+    namespace: str
+    name: str
+    host_name: str | None  # observed None: the host end is gone
+    bridge: str | None = None  # the host end's master
+    addresses: tuple[str, ...] = ()
+    mtu: int | None = None
+    mac: str | None = None
+    up: bool = True
+    host_up: bool = True
+
+    @property
+    def id(self) -> ResourceId:
+        return ResourceId(self.kind, f"{self.namespace}/{self.name}")
+
+
+@dataclass(frozen=True)
+class RouteState:
+    kind: ClassVar[Kind] = Kind.ROUTE
+    namespace: str
+    to: str  # "default" or a CIDR
+    via: str
+
+    @property
+    def id(self) -> ResourceId:
+        return ResourceId(self.kind, f"{self.namespace}/{self.to}")
+
+
+Resource = Union[BridgeState, NamespaceState, InterfaceState, RouteState]
+State = Mapping[ResourceId, Resource]
+
+
+def state_of(resources: list[Resource]) -> dict[ResourceId, Resource]:
+    return {r.id: r for r in resources}
+
+
+def attributes(resource: Resource) -> dict[str, Any]:
+    """The comparable fields of a resource, in declaration order."""
+    return {f.name: getattr(resource, f.name) for f in fields(resource)}
+
+
+def replace_reason(before: Resource, after: Resource) -> str | None:
+    """Why `before` cannot become `after` in place, or None if it can."""
+    for name, reason in getattr(type(after), "REPLACED_BY", {}).items():
+        if getattr(after, name) is not None and getattr(before, name) != getattr(after, name):
+            return reason
+    return None
