@@ -21,16 +21,19 @@ VERIFY_DELAYS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)  # netlink changes show up async
 
 
 class Kernel(Protocol):
+    """A backend. Changes may return a one-line note worth telling the user."""
+
     def observe(self) -> Observation: ...
-    def create(self, resource: Resource) -> None: ...
-    def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> None: ...
-    def delete(self, resource: Resource) -> None: ...
+    def create(self, resource: Resource) -> str | None: ...
+    def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> str | None: ...
+    def delete(self, resource: Resource) -> str | None: ...
 
 
 @dataclass(frozen=True)
 class ActionResult:
     action: Action
     seconds: float
+    note: str | None = None
 
 
 ActionListener = Callable[[ActionResult], None]
@@ -51,16 +54,15 @@ class ActionFailed(KernelError):
         self.cause = cause
 
 
-def run_action(kernel: Kernel, action: Action) -> None:
+def run_action(kernel: Kernel, action: Action) -> str | None:
     if action.implied_by is not None:
-        return  # the kernel removes it together with its namespace
+        return None  # the kernel removes it together with its parent
     try:
         if action.op is Op.CREATE:
-            kernel.create(action.after)  # type: ignore[arg-type]
-        elif action.op is Op.UPDATE:
-            kernel.update(action.before, action.after, action.fields)  # type: ignore[arg-type]
-        else:
-            kernel.delete(action.before)  # type: ignore[arg-type]
+            return kernel.create(action.after)  # type: ignore[arg-type]
+        if action.op is Op.UPDATE:
+            return kernel.update(action.before, action.after, action.fields)  # type: ignore[arg-type]
+        return kernel.delete(action.before)  # type: ignore[arg-type]
     except Exception as err:  # a refusal from the kernel, whatever the backend raised
         raise ActionFailed(action, err) from err
 
@@ -70,8 +72,8 @@ def execute(plan: Plan, kernel: Kernel, listener: ActionListener | None = None) 
     results = []
     for action in plan.actions:
         started = time.monotonic()
-        run_action(kernel, action)
-        result = ActionResult(action, time.monotonic() - started)
+        note = run_action(kernel, action)
+        result = ActionResult(action, time.monotonic() - started, note)
         results.append(result)
         if listener:
             listener(result)

@@ -11,6 +11,8 @@ from collections import defaultdict
 from ipaddress import AddressValueError, IPv4Address, IPv4Interface, IPv4Network, NetmaskValueError, ip_interface
 from typing import Any, Iterator
 
+from .nat import Claim, claims_clash
+
 Found = Iterator[tuple[tuple[Any, ...], str]]
 
 MAX_BRIDGE_PORTS = 1024  # the kernel's BR_MAX_PORTS
@@ -236,25 +238,20 @@ def _check_routes(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) 
 
 def _check_forwards(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:
     namespaces = data.get("namespaces") or {}
-    earlier: list[tuple[str, int, str]] = []  # (host address or "*", port, protocol)
+    earlier: list[Claim] = []
     for index, forward in enumerate(data.get("port_forwards") or ()):
         path = ("port_forwards", index)
         yield from _check_forward_target(path, forward, namespaces, subnets)
-        claim = (forward.get("host_address", "*"), forward["host_port"], forward.get("protocol", "tcp"))
-        if claim[0] != "*":
+        claim = (forward.get("protocol", "tcp"), forward.get("host_address", "*"), forward["host_port"])
+        if claim[1] != "*":
             try:
-                parse_ipv4(claim[0])
+                parse_ipv4(claim[1])
             except BadValue as err:
                 yield (*path, "host_address"), str(err)
-        clash = next((i for i, other in enumerate(earlier) if _claims_clash(claim, other)), None)
+        clash = next((i for i, other in enumerate(earlier) if claims_clash(claim, other)), None)
         if clash is not None:
-            yield (*path, "host_port"), f"{claim[2]} port {claim[1]} is already forwarded by port_forwards item {clash}"
+            yield (*path, "host_port"), f"{claim[0]} port {claim[2]} is already forwarded by port_forwards item {clash}"
         earlier.append(claim)
-
-
-def _claims_clash(a: tuple[str, int, str], b: tuple[str, int, str]) -> bool:
-    """Same port and protocol on the same host address, or on every address."""
-    return a[1:] == b[1:] and (a[0] == b[0] or "*" in (a[0], b[0]))
 
 
 def _check_forward_target(path: tuple[Any, ...], forward: dict[str, Any], namespaces: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:

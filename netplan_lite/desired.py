@@ -11,10 +11,9 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Iterator, Mapping
 
-from .model import Bridge, Namespace, Topology
+from .model import Bridge, InterfaceKey, Namespace, Topology
+from .nat import desired_nat, forward_targets
 from .state import BridgeState, InterfaceState, NamespaceState, Resource, RouteState, State, state_of
-
-InterfaceKey = tuple[str, str]  # (namespace, interface)
 
 
 def allocate(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface]) -> dict[InterfaceKey, IPv4Interface]:
@@ -64,12 +63,16 @@ def desired_state(topology: Topology, addresses: Mapping[InterfaceKey, IPv4Inter
         resources.append(BridgeState(bridge.name, (str(gateway),) if gateway else (), bridge.mtu))
     for ns in topology.namespaces:
         resources.append(NamespaceState(ns.name))
-        resources.extend(_interfaces(ns, addresses))
+        resources.extend(_interfaces(ns, addresses, forward_targets(topology)))
         resources.extend(_routes(topology, ns))
+    table, sysctls = desired_nat(topology, addresses)
+    resources.extend(sysctls)
+    if table is not None:
+        resources.append(table)
     return state_of(resources)
 
 
-def _interfaces(ns: Namespace, addresses: Mapping[InterfaceKey, IPv4Interface]) -> Iterator[InterfaceState]:
+def _interfaces(ns: Namespace, addresses: Mapping[InterfaceKey, IPv4Interface], targets: set[InterfaceKey]) -> Iterator[InterfaceState]:
     for iface in ns.interfaces:
         address = addresses.get((ns.name, iface.name))
         yield InterfaceState(
@@ -80,6 +83,7 @@ def _interfaces(ns: Namespace, addresses: Mapping[InterfaceKey, IPv4Interface]) 
             addresses=(str(address),) if address else (),
             mtu=iface.mtu,
             mac=iface.mac,
+            hairpin=(ns.name, iface.name) in targets,
         )
 
 

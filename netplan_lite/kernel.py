@@ -12,14 +12,15 @@ import contextlib
 import errno
 from typing import Any, Iterator
 
-from . import netns
+from . import hostsysctl, netns, nftables
 from .apply import kernel_reason
 from .diff import FieldChange
 from .errors import KernelError, PermissionDenied
 from .labels import ADDRESS_PROTO, ROUTE_PROTO, label
 from .netlink import Netlink
+from .nat import IP_FORWARD
 from .observe import ORPHAN_NAMESPACE, Observation, observe
-from .state import BridgeState, InterfaceState, NamespaceState, Resource, RouteState
+from .state import BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, SysctlState
 
 
 def _state(up: bool) -> str:
@@ -44,14 +45,23 @@ class LiveKernel:
 
     # create
 
-    def create(self, resource: Resource) -> None:
+    def create(self, resource: Resource) -> str | None:
         handler = {
             BridgeState: self._create_bridge,
             NamespaceState: self._create_namespace,
             InterfaceState: self._create_interface,
             RouteState: self._create_route,
+            SysctlState: self._set_sysctl,
+            NftTableState: nftables.replace_table,
         }[type(resource)]
         handler(resource)
+        return None
+
+    def _set_sysctl(self, sysctl: SysctlState) -> None:
+        if sysctl.key == IP_FORWARD:
+            hostsysctl.claim(self.topology, sysctl.key, sysctl.value)
+        else:  # a per-link key of one of our bridges
+            hostsysctl.write(sysctl.key, sysctl.value)
 
     def _create_bridge(self, bridge: BridgeState) -> None:
         index = self.nl.add_bridge(bridge.name)
@@ -83,15 +93,16 @@ class LiveKernel:
 
     # update
 
-    def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> None:
+    def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> str | None:
+        if isinstance(after, (SysctlState, NftTableState, RouteState)):
+            return self.create(after)  # each is set or replaced whole
         if isinstance(after, BridgeState):
             self._update_bridge(self.nl.lookup(None, after.name), before, after)  # type: ignore[arg-type]
         elif isinstance(after, NamespaceState):
             self.nl.set_link(after.name, self.nl.lookup(after.name, "lo"), state=_state(after.lo_up))
         elif isinstance(after, InterfaceState):
             self._update_interface(before, after)  # type: ignore[arg-type]
-        elif isinstance(after, RouteState):
-            self._create_route(after)
+        return None
 
     def _update_bridge(self, index: int | None, before: BridgeState, after: BridgeState) -> None:
         if index is None:
@@ -119,6 +130,8 @@ class LiveKernel:
         if after.mac is not None and after.mac != before.mac:
             self.nl.set_link(ns, inner, address=after.mac)
         self._sync_addresses(ns, inner, before.addresses, after.addresses)
+        if after.hairpin != before.hairpin and after.bridge:
+            self.nl.set_hairpin(host_name, after.hairpin)  # type: ignore[arg-type]
         if after.host_up != before.host_up:
             self.nl.set_link(None, host, state=_state(after.host_up))
         if after.up != before.up:
@@ -134,8 +147,12 @@ class LiveKernel:
 
     # delete
 
-    def delete(self, resource: Resource) -> None:
-        if isinstance(resource, BridgeState):
+    def delete(self, resource: Resource) -> str | None:
+        if isinstance(resource, SysctlState):
+            return self._release_sysctl(resource)
+        if isinstance(resource, NftTableState):
+            nftables.delete_table(resource.name)
+        elif isinstance(resource, BridgeState):
             self._delete_link(None, resource.name)
         elif isinstance(resource, NamespaceState):
             self.nl.forget(resource.name)
@@ -144,6 +161,13 @@ class LiveKernel:
             self._delete_interface(resource)
         elif isinstance(resource, RouteState):
             self._delete_route(resource)
+        return None
+
+    def _release_sysctl(self, sysctl: SysctlState) -> str | None:
+        if sysctl.key == IP_FORWARD:
+            return hostsysctl.release(self.topology, sysctl.key, nftables.other_firewall_tables)
+        hostsysctl.write(sysctl.key, "0")  # the default of a per-link key
+        return None
 
     def _delete_interface(self, iface: InterfaceState) -> None:
         """Deleting either end of a veth deletes the pair."""

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 
+InterfaceKey = tuple[str, str]  # (namespace, interface)
+
+
 class Protocol(enum.Enum):
     TCP = "tcp"
     UDP = "udp"

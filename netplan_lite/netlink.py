@@ -31,6 +31,7 @@ class Link:
     mtu: int
     up: bool
     mac: str | None
+    hairpin: bool = False  # bridge port flag: frames may leave by the port they came in
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def _link(msg: Any) -> Link:
         mtu=msg.get("mtu"),
         up=bool(msg["flags"] & IFF_UP),
         mac=msg.get("address"),
+        hairpin=bool(msg.get(("linkinfo", "slave_data", "mode"))),
     )
 
 
@@ -183,6 +185,10 @@ class Netlink:
 
     def delete_route(self, ns: str | None, to: str, via: str) -> None:
         self.sock(ns).route("del", dst=_dst(to), gateway=via, table=RT_TABLE_MAIN)
+
+    def set_hairpin(self, host_name: str, on: bool) -> None:
+        """Hairpin mode of a bridge port (the sysfs file is the simplest stable interface)."""
+        _write(f"/sys/class/net/{host_name}/brport/hairpin_mode", "1" if on else "0")
 
     def write_sysctl(self, ns: str | None, key: str, value: str) -> None:
         """Write /proc/sys/KEY ("net/ipv6/conf/all/disable_ipv6") as seen from `ns`."""

@@ -11,10 +11,14 @@ from ipaddress import IPv4Interface
 from typing import Iterator, Mapping
 
 from . import netns
-from .desired import InterfaceKey
+from .model import InterfaceKey
 from .labels import ADDRESS_PROTO, label, owner_of
+from . import hostsysctl, nftables
+from .nat import IP_FORWARD, Claim, forward_claims, route_localnet_key
 from .netlink import Link, Netlink, Snapshot
-from .state import BridgeState, InterfaceState, NamespaceState, Resource, RouteState, State, state_of
+from .nftables import TABLE_PREFIX, table_name
+from .state import (BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, State,
+                    SysctlState, state_of)
 
 ORPHAN_NAMESPACE = "(host)"  # namespace field of a labelled host veth whose peer is lost
 NOT_A_NAMESPACE = "a file in /run/netns that is not a namespace"
@@ -26,17 +30,25 @@ class Observation:
     foreign_links: Mapping[str, str] = field(default_factory=dict)  # host link name -> owner
     foreign_namespaces: Mapping[str, str] = field(default_factory=dict)  # name -> owner
     assigned: Mapping[InterfaceKey, IPv4Interface] = field(default_factory=dict)
+    foreign_claims: Mapping[Claim, str] = field(default_factory=dict)  # host port -> other topology
 
 
 def describe_owner(owner: str | None) -> str:
     return f"topology {owner!r}" if owner else "not made by nsnet"
 
 
-def build_observation(topology: str, host: Snapshot, namespaces: Mapping[str, Snapshot | None]) -> Observation:
+def build_observation(
+    topology: str,
+    host: Snapshot,
+    namespaces: Mapping[str, Snapshot | None],
+    tables: Mapping[str, NftTableState] | None = None,
+    sysctls: tuple[SysctlState, ...] = (),
+) -> Observation:
     """Our resources, and who holds every other name, from raw snapshots.
 
     `namespaces` maps each name under /run/netns to its snapshot, or None for
-    a file that is not a namespace.
+    a file that is not a namespace; `tables` are the nsnet nft tables on the
+    host; `sysctls` the host sysctls this topology holds, as read.
     """
     ours = label(topology)
     by_index = {link.index: link for link in host.links}
@@ -58,8 +70,14 @@ def build_observation(topology: str, host: Snapshot, namespaces: Mapping[str, Sn
         assigned.update(_assigned(name, snap))
     resources.extend(_bridges(host, ours))
     resources.extend(_orphans(host, ours, claimed_host_ends))
+    resources.extend(sysctls)
+    tables = tables or {}
+    own_table = table_name(topology)
+    if own_table in tables:
+        resources.append(tables[own_table])
     foreign_links = {l.name: describe_owner(owner_of(l.alias)) for l in host.links if l.alias != ours}
-    return Observation(state_of(resources), foreign_links, foreign_ns, assigned)
+    claims = {c: name[len(TABLE_PREFIX):] for name, t in tables.items() if name != own_table for c in forward_claims(t)}
+    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims)
 
 
 def _interfaces(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: str) -> Iterator[tuple[InterfaceState, int | None]]:
@@ -80,6 +98,7 @@ def _interfaces(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: s
             mac=link.mac,
             up=link.up,
             host_up=host.up if host else False,
+            hairpin=host.hairpin if host else False,
         ), (host.index if host else None)
 
 
@@ -129,4 +148,17 @@ def observe(topology: str, nl: Netlink) -> Observation:
         lo = snap.link("lo") if snap else None
         if lo is None or lo.alias != label(topology):
             nl.forget(name)  # hold no fd on namespaces that are not ours
-    return build_observation(topology, host, namespaces)
+    tables = {name: t for name in nftables.list_tables() if (t := nftables.read_table(name)) is not None}
+    return build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host))
+
+
+def _held_sysctls(topology: str, host: Snapshot) -> tuple[SysctlState, ...]:
+    """ip_forward if this topology holds it; route_localnet of our bridges when set."""
+    held = [SysctlState(IP_FORWARD, hostsysctl.read(IP_FORWARD))] if topology in hostsysctl.holders(IP_FORWARD) else []
+    for link in host.links:
+        if link.alias == label(topology) and link.kind == "bridge":
+            key = route_localnet_key(link.name)
+            value = hostsysctl.read(key)
+            if value != "0":
+                held.append(SysctlState(key, value))
+    return tuple(held)

@@ -8,11 +8,12 @@ create that share its reason. Destroy is a plan against an empty desired state.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 
 from .diff import Change, ChangeType, FieldChange
-from .state import Kind, Resource, ResourceId
+from .state import Resource, ResourceId
 
 
 class Op(enum.Enum):
@@ -66,17 +67,16 @@ def make_plan(topology: str, changes: list[Change]) -> Plan:
             forwards.append(Action(Op.CREATE, change.id, None, change.after, reason=change.reason))
         if kind is ChangeType.UPDATE:
             forwards.append(Action(Op.UPDATE, change.id, change.before, change.after, change.fields))
-    deleted_namespaces = {a.id.name for a in deletes if a.id.kind is Kind.NAMESPACE}
-    deletes = [_mark_implied(a, deleted_namespaces) for a in deletes]
+    deleted = {a.id for a in deletes if not a.is_replace}
+    deletes = [_mark_implied(a, deleted) for a in deletes]
     deletes.sort(key=lambda a: (-a.id.kind.rank, a.id.name))
     forwards.sort(key=lambda a: (a.id.kind.rank, a.op is Op.CREATE, a.id.name))
     return Plan(topology, tuple(deletes + forwards))
 
 
-def _mark_implied(action: Action, deleted_namespaces: set[str]) -> Action:
-    """Objects inside a namespace being deleted go with it: no separate kernel call."""
-    ns = action.id.namespace
-    if action.id.kind is not Kind.NAMESPACE and ns in deleted_namespaces:
-        return Action(action.op, action.id, action.before, None, reason=action.reason,
-                      implied_by=ResourceId(Kind.NAMESPACE, ns))
+def _mark_implied(action: Action, deleted: set[ResourceId]) -> Action:
+    """Objects inside a namespace (or of a bridge) being deleted go with it: no kernel call."""
+    parent = action.id.parent
+    if parent in deleted:
+        return dataclasses.replace(action, implied_by=parent)
     return action

@@ -14,6 +14,7 @@ from .desired import allocate, desired_state
 from .diff import Change, diff
 from .errors import ConflictError, TopologyError, Problem
 from .model import Topology
+from .nat import claims_clash, desired_claims
 from .observe import Observation
 from .plan import Plan, make_plan
 from .state import InterfaceState, Kind, State
@@ -50,7 +51,7 @@ def compute(topology: Topology, observation: Observation) -> Planned:
     except ValueError as err:
         raise TopologyError([Problem(topology.source, None, None, "bridges", str(err))]) from None
     desired = desired_state(topology, addresses)
-    _refuse_conflicts(desired, observation)
+    _refuse_conflicts(topology, desired, observation)
     return Planned(topology.name, make_plan(topology.name, diff(desired, observation.state)), desired, observation)
 
 
@@ -59,8 +60,13 @@ def compute_destroy(topology: str, observation: Observation) -> Planned:
     return Planned(topology, make_plan(topology, diff({}, observation.state)), {}, observation)
 
 
-def _refuse_conflicts(desired: State, observation: Observation) -> None:
-    problems = []
+def _refuse_conflicts(topology: Topology, desired: State, observation: Observation) -> None:
+    problems = [
+        f"{proto} port {address}:{port} is already forwarded by topology {other!r}"
+        for proto, address, port in desired_claims(topology)
+        for claim, other in observation.foreign_claims.items()
+        if claims_clash((proto, address, port), claim)
+    ]
     for rid, resource in desired.items():
         if rid.kind is Kind.NAMESPACE and rid.name in observation.foreign_namespaces:
             problems.append(f"namespace {rid.name} already exists ({observation.foreign_namespaces[rid.name]})")
@@ -68,7 +74,7 @@ def _refuse_conflicts(desired: State, observation: Observation) -> None:
         if link and link in observation.foreign_links:
             problems.append(f"link {link} (for {rid}) already exists on the host ({observation.foreign_links[link]})")
     if problems:
-        raise ConflictError("refusing to take over objects nsnet does not own: " + "; ".join(problems))
+        raise ConflictError("refusing to take over what nsnet does not own: " + "; ".join(problems))
 
 
 def plan(topology: Topology, kernel: Kernel) -> Planned:

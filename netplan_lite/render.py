@@ -3,30 +3,41 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, Iterator
 
 from .apply import ActionResult
 from .diff import FieldChange
 from .plan import Action, Op, Plan
 from .reconcile import Applied, Planned
-from .state import BridgeState, InterfaceState, Kind, NamespaceState, Resource, RouteState, State
+from .state import (BridgeState, InterfaceState, Kind, NamespaceState, NftRule, NftTableState, Resource, RouteState,
+                    State, SysctlState)
 
 FORMAT_VERSION = 1
 MARKERS = {Op.CREATE: "+", Op.UPDATE: "~", Op.DELETE: "-"}
 
 
+def _plain(value: Any) -> Any:
+    """JSON-ready: dataclasses become objects, tuples lists."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def resource_json(resource: Resource | None) -> dict[str, Any] | None:
-    if resource is None:
-        return None
-    doc = dataclasses.asdict(resource)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in doc.items()}
+    return None if resource is None else _plain(resource)
 
 
-def _value(value: Any) -> str:
+LINK_STATES = {"up", "host_up", "lo_up"}
+
+
+def _value(value: Any, field: str = "up") -> str:
     if isinstance(value, tuple):
         return ", ".join(value) if value else "(none)"
     if isinstance(value, bool):
-        return "up" if value else "down"
+        return ("up" if value else "down") if field in LINK_STATES else ("on" if value else "off")
     return "(none)" if value is None else str(value)
 
 
@@ -44,13 +55,38 @@ def describe(resource: Resource) -> str:
         parts += [f"mac {resource.mac}"] if resource.mac else []
     elif isinstance(resource, RouteState):
         parts = [f"via {resource.via}"]
+    elif isinstance(resource, SysctlState):
+        parts = [f"= {resource.value}"]
+    elif isinstance(resource, NftTableState):
+        parts = [f"{len(resource.chains)} chains, {len(resource.rules)} rules"]
     else:
         parts = []
     return ", ".join(parts)
 
 
-def _field_line(change: FieldChange) -> str:
-    return f"{_field_name(change.field)}: {_value(change.before)} -> {_value(change.after)}"
+def _field_lines(change: FieldChange) -> list[str]:
+    if change.field == "rules":
+        return _rule_lines(change.before, change.after)
+    if change.field == "chains":
+        return [f"chains: {', '.join(c.name for c in change.before) or '(none)'} -> {', '.join(c.name for c in change.after)}"]
+    return [f"{_field_name(change.field)}: {_value(change.before, change.field)} -> {_value(change.after, change.field)}"]
+
+
+def _rule_lines(before: tuple[NftRule, ...], after: tuple[NftRule, ...]) -> list[str]:
+    """Rule-level changes; a rule whose comment stayed but whose match changed gets deepdiff's detail."""
+    from deepdiff import DeepDiff  # field-level detail of nested JSON is what deepdiff is for
+
+    old = {(r.chain, r.comment): r for r in before if r not in after}
+    new = {(r.chain, r.comment): r for r in after if r not in before}
+    lines = []
+    for key in sorted(old.keys() | new.keys()):
+        chain, comment = key
+        if key in old and key in new:
+            detail = DeepDiff(json.loads(old[key].expr), json.loads(new[key].expr), verbose_level=2).pretty()
+            lines.append(f"~ rule {chain}: {comment}: {'; '.join(detail.splitlines())}")
+        else:
+            lines.append(f"{'+' if key in new else '-'} rule {chain}: {comment}")
+    return lines
 
 
 def _pairs(actions: tuple[Action, ...]) -> Iterator[tuple[str, Action]]:
@@ -72,9 +108,12 @@ def action_lines(marker: str, action: Action) -> list[str]:
         head += f" (goes with {action.implied_by})"
     lines = [head]
     if action.op is Op.UPDATE:
-        lines += [f"      {_field_line(f)}" for f in action.fields]
-    elif action.op is Op.CREATE and action.after is not None and describe(action.after):
-        lines.append(f"      {describe(action.after)}")
+        lines += [f"      {line}" for f in action.fields for line in _field_lines(f)]
+    elif action.op is Op.CREATE and action.after is not None:
+        if describe(action.after):
+            lines.append(f"      {describe(action.after)}")
+        if isinstance(action.after, NftTableState):
+            lines += [f"      + rule {r.chain}: {r.comment}" for r in action.after.rules]
     return lines
 
 
@@ -110,10 +149,7 @@ def action_json(action: Action) -> dict[str, Any]:
 
 
 def _field_json(change: FieldChange) -> dict[str, Any]:
-    def plain(v: Any) -> Any:
-        return list(v) if isinstance(v, tuple) else v
-
-    return {"field": change.field, "before": plain(change.before), "after": plain(change.after)}
+    return {"field": change.field, "before": _plain(change.before), "after": _plain(change.after)}
 
 
 def plan_json(planned: Planned) -> dict[str, Any]:
@@ -130,8 +166,9 @@ def plan_json(planned: Planned) -> dict[str, Any]:
 def applied_line(result: ActionResult) -> str:
     action = result.action
     marker = MARKERS[action.op]
-    note = f" ({action.reason})" if action.reason else " (with its namespace)" if action.implied_by else ""
-    return f"  {marker} {action.id}{note}  [{result.seconds * 1000:.0f} ms]"
+    why = f" ({action.reason})" if action.reason else f" (goes with {action.implied_by})" if action.implied_by else ""
+    line = f"  {marker} {action.id}{why}  [{result.seconds * 1000:.0f} ms]"
+    return line + (f"\n      {result.note}" if result.note else "")
 
 
 def applied_summary(applied: Applied, verb: str, seconds: float) -> str:
@@ -144,7 +181,10 @@ def applied_summary(applied: Applied, verb: str, seconds: float) -> str:
 
 def applied_json(applied: Applied, seconds: float) -> dict[str, Any]:
     doc = plan_json(applied.planned)
-    doc["applied"] = [{"op": r.action.op.value, "id": str(r.action.id), "seconds": round(r.seconds, 6)} for r in applied.results]
+    doc["applied"] = [
+        {"op": r.action.op.value, "id": str(r.action.id), "seconds": round(r.seconds, 6), "note": r.note}
+        for r in applied.results
+    ]
     doc["converged"] = applied.converged
     doc["remaining"] = [str(c.id) for c in applied.remaining]
     doc["seconds"] = round(seconds, 6)
@@ -172,6 +212,11 @@ def show_text(topology: str, state: State, drift: Plan) -> str:
             lines.append(f"    {r.name:<10} {_value(r.addresses):<20} bridge {r.bridge}, host veth {r.host_name}, {_value(r.up)}")  # type: ignore[attr-defined]
         for r in _of_kind(state, Kind.ROUTE, ns.name):
             lines.append(f"    route {r.to} via {r.via}")  # type: ignore[attr-defined]
+    for r in _of_kind(state, Kind.SYSCTL):
+        lines.append(f"  sysctl {r.key} = {r.value}")  # type: ignore[attr-defined]
+    for r in _of_kind(state, Kind.NFT_TABLE):
+        lines.append(f"  nft table ip {r.name}:")
+        lines += [f"    {rule.chain}: {rule.comment}" for rule in r.rules]  # type: ignore[attr-defined]
     if len(lines) == 1:
         lines.append("  (nothing live)")
     if drift.empty:

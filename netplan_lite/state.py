@@ -18,6 +18,8 @@ class Kind(enum.Enum):
     NAMESPACE = "namespace"
     INTERFACE = "interface"
     ROUTE = "route"
+    SYSCTL = "sysctl"
+    NFT_TABLE = "nft_table"
 
     @property
     def rank(self) -> int:
@@ -29,7 +31,7 @@ class ResourceId(NamedTuple):
     name: str  # unique within its kind: "br0", "web1", "web1/eth0", "web1/default"
 
     def __str__(self) -> str:
-        return f"{self.kind.value} {self.name}"
+        return f"{self.kind.value.replace('_', ' ')} {self.name}"
 
     @property
     def namespace(self) -> str | None:
@@ -38,6 +40,15 @@ class ResourceId(NamedTuple):
             return self.name
         if self.kind in (Kind.INTERFACE, Kind.ROUTE):
             return self.name.split("/", 1)[0]
+        return None
+
+    @property
+    def parent(self) -> ResourceId | None:
+        """The resource whose deletion makes the kernel delete this one too."""
+        if self.kind in (Kind.INTERFACE, Kind.ROUTE):
+            return ResourceId(Kind.NAMESPACE, self.name.split("/", 1)[0])
+        if self.kind is Kind.SYSCTL and self.name.startswith(LINK_SYSCTL_PREFIX):
+            return ResourceId(Kind.BRIDGE, self.name[len(LINK_SYSCTL_PREFIX):].split(".", 1)[0])
         return None
 
 
@@ -80,6 +91,7 @@ class InterfaceState:
     mac: str | None = None
     up: bool = True
     host_up: bool = True
+    hairpin: bool = False  # set on port-forward targets so a namespace reaches its own published port
 
     @property
     def id(self) -> ResourceId:
@@ -98,7 +110,52 @@ class RouteState:
         return ResourceId(self.kind, f"{self.namespace}/{self.to}")
 
 
-Resource = Union[BridgeState, NamespaceState, InterfaceState, RouteState]
+LINK_SYSCTL_PREFIX = "net.ipv4.conf."
+
+
+@dataclass(frozen=True)
+class SysctlState:
+    """A host sysctl the topology needs, e.g. net.ipv4.ip_forward = 1."""
+
+    kind: ClassVar[Kind] = Kind.SYSCTL
+    key: str  # dotted; per-link keys are net.ipv4.conf.<link>.<name>
+    value: str
+
+    @property
+    def id(self) -> ResourceId:
+        return ResourceId(self.kind, self.key)
+
+
+@dataclass(frozen=True, order=True)
+class NftRule:
+    chain: str
+    comment: str  # says what the rule is for; shown in plans
+    expr: str  # the rule's expressions as canonical JSON (what `nft -j` prints)
+
+
+@dataclass(frozen=True, order=True)
+class NftChain:
+    name: str
+    type: str
+    hook: str
+    prio: int
+
+
+@dataclass(frozen=True)
+class NftTableState:
+    """The topology's own nft table (family ip), replaced whole on every change."""
+
+    kind: ClassVar[Kind] = Kind.NFT_TABLE
+    name: str
+    chains: tuple[NftChain, ...] = ()
+    rules: tuple[NftRule, ...] = ()
+
+    @property
+    def id(self) -> ResourceId:
+        return ResourceId(self.kind, self.name)
+
+
+Resource = Union[BridgeState, NamespaceState, InterfaceState, RouteState, SysctlState, NftTableState]
 State = Mapping[ResourceId, Resource]
 
 
