@@ -7,12 +7,14 @@ problem on stderr; tracebacks only with --debug.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from . import __version__
 from .errors import ExitCode, NsnetError, Problem, TopologyError
@@ -102,38 +104,65 @@ def _finish(args: argparse.Namespace, applied: Any, verb: str, started: float) -
         _print_json(render.applied_json(applied, seconds))
     else:
         print(render.applied_summary(applied, verb, seconds))
-    if not applied.converged:
-        for change in applied.remaining:
-            print(f"nsnet: verification failed: {change.id} still differs", file=sys.stderr)
-        return ExitCode.ERROR
-    return ExitCode.OK
+    if applied.converged:
+        return ExitCode.OK
+    for line in render.failure_lines(applied.outcome, rollback=not args.no_rollback):
+        print(f"nsnet: {line}", file=sys.stderr)
+    return ExitCode.ERROR
+
+
+@contextlib.contextmanager
+def _transaction(args: argparse.Namespace, topology: str) -> Iterator[tuple[Any, Any]]:
+    """Lock, kernel session, journal and stop signals around one apply or destroy."""
+    from . import reconcile
+    from .journal import Journal
+    from .kernel import open_kernel
+    from .lock import topology_lock
+
+    with open_kernel(topology) as kernel, topology_lock(topology, args.lock_timeout), _stop_signals() as stop:
+        options = reconcile.RunOptions(_listener(args), Journal(topology), not args.no_rollback, stop)
+        yield kernel, options
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[Callable[[], str | None]]:
+    """SIGINT/SIGTERM end the run after the current action (then roll back)."""
+    received: list[str] = []
+
+    def note(signum: int, _frame: Any) -> None:
+        received.append(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from . import planfile, reconcile
-    from .kernel import open_kernel
     from .loader import load_bytes
 
     started = time.monotonic()
     raw = _read(args.file)
     saved = planfile.load(args.file, raw) if planfile.is_plan_file(raw) else None
     topology = load_bytes(saved.topology_text, saved.source) if saved else load_bytes(raw, args.file)
-    with open_kernel(topology.name) as kernel:
+    with _transaction(args, topology.name) as (kernel, options):
         planned = reconcile.plan(topology, kernel)
         if saved:
             planfile.check_fresh(saved, planned)
-        applied = reconcile.run(planned, kernel, _listener(args))
+        applied = reconcile.run(planned, kernel, options)
     return _finish(args, applied, "Apply", started)
 
 
 def cmd_destroy(args: argparse.Namespace) -> int:
     from . import reconcile
-    from .kernel import open_kernel
 
     started = time.monotonic()
     topology, _ = _load(args.file)
-    with open_kernel(topology.name) as kernel:
-        applied = reconcile.destroy(topology.name, kernel, _listener(args))
+    with _transaction(args, topology.name) as (kernel, options):
+        applied = reconcile.destroy(topology.name, kernel, options)
     return _finish(args, applied, "Destroy", started)
 
 
@@ -162,6 +191,13 @@ def _add_file(parser: argparse.ArgumentParser, what: str = "topology file") -> N
                         help=f"{what} (default: $NSNET_FILE or ./{DEFAULT_FILE})")
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-rollback", action="store_true",
+                        help="on failure keep the partial progress instead of undoing this run's actions")
+    parser.add_argument("--lock-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="wait this long for another run on the same topology (default 30)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nsnet",
@@ -188,8 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", metavar="PLAN", help="save the plan to PLAN for `nsnet apply PLAN`")
     p = command("apply", cmd_apply, "Make the kernel match the topology, then verify it.")
     _add_file(p, "topology file, or a plan saved by `nsnet plan -o`")
+    _add_run_options(p)
     p = command("destroy", cmd_destroy, "Delete everything this topology created, and nothing else.")
     _add_file(p)
+    _add_run_options(p)
     p = command("show", cmd_show, "List the live objects this topology owns, and any drift.")
     _add_file(p)
     p.add_argument("--check", action="store_true", help="exit 3 when the live state has drifted")

@@ -16,6 +16,8 @@ import json
 import os
 from typing import Any, Callable, Iterator
 
+from .faults import checkpoint
+
 STATE_DIR = "/run/nsnet"
 REGISTRY = os.path.join(STATE_DIR, "sysctl.json")
 
@@ -31,6 +33,7 @@ def read(key: str) -> str:
 
 
 def write(key: str, value: str) -> None:
+    checkpoint()
     with open(_path(key), "w") as f:
         f.write(value)
 

@@ -99,7 +99,10 @@ class LiveKernel:
         if isinstance(after, BridgeState):
             self._update_bridge(self.nl.lookup(None, after.name), before, after)  # type: ignore[arg-type]
         elif isinstance(after, NamespaceState):
-            self.nl.set_link(after.name, self.nl.lookup(after.name, "lo"), state=_state(after.lo_up))
+            lo = self.nl.lookup(after.name, "lo")
+            if after.owned and not before.owned:  # type: ignore[union-attr]
+                self.nl.set_link(after.name, lo, ifalias=self.label)
+            self.nl.set_link(after.name, lo, state=_state(after.lo_up))
         elif isinstance(after, InterfaceState):
             self._update_interface(before, after)  # type: ignore[arg-type]
         return None
@@ -107,6 +110,8 @@ class LiveKernel:
     def _update_bridge(self, index: int | None, before: BridgeState, after: BridgeState) -> None:
         if index is None:
             raise KernelError(f"bridge {after.name} disappeared during apply")
+        if after.owned and not before.owned:
+            self.nl.set_link(None, index, ifalias=self.label)
         if after.mtu is not None and after.mtu != before.mtu:
             self.nl.set_link(None, index, mtu=after.mtu)
         self._sync_addresses(None, index, before.addresses, after.addresses)
@@ -120,6 +125,9 @@ class LiveKernel:
         if inner is None or host is None:
             raise KernelError(f"interface {ns}/{after.name} disappeared during apply")
         host_attrs: dict[str, Any] = {}
+        if after.owned and not before.owned:
+            self.nl.set_link(None, host, ifalias=self.label)
+            self.nl.set_link(ns, inner, ifalias=self.label)
         if after.bridge != before.bridge:
             host_attrs["master"] = self.nl.lookup(None, after.bridge) if after.bridge else 0
         if after.mtu is not None and after.mtu != before.mtu:

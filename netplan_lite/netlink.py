@@ -13,6 +13,7 @@ from socket import AF_INET
 from typing import Any
 
 from . import netns
+from .faults import checkpoint
 
 IFF_UP = 0x1
 RT_TABLE_MAIN = 254
@@ -157,41 +158,51 @@ class Netlink:
     # writes
 
     def add_bridge(self, name: str) -> int:
+        checkpoint()
         self.sock(None).link("add", ifname=name, kind="bridge")
         return self.lookup(None, name)  # type: ignore[return-value]
 
     def add_veth(self, host_name: str, ns: str, name: str) -> None:
         """Create the pair with its namespace end already inside `ns` (10x cheaper than moving it)."""
+        checkpoint()
         peer = {"ifname": name, "net_ns_fd": self.namespace_fd(ns)}
         self.sock(None).link("add", ifname=host_name, kind="veth", peer=peer)
 
     def set_link(self, ns: str | None, index: int, **attrs: Any) -> None:
         """Set link attributes: ifalias, mtu, master, address (MAC), state ("up"/"down")."""
+        checkpoint()
         self.sock(ns).link("set", index=index, **attrs)
 
     def delete_link(self, ns: str | None, index: int) -> None:
+        checkpoint()
         self.sock(ns).link("del", index=index)
 
     def add_address(self, ns: str | None, index: int, cidr: str, proto: int) -> None:
+        checkpoint()
         address, prefix = cidr.split("/")
         self.sock(ns).addr("add", index=index, address=address, prefixlen=int(prefix), proto=proto)
 
     def delete_address(self, ns: str | None, index: int, cidr: str) -> None:
+        checkpoint()
         address, prefix = cidr.split("/")
         self.sock(ns).addr("del", index=index, address=address, prefixlen=int(prefix))
 
     def replace_route(self, ns: str | None, to: str, via: str, proto: int) -> None:
+        checkpoint()
         self.sock(ns).route("replace", dst=_dst(to), gateway=via, proto=proto, table=RT_TABLE_MAIN)
 
     def delete_route(self, ns: str | None, to: str, via: str) -> None:
+        checkpoint()
         self.sock(ns).route("del", dst=_dst(to), gateway=via, table=RT_TABLE_MAIN)
 
     def set_hairpin(self, host_name: str, on: bool) -> None:
         """Hairpin mode of a bridge port (the sysfs file is the simplest stable interface)."""
+        checkpoint()
         _write(f"/sys/class/net/{host_name}/brport/hairpin_mode", "1" if on else "0")
 
     def write_sysctl(self, ns: str | None, key: str, value: str) -> None:
         """Write /proc/sys/KEY ("net/ipv6/conf/all/disable_ipv6") as seen from `ns`."""
+        checkpoint()
         path = "/proc/sys/" + key
         if ns is None:
             _write(path, value)

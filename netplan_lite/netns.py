@@ -15,6 +15,8 @@ import errno
 import os
 from typing import Iterator
 
+from .faults import checkpoint
+
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 1 << 20
@@ -89,6 +91,7 @@ def create(name: str) -> int:
         _ensure_netns_dir()
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     try:
+        checkpoint()  # a crash here leaves a file that is not yet a namespace
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             _check(_libc.unshare(CLONE_NEWNET), "unshare")
@@ -107,6 +110,7 @@ def create(name: str) -> int:
 def remove(name: str) -> None:
     """Unmount and unlink the namespace file; the kernel frees it when unused."""
     path = path_of(name)
+    checkpoint()
     _libc.umount2(path.encode(), MNT_DETACH)  # fails harmlessly if never mounted
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

@@ -13,6 +13,7 @@ import subprocess
 from typing import Any
 
 from .errors import KernelError
+from .faults import checkpoint
 from .state import NftChain, NftRule, NftTableState
 
 FAMILY = "ip"
@@ -35,6 +36,8 @@ def _nft(args: list[str], stdin: str | None = None) -> subprocess.CompletedProce
 
 
 def _run(args: list[str], stdin: str | None = None) -> str:
+    if stdin is not None:
+        checkpoint()  # a change (reads pass no input)
     done = _nft(args, stdin)
     if done.returncode != 0:
         raise KernelError(f"nft {' '.join(args)}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")

@@ -14,6 +14,7 @@ from . import netns
 from .model import InterfaceKey
 from .labels import ADDRESS_PROTO, label, owner_of
 from . import hostsysctl, nftables
+from .journal import Intents, read_intents
 from .nat import IP_FORWARD, Claim, forward_claims, route_localnet_key
 from .netlink import Link, Netlink, Snapshot
 from .nftables import TABLE_PREFIX, table_name
@@ -43,25 +44,30 @@ def build_observation(
     namespaces: Mapping[str, Snapshot | None],
     tables: Mapping[str, NftTableState] | None = None,
     sysctls: tuple[SysctlState, ...] = (),
+    intents: Intents = Intents(),
 ) -> Observation:
     """Our resources, and who holds every other name, from raw snapshots.
 
     `namespaces` maps each name under /run/netns to its snapshot, or None for
     a file that is not a namespace; `tables` are the nsnet nft tables on the
-    host; `sysctls` the host sysctls this topology holds, as read.
+    host; `sysctls` the host sysctls this topology holds, as read; `intents`
+    the names an interrupted run of this topology may have created unlabelled.
     """
-    ours = label(topology)
+    ours = Ownership(label(topology), intents)
     by_index = {link.index: link for link in host.links}
     resources: list[Resource] = []
     foreign_ns: dict[str, str] = {}
     assigned: dict[InterfaceKey, IPv4Interface] = {}
     claimed_host_ends: set[int] = set()
     for name, snap in sorted(namespaces.items()):
-        lo = snap.link("lo") if snap else None
-        if snap is None or lo is None or lo.alias != ours:
+        ns = ours.namespace(name, snap)
+        if ns is None:
+            lo = snap.link("lo") if snap else None
             foreign_ns[name] = NOT_A_NAMESPACE if snap is None else describe_owner(owner_of(lo.alias if lo else None))
             continue
-        resources.append(NamespaceState(name, lo.up))
+        resources.append(ns)
+        if snap is None:
+            continue
         for iface, host_end in _interfaces(name, snap, by_index, ours):
             resources.append(iface)
             if host_end is not None:
@@ -75,17 +81,36 @@ def build_observation(
     own_table = table_name(topology)
     if own_table in tables:
         resources.append(tables[own_table])
-    foreign_links = {l.name: describe_owner(owner_of(l.alias)) for l in host.links if l.alias != ours}
+    foreign_links = {l.name: describe_owner(owner_of(l.alias)) for l in host.links if not ours.link(l)}
     claims = {c: name[len(TABLE_PREFIX):] for name, t in tables.items() if name != own_table for c in forward_claims(t)}
     return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims)
 
 
-def _interfaces(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: str) -> Iterator[tuple[InterfaceState, int | None]]:
+@dataclass(frozen=True)
+class Ownership:
+    """Which objects are this topology's: labelled, or named by its journal and unlabelled."""
+
+    label: str
+    intents: Intents
+
+    def link(self, link: Link) -> bool:
+        return link.alias == self.label or (not link.alias and link.name in self.intents.links)
+
+    def namespace(self, name: str, snap: Snapshot | None) -> NamespaceState | None:
+        lo = snap.link("lo") if snap else None
+        if lo is not None and lo.alias == self.label:
+            return NamespaceState(name, lo.up)
+        if name not in self.intents.namespaces or (lo is not None and lo.alias):
+            return None
+        return NamespaceState(name, lo.up if lo else False, owned=False, usable=snap is not None)
+
+
+def _interfaces(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: Ownership) -> Iterator[tuple[InterfaceState, int | None]]:
     for link in snap.links:
         if link.kind != "veth":
             continue
         host = host_links.get(link.peer) if link.peer else None
-        if host is not None and (host.alias != ours or host.peer != link.index):
+        if host is not None and (not ours.link(host) or host.peer != link.index):
             host = None  # the index belongs to an unrelated host link
         master = host_links.get(host.master) if host and host.master else None
         yield InterfaceState(
@@ -99,6 +124,7 @@ def _interfaces(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: s
             up=link.up,
             host_up=host.up if host else False,
             hairpin=host.hairpin if host else False,
+            owned=host.alias == ours.label if host else True,
         ), (host.index if host else None)
 
 
@@ -121,16 +147,16 @@ def _routes(ns: str, snap: Snapshot) -> Iterator[RouteState]:
             yield RouteState(ns, route.to, route.via)
 
 
-def _bridges(host: Snapshot, ours: str) -> Iterator[BridgeState]:
+def _bridges(host: Snapshot, ours: Ownership) -> Iterator[BridgeState]:
     for link in host.links:
-        if link.alias == ours and link.kind == "bridge":
-            yield BridgeState(link.name, _cidrs(host, link.index), link.mtu, link.up)
+        if ours.link(link) and link.kind == "bridge":
+            yield BridgeState(link.name, _cidrs(host, link.index), link.mtu, link.up, owned=link.alias == ours.label)
 
 
-def _orphans(host: Snapshot, ours: str, claimed: set[int]) -> Iterator[InterfaceState]:
+def _orphans(host: Snapshot, ours: Ownership, claimed: set[int]) -> Iterator[InterfaceState]:
     """Our host veth ends whose namespace end was not found: only good for deleting."""
     for link in host.links:
-        if link.alias == ours and link.kind == "veth" and link.index not in claimed:
+        if ours.link(link) and link.kind == "veth" and link.index not in claimed:
             yield InterfaceState(ORPHAN_NAMESPACE, link.name, link.name, up=False, host_up=link.up)
 
 
@@ -143,13 +169,12 @@ def observe(topology: str, nl: Netlink) -> Observation:
             fd = nl.namespace_fd(name)
         except OSError:
             continue  # vanished between listdir and open
-        snap = nl.snapshot(name) if netns.is_namespace(fd) else None
-        namespaces[name] = snap
-        lo = snap.link("lo") if snap else None
-        if lo is None or lo.alias != label(topology):
-            nl.forget(name)  # hold no fd on namespaces that are not ours
+        namespaces[name] = nl.snapshot(name) if netns.is_namespace(fd) else None
     tables = {name: t for name in nftables.list_tables() if (t := nftables.read_table(name)) is not None}
-    return build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host))
+    observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), read_intents(topology))
+    for name in namespaces.keys() - {r.name for r in observation.state.values() if isinstance(r, NamespaceState)}:
+        nl.forget(name)  # hold no fd on namespaces that are not ours
+    return observation
 
 
 def _held_sysctls(topology: str, host: Snapshot) -> tuple[SysctlState, ...]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Callable
 
-from .apply import ActionListener, ActionResult, Kernel, execute, verify
+from .apply import ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, verify
+from .journal import Journal
 from .desired import allocate, desired_state
 from .diff import Change, diff
 from .errors import ConflictError, TopologyError, Problem
@@ -36,12 +38,19 @@ class Planned:
 @dataclass(frozen=True)
 class Applied:
     planned: Planned
-    results: list[ActionResult] = field(default_factory=list)
-    remaining: list[Change] = field(default_factory=list)  # what verification still found different
+    outcome: Outcome = field(default_factory=Outcome)
+
+    @property
+    def results(self) -> list[ActionResult]:
+        return self.outcome.results
+
+    @property
+    def remaining(self) -> list[Change]:
+        return self.outcome.remaining
 
     @property
     def converged(self) -> bool:
-        return not self.remaining
+        return self.outcome.converged
 
 
 def compute(topology: Topology, observation: Observation) -> Planned:
@@ -81,19 +90,35 @@ def plan(topology: Topology, kernel: Kernel) -> Planned:
     return compute(topology, kernel.observe())
 
 
-def run(planned: Planned, kernel: Kernel, listener: ActionListener | None = None) -> Applied:
-    """Execute a computed plan, then verify the kernel matches its desired state."""
-    results = execute(planned.plan, kernel, listener)
-    remaining = verify(kernel, planned.desired) if results else []
-    return Applied(planned, results, remaining)
+@dataclass(frozen=True)
+class RunOptions:
+    listener: ActionListener | None = None
+    journal: Journal | None = None
+    rollback: bool = True  # False: keep partial progress (--no-rollback)
+    stop: Callable[[], str | None] = lambda: None  # the name of a pending stop signal
 
 
-def apply(topology: Topology, kernel: Kernel, listener: ActionListener | None = None) -> Applied:
-    return run(plan(topology, kernel), kernel, listener)
+def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) -> Applied:
+    """Execute a computed plan and verify it; on any failure roll back (unless told not to)."""
+    outcome = execute(planned.plan, kernel, options.listener, options.journal, options.stop)
+    if outcome.failure is None and outcome.results:
+        outcome.remaining = verify(kernel, planned.desired)
+        if outcome.remaining:
+            outcome.failure = VerificationFailed(outcome.remaining)
+    if outcome.failure is not None and options.rollback:
+        rollback(kernel, outcome, options.journal)
+    if options.journal is not None:
+        undone = options.rollback and not outcome.not_rolled_back
+        options.journal.close(clean=outcome.failure is None or undone)
+    return Applied(planned, outcome)
 
 
-def destroy(topology: str, kernel: Kernel, listener: ActionListener | None = None) -> Applied:
-    return run(compute_destroy(topology, kernel.observe()), kernel, listener)
+def apply(topology: Topology, kernel: Kernel, options: RunOptions = RunOptions()) -> Applied:
+    return run(plan(topology, kernel), kernel, options)
+
+
+def destroy(topology: str, kernel: Kernel, options: RunOptions = RunOptions()) -> Applied:
+    return run(compute_destroy(topology, kernel.observe()), kernel, options)
 
 
 def state_fingerprint(observation: Observation) -> str:

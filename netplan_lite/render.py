@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any, Iterator
 
-from .apply import ActionResult
+from .apply import ActionResult, Outcome, VerificationFailed
 from .diff import FieldChange
+from .jsonable import plain
 from .plan import Action, Op, Plan
 from .reconcile import Applied, Planned
 from .state import (BridgeState, InterfaceState, Kind, NamespaceState, NftRule, NftTableState, Resource, RouteState,
@@ -17,32 +17,27 @@ FORMAT_VERSION = 1
 MARKERS = {Op.CREATE: "+", Op.UPDATE: "~", Op.DELETE: "-"}
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready: dataclasses become objects, tuples lists."""
-    if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def resource_json(resource: Resource | None) -> dict[str, Any] | None:
-    return None if resource is None else _plain(resource)
+    return None if resource is None else plain(resource)
 
 
 LINK_STATES = {"up", "host_up", "lo_up"}
+YES_NO = {"owned", "usable"}
 
 
 def _value(value: Any, field: str = "up") -> str:
     if isinstance(value, tuple):
         return ", ".join(value) if value else "(none)"
     if isinstance(value, bool):
-        return ("up" if value else "down") if field in LINK_STATES else ("on" if value else "off")
+        if field in LINK_STATES:
+            return "up" if value else "down"
+        return ("yes" if value else "no") if field in YES_NO else ("on" if value else "off")
     return "(none)" if value is None else str(value)
 
 
 def _field_name(name: str) -> str:
-    return {"up": "state", "host_up": "host end state", "lo_up": "lo state", "host_name": "host veth"}.get(name, name)
+    return {"up": "state", "host_up": "host end state", "lo_up": "lo state", "host_name": "host veth",
+            "owned": "nsnet label"}.get(name, name)
 
 
 def describe(resource: Resource) -> str:
@@ -149,7 +144,7 @@ def action_json(action: Action) -> dict[str, Any]:
 
 
 def _field_json(change: FieldChange) -> dict[str, Any]:
-    return {"field": change.field, "before": _plain(change.before), "after": _plain(change.after)}
+    return {"field": change.field, "before": plain(change.before), "after": plain(change.after)}
 
 
 def plan_json(planned: Planned) -> dict[str, Any]:
@@ -171,7 +166,26 @@ def applied_line(result: ActionResult) -> str:
     return line + (f"\n      {result.note}" if result.note else "")
 
 
+def failure_lines(outcome: Outcome, rollback: bool) -> list[str]:
+    """What failed, what was undone, what could not be: one line each."""
+    lines = [str(outcome.failure)] if outcome.failure else []
+    if isinstance(outcome.failure, VerificationFailed):
+        lines += [f"still differs: {c.id}" + (f" ({', '.join(f.field for f in c.fields)})" if c.fields else "")
+                  for c in outcome.failure.remaining]
+    if not rollback:
+        lines.append(f"kept the partial progress ({len(outcome.results)} actions done, --no-rollback); `nsnet plan` shows the rest")
+        return lines
+    if outcome.rolled_back:
+        lines.append(f"rolled back {len(outcome.rolled_back)} actions: " + ", ".join(f"{a.op.value} {a.id}" for a in outcome.rolled_back))
+    elif not outcome.not_rolled_back:
+        lines.append("nothing to roll back: no action had completed")
+    lines += [f"could not roll back {item}" for item in outcome.not_rolled_back]
+    return lines
+
+
 def applied_summary(applied: Applied, verb: str, seconds: float) -> str:
+    if applied.outcome.failure is not None:
+        return f"{verb} failed after {len(applied.results)} of {len(applied.planned.plan.actions)} actions in {seconds:.2f} s."
     if not applied.results:
         return "No changes."
     add, change, destroy = applied.planned.plan.counts()
@@ -186,6 +200,9 @@ def applied_json(applied: Applied, seconds: float) -> dict[str, Any]:
         for r in applied.results
     ]
     doc["converged"] = applied.converged
+    doc["failure"] = str(applied.outcome.failure) if applied.outcome.failure else None
+    doc["rolled_back"] = [str(a.id) for a in applied.outcome.rolled_back]
+    doc["not_rolled_back"] = list(applied.outcome.not_rolled_back)
     doc["remaining"] = [str(c.id) for c in applied.remaining]
     doc["seconds"] = round(seconds, 6)
     return doc

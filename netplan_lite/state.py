@@ -59,6 +59,7 @@ class BridgeState:
     addresses: tuple[str, ...] = ()  # "172.30.0.1/24", sorted
     mtu: int | None = None  # desired None: not managed
     up: bool = True
+    owned: bool = True  # observed False: unlabelled, adopted from an interrupted run's journal
 
     @property
     def id(self) -> ResourceId:
@@ -68,8 +69,11 @@ class BridgeState:
 @dataclass(frozen=True)
 class NamespaceState:
     kind: ClassVar[Kind] = Kind.NAMESPACE
+    REPLACED_BY: ClassVar[dict[str, str]] = {"usable": "left half-created by an interrupted run"}
     name: str
     lo_up: bool = True
+    owned: bool = True
+    usable: bool = True  # observed False: a /run/netns file that is not a mounted namespace
 
     @property
     def id(self) -> ResourceId:
@@ -92,6 +96,7 @@ class InterfaceState:
     up: bool = True
     host_up: bool = True
     hairpin: bool = False  # set on port-forward targets so a namespace reaches its own published port
+    owned: bool = True  # the host end's label
 
     @property
     def id(self) -> ResourceId:

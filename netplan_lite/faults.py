@@ -1,0 +1,29 @@
+"""Fault injection for the crash and rollback tests (off unless the variables are set).
+
+Every kernel-changing step calls `checkpoint()`. NSNET_KILL_AT=N makes the
+process SIGKILL itself at the Nth checkpoint (a crash at that exact point,
+for example between creating a veth and labelling it); NSNET_FAIL_AT=N makes
+the Nth checkpoint raise EIO (a kernel refusal, to exercise rollback).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+_count = 0
+
+
+def checkpoint() -> None:
+    global _count
+    _count += 1
+    if os.environ.get("NSNET_KILL_AT") == str(_count):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get("NSNET_FAIL_AT") == str(_count):
+        raise OSError(errno.EIO, f"injected fault at checkpoint {_count}")
+
+
+def count() -> int:
+    """Checkpoints passed so far in this process."""
+    return _count

@@ -1,0 +1,100 @@
+"""The apply journal: every action recorded before and after it runs.
+
+/run/nsnet/<topology>/journal.jsonl (0600), one JSON object a line:
+`{"event": "begin"|"done"|"failed"|"rolled-back", "op", "id", "names", "before", "after"}`.
+A "begin" record is written before the kernel call, so a run killed at any
+point leaves the names of what it may have created: the observer adopts
+unlabelled objects with those names as this topology's (`owned: false`), and
+the next apply labels them or destroy removes them. The journal is removed
+when a run ends cleanly (converged, or fully rolled back).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from .state import InterfaceState, Kind, Resource
+
+STATE_DIR = "/run/nsnet"
+
+
+def topology_dir(topology: str) -> str:
+    path = os.path.join(STATE_DIR, topology)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def journal_path(topology: str) -> str:
+    return os.path.join(STATE_DIR, topology, "journal.jsonl")
+
+
+@dataclass(frozen=True)
+class Intents:
+    """Names a (possibly interrupted) run of this topology may have created."""
+
+    links: frozenset[str] = field(default_factory=frozenset)
+    namespaces: frozenset[str] = field(default_factory=frozenset)
+
+
+def names_of(resource: Resource | None) -> dict[str, list[str]]:
+    """The kernel names a create of `resource` makes (what to adopt after a crash)."""
+    if resource is None:
+        return {}
+    if resource.kind is Kind.BRIDGE:
+        return {"links": [resource.name]}  # type: ignore[union-attr]
+    if resource.kind is Kind.NAMESPACE:
+        return {"namespaces": [resource.name]}  # type: ignore[union-attr]
+    if isinstance(resource, InterfaceState) and resource.host_name:
+        return {"links": [resource.host_name]}
+    return {}
+
+
+def read_intents(topology: str) -> Intents:
+    """Names recorded by begin records of a journal left behind (empty if none)."""
+    links: set[str] = set()
+    namespaces: set[str] = set()
+    try:
+        with open(journal_path(topology)) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a kill
+                names = record.get("names") or {}
+                if record.get("created_nothing"):  # the name was taken by someone else
+                    links.difference_update(names.get("links", []))
+                    namespaces.difference_update(names.get("namespaces", []))
+                else:
+                    links.update(names.get("links", []))
+                    namespaces.update(names.get("namespaces", []))
+    except OSError:
+        pass
+    return Intents(frozenset(links), frozenset(namespaces))
+
+
+class Journal:
+    """Appends records for one run; `close(clean=True)` removes the file."""
+
+    def __init__(self, topology: str):
+        topology_dir(topology)
+        self.path = journal_path(topology)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._file: TextIO | None = os.fdopen(fd, "a")
+
+    def record(self, event: str, **fields: Any) -> None:
+        assert self._file is not None
+        self._file.write(json.dumps({"event": event, **fields}, default=str) + "\n")
+        self._file.flush()  # a SIGKILL keeps what reached the kernel's page cache
+
+    def close(self, clean: bool) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if clean:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
