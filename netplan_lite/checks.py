@@ -167,6 +167,17 @@ def _check_interfaces(data: dict[str, Any], subnets: dict[str, IPv4Network | Non
             yield (*path, "bridge"), f"bridge {bridge} would get more than {MAX_BRIDGE_PORTS} ports, the Linux bridge limit; split the namespaces over several bridges"
         if "address" in spec:
             yield from _check_address(data, path, spec["address"], bridge, subnets[bridge], used)
+        if "mac" in spec and int(spec["mac"].split(":")[0], 16) & 1:
+            yield (*path, "mac"), f"{spec['mac']} is a multicast address; an interface needs a unicast MAC"
+    yield from _check_capacity(data, subnets, ports)
+
+
+def _check_capacity(data: dict[str, Any], subnets: dict[str, IPv4Network | None], ports: dict[str, int]) -> Found:
+    """A subnet must hold the gateway and one address per port (network and broadcast excluded)."""
+    for bridge, count in ports.items():
+        subnet = subnets.get(bridge)
+        if subnet is not None and count > subnet.num_addresses - 3:
+            yield ("bridges", bridge, "subnet"), f"{subnet} has {subnet.num_addresses - 3} host addresses besides the gateway, but {count} interfaces use bridge {bridge}"
 
 
 def _check_address(

@@ -80,7 +80,14 @@ def _schema_problem(error: Any) -> tuple[tuple[Any, ...], str]:
         extra = sorted(map(str, set(error.instance) - set(error.schema.get("properties", {}))))
         known = ", ".join(sorted(error.schema.get("properties", {})))
         return (*path, extra[0]), f"unknown key {', '.join(map(repr, extra))} (known keys: {known})"
+    if _is_name_error(error):
+        return (*path, error.instance), _schema_message(error)
     return path, _schema_message(error)
+
+
+def _is_name_error(error: Any) -> bool:
+    """Errors inside a propertyNames subschema are about a key, not a value."""
+    return "propertyNames" in error.absolute_schema_path
 
 
 def _schema_message(error: Any) -> str:
