@@ -141,8 +141,9 @@ def _stop_signals() -> Iterator[Callable[[], str | None]]:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from . import planfile, reconcile
+    from . import nftables, planfile, reconcile
     from .loader import load_bytes
+    from .state import Kind
 
     started = time.monotonic()
     raw = _read(args.file)
@@ -152,6 +153,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         planned = reconcile.plan(topology, kernel)
         if saved:
             planfile.check_fresh(saved, planned)
+        if any(kind is Kind.NFT_TABLE for kind, _ in planned.desired):
+            nftables.require()
         applied = reconcile.run(planned, kernel, options)
     return _finish(args, applied, "Apply", started)
 

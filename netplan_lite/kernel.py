@@ -34,6 +34,7 @@ class LiveKernel:
         self.topology = topology
         self.label = label(topology)
         self.nl = nl
+        self._holders: dict[str, list[int]] | None = None
 
     def observe(self) -> Observation:
         try:
@@ -163,8 +164,7 @@ class LiveKernel:
         elif isinstance(resource, BridgeState):
             self._delete_link(None, resource.name)
         elif isinstance(resource, NamespaceState):
-            self.nl.forget(resource.name)
-            netns.remove(resource.name)
+            return self._delete_namespace(resource)
         elif isinstance(resource, InterfaceState):
             self._delete_interface(resource)
         elif isinstance(resource, RouteState):
@@ -176,6 +176,28 @@ class LiveKernel:
             return hostsysctl.release(self.topology, sysctl.key, nftables.other_firewall_tables)
         hostsysctl.write(sysctl.key, "0")  # the default of a per-link key
         return None
+
+    def _delete_namespace(self, ns: NamespaceState) -> str | None:
+        """Unmount the namespace; if a process still lives in it, delete its veths first."""
+        note = None
+        if ns.usable:
+            pids = self._namespace_holders().get(ns.name)
+            if pids:
+                snap = self.nl.snapshot(ns.name)
+                for link in snap.links:
+                    if link.kind == "veth":
+                        self.nl.delete_link(ns.name, link.index)
+                note = f"process {', '.join(map(str, pids))} still runs in namespace {ns.name}: its veths were deleted; the namespace goes when the process exits"
+        self.nl.forget(ns.name)
+        netns.remove(ns.name)
+        return note
+
+    def _namespace_holders(self) -> dict[str, list[int]]:
+        """Which of our namespaces have processes in them, scanned once per run."""
+        if self._holders is None:
+            fds = {name: self.nl.namespace_fd(name) for name in netns.list_names() if self.nl.is_open(name)}
+            self._holders = netns.holders(fds)
+        return self._holders
 
     def _delete_interface(self, iface: InterfaceState) -> None:
         """Deleting either end of a veth deletes the pair."""

@@ -117,6 +117,10 @@ class Netlink:
             self._fds[name] = netns.open_fd(name)
         return self._fds[name]
 
+    def is_open(self, name: str) -> bool:
+        """Whether this session holds an fd of the namespace (it observed it as ours)."""
+        return name in self._fds
+
     def adopt(self, name: str, fd: int) -> None:
         """Keep `fd` (from netns.create) as the namespace's fd."""
         self._fds[name] = fd

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 from typing import Iterator
 
@@ -75,6 +76,17 @@ def is_namespace(fd: int) -> bool:
         raise
 
 
+@contextlib.contextmanager
+def _host_lock() -> Iterator[None]:
+    os.makedirs("/run/nsnet", mode=0o700, exist_ok=True)
+    fd = os.open("/run/nsnet/netns.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _ensure_netns_dir() -> None:
     """Make /run/netns a shared mount point, as iproute2 does, so mounts propagate."""
     os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
@@ -88,7 +100,9 @@ def create(name: str) -> int:
     """Create the named namespace and return an open fd of it."""
     path = path_of(name)
     if not os.path.isdir(NETNS_DIR) or not os.path.ismount(NETNS_DIR):
-        _ensure_netns_dir()
+        with _host_lock():  # two runs must not both bind-mount /run/netns
+            if not os.path.ismount(NETNS_DIR):
+                _ensure_netns_dir()
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     try:
         checkpoint()  # a crash here leaves a file that is not yet a namespace
@@ -114,3 +128,23 @@ def remove(name: str) -> None:
     _libc.umount2(path.encode(), MNT_DETACH)  # fails harmlessly if never mounted
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def holders(fds: dict[str, int]) -> dict[str, list[int]]:
+    """PIDs of processes inside each of these namespaces (one scan of /proc).
+
+    Such a process keeps a namespace, and the veths in it, alive after its
+    /run/netns file is removed.
+    """
+    wanted = {os.fstat(fd).st_ino: name for name, fd in fds.items()}
+    found: dict[str, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            inode = os.stat(f"/proc/{entry.name}/ns/net").st_ino
+        except OSError:
+            continue  # exited, or a kernel thread we may not inspect
+        if inode in wanted:
+            found.setdefault(wanted[inode], []).append(int(entry.name))
+    return found

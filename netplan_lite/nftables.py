@@ -28,10 +28,19 @@ def canonical(expr: list[dict[str, Any]]) -> str:
     return json.dumps(expr, sort_keys=True, separators=(",", ":"))
 
 
+MISSING = "nft is not installed (apt-get install nftables): port forwards and masquerade need it"
+
+
+def require() -> None:
+    """Fail before any change when the plan needs nft and it is missing."""
+    if shutil.which("nft") is None:
+        raise KernelError(MISSING)
+
+
 def _nft(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("nft")
     if binary is None:
-        raise KernelError("nft is not installed (apt-get install nftables): port forwards and masquerade need it")
+        raise KernelError(MISSING)
     return subprocess.run([binary, *args], input=stdin, capture_output=True, text=True, check=False)
 
 

@@ -144,7 +144,7 @@ def _routes(ns: str, snap: Snapshot) -> Iterator[RouteState]:
     for route in snap.routes:
         if route.to not in seen:
             seen.add(route.to)
-            yield RouteState(ns, route.to, route.via)
+            yield RouteState(ns, route.to, route.via, route.proto)
 
 
 def _bridges(host: Snapshot, ours: Ownership) -> Iterator[BridgeState]:

@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping, NamedTuple, Union
 
+from .labels import ROUTE_PROTO
+
 
 class Kind(enum.Enum):
     """Resource kinds, in creation order (rank)."""
@@ -109,6 +111,7 @@ class RouteState:
     namespace: str
     to: str  # "default" or a CIDR
     via: str
+    proto: int = ROUTE_PROTO  # a route replaced by hand (proto static, boot) is drift
 
     @property
     def id(self) -> ResourceId:
