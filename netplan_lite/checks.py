@@ -111,6 +111,8 @@ def _check_bridges(data: dict[str, Any], subnets: dict[str, IPv4Network | None])
             seen.append((name, subnet))
         if "gateway" in spec:
             yield from _check_gateway(path, spec["gateway"], subnets.get(name), "subnet" in spec)
+        if spec.get("masquerade") and "subnet" not in spec:
+            yield (*path, "masquerade"), "masquerade needs a subnet on the bridge (it source-NATs that subnet)"
 
 
 def _check_gateway(path: tuple[Any, ...], text: str, subnet: IPv4Network | None, has_subnet: bool) -> Found:
@@ -256,7 +258,8 @@ def _check_forwards(data: dict[str, Any], subnets: dict[str, IPv4Network | None]
         claim = (forward.get("protocol", "tcp"), forward.get("host_address", "*"), forward["host_port"])
         if claim[1] != "*":
             try:
-                parse_ipv4(claim[1])
+                if parse_ipv4(claim[1]).is_unspecified:
+                    yield (*path, "host_address"), "0.0.0.0 matches no packet; omit host_address to publish on every address"
             except BadValue as err:
                 yield (*path, "host_address"), str(err)
         clash = next((i for i, other in enumerate(earlier) if claims_clash(claim, other)), None)

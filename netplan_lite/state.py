@@ -14,14 +14,18 @@ from .labels import ROUTE_PROTO
 
 
 class Kind(enum.Enum):
-    """Resource kinds, in creation order (rank)."""
+    """Resource kinds, in creation order (rank); deletes run in the reverse order.
+
+    Sysctls come after the nft table: route_localnet=1 must never be on while
+    the guard rule that makes it safe is missing (CVE-2020-8558).
+    """
 
     BRIDGE = "bridge"
     NAMESPACE = "namespace"
     INTERFACE = "interface"
     ROUTE = "route"
-    SYSCTL = "sysctl"
     NFT_TABLE = "nft_table"
+    SYSCTL = "sysctl"
 
     @property
     def rank(self) -> int:
@@ -46,12 +50,10 @@ class ResourceId(NamedTuple):
 
     @property
     def parent(self) -> ResourceId | None:
-        """The resource whose deletion makes the kernel delete this one too."""
+        """The namespace whose deletion makes the kernel delete this resource too."""
         if self.kind in (Kind.INTERFACE, Kind.ROUTE):
             return ResourceId(Kind.NAMESPACE, self.name.split("/", 1)[0])
-        if self.kind is Kind.SYSCTL and self.name.startswith(LINK_SYSCTL_PREFIX):
-            return ResourceId(Kind.BRIDGE, self.name[len(LINK_SYSCTL_PREFIX):].split(".", 1)[0])
-        return None
+        return None  # route_localnet is switched off explicitly, before the guard goes
 
 
 @dataclass(frozen=True)

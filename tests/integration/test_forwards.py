@@ -472,9 +472,6 @@ def _destroy(net, lab, path, doc, p2):
     _nsnet_killed_at(lab, "destroy", path, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: route_localnet=1 is set before the guard table exists and stays on after it "
-                   "is deleted (plan.py orders sysctls before nft tables); a crash or a failure in between exposes the "
-                   "host's 127.0.0.1 to the bridge")
 @pytest.mark.parametrize("interrupted", [_add_a_localhost_forward, _destroy], ids=lambda f: f.__name__.strip("_"))
 def test_no_step_of_a_run_leaves_route_localnet_on_without_the_guard(net, lab, interrupted):
     p1, p2, q = random_ports(3)
