@@ -50,7 +50,7 @@ def kernel_reason(err: BaseException) -> str:
     """A readable reason from an OSError or a pyroute2 NetlinkError."""
     code = getattr(err, "errno", None) or getattr(err, "code", None)
     if isinstance(code, int) and code > 0:
-        return f"{os.strerror(code)} (errno {code})"
+        return f"{getattr(err, 'strerror', None) or os.strerror(code)} (errno {code})"
     return str(err) or type(err).__name__
 
 
