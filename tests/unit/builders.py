@@ -101,8 +101,8 @@ def iface(ns: str, name: str = "eth0", bridge: str | None = "br0", *addresses: s
     return InterfaceState(ns, name, host_end, bridge, tuple(addresses), **fields)
 
 
-def route(ns: str, to: str = "default", via: str = "172.30.0.1") -> RouteState:
-    return RouteState(ns, to, via)
+def route(ns: str, to: str = "default", via: str = "172.30.0.1", **extra: Any) -> RouteState:
+    return RouteState(ns, to, via, **extra)
 
 
 def state(*resources: Resource) -> dict:

@@ -112,6 +112,12 @@ def test_gateway_is_not_judged_against_a_broken_subnet():
     assert [path for path, _ in messages(data)] == ["bridges.br0.subnet"]
 
 
+def test_masquerade_needs_a_subnet():
+    assert messages(doc(bridges={"br0": {"masquerade": True}})) == [
+        ("bridges.br0.masquerade", "masquerade needs a subnet on the bridge (it source-NATs that subnet)")
+    ]
+
+
 def test_ipv6_gateway_is_refused_by_the_schema():
     assert messages(doc(bridges={"br0": {"subnet": "10.1.0.0/24", "gateway": "fd00::1"}}))[0][0] == "bridges.br0.gateway"
 
@@ -290,6 +296,12 @@ def test_udp_clash_names_the_protocol():
 def test_forward_host_address_that_is_not_an_address():
     assert messages(with_forwards(fwd(host_address="1.2.3.4.5"))) == [
         ("port_forwards.0.host_address", "'1.2.3.4.5' is not an IPv4 address")
+    ]
+
+
+def test_forward_on_the_unspecified_address_is_refused():
+    assert messages(with_forwards(fwd(host_address="0.0.0.0"))) == [
+        ("port_forwards.0.host_address", "0.0.0.0 matches no packet; omit host_address to publish on every address")
     ]
 
 

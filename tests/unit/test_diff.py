@@ -80,6 +80,11 @@ def test_route_via_change_is_an_update():
     assert change.fields == (FieldChange("via", "172.30.0.254", "172.30.0.1"),)
 
 
+def test_route_replaced_by_hand_is_an_update():
+    (change,) = diff(desired(AB), live(route("a", "default", "172.30.0.1", proto=4)))
+    assert (change.type, change.fields) == (ChangeType.UPDATE, (FieldChange("proto", 4, 225),))
+
+
 def test_lo_down_is_an_update():
     (change,) = diff(desired(AB), live(namespace("a", lo_up=False)))
     assert (str(change.id), change.fields) == ("namespace a", (FieldChange("lo_up", False, True),))

@@ -91,6 +91,11 @@ def test_routes_of_our_namespace():
     assert [r for r in state.values() if r.kind.value == "route"] == [route("web1"), route("web1", "10.0.0.0/8", "172.30.0.254")]
 
 
+def test_route_keeps_its_protocol():
+    state = observe({"web1": web1(routes=(route_entry("default", "172.30.0.1", proto=4),))}).state
+    assert state[route("web1").id] == route("web1", proto=4)
+
+
 def test_duplicate_route_destination_keeps_the_first():
     routes = (route_entry("default", "172.30.0.1"), route_entry("default", "172.30.0.9"))
     state = observe({"web1": web1(routes=routes)}).state
