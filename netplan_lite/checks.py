@@ -75,14 +75,30 @@ def default_gateway(subnet: IPv4Network | None) -> IPv4Address | None:
     return None if subnet is None else subnet.network_address + 1
 
 
-def semantic_problems(data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
-    """Every semantic problem of schema-valid data, in file order."""
-    subnets = dict(_bridge_subnets(data))
+SHAPE_ERRORS = (KeyError, TypeError, AttributeError, ValueError)
+
+
+def semantic_problems(data: dict[str, Any], tolerant: bool = False) -> list[tuple[tuple[Any, ...], str]]:
+    """Every semantic problem, in file order.
+
+    With `tolerant`, the data may be schema-invalid: a check family that meets
+    a wrong shape stops there and the others still run (the schema errors say
+    where the shape is wrong).
+    """
+    try:
+        subnets = dict(_bridge_subnets(data))
+    except SHAPE_ERRORS:
+        if not tolerant:
+            raise
+        subnets = {}
     found: list[tuple[tuple[Any, ...], str]] = []
-    found += _check_bridges(data, subnets)
-    found += _check_interfaces(data, subnets)
-    found += _check_routes(data, subnets)
-    found += _check_forwards(data, subnets)
+    for check in (_check_bridges, _check_interfaces, _check_routes, _check_forwards):
+        try:
+            for problem in check(data, subnets):
+                found.append(problem)
+        except SHAPE_ERRORS:
+            if not tolerant:
+                raise
     return found
 
 
@@ -179,7 +195,8 @@ def _check_capacity(data: dict[str, Any], subnets: dict[str, IPv4Network | None]
     for bridge, count in ports.items():
         subnet = subnets.get(bridge)
         if subnet is not None and count > subnet.num_addresses - 3:
-            yield ("bridges", bridge, "subnet"), f"{subnet} has {subnet.num_addresses - 3} host addresses besides the gateway, but {count} interfaces use bridge {bridge}"
+            room = subnet.num_addresses - 3
+            yield ("bridges", bridge, "subnet"), f"{subnet} has room for {room} interface address{'es' if room != 1 else ''} besides the gateway, but {count} interfaces use bridge {bridge}"
 
 
 def _check_address(
@@ -282,5 +299,7 @@ def _check_forward_target(path: tuple[Any, ...], forward: dict[str, Any], namesp
         yield (*path, "interface"), f"namespace {ns_name} has no interface {if_name!r}"
         return
     spec = interfaces[if_name]
-    if "address" not in spec and subnets.get(spec["bridge"]) is None:
+    if spec["bridge"] not in subnets:
+        return  # an unknown bridge, reported with the interface
+    if "address" not in spec and subnets[spec["bridge"]] is None:
         yield (*path, "namespace"), f"interface {ns_name}.{if_name} has no address (its bridge has no subnet)"

@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 from . import __version__
 from .errors import ExitCode, NsnetError, Problem, TopologyError
@@ -201,8 +201,16 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="wait this long for another run on the same topology (default 30)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1: exit 2 means "changes present" for plan --detailed-exitcode."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.ERROR, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nsnet",
         description="Declarative network-namespace topologies: plan, apply and destroy them against the live kernel.",
         epilog=EXIT_CODES,

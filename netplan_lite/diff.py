@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from .state import Kind, Resource, ResourceId, State, attributes, replace_reason
@@ -66,19 +67,36 @@ def diff(desired: State, observed: State) -> list[Change]:
         fields = field_changes(before, after)
         if fields:
             changes.append(Change(rid, before, after, fields, replace_reason(before, after)))
-    return _replace_routes_of_replaced_interfaces(changes, desired, observed)
+    return _replan_routes_the_kernel_drops(changes, desired, observed)
 
 
-def _replace_routes_of_replaced_interfaces(changes: list[Change], desired: State, observed: State) -> list[Change]:
-    """The kernel drops a namespace's routes with its interface: plan them again."""
-    replaced = {c.id.namespace: c.id.name for c in changes if c.id.kind is Kind.INTERFACE and c.type is ChangeType.REPLACE}
-    if not replaced:
+def _dropped_networks(change: Change) -> tuple[str, list[IPv4Network]] | None:
+    """(reason, networks) when an interface change makes the kernel flush the routes via them."""
+    if change.id.kind is not Kind.INTERFACE or change.before is None:
+        return None
+    before = set(change.before.addresses)  # type: ignore[union-attr]
+    if change.type is ChangeType.REPLACE:
+        reason, removed = f"interface {change.id.name} is replaced", before
+    elif change.type is ChangeType.DELETE:
+        reason, removed = f"interface {change.id.name} is removed", before
+    else:
+        reason, removed = f"interface {change.id.name} loses an address", before - set(change.after.addresses)  # type: ignore[union-attr]
+    return (reason, [IPv4Interface(a).network for a in removed]) if removed else None
+
+
+def _replan_routes_the_kernel_drops(changes: list[Change], desired: State, observed: State) -> list[Change]:
+    """A route dies with the address its gateway is reached by: delete and create it again."""
+    drops = [(c.id.namespace, d) for c in changes if (d := _dropped_networks(c))]
+    if not drops:
         return changes
     by_id = {c.id: c for c in changes}
     for rid in desired.keys() & observed.keys():
-        if rid.kind is Kind.ROUTE and rid.namespace in replaced:
+        if rid.kind is not Kind.ROUTE:
+            continue
+        via = IPv4Address(observed[rid].via)  # type: ignore[union-attr]
+        reason = next((r for ns, (r, nets) in drops if ns == rid.namespace and any(via in n for n in nets)), None)
+        if reason:
             old = by_id.get(rid)
-            reason = f"interface {replaced[rid.namespace]} is replaced"
             by_id[rid] = Change(rid, observed[rid], desired[rid], old.fields if old else (), reason)
     return sorted(by_id.values(), key=lambda c: _sort_key(c.id))
 

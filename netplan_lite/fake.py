@@ -1,8 +1,10 @@
 """An in-memory kernel with the Kernel protocol, for tests without root.
 
 It models the cascades the real kernel performs: deleting a namespace
-removes its interfaces and routes; deleting an interface removes the routes
-through it. Fields left unmanaged (None) get kernel-like defaults.
+removes its interfaces and routes; deleting an interface, or removing an
+address, removes the routes through it. Fields left unmanaged (None) get
+kernel-like defaults. Like IFA_PROTO in the kernel, it remembers which
+addresses it wrote itself: only those count as nsnet's assignments.
 """
 
 from __future__ import annotations
@@ -24,14 +26,21 @@ class FakeKernel:
         self.foreign_namespaces = dict(foreign_namespaces or {})
         self.calls: list[tuple[str, ResourceId]] = []
         self.fail_on: ResourceId | None = None
+        self.written: set[tuple[str, str, str]] = {  # (namespace, interface, address) nsnet set
+            (r.namespace, r.name, a) for r in resources if isinstance(r, InterfaceState) for a in r.addresses
+        }
 
     def observe(self) -> Observation:
         assigned = {
-            (r.namespace, r.name): IPv4Interface(r.addresses[0])
-            for r in self.resources.values()
-            if isinstance(r, InterfaceState) and r.addresses
+            (r.namespace, r.name): IPv4Interface(a)
+            for r in self.resources.values() if isinstance(r, InterfaceState)
+            for a in r.addresses if (r.namespace, r.name, a) in self.written
         }
         return Observation(dict(self.resources), self.foreign_links, self.foreign_namespaces, assigned)
+
+    def _wrote(self, resource: Resource) -> None:
+        if isinstance(resource, InterfaceState):
+            self.written |= {(resource.namespace, resource.name, a) for a in resource.addresses}
 
     def _check_fail(self, rid: ResourceId) -> None:
         if rid == self.fail_on:
@@ -45,6 +54,7 @@ class FakeKernel:
         if resource.id.kind in (Kind.INTERFACE, Kind.ROUTE) and ResourceId(Kind.NAMESPACE, resource.id.namespace) not in self.resources:
             raise OSError(2, f"no namespace {resource.id.namespace}")
         self.resources[resource.id] = _with_defaults(resource)
+        self._wrote(resource)
 
     def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> None:
         self.calls.append(("update", after.id))
@@ -52,6 +62,9 @@ class FakeKernel:
         current = self.resources[after.id]
         changes = {f.name: getattr(after, f.name) for f in dataclasses.fields(after) if getattr(after, f.name) is not None}
         self.resources[after.id] = dataclasses.replace(current, **changes)
+        self._wrote(after)
+        if isinstance(current, InterfaceState) and isinstance(after, InterfaceState):
+            self._drop_routes(current.namespace, set(current.addresses) - set(after.addresses))
 
     def delete(self, resource: Resource) -> None:
         self.calls.append(("delete", resource.id))
@@ -61,10 +74,14 @@ class FakeKernel:
             for rid in [r for r in self.resources if r.namespace == resource.name and r.kind is not Kind.NAMESPACE]:
                 del self.resources[rid]
         elif isinstance(resource, InterfaceState):
-            networks = [IPv4Interface(a).network for a in resource.addresses]
-            for rid, r in list(self.resources.items()):
-                if isinstance(r, RouteState) and r.namespace == resource.namespace and any(IPv4Address(r.via) in n for n in networks):
-                    del self.resources[rid]
+            self._drop_routes(resource.namespace, set(resource.addresses))
+
+    def _drop_routes(self, namespace: str, removed: set[str]) -> None:
+        """Routes via a removed address's network die with it."""
+        networks = [IPv4Interface(a).network for a in removed]
+        for rid, r in list(self.resources.items()):
+            if isinstance(r, RouteState) and r.namespace == namespace and any(IPv4Address(r.via) in n for n in networks):
+                del self.resources[rid]
 
 
 def _with_defaults(resource: Resource) -> Resource:

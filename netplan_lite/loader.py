@@ -47,6 +47,7 @@ def load_bytes(raw: bytes, source: str = "<memory>") -> Topology:
         doc = yamlsource.parse(raw)
     except yamlsource.SourceError as err:
         raise TopologyError([Problem(source, err.line, err.column, err.path, err.message)]) from None
+    doc = yamlsource.Document(_empty_maps_as_mappings(doc.data), doc.root)
     found = _schema_problems(doc)
     found += _semantic_problems(doc.data, complete=not found)
     if found:
@@ -64,14 +65,26 @@ def _schema_problems(doc: yamlsource.Document) -> list[tuple[tuple[Any, ...], st
     return [_schema_problem(e) for e in errors]
 
 
+def _empty_maps_as_mappings(data: Any) -> Any:
+    """`web1:` with nothing under it means an empty mapping, not null."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for section in ("bridges", "namespaces"):
+        items = data.get(section)
+        if isinstance(items, dict):
+            data[section] = {k: {} if v is None else v for k, v in items.items()}
+    for name, ns in (data.get("namespaces") or {}).items() if isinstance(data.get("namespaces"), dict) else ():
+        if isinstance(ns, dict) and ns.get("interfaces", {}) is None:
+            data["namespaces"][name] = {**ns, "interfaces": {}}
+    return data
+
+
 def _semantic_problems(data: Any, complete: bool) -> list[tuple[tuple[Any, ...], str]]:
     """Semantic checks; on schema-invalid data, as far as its shape allows."""
-    if complete:
-        return checks.semantic_problems(data)
-    try:
-        return checks.semantic_problems(data)
-    except (KeyError, TypeError, AttributeError, ValueError):
-        return []  # the shape is wrong where a check looked: the schema errors say where
+    if not isinstance(data, dict):
+        return []
+    return checks.semantic_problems(data, tolerant=not complete)
 
 
 def _schema_problem(error: Any) -> tuple[tuple[Any, ...], str]:

@@ -66,6 +66,23 @@ def _child(node: yaml.Node, step: Any) -> yaml.Node | None:
     return None
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that stops absurd nesting while composing, long before
+    Python's recursion limit (the tree check then reports MAX_DEPTH precisely)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > 2 * MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise SourceError(f"nesting deeper than {MAX_DEPTH} levels", mark.line + 1, mark.column + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def parse(raw: bytes) -> Document:
     """Parse one YAML document from bytes; raise SourceError on anything unsafe."""
     if len(raw) > MAX_BYTES:
@@ -77,7 +94,7 @@ def parse(raw: bytes) -> Document:
     if "\x00" in text:
         raise SourceError("binary data (NUL byte) in a topology file")
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
         try:
             root = loader.get_single_node()
             if root is None:

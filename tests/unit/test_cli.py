@@ -93,7 +93,6 @@ def test_exit_codes_are_named():
     assert [int(c) for c in (ExitCode.OK, ExitCode.ERROR, ExitCode.CHANGES, ExitCode.DRIFT)] == [0, 1, 2, 3]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: argparse exits 2 on a usage error, which the docs reserve for plan --detailed-exitcode changes")
 def test_usage_error_exits_1(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["plan", "--detailed-exitcode", "--no-such-option"])

@@ -168,7 +168,6 @@ def test_replace_only_comes_from_host_name():
     assert change.type is ChangeType.UPDATE
 
 
-@pytest.mark.xfail(strict=True, reason="bug: deleting an interface drops routes through it, but the diff does not plan them again")
 def test_renaming_an_interface_plans_its_routes_again():
     data = one_bridge("a")
     data["namespaces"]["a"]["interfaces"] = {"eth1": {"bridge": "br0"}}

@@ -130,7 +130,8 @@ def test_every_schema_problem_is_reported():
 
 def test_required_property_of_a_list_item_points_at_the_item():
     found = problems("name: demo\nnamespaces: {a: {}}\nport_forwards:\n  - {namespace: a, port: 80}\n")
-    assert found == ["t.yaml:4:5: port_forwards.0: 'host_port' is a required property"]
+    assert found[0] == "t.yaml:4:5: port_forwards.0: 'host_port' is a required property"
+    assert found[1:] == ["t.yaml:4:6: port_forwards.0.namespace: namespace a has no interface to forward to"]
 
 
 def test_interface_name_of_16_characters_is_refused():
