@@ -112,16 +112,16 @@ def _finish(args: argparse.Namespace, applied: Any, verb: str, started: float) -
 
 
 @contextlib.contextmanager
-def _transaction(args: argparse.Namespace, topology: str) -> Iterator[tuple[Any, Any]]:
+def _transaction(args: argparse.Namespace, topology: str) -> Iterator[tuple[Any, Any, Any]]:
     """Lock, kernel session, journal and stop signals around one apply or destroy."""
     from . import reconcile
     from .journal import Journal
     from .kernel import open_kernel
     from .lock import topology_lock
 
-    with open_kernel(topology) as kernel, topology_lock(topology, args.lock_timeout), _stop_signals() as stop:
+    with open_kernel(topology) as kernel, topology_lock(topology, args.lock_timeout) as held, _stop_signals() as stop:
         options = reconcile.RunOptions(_listener(args), Journal(topology), not args.no_rollback, stop)
-        yield kernel, options
+        yield kernel, options, held
 
 
 @contextlib.contextmanager
@@ -149,7 +149,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     raw = _read(args.file)
     saved = planfile.load(args.file, raw) if planfile.is_plan_file(raw) else None
     topology = load_bytes(saved.topology_text, saved.source) if saved else load_bytes(raw, args.file)
-    with _transaction(args, topology.name) as (kernel, options):
+    with _transaction(args, topology.name) as (kernel, options, _):
         planned = reconcile.plan(topology, kernel)
         if saved:
             planfile.check_fresh(saved, planned)
@@ -164,8 +164,9 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     topology, _ = _load(args.file)
-    with _transaction(args, topology.name) as (kernel, options):
+    with _transaction(args, topology.name) as (kernel, options, held):
         applied = reconcile.destroy(topology.name, kernel, options)
+        held.discard = applied.converged  # nothing of the topology is left: drop its lock and directory
     return _finish(args, applied, "Destroy", started)
 
 
