@@ -47,7 +47,7 @@ ActionListener = Callable[[ActionResult], None]
 
 
 def kernel_reason(err: BaseException) -> str:
-    """A readable reason from an OSError or a pyroute2 NetlinkError."""
+    """A readable reason from an OSError (netlink refusals are OSErrors too)."""
     code = getattr(err, "errno", None) or getattr(err, "code", None)
     if isinstance(code, int) and code > 0:
         return f"{getattr(err, 'strerror', None) or os.strerror(code)} (errno {code})"

@@ -23,10 +23,6 @@ from .observe import ORPHAN_NAMESPACE, Observation, observe
 from .state import BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, SysctlState
 
 
-def _state(up: bool) -> str:
-    return "up" if up else "down"
-
-
 class LiveKernel:
     """Kernel protocol (see apply.py) over netlink for one topology."""
 
@@ -66,25 +62,25 @@ class LiveKernel:
 
     def _create_bridge(self, bridge: BridgeState) -> None:
         index = self.nl.add_bridge(bridge.name)
-        self.nl.set_link(None, index, ifalias=self.label)
+        self.nl.set_link(None, index, alias=self.label)
         self.nl.write_sysctl(None, f"net/ipv6/conf/{bridge.name}/disable_ipv6", "1")
         self._update_bridge(index, BridgeState(bridge.name, up=False), bridge)
 
     def _create_namespace(self, ns: NamespaceState) -> None:
         self.nl.adopt(ns.name, netns.create(ns.name))
         lo = self.nl.lookup(ns.name, "lo")
-        self.nl.set_link(ns.name, lo, ifalias=self.label)
+        self.nl.set_link(ns.name, lo, alias=self.label)
         for scope in ("all", "default"):
             self.nl.write_sysctl(ns.name, f"net/ipv6/conf/{scope}/disable_ipv6", "1")
-        self.nl.set_link(ns.name, lo, state=_state(ns.lo_up))
+        self.nl.set_link(ns.name, lo, up=ns.lo_up)
 
     def _create_interface(self, iface: InterfaceState) -> None:
         assert iface.host_name is not None
         self.nl.add_veth(iface.host_name, iface.namespace, iface.name)
         host = self.nl.lookup(None, iface.host_name)
         inner = self.nl.lookup(iface.namespace, iface.name)
-        self.nl.set_link(None, host, ifalias=self.label)
-        self.nl.set_link(iface.namespace, inner, ifalias=self.label)
+        self.nl.set_link(None, host, alias=self.label)
+        self.nl.set_link(iface.namespace, inner, alias=self.label)
         self.nl.write_sysctl(None, f"net/ipv6/conf/{iface.host_name}/disable_ipv6", "1")
         empty = InterfaceState(iface.namespace, iface.name, iface.host_name, up=False, host_up=False)
         self._update_interface(empty, iface)
@@ -102,8 +98,8 @@ class LiveKernel:
         elif isinstance(after, NamespaceState):
             lo = self.nl.lookup(after.name, "lo")
             if after.owned and not before.owned:  # type: ignore[union-attr]
-                self.nl.set_link(after.name, lo, ifalias=self.label)
-            self.nl.set_link(after.name, lo, state=_state(after.lo_up))
+                self.nl.set_link(after.name, lo, alias=self.label)
+            self.nl.set_link(after.name, lo, up=after.lo_up)
         elif isinstance(after, InterfaceState):
             self._update_interface(before, after)  # type: ignore[arg-type]
         return None
@@ -112,12 +108,12 @@ class LiveKernel:
         if index is None:
             raise KernelError(f"bridge {after.name} disappeared during apply")
         if after.owned and not before.owned:
-            self.nl.set_link(None, index, ifalias=self.label)
+            self.nl.set_link(None, index, alias=self.label)
         if after.mtu is not None and after.mtu != before.mtu:
             self.nl.set_link(None, index, mtu=after.mtu)
         self._sync_addresses(None, index, before.addresses, after.addresses)
         if after.up != before.up:
-            self.nl.set_link(None, index, state=_state(after.up))
+            self.nl.set_link(None, index, up=after.up)
 
     def _update_interface(self, before: InterfaceState, after: InterfaceState) -> None:
         ns, host_name = after.namespace, after.host_name
@@ -127,8 +123,8 @@ class LiveKernel:
             raise KernelError(f"interface {ns}/{after.name} disappeared during apply")
         host_attrs: dict[str, Any] = {}
         if after.owned and not before.owned:
-            self.nl.set_link(None, host, ifalias=self.label)
-            self.nl.set_link(ns, inner, ifalias=self.label)
+            self.nl.set_link(None, host, alias=self.label)
+            self.nl.set_link(ns, inner, alias=self.label)
         if after.bridge != before.bridge:
             host_attrs["master"] = self.nl.lookup(None, after.bridge) if after.bridge else 0
         if after.mtu is not None and after.mtu != before.mtu:
@@ -137,14 +133,14 @@ class LiveKernel:
         if host_attrs:
             self.nl.set_link(None, host, **host_attrs)
         if after.mac is not None and after.mac != before.mac:
-            self.nl.set_link(ns, inner, address=after.mac)
+            self.nl.set_link(ns, inner, mac=after.mac)
         self._sync_addresses(ns, inner, before.addresses, after.addresses)
         if after.hairpin != before.hairpin and after.bridge:
             self.nl.set_hairpin(host_name, after.hairpin)  # type: ignore[arg-type]
         if after.host_up != before.host_up:
-            self.nl.set_link(None, host, state=_state(after.host_up))
+            self.nl.set_link(None, host, up=after.host_up)
         if after.up != before.up:
-            self.nl.set_link(ns, inner, state=_state(after.up))
+            self.nl.set_link(ns, inner, up=after.up)
 
     def _sync_addresses(self, ns: str | None, index: int, before: tuple[str, ...], after: tuple[str, ...]) -> None:
         for cidr in before:
@@ -216,8 +212,8 @@ class LiveKernel:
     def _delete_route(self, route: RouteState) -> None:
         try:
             self.nl.delete_route(route.namespace, route.to, route.via)
-        except Exception as err:  # already gone with its interface: the goal is met
-            if getattr(err, "code", None) != errno.ESRCH:
+        except OSError as err:  # already gone with its interface: the goal is met
+            if err.errno != errno.ESRCH:
                 raise
 
 

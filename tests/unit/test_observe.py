@@ -212,27 +212,3 @@ def test_own_nft_table_is_ours_and_other_tables_are_foreign_claims():
     observation = observe({}, tables={"nsnet-demo": ours, "nsnet-other": theirs})
     assert observation.state[ours.id] == ours
     assert observation.foreign_claims == {("tcp", "*", 8080): "other"}
-
-
-# netlink records
-
-
-def route_msg(**fields):
-    msg = {"table": netlink.RT_TABLE_MAIN, "type": netlink.RTN_UNICAST, "dst_len": 0, "proto": 225, "gateway": "10.0.0.1"}
-    msg.update(fields)
-    return msg
-
-
-@pytest.mark.parametrize(
-    "msg, entry",
-    [
-        (route_msg(), netlink.RouteEntry("default", "10.0.0.1", 225)),
-        (route_msg(dst="10.9.0.0", dst_len=16, proto=4), netlink.RouteEntry("10.9.0.0/16", "10.0.0.1", 4)),
-        (route_msg(gateway=None, dst="10.0.0.0", dst_len=24, proto=2), None),
-        (route_msg(table=255), None),
-        (route_msg(type=2), None),
-    ],
-    ids=["default", "static", "connected", "local-table", "not-unicast"],
-)
-def test_only_main_table_unicast_routes_with_a_gateway_are_read(msg, entry):
-    assert netlink._route(msg) == entry
