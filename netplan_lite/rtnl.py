@@ -92,16 +92,23 @@ def route_body(to: str, via: str, proto: int) -> bytes:
     return rtmsg(int(prefix), proto) + attrs
 
 
-def parse_attrs(data: bytes, offset: int, end: int) -> dict[int, bytes]:
-    """Top-level attributes of a message body (later duplicates win)."""
+def parse_attrs(data: bytes, offset: int, end: int, wanted: frozenset[int] | None = None) -> dict[int, bytes]:
+    """Top-level attributes of a message body (only `wanted` kinds are copied out)."""
     found = {}
+    unpack = _RTATTR.unpack_from
     while offset + 4 <= end:
-        length, kind = _RTATTR.unpack_from(data, offset)
+        length, kind = unpack(data, offset)
         if length < 4:
             break
-        found[kind & 0x3FFF] = data[offset + 4:offset + length]
-        offset += _align(length)
+        kind &= 0x3FFF
+        if wanted is None or kind in wanted:
+            found[kind] = data[offset + 4:offset + length]
+        offset += (length + 3) & ~3
     return found
+
+
+LINK_ATTRS = frozenset({IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS})
+IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS = 29, 1 << 3
 
 
 def _string(raw: bytes | None) -> str | None:
@@ -150,7 +157,7 @@ class RouteMsg:
 
 def decode_link(data: bytes, offset: int, end: int) -> LinkMsg:
     _, _, index, flags, _ = _IFINFOMSG.unpack_from(data, offset)
-    attrs = parse_attrs(data, offset + _IFINFOMSG.size, end)
+    attrs = parse_attrs(data, offset + _IFINFOMSG.size, end, LINK_ATTRS)
     kind, hairpin = None, False
     if IFLA_LINKINFO in attrs:
         info_raw = attrs[IFLA_LINKINFO]
@@ -249,7 +256,8 @@ class RtnlSocket:
     # reads
 
     def links(self) -> list[LinkMsg]:
-        return [decode_link(d, o, e) for d, o, e in self.dump(RTM_GETLINK, ifinfo())]
+        skip_stats = attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)  # about half of each message
+        return [decode_link(d, o, e) for d, o, e in self.dump(RTM_GETLINK, ifinfo() + skip_stats)]
 
     def addresses(self) -> list[AddrMsg]:
         body = _IFADDRMSG.pack(socket.AF_INET, 0, 0, 0, 0)
