@@ -112,9 +112,12 @@ def inverse(action: Action) -> Action:
 
 
 def _record(journal: Journal | None, event: str, action: Action, **extra: object) -> None:
-    if journal is not None:
-        journal.record(event, op=action.op.value, id=str(action.id), names=names_of(action.after),
-                       before=plain(action.before), after=plain(action.after), **extra)
+    """The begin record carries the states (what to undo); later ones only name the action."""
+    if journal is None:
+        return
+    if event == "begin":
+        extra.update(names=names_of(action.after), before=plain(action.before), after=plain(action.after))
+    journal.record(event, op=action.op.value, id=str(action.id), **extra)
 
 
 def _created_nothing(err: ActionFailed) -> bool:

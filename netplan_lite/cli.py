@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
 
@@ -255,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except NsnetError as err:
+        if args.debug:
+            traceback.print_exc()
         for line in err.lines():
             print(f"nsnet: {line}", file=sys.stderr)
         return ExitCode.ERROR

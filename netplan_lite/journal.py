@@ -1,7 +1,8 @@
 """The apply journal: every action recorded before and after it runs.
 
 /run/nsnet/<topology>/journal.jsonl (0600), one JSON object a line:
-`{"event": "begin"|"done"|"failed"|"rolled-back", "op", "id", "names", "before", "after"}`.
+`{"event": "begin", "op", "id", "names", "before", "after"}`, then
+`{"event": "done"|"failed"|"rolled-back", "op", "id"}` for the same id.
 A "begin" record is written before the kernel call, so a run killed at any
 point leaves the names of what it may have created: the observer adopts
 unlabelled objects with those names as this topology's (`owned: false`), and
@@ -54,8 +55,7 @@ def names_of(resource: Resource | None) -> dict[str, list[str]]:
 
 def read_intents(topology: str) -> Intents:
     """Names recorded by begin records of a journal left behind (empty if none)."""
-    links: set[str] = set()
-    namespaces: set[str] = set()
+    names: dict[str, dict[str, list[str]]] = {}  # action id -> names its begin record gave
     try:
         with open(journal_path(topology)) as f:
             for line in f:
@@ -63,16 +63,16 @@ def read_intents(topology: str) -> Intents:
                     record = json.loads(line)
                 except ValueError:
                     continue  # a line cut short by a kill
-                names = record.get("names") or {}
-                if record.get("created_nothing"):  # the name was taken by someone else
-                    links.difference_update(names.get("links", []))
-                    namespaces.difference_update(names.get("namespaces", []))
-                else:
-                    links.update(names.get("links", []))
-                    namespaces.update(names.get("namespaces", []))
+                if record.get("event") == "begin":
+                    names[record["id"]] = record.get("names") or {}
+                elif record.get("created_nothing"):  # the name was taken by someone else
+                    names.pop(record["id"], None)
     except OSError:
         pass
-    return Intents(frozenset(links), frozenset(namespaces))
+    return Intents(
+        frozenset(n for entry in names.values() for n in entry.get("links", [])),
+        frozenset(n for entry in names.values() for n in entry.get("namespaces", [])),
+    )
 
 
 class Journal:

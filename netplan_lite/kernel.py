@@ -70,8 +70,8 @@ class LiveKernel:
         self.nl.adopt(ns.name, netns.create(ns.name))
         lo = self.nl.lookup(ns.name, "lo")
         self.nl.set_link(ns.name, lo, alias=self.label)
-        for scope in ("all", "default"):
-            self.nl.write_sysctl(ns.name, f"net/ipv6/conf/{scope}/disable_ipv6", "1")
+        # interfaces created later inherit it; lo keeps ::1, which floods nothing
+        self.nl.write_sysctl(ns.name, "net/ipv6/conf/default/disable_ipv6", "1")
         self.nl.set_link(ns.name, lo, up=ns.lo_up)
 
     def _create_interface(self, iface: InterfaceState) -> None:

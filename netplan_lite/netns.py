@@ -51,18 +51,25 @@ def open_fd(name: str) -> int:
     return os.open(path_of(name), os.O_RDONLY | os.O_CLOEXEC)
 
 
+_home: int | None = None  # an fd of the namespace nsnet started in, opened once
+
+
+def _home_fd() -> int:
+    global _home
+    if _home is None:
+        _home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    return _home
+
+
 @contextlib.contextmanager
 def entered(fd: int) -> Iterator[None]:
-    """Run the body with this thread inside the namespace `fd`."""
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    """Run the body with this thread inside the namespace `fd`, then return home."""
+    home = _home_fd()  # before leaving home
+    _check(_libc.setns(fd, CLONE_NEWNET), "setns")
     try:
-        _check(_libc.setns(fd, CLONE_NEWNET), "setns")
-        try:
-            yield
-        finally:
-            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+        yield
     finally:
-        os.close(home)
+        _check(_libc.setns(home, CLONE_NEWNET), "setns back")
 
 
 def is_namespace(fd: int) -> bool:
@@ -87,8 +94,14 @@ def _host_lock() -> Iterator[None]:
         os.close(fd)
 
 
+_dir_ready = False  # /run/netns checked in this process
+
+
 def _ensure_netns_dir() -> None:
-    """Make /run/netns a shared mount point, as iproute2 does, so mounts propagate."""
+    """Make /run/netns a shared mount point, as iproute2 does, so mounts propagate.
+
+    (os.path.ismount cannot tell: a bind mount of the same file system has the
+    same st_dev as its parent; making an existing mount shared again is harmless.)"""
     os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
     if _libc.mount(b"none", NETNS_DIR.encode(), None, MS_SHARED | MS_REC, None) == 0:
         return
@@ -98,11 +111,12 @@ def _ensure_netns_dir() -> None:
 
 def create(name: str) -> int:
     """Create the named namespace and return an open fd of it."""
+    global _dir_ready
     path = path_of(name)
-    if not os.path.isdir(NETNS_DIR) or not os.path.ismount(NETNS_DIR):
+    if not _dir_ready:
         with _host_lock():  # two runs must not both bind-mount /run/netns
-            if not os.path.ismount(NETNS_DIR):
-                _ensure_netns_dir()
+            _ensure_netns_dir()
+        _dir_ready = True
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
     try:
         checkpoint()  # a crash here leaves a file that is not yet a namespace
