@@ -25,6 +25,8 @@ class BadValue(ValueError):
 
 
 def _ipv4_interface(text: str) -> IPv4Interface:
+    if not isinstance(text, str):
+        raise BadValue(f"{text!r} is not an IPv4 address")
     try:
         value = ip_interface(text)
     except ValueError:
@@ -40,9 +42,19 @@ def parse_subnet(text: str) -> IPv4Network:
         raise BadValue(f"{text!r} needs a prefix length, e.g. {text}/24")
     if iface.ip != iface.network.network_address:
         raise BadValue(f"{text!r} has host bits set; did you mean {iface.network}?")
-    if not MIN_PREFIX <= iface.network.prefixlen <= MAX_PREFIX:
-        raise BadValue(f"prefix /{iface.network.prefixlen} is outside /{MIN_PREFIX}../{MAX_PREFIX}: no room for a gateway and hosts")
-    return iface.network
+    _check_prefix(iface.network)
+    network = iface.network
+    if network.is_loopback or network.is_multicast or network.subnet_of(UNSPECIFIED):
+        raise BadValue(f"{network} is a loopback, multicast or 0.0.0.0/8 range; a bridge needs unicast addresses")
+    return network
+
+
+UNSPECIFIED = IPv4Network("0.0.0.0/8")
+
+
+def _check_prefix(network: IPv4Network) -> None:
+    if not MIN_PREFIX <= network.prefixlen <= MAX_PREFIX:
+        raise BadValue(f"prefix /{network.prefixlen} is outside /{MIN_PREFIX}../{MAX_PREFIX}: no room for a gateway and hosts")
 
 
 def parse_interface_address(text: str, subnet: IPv4Network | None = None) -> IPv4Interface:
@@ -75,7 +87,7 @@ def default_gateway(subnet: IPv4Network | None) -> IPv4Address | None:
     return None if subnet is None else subnet.network_address + 1
 
 
-SHAPE_ERRORS = (KeyError, TypeError, AttributeError, ValueError)
+SHAPE_ERRORS = (LookupError, TypeError, AttributeError, ValueError)
 
 
 def semantic_problems(data: dict[str, Any], tolerant: bool = False) -> list[tuple[tuple[Any, ...], str]]:
@@ -110,21 +122,37 @@ def _bridge_subnets(data: dict[str, Any]) -> Iterator[tuple[str, IPv4Network | N
             yield name, None  # reported by _check_bridges
 
 
+def _overlaps(subnets: dict[str, IPv4Network | None]) -> dict[str, str]:
+    """Bridge -> the overlap reported on it, by one sweep in address order (not all pairs).
+
+    Each overlap is reported on the bridge that comes later in the file.
+    """
+    order = {name: i for i, name in enumerate(subnets)}
+    found: dict[str, str] = {}
+    cover: tuple[str, IPv4Network] | None = None  # the subnet so far reaching furthest
+    for name, subnet in sorted(((n, s) for n, s in subnets.items() if s), key=lambda i: (i[1].network_address, i[1].prefixlen)):
+        if cover and subnet.network_address <= cover[1].broadcast_address:
+            (early, early_net), (late, late_net) = sorted([cover, (name, subnet)], key=lambda i: order[i[0]])
+            found.setdefault(late, f"{late_net} overlaps {early_net} of bridge {early}")
+            if subnet.broadcast_address > cover[1].broadcast_address:
+                cover = (name, subnet)
+        else:
+            cover = (name, subnet)
+    return found
+
+
 def _check_bridges(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:
-    seen: list[tuple[str, IPv4Network]] = []
+    overlaps = _overlaps(subnets)
     for name, spec in (data.get("bridges") or {}).items():
         spec = spec or {}
         path = ("bridges", name)
         if "subnet" in spec:
             try:
-                subnet = parse_subnet(spec["subnet"])
+                parse_subnet(spec["subnet"])
             except BadValue as err:
                 yield (*path, "subnet"), str(err)
-                continue
-            for other, other_net in seen:
-                if subnet.overlaps(other_net):
-                    yield (*path, "subnet"), f"{subnet} overlaps {other_net} of bridge {other}"
-            seen.append((name, subnet))
+            if name in overlaps:
+                yield (*path, "subnet"), overlaps[name]
         if "gateway" in spec:
             yield from _check_gateway(path, spec["gateway"], subnets.get(name), "subnet" in spec)
         if spec.get("masquerade") and "subnet" not in spec:
@@ -185,9 +213,16 @@ def _check_interfaces(data: dict[str, Any], subnets: dict[str, IPv4Network | Non
             yield (*path, "bridge"), f"bridge {bridge} would get more than {MAX_BRIDGE_PORTS} ports, the Linux bridge limit; split the namespaces over several bridges"
         if "address" in spec:
             yield from _check_address(data, path, spec["address"], bridge, subnets[bridge], used)
-        if "mac" in spec and int(spec["mac"].split(":")[0], 16) & 1:
-            yield (*path, "mac"), f"{spec['mac']} is a multicast address; an interface needs a unicast MAC"
+        if "mac" in spec:
+            yield from _check_mac((*path, "mac"), spec["mac"])
     yield from _check_capacity(data, subnets, ports)
+
+
+def _check_mac(path: tuple[Any, ...], mac: str) -> Found:
+    if int(mac.split(":")[0], 16) & 1:
+        yield path, f"{mac} is a multicast address; an interface needs a unicast MAC"
+    elif set(mac.replace(":", "")) == {"0"}:
+        yield path, f"{mac} is not a usable MAC address (the kernel refuses all zeros)"
 
 
 def _check_capacity(data: dict[str, Any], subnets: dict[str, IPv4Network | None], ports: dict[str, int]) -> Found:
@@ -217,7 +252,15 @@ def _check_address(
     if address.ip in used:
         yield path, f"{address.ip} is already used by {used[address.ip]}"
     used[address.ip] = where
-    if subnet is None:
+    if subnet is None:  # the address brings its own network: it must still be a host of it
+        try:
+            _check_prefix(address.network)
+        except BadValue as err:
+            yield path, str(err)
+            return
+        reason = _unusable_host(address.ip, address.network)
+        if reason:
+            yield path, f"{address.ip} {reason}"
         return
     reason = _unusable_host(address.ip, subnet)
     if reason:
@@ -268,7 +311,7 @@ def _check_routes(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) 
 
 def _check_forwards(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:
     namespaces = data.get("namespaces") or {}
-    earlier: list[Claim] = []
+    earlier: dict[tuple[str, int], list[tuple[Claim, int]]] = {}  # (protocol, port) -> claims so far
     for index, forward in enumerate(data.get("port_forwards") or ()):
         path = ("port_forwards", index)
         yield from _check_forward_target(path, forward, namespaces, subnets)
@@ -279,10 +322,11 @@ def _check_forwards(data: dict[str, Any], subnets: dict[str, IPv4Network | None]
                     yield (*path, "host_address"), "0.0.0.0 matches no packet; omit host_address to publish on every address"
             except BadValue as err:
                 yield (*path, "host_address"), str(err)
-        clash = next((i for i, other in enumerate(earlier) if claims_clash(claim, other)), None)
+        same_port = earlier.setdefault((claim[0], claim[2]), [])
+        clash = next((i for other, i in same_port if claims_clash(claim, other)), None)
         if clash is not None:
             yield (*path, "host_port"), f"{claim[0]} port {claim[2]} is already forwarded by port_forwards item {clash}"
-        earlier.append(claim)
+        same_port.append((claim, index))
 
 
 def _check_forward_target(path: tuple[Any, ...], forward: dict[str, Any], namespaces: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:
@@ -291,6 +335,8 @@ def _check_forward_target(path: tuple[Any, ...], forward: dict[str, Any], namesp
         yield (*path, "namespace"), f"unknown namespace {ns_name!r} (not under namespaces:)"
         return
     interfaces = (namespaces[ns_name] or {}).get("interfaces") or {}
+    if not isinstance(interfaces, dict):
+        return  # a wrong shape: the schema error says where
     if not interfaces:
         yield (*path, "namespace"), f"namespace {ns_name} has no interface to forward to"
         return

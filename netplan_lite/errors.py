@@ -38,6 +38,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        return _printable(self._text())
+
+    def _text(self) -> str:
         where = self.file
         if self.line is not None:
             where += f":{self.line}"
@@ -45,6 +48,13 @@ class Problem:
                 where += f":{self.column}"
         key = f" {self.path}:" if self.path else ""
         return f"{where}:{key} {self.message}"
+
+
+def _printable(text: str) -> str:
+    """One line, no terminal escapes: control characters from the input are shown escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class TopologyError(NsnetError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from importlib import resources
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
@@ -56,17 +57,40 @@ def load_bytes(raw: bytes, source: str = "<memory>") -> Topology:
 
 
 def _schema_problems(doc: yamlsource.Document) -> list[tuple[tuple[Any, ...], str]]:
-    import jsonschema  # imported here: it is the slowest import of validate
-
-    validator = jsonschema.Draft202012Validator(topology_schema())
+    validator = _validator_class()(topology_schema())
     if not isinstance(doc.data, dict):
         return [((), "the top level must be a mapping with at least `name:`")]
-    if all(validator.is_valid(sample) for sample in _samples(doc.data)):
-        return []
-    errors = sorted(validator.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path)))
-    return [_schema_problem(e) for e in errors]
+    try:
+        split = _deduplicated(doc.data)
+    except (TypeError, ValueError):  # keys JSON cannot sort or hold: validate as it is
+        problems = [_schema_problem(e) for e in validator.iter_errors(doc.data)]
+    else:
+        problems = _split_problems(validator, *split)
+    return sorted(problems, key=lambda p: list(map(str, p[0])))
 
 
+def _split_problems(validator: Any, distinct: dict[str, Any], names: dict[str, Any],
+                    twins: dict[tuple[str, str], list[str]]) -> list[tuple[tuple[Any, ...], str]]:
+    """Problems of the whole document from its distinct specs and its names (see _deduplicated)."""
+    problems = []
+    for error in validator.iter_errors(distinct):
+        path, message = _schema_problem(error)
+        if len(path) == 2 and path[0] in SECTIONS and _is_name_error(error):
+            continue  # names are checked all at once below
+        same = twins.get(tuple(map(str, path[:2]))) if len(path) >= 2 else None
+        problems += [((path[0], key, *path[2:]), message) for key in same] if same else [(path, message)]
+    for section, keys in names.items():
+        bad = [key for key in keys if not (isinstance(key, str) and _name_pattern(section).search(key))]
+        for key in bad:  # jsonschema only for the few bad names, for its exact message
+            problems += [_schema_problem(e) for e in validator.iter_errors({section: {key: {}}}) if _is_name_error(e)]
+    return problems
+
+
+@functools.cache
+def _name_pattern(section: str) -> re.Pattern[str]:
+    """The schema's pattern for the keys of `section` (bridges: ifname, namespaces: nsname)."""
+    ref = topology_schema()["properties"][section]["propertyNames"]["$ref"]
+    return re.compile(topology_schema()["$defs"][ref.rsplit("/", 1)[1]]["pattern"])
 def _empty_maps_as_mappings(data: Any) -> Any:
     """`web1:` with nothing under it means an empty mapping, not null."""
     if not isinstance(data, dict):
@@ -82,32 +106,45 @@ def _empty_maps_as_mappings(data: Any) -> Any:
     return data
 
 
+@functools.cache
+def _validator_class() -> Any:
+    """Draft 2020-12, except that 1500.0 or true is not an integer (JSON Schema says it is)."""
+    import jsonschema
+
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
+
+
 SECTIONS = ("bridges", "namespaces")
+MAX_FORWARDS = 2048  # the schema's maxItems: jsonschema costs ~0.3 ms a forward
 
 
-def _samples(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """Documents that are valid exactly when `data` is, but quick to check.
+def _deduplicated(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[tuple[str, str], list[str]]]:
+    """The document with each distinct bridge or namespace spec once, every section's
+    names, and which keys share each kept spec.
 
-    Labs repeat the same namespace spec hundreds of times, and jsonschema costs
-    about 0.3 ms per namespace: validate each distinct spec once, and every
-    name once (with an empty spec). On any error the full document is
-    validated again to report every path.
+    Labs repeat the same namespace spec hundreds of times and jsonschema costs
+    about 0.3 ms per namespace: validating each distinct spec once and
+    copying its problems to its twins gives the same problems, linearly.
     """
     distinct = dict(data)
-    names = {key: value for key, value in data.items() if key not in SECTIONS}
+    names: dict[str, Any] = {}  # section -> its keys, checked against the name pattern
+    twins: dict[tuple[str, str], list[str]] = {}
     for section in SECTIONS:
         items = data.get(section)
-        if isinstance(items, dict):
-            seen: dict[str, Any] = {}
-            for key, value in items.items():
-                try:
-                    fingerprint = json.dumps(value, sort_keys=True, default=_typed)
-                except (TypeError, ValueError):  # keys JSON cannot sort or hold: no shortcut
-                    return [data]
-                seen.setdefault(fingerprint, (key, value))
-            distinct[section] = dict(seen.values())
-            names[section] = {key: {} for key in items}
-    return [distinct, names]
+        if not isinstance(items, dict):
+            continue
+        kept: dict[str, str] = {}  # fingerprint -> the key whose spec is validated
+        for key, value in items.items():
+            first = kept.setdefault(json.dumps(value, sort_keys=True, default=_typed), key)
+            twins.setdefault((section, str(first)), []).append(key)
+        distinct[section] = {key: items[key] for key in kept.values()}
+        names[section] = list(items)
+    forwards = data.get("port_forwards")
+    if isinstance(forwards, list) and len(forwards) > MAX_FORWARDS:  # maxItems fails anyway: validate no more
+        distinct["port_forwards"] = forwards[:MAX_FORWARDS + 1]
+    return distinct, names, twins
 
 
 def _typed(value: Any) -> str:
@@ -140,12 +177,20 @@ def _is_name_error(error: Any) -> bool:
 
 def _schema_message(error: Any) -> str:
     if error.validator == "pattern":
-        return f"{error.instance!r} is not allowed here ({error.schema.get('description') or 'must match ' + error.schema['pattern']})"
+        return f"{_short(error.instance)} is not allowed here ({error.schema.get('description') or 'must match ' + error.schema['pattern']})"
     if error.validator == "propertyNames":
         return f"name {error.instance!r} is not allowed: {error.message}"
+    if error.validator == "maxItems":
+        return f"{len(error.instance)} items, more than the {error.validator_value} allowed"
     if error.validator == "type":
-        return f"{error.instance!r} should be of type {error.validator_value}"
-    return error.message
+        return f"{_short(error.instance)} should be of type {error.validator_value}"
+    return error.message if len(error.message) <= 200 else error.message[:200] + "..."
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A value as it appears in a message: its repr, cut to one readable piece."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _locate(doc: yamlsource.Document, source: str, path: tuple[Any, ...], message: str) -> Problem:

@@ -6,12 +6,12 @@ limit; both are refused here, before any value is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 import yaml
 
-MAX_BYTES = 1 << 20  # a lab topology of 3000 namespaces is about 300 KiB
+MAX_BYTES = 512 << 10  # a lab of 3000 namespaces is about 150 KiB; more only slows refusals
 MAX_NODES = 200_000  # counted with aliases expanded: stops "billion laughs"
 MAX_DEPTH = 32
 
@@ -33,12 +33,13 @@ class Document:
 
     data: Any
     root: yaml.Node
+    _keys: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = field(default_factory=dict, compare=False, repr=False)
 
     def locate(self, path: tuple[Any, ...]) -> tuple[int, int]:
         """Line and column (1-based) of the deepest node along `path`."""
         node = self.root
         for step in path:
-            child = _child(node, step)
+            child = self._child(node, step)
             if child is None:
                 break
             node = child
@@ -48,22 +49,25 @@ class Document:
         """Position of the key (not the value) that ends `path`."""
         parent = self.root
         for step in path[:-1]:
-            parent = _child(parent, step) or parent
-        if isinstance(parent, yaml.MappingNode):
-            for key, _ in parent.value:
-                if key.value == str(path[-1]):
-                    return key.start_mark.line + 1, key.start_mark.column + 1
+            parent = self._child(parent, step) or parent
+        if isinstance(parent, yaml.MappingNode) and str(path[-1]) in self._pairs(parent):
+            key = self._pairs(parent)[str(path[-1])][0]
+            return key.start_mark.line + 1, key.start_mark.column + 1
         return self.locate(path)
 
+    def _pairs(self, node: yaml.MappingNode) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """Key text -> (key node, value node), indexed once so thousands of problems stay linear."""
+        if id(node) not in self._keys:
+            self._keys[id(node)] = {k.value: (k, v) for k, v in reversed(node.value) if isinstance(k, yaml.ScalarNode)}
+        return self._keys[id(node)]
 
-def _child(node: yaml.Node, step: Any) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == str(step):
-                return value
-    if isinstance(node, yaml.SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
-        return node.value[step]
-    return None
+    def _child(self, node: yaml.Node, step: Any) -> yaml.Node | None:
+        if isinstance(node, yaml.MappingNode):
+            pair = self._pairs(node).get(str(step))
+            return pair[1] if pair else None
+        if isinstance(node, yaml.SequenceNode) and isinstance(step, int) and 0 <= step < len(node.value):
+            return node.value[step]
+        return None
 
 
 # libyaml's parser is ~20x faster than PyYAML's pure-Python one (0.05 s against
@@ -73,10 +77,25 @@ _OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
+def _events(text: str) -> Iterator[yaml.Event]:
+    """The parser's events; a scanner crash on an odd escape becomes a located SourceError."""
+    loader = _Loader(text)
+    try:
+        while loader.check_event():
+            yield loader.get_event()
+    except (ValueError, OverflowError) as err:  # PyYAML's pure-Python scanner calls chr() unguarded
+        line = getattr(loader, "line", None)
+        raise SourceError(f"invalid YAML: {err}", None if line is None else line + 1) from None
+    finally:
+        loader.dispose()
+
+
 def _check_depth(text: str) -> None:
-    """Refuse absurd nesting from the event stream, before composing recurses into it."""
+    """Refuse absurd nesting and node counts from the event stream, before composing."""
     depth = 0
-    for event in yaml.parse(text, Loader=_Loader):
+    for count, event in enumerate(_events(text)):
+        if count > MAX_NODES:
+            raise SourceError(f"document expands to over {MAX_NODES} nodes (alias bomb?)")
         if isinstance(event, _OPEN):
             depth += 1
             if depth > 2 * MAX_DEPTH:  # the tree check reports MAX_DEPTH precisely below this
@@ -107,6 +126,10 @@ def parse(raw: bytes) -> Document:
             data = loader.construct_document(root)
         finally:
             loader.dispose()
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        code = err.character if isinstance(err.character, int) else ord(err.character[:1] or "\0")
+        raise SourceError(f"invalid YAML: unacceptable character U+{code:04X}", line) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)

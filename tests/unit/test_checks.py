@@ -57,11 +57,11 @@ def test_disjoint_subnets_do_not_overlap():
     assert topology(doc(bridges={"br0": {"subnet": "10.0.0.0/24"}, "br1": {"subnet": "10.0.1.0/24"}}))
 
 
-def test_overlap_is_reported_against_every_earlier_bridge():
+def test_overlap_is_reported_once_per_bridge_against_an_earlier_one():
+    # one report per bridge keeps 1000 overlapping bridges linear (not half a million lines)
     data = doc(bridges={"br0": {"subnet": "10.0.0.0/24"}, "br1": {"subnet": "10.0.1.0/24"}, "br2": {"subnet": "10.0.0.0/16"}})
     assert messages(data) == [
         ("bridges.br2.subnet", "10.0.0.0/16 overlaps 10.0.0.0/24 of bridge br0"),
-        ("bridges.br2.subnet", "10.0.0.0/16 overlaps 10.0.1.0/24 of bridge br1"),
     ]
 
 

@@ -51,102 +51,16 @@ CONTROL_CHARS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 LOAD, CLI, PLAN, TIME, PURE = "load", "cli", "plan", "time", "pure-python"
 ACCEPTED = (LOAD, CLI, PLAN, PURE)  # accepted, or a crash: every check of the file but the time bound fails
 
-BUG_TRAILING_NEWLINE = (
-    "bug: schema patterns end in `$`, which Python's re.search (jsonschema's `pattern`) also matches "
-    "just before a trailing newline, so names like 'demo\\n', 'br0\\n', 'web\\n', 'eth0\\n' and a MAC "
-    "ending in '\\n' are accepted (schemas/topology.schema.json, every `pattern`); end them with `$(?!\\n)`"
-)
-BUG_ZERO_MAC = (
-    "bug: 00:00:00:00:00:00 is accepted; the kernel refuses it like a multicast MAC "
-    "(checks._check_interfaces only tests the multicast bit); reject the all-zero address too"
-)
-BUG_INTEGRAL_FLOAT = (
-    "bug: jsonschema's `integer` accepts 8080.0 / 1500.0 (JSON Schema counts integral floats as integers), "
-    "so floats reach the model (PortForward.host_port, Bridge.mtu); validate with a type checker whose "
-    "`integer` is `isinstance(x, int) and not isinstance(x, bool)`"
-)
-BUG_UNCHECKED_ADDRESS = (
-    "bug: checks._check_address returns right after the duplicate test when the bridge has no subnet, "
-    "so a pinned a.b.c.d/prefix is never checked against its own network: the network address (10.9.0.0/24) "
-    "and /0 (which also makes every route `via` reachable in _reachable_networks) are accepted; apply "
-    "_unusable_host(ip, address.network) and the MIN_PREFIX..MAX_PREFIX bound there too"
-)
-BUG_SPECIAL_SUBNET = (
-    "bug: checks.parse_subnet accepts loopback (127.0.0.0/8, which the route_localnet guard drops on the bridge), "
-    "multicast (224.0.0.0/24) and 0.0.0.0/8 subnets for a bridge; reject is_loopback / is_multicast / "
-    "0.0.0.0/8 / is_reserved networks"
-)
-BUG_RAW_KEY_IN_PATH = (
-    "bug: Problem.path is built from raw YAML keys (loader._locate), so a key holding a newline prints two "
-    "lines for one problem and an ESC sequence reaches the terminal; escape non-printable characters of the "
-    "path (e.g. unicode_escape) in loader._locate or Problem.__str__"
-)
-BUG_READER_ERROR = (
-    "bug: yaml.reader.ReaderError (a control character in the text) is not a MarkedYAMLError, so "
-    "yamlsource.parse reports str(err): an embedded newline (two output lines for one problem), "
-    "'\"<unicode string>\", position N' and no line number; catch ReaderError and locate err.position"
-)
-BUG_INDEX_ERROR = (
-    "bug: IndexError escapes load_bytes: with `interfaces: [5]` (or !!binary) the schema fails, the checks "
-    "run tolerant, and checks._check_forward_target takes if_name = next(iter(interfaces)) = 5, finds "
-    "`5 in [5]` and indexes [5][5]; checks.SHAPE_ERRORS lacks IndexError, so the CLI prints 'internal error'. "
-    "Fix: use LookupError instead of KeyError in SHAPE_ERRORS, and skip non-dict `interfaces` there"
-)
-BUG_PURE_PYTHON_ESCAPE = (
-    "bug: without libyaml (yamlsource._Loader falls back to yaml.SafeLoader) a double-quoted \\U escape "
-    "beyond U+10FFFF makes PyYAML's scanner call chr() and raise ValueError / OverflowError, which "
-    "yamlsource.parse does not catch (only YAMLError and RecursionError); catch (ValueError, OverflowError) "
-    "there as 'invalid YAML'"
-)
-BUG_QUADRATIC_OVERLAP = (
-    "bug: checks._check_bridges compares every pair of subnets and reports every overlapping pair: "
-    "n bridges on one subnet give n(n-1)/2 problems, and even distinct subnets cost O(n^2); report each "
-    "bridge's first overlap only and find overlaps with a sorted sweep"
-)
-BUG_QUADRATIC_LOCATE = (
-    "bug: yamlsource.Document.locate/_child scan a mapping node's keys linearly for every problem, so N "
-    "problems under an N-entry mapping cost O(N^2) (thousands of namespaces with an unknown key or a "
-    "duplicate address take seconds); index each MappingNode's keys once"
-)
-BUG_QUADRATIC_FORWARDS = (
-    "bug: checks._check_forwards scans every earlier claim for each forward: n forwards on distinct ports "
-    "cost n^2/2 claims_clash calls (8000 forwards, ~360 KB, take seconds); keep the claims in a dict keyed "
-    "by (protocol, port)"
-)
-BUG_SLOW_BIG_DOCUMENT = (
-    "bug: yamlsource.parse composes the whole document before _check_tree counts its nodes: 1 MiB of `1,` "
-    "in a flow list (~500k nodes) takes ~2-3 s even with libyaml; count events in _check_depth's pass over "
-    "the event stream (0.2 s to reach 200k) and refuse at MAX_NODES before composing"
+BUG_BIG_DOCUMENT = (
+    "known limit: the quadratic locate/forward checks are fixed, but constructing ~400 KB of YAML "
+    "(6000 namespaces, 8000 forwards) alone takes 0.8-1.2 s on this 2-core machine; the 1 s bound "
+    "holds for files up to ~300 KB (a 3000-namespace lab is ~150 KB)"
 )
 
 BUGS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "name_trailing_newline.yaml": (BUG_TRAILING_NEWLINE, ACCEPTED),
-    "bridge_name_trailing_newline.yaml": (BUG_TRAILING_NEWLINE, ACCEPTED),
-    "namespace_name_trailing_newline.yaml": (BUG_TRAILING_NEWLINE, ACCEPTED),
-    "interface_name_trailing_newline.yaml": (BUG_TRAILING_NEWLINE, ACCEPTED),
-    "mac_trailing_newline.yaml": (BUG_TRAILING_NEWLINE, ACCEPTED),
-    "mac_all_zero.yaml": (BUG_ZERO_MAC, ACCEPTED),
-    "host_port_integral_float.yaml": (BUG_INTEGRAL_FLOAT, ACCEPTED),
-    "mtu_integral_float.yaml": (BUG_INTEGRAL_FLOAT, ACCEPTED),
-    "address_network_without_subnet.yaml": (BUG_UNCHECKED_ADDRESS, ACCEPTED),
-    "address_slash0_without_subnet.yaml": (BUG_UNCHECKED_ADDRESS, ACCEPTED),
-    "subnet_loopback.yaml": (BUG_SPECIAL_SUBNET, ACCEPTED),
-    "subnet_multicast.yaml": (BUG_SPECIAL_SUBNET, ACCEPTED),
-    "subnet_this_network.yaml": (BUG_SPECIAL_SUBNET, ACCEPTED),
-    "forward_to_list_of_interfaces.yaml": (BUG_INDEX_ERROR, ACCEPTED),
-    "forward_to_binary_interfaces.yaml": (BUG_INDEX_ERROR, ACCEPTED),
-    "unicode_escape_out_of_range.yaml": (BUG_PURE_PYTHON_ESCAPE, (PURE,)),
-    "unicode_escape_huge.yaml": (BUG_PURE_PYTHON_ESCAPE, (PURE,)),
-    "unknown_key_newline.yaml": (BUG_RAW_KEY_IN_PATH, (CLI,)),
-    "unknown_key_escape_sequence.yaml": (BUG_RAW_KEY_IN_PATH, (CLI,)),
-    "control_character.yaml": (BUG_READER_ERROR, (CLI,)),
     # generated (see GENERATED_BAD)
-    "generated:overlapping_subnets_1000": (BUG_QUADRATIC_OVERLAP, (TIME,)),
-    "generated:distinct_subnets_4000_and_a_typo": (BUG_QUADRATIC_OVERLAP, (TIME,)),
-    "generated:unknown_key_in_10000_namespaces": (BUG_QUADRATIC_LOCATE, (TIME,)),
-    "generated:duplicate_address_6000": (BUG_QUADRATIC_LOCATE, (TIME,)),
-    "generated:distinct_host_ports_8000_and_a_clash": (BUG_QUADRATIC_FORWARDS, (TIME,)),
-    "generated:one_mebibyte_flow_list": (BUG_SLOW_BIG_DOCUMENT, (TIME,)),
+    "generated:duplicate_address_6000": (BUG_BIG_DOCUMENT, (TIME,)),
+    "generated:distinct_host_ports_8000_and_a_clash": (BUG_BIG_DOCUMENT, (TIME,)),
 }
 
 
