@@ -133,7 +133,10 @@ def parse(raw: bytes) -> Document:
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise SourceError(f"invalid YAML: {err.problem or err.context}", line, col) from None
+        problem = err.problem or err.context or ""
+        if "maximum nesting depth" in problem:  # libyaml >= 0.2.5 stops at 1000 levels itself
+            raise SourceError(f"nesting deeper than {MAX_DEPTH} levels", line, col) from None
+        raise SourceError(f"invalid YAML: {problem}", line, col) from None
     except yaml.YAMLError as err:
         raise SourceError(f"invalid YAML: {err}") from None
     except RecursionError:
