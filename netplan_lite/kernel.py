@@ -23,6 +23,9 @@ from .observe import ORPHAN_NAMESPACE, Observation, observe
 from .state import BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, SysctlState
 
 
+LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a new namespace
+
+
 class LiveKernel:
     """Kernel protocol (see apply.py) over netlink for one topology."""
 
@@ -62,28 +65,31 @@ class LiveKernel:
 
     def _create_bridge(self, bridge: BridgeState) -> None:
         index = self.nl.add_bridge(bridge.name)
-        self.nl.set_link(None, index, alias=self.label)
-        self.nl.write_sysctl(None, f"net/ipv6/conf/{bridge.name}/disable_ipv6", "1")
-        self._update_bridge(index, BridgeState(bridge.name, up=False), bridge)
+        self.nl.set_link(None, index, alias=self.label, mtu=bridge.mtu, ipv6_link_local=False)
+        for cidr in bridge.addresses:
+            self.nl.add_address(None, index, cidr, ADDRESS_PROTO)
+        self.nl.set_link(None, index, up=bridge.up)
 
     def _create_namespace(self, ns: NamespaceState) -> None:
         self.nl.adopt(ns.name, netns.create(ns.name))
-        lo = self.nl.lookup(ns.name, "lo")
-        self.nl.set_link(ns.name, lo, alias=self.label)
-        # interfaces created later inherit it; lo keeps ::1, which floods nothing
-        self.nl.write_sysctl(ns.name, "net/ipv6/conf/default/disable_ipv6", "1")
-        self.nl.set_link(ns.name, lo, up=ns.lo_up)
+        self.nl.set_link(ns.name, LOOPBACK_INDEX, alias=self.label, up=ns.lo_up)
 
     def _create_interface(self, iface: InterfaceState) -> None:
+        """Few requests: each /proc/sys write costs ~5 ms at scale, a netlink request ~0.05 ms."""
         assert iface.host_name is not None
-        self.nl.add_veth(iface.host_name, iface.namespace, iface.name)
+        ns = iface.namespace
+        self.nl.add_veth(iface.host_name, ns, iface.name)
         host = self.nl.lookup(None, iface.host_name)
-        inner = self.nl.lookup(iface.namespace, iface.name)
-        self.nl.set_link(None, host, alias=self.label)
-        self.nl.set_link(iface.namespace, inner, alias=self.label)
-        self.nl.write_sysctl(None, f"net/ipv6/conf/{iface.host_name}/disable_ipv6", "1")
-        empty = InterfaceState(iface.namespace, iface.name, iface.host_name, up=False, host_up=False)
-        self._update_interface(empty, iface)
+        inner = self.nl.lookup(ns, iface.name)
+        master = self.nl.lookup(None, iface.bridge) if iface.bridge else None
+        self.nl.set_link(None, host, alias=self.label, master=master, mtu=iface.mtu, ipv6_link_local=False)  # type: ignore[arg-type]
+        if iface.hairpin:
+            self.nl.set_link(None, host, hairpin=True)  # type: ignore[arg-type]
+        self.nl.set_link(ns, inner, alias=self.label, mtu=iface.mtu, mac=iface.mac, ipv6_link_local=False)  # type: ignore[arg-type]
+        for cidr in iface.addresses:
+            self.nl.add_address(ns, inner, cidr, ADDRESS_PROTO)  # type: ignore[arg-type]
+        self.nl.set_link(None, host, up=iface.host_up)  # type: ignore[arg-type]
+        self.nl.set_link(ns, inner, up=iface.up)  # type: ignore[arg-type]
 
     def _create_route(self, route: RouteState) -> None:
         self.nl.replace_route(route.namespace, route.to, route.via, ROUTE_PROTO)
@@ -136,7 +142,7 @@ class LiveKernel:
             self.nl.set_link(ns, inner, mac=after.mac)
         self._sync_addresses(ns, inner, before.addresses, after.addresses)
         if after.hairpin != before.hairpin and after.bridge:
-            self.nl.set_hairpin(host_name, after.hairpin)  # type: ignore[arg-type]
+            self.nl.set_link(None, host, hairpin=after.hairpin)
         if after.host_up != before.host_up:
             self.nl.set_link(None, host, up=after.host_up)
         if after.up != before.up:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from . import netns
 from .faults import checkpoint
@@ -103,10 +104,10 @@ class Netlink:
         checkpoint()
         self.sock(None).add_veth(host_name, name, self.namespace_fd(ns))
 
-    def set_link(self, ns: str | None, index: int, *, alias: str | None = None, mtu: int | None = None,
-                 master: int | None = None, mac: str | None = None, up: bool | None = None) -> None:
+    def set_link(self, ns: str | None, index: int, **attrs: Any) -> None:
+        """Link attributes in one request (see RtnlSocket.set_link)."""
         checkpoint()
-        self.sock(ns).set_link(index, alias=alias, mtu=mtu, master=master, mac=mac, up=up)
+        self.sock(ns).set_link(index, **attrs)
 
     def delete_link(self, ns: str | None, index: int) -> None:
         checkpoint()
@@ -127,23 +128,3 @@ class Netlink:
     def delete_route(self, ns: str | None, to: str, via: str) -> None:
         checkpoint()
         self.sock(ns).delete_route(to, via)
-
-    def set_hairpin(self, host_name: str, on: bool) -> None:
-        """Hairpin mode of a bridge port (the sysfs file is the simplest stable interface)."""
-        checkpoint()
-        _write(f"/sys/class/net/{host_name}/brport/hairpin_mode", "1" if on else "0")
-
-    def write_sysctl(self, ns: str | None, key: str, value: str) -> None:
-        """Write /proc/sys/KEY ("net/ipv6/conf/all/disable_ipv6") as seen from `ns`."""
-        checkpoint()
-        path = "/proc/sys/" + key
-        if ns is None:
-            _write(path, value)
-        else:
-            with netns.entered(self.namespace_fd(ns)):
-                _write(path, value)
-
-
-def _write(path: str, value: str) -> None:
-    with open(path, "w") as f:
-        f.write(value)

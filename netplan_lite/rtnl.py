@@ -28,7 +28,9 @@ NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 0x100, 0x200, 0x400
 # attributes
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 18, 20, 28
-IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_DATA = 1, 2, 5
+IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
+IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE = 26, 8
+IN6_ADDR_GEN_MODE_EUI64, IN6_ADDR_GEN_MODE_NONE = 0, 1
 VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE = 4  # hairpin
 IFA_ADDRESS, IFA_LOCAL, IFA_PROTO = 1, 2, 11
@@ -300,7 +302,10 @@ class RtnlSocket:
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo() + attr_str(IFLA_IFNAME, host_name) + info)
 
     def set_link(self, index: int, *, alias: str | None = None, mtu: int | None = None, master: int | None = None,
-                 mac: str | None = None, up: bool | None = None) -> None:
+                 mac: str | None = None, up: bool | None = None, hairpin: bool | None = None,
+                 ipv6_link_local: bool | None = None) -> None:
+        """Change a link in one request. `ipv6_link_local=False` sets addrgenmode none: no
+        IPv6 address, so no autoconfiguration traffic; `hairpin` is the bridge-port flag."""
         attrs = b""
         if alias is not None:
             attrs += attr_str(IFLA_IFALIAS, alias)
@@ -310,6 +315,12 @@ class RtnlSocket:
             attrs += attr_u32(IFLA_MASTER, master)
         if mac is not None:
             attrs += attr(IFLA_ADDRESS, bytes(int(b, 16) for b in mac.split(":")))
+        if hairpin is not None:
+            port = attr(IFLA_INFO_SLAVE_DATA, attr_u8(IFLA_BRPORT_MODE, int(hairpin)))
+            attrs += attr(IFLA_LINKINFO, attr_str(IFLA_INFO_SLAVE_KIND, "bridge") + port)
+        if ipv6_link_local is not None:
+            mode = IN6_ADDR_GEN_MODE_EUI64 if ipv6_link_local else IN6_ADDR_GEN_MODE_NONE
+            attrs += attr(IFLA_AF_SPEC, attr(socket.AF_INET6, attr_u8(IFLA_INET6_ADDR_GEN_MODE, mode)))
         flags, change = (0, 0) if up is None else (IFF_UP if up else 0, IFF_UP)
         self.request(RTM_NEWLINK, 0, ifinfo(index, flags, change) + attrs)
 
