@@ -30,7 +30,8 @@ VERIFY_DELAYS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)  # netlink changes show up async
 class Kernel(Protocol):
     """A backend. Changes may return a one-line note worth telling the user."""
 
-    def observe(self) -> Observation: ...
+    def observe(self, scope: frozenset[str] | None = None) -> Observation:
+        """Owned state; with `scope`, of those namespaces only (host objects always)."""
     def create(self, resource: Resource) -> str | None: ...
     def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> str | None: ...
     def delete(self, resource: Resource) -> str | None: ...
@@ -175,12 +176,19 @@ def _undo_partial_create(kernel: Kernel, action: Action) -> None:
         pass  # nothing was made
 
 
-def verify(kernel: Kernel, desired: State) -> list[Change]:
-    """Observe until the kernel matches `desired`; return what still differs."""
+def touched_namespaces(outcome: Outcome) -> frozenset[str]:
+    """Namespaces the run's actions changed: the only ones verification must read again."""
+    return frozenset(ns for r in outcome.results if (ns := r.action.id.namespace) is not None)
+
+
+def verify(kernel: Kernel, desired: State, scope: frozenset[str] | None = None) -> list[Change]:
+    """Observe until the kernel matches `desired` (in `scope`); return what still differs."""
+    if scope is not None:
+        desired = {rid: r for rid, r in desired.items() if rid.namespace is None or rid.namespace in scope}
     remaining: list[Change] = []
     for delay in VERIFY_DELAYS:
         time.sleep(delay)
-        remaining = diff(desired, kernel.observe().state)
+        remaining = diff(desired, kernel.observe(scope).state)
         if not remaining:
             break
     return remaining

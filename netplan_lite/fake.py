@@ -30,13 +30,14 @@ class FakeKernel:
             (r.namespace, r.name, a) for r in resources if isinstance(r, InterfaceState) for a in r.addresses
         }
 
-    def observe(self) -> Observation:
+    def observe(self, scope: frozenset[str] | None = None) -> Observation:
+        resources = {rid: r for rid, r in self.resources.items() if scope is None or rid.namespace in (None, *scope)}
         assigned = {
             (r.namespace, r.name): IPv4Interface(a)
             for r in self.resources.values() if isinstance(r, InterfaceState)
             for a in r.addresses if (r.namespace, r.name, a) in self.written
         }
-        return Observation(dict(self.resources), self.foreign_links, self.foreign_namespaces, assigned)
+        return Observation(resources, self.foreign_links, self.foreign_namespaces, assigned)
 
     def _wrote(self, resource: Resource) -> None:
         if isinstance(resource, InterfaceState):

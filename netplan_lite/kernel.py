@@ -35,9 +35,9 @@ class LiveKernel:
         self.nl = nl
         self._holders: dict[str, list[int]] | None = None
 
-    def observe(self) -> Observation:
+    def observe(self, scope: frozenset[str] | None = None) -> Observation:
         try:
-            return observe(self.topology, self.nl)
+            return observe(self.topology, self.nl, scope)
         except Exception as err:
             if isinstance(err, KernelError):
                 raise

@@ -89,6 +89,13 @@ class Netlink:
         sock = self.sock(ns)
         return Snapshot(tuple(sock.links()), tuple(sock.addresses()), tuple(sock.routes()))
 
+    def loopback(self, ns: str) -> Link:
+        """The namespace's lo (ifindex 1), in one request: enough to tell whose it is.
+
+        Raises FileNotFoundError if the name vanished, OSError(EINVAL) for a file
+        that is not a mounted namespace."""
+        return self.sock(ns).link_by_index(1)
+
     def lookup(self, ns: str | None, name: str) -> int | None:
         return self.sock(ns).index_of(name)
 

@@ -72,17 +72,6 @@ def entered(fd: int) -> Iterator[None]:
         _check(_libc.setns(home, CLONE_NEWNET), "setns back")
 
 
-def is_namespace(fd: int) -> bool:
-    """False for a /run/netns file that is not (yet) a mounted namespace."""
-    try:
-        with entered(fd):
-            return True
-    except OSError as err:
-        if err.errno == errno.EINVAL:
-            return False
-        raise
-
-
 @contextlib.contextmanager
 def _host_lock() -> Iterator[None]:
     os.makedirs("/run/nsnet", mode=0o700, exist_ok=True)

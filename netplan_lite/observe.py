@@ -6,14 +6,14 @@ without root; `observe` reads the records through a Netlink session.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 from typing import Iterator, Mapping
 
-from . import netns
-from .model import InterfaceKey
+from . import hostsysctl, netns, nftables
 from .labels import ADDRESS_PROTO, label, owner_of
-from . import hostsysctl, nftables
+from .model import InterfaceKey
 from .journal import Intents, read_intents
 from .nat import IP_FORWARD, Claim, forward_claims, route_localnet_key
 from .netlink import Link, Netlink, Snapshot
@@ -45,13 +45,16 @@ def build_observation(
     tables: Mapping[str, NftTableState] | None = None,
     sysctls: tuple[SysctlState, ...] = (),
     intents: Intents = Intents(),
+    orphans: bool = True,
 ) -> Observation:
     """Our resources, and who holds every other name, from raw snapshots.
 
     `namespaces` maps each name under /run/netns to its snapshot, or None for
     a file that is not a namespace; `tables` are the nsnet nft tables on the
     host; `sysctls` the host sysctls this topology holds, as read; `intents`
-    the names an interrupted run of this topology may have created unlabelled.
+    the names an interrupted run of this topology may have created unlabelled;
+    `orphans` False when only some namespaces were read (their host ends would
+    look orphaned).
     """
     ours = Ownership(label(topology), intents)
     by_index = {link.index: link for link in host.links}
@@ -75,7 +78,8 @@ def build_observation(
         resources.extend(_routes(name, snap))
         assigned.update(_assigned(name, snap))
     resources.extend(_bridges(host, ours))
-    resources.extend(_orphans(host, ours, claimed_host_ends))
+    if orphans:
+        resources.extend(_orphans(host, ours, claimed_host_ends))
     resources.extend(sysctls)
     tables = tables or {}
     own_table = table_name(topology)
@@ -160,18 +164,32 @@ def _orphans(host: Snapshot, ours: Ownership, claimed: set[int]) -> Iterator[Int
             yield InterfaceState(ORPHAN_NAMESPACE, link.name, link.name, up=False, host_up=link.up)
 
 
-def observe(topology: str, nl: Netlink) -> Observation:
-    """Read the host and every named namespace; never creates anything."""
+def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> Observation:
+    """Read the host and the named namespaces (all, or those in `scope`); never creates anything.
+
+    A namespace that is not this topology's costs one request (its lo);
+    only ours are read in full.
+    """
+    intents = read_intents(topology)
+    ours = Ownership(label(topology), intents)
     host = nl.snapshot(None)
     namespaces: dict[str, Snapshot | None] = {}
     for name in netns.list_names():
+        if scope is not None and name not in scope:
+            continue
         try:
-            fd = nl.namespace_fd(name)
-        except OSError:
+            lo = nl.loopback(name)
+        except FileNotFoundError:
             continue  # vanished between listdir and open
-        namespaces[name] = nl.snapshot(name) if netns.is_namespace(fd) else None
+        except OSError as err:
+            if err.errno != errno.EINVAL:
+                raise
+            namespaces[name] = None  # a file that is not (yet) a namespace
+            continue
+        namespaces[name] = nl.snapshot(name) if ours.namespace(name, Snapshot((lo,), (), ())) else Snapshot((lo,), (), ())
     tables = {name: t for name in nftables.list_tables() if (t := nftables.read_table(name)) is not None}
-    observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), read_intents(topology))
+    observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), intents,
+                                    orphans=scope is None)
     for name in namespaces.keys() - {r.name for r in observation.state.values() if isinstance(r, NamespaceState)}:
         nl.forget(name)  # hold no fd on namespaces that are not ours
     return observation

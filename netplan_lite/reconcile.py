@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .apply import ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, verify
+from .apply import (ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback,
+                    touched_namespaces, verify)
 from .journal import Journal
 from .desired import allocate, desired_state
 from .diff import Change, diff
@@ -102,7 +103,7 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
     """Execute a computed plan and verify it; on any failure roll back (unless told not to)."""
     outcome = execute(planned.plan, kernel, options.listener, options.journal, options.stop)
     if outcome.failure is None and outcome.results:
-        outcome.remaining = verify(kernel, planned.desired)
+        outcome.remaining = verify(kernel, planned.desired, touched_namespaces(outcome))
         if outcome.remaining:
             outcome.failure = VerificationFailed(outcome.remaining)
     if outcome.failure is not None and options.rollback:

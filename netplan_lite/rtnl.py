@@ -278,8 +278,13 @@ class RtnlSocket:
             raise
         return msg.index
 
-    def _get_link(self, name: str) -> LinkMsg:
-        seq = self._send(RTM_GETLINK, 0, ifinfo() + attr_str(IFLA_IFNAME, name))
+    def link_by_index(self, index: int) -> LinkMsg:
+        return self._get_link(None, index)
+
+    def _get_link(self, name: str | None, index: int = 0) -> LinkMsg:
+        name_attr = attr_str(IFLA_IFNAME, name) if name is not None else b""
+        skip_stats = attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
+        seq = self._send(RTM_GETLINK, 0, ifinfo(index) + name_attr + skip_stats)
         for msg_kind, msg_seq, data, offset, end in self._messages():
             if msg_seq != seq:
                 continue

@@ -66,7 +66,8 @@ BUGS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def _marks(case: str, kind: str) -> list[pytest.MarkDecorator]:
     reason, kinds = BUGS.get(case, ("", ()))
-    return [pytest.mark.xfail(strict=True, reason=reason)] if kind in kinds else []
+    # the big-document limit depends on the machine's load: it may pass, so it is not strict
+    return [pytest.mark.xfail(strict=reason != BUG_BIG_DOCUMENT, reason=reason)] if kind in kinds else []
 
 
 # the corpus
