@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 from typing import Any, Iterator
 
 from . import hostsysctl, netns, nftables
@@ -24,6 +25,18 @@ from .state import BridgeState, InterfaceState, NamespaceState, NftTableState, R
 
 
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a new namespace
+
+
+def bridge_mac(topology: str, bridge: str) -> str:
+    """A fixed, locally administered MAC for a bridge, stable across re-creation.
+
+    Without one the kernel gives a bridge the lowest MAC of its ports, which
+    changes whenever a port comes or goes, and the namespaces' ARP entries for
+    the gateway go stale (measured: connections to the gateway time out).
+    Docker fixes docker0's MAC the same way.
+    """
+    digest = hashlib.sha256(f"{topology}\0{bridge}".encode()).digest()
+    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
 
 
 class LiveKernel:
@@ -65,7 +78,8 @@ class LiveKernel:
 
     def _create_bridge(self, bridge: BridgeState) -> None:
         index = self.nl.add_bridge(bridge.name)
-        self.nl.set_link(None, index, alias=self.label, mtu=bridge.mtu, ipv6_link_local=False)
+        self.nl.set_link(None, index, alias=self.label, mtu=bridge.mtu, mac=bridge_mac(self.topology, bridge.name),
+                         ipv6_link_local=False)
         for cidr in bridge.addresses:
             self.nl.add_address(None, index, cidr, ADDRESS_PROTO)
         self.nl.set_link(None, index, up=bridge.up)

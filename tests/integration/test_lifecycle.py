@@ -116,3 +116,17 @@ def test_saved_plan_applies_once_then_is_stale(lab):
     rc, out, err = lab.nsnet("apply", plan_file)
     assert rc == 1 and "stale" in err, out + err
     assert lab.no_changes(lab.nsnet("plan", ex.path)[1])
+
+
+def test_bridge_mac_stays_when_ports_come_and_go(lab, applied):
+    """A bridge without a fixed MAC takes its lowest port's, and neighbours' ARP entries go stale."""
+    ex = applied
+    mac = lab.link(ex.bridge)["address"]
+    doc = ex.doc()
+    doc["namespaces"][f"{lab.prefix}-web3"] = {"interfaces": {"eth0": {"bridge": ex.bridge}}}
+    lab.write(doc, ex.path)
+    assert lab.nsnet("apply", ex.path)[0] == 0
+    assert lab.link(ex.bridge)["address"] == mac
+    lab.write(ex.doc(), ex.path)
+    assert lab.nsnet("apply", ex.path)[0] == 0
+    assert lab.link(ex.bridge)["address"] == mac
