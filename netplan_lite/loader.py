@@ -15,7 +15,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from . import checks, yamlsource
+from . import checks, schemacheck, yamlsource
 from .errors import Problem, TopologyError
 from .model import Bridge, Interface, Namespace, PortForward, Protocol, Route, Topology
 
@@ -57,9 +57,11 @@ def load_bytes(raw: bytes, source: str = "<memory>") -> Topology:
 
 
 def _schema_problems(doc: yamlsource.Document) -> list[tuple[tuple[Any, ...], str]]:
-    validator = _validator_class()(topology_schema())
     if not isinstance(doc.data, dict):
         return [((), "the top level must be a mapping with at least `name:`")]
+    if schemacheck.is_valid(doc.data, topology_schema()):
+        return []  # jsonschema (and its import) only when there are errors to explain
+    validator = _validator_class()(topology_schema())
     try:
         split = _deduplicated(doc.data)
     except (TypeError, ValueError):  # keys JSON cannot sort or hold: validate as it is
