@@ -1,0 +1,144 @@
+"""Small kernel helpers for the benchmark (standard library only).
+
+- entering a named namespace in the calling thread with setns(2);
+- creating and removing a named namespace in-process (what `ip netns add/del`
+  and container runtimes do: unshare + bind mount onto /run/netns/NAME;
+  umount + unlink);
+- a TCP connect from one namespace to an address in another (or on the host),
+  all in this process: the listening socket is made inside the target
+  namespace, the client socket inside the source namespace;
+- reads through `ip -j` for the structural checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import socket
+import subprocess
+from typing import Any, Iterator
+
+NETNS_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def ns_path(name: str) -> str:
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"unsafe namespace name {name!r}")
+    return os.path.join(NETNS_DIR, name)
+
+
+def ns_exists(name: str) -> bool:
+    return os.path.lexists(ns_path(name))
+
+
+def list_ns() -> list[str]:
+    try:
+        return os.listdir(NETNS_DIR)
+    except FileNotFoundError:
+        return []
+
+
+@contextlib.contextmanager
+def entered(name: str | None) -> Iterator[None]:
+    """Run the body with this thread in namespace NAME (None: stay where we are, the host)."""
+    if name is None:
+        yield
+        return
+    fd = os.open(ns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.setns(fd, CLONE_NEWNET), f"setns {name}")
+        try:
+            yield
+        finally:
+            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+    finally:
+        os.close(home)
+        os.close(fd)
+
+
+def create_ns(name: str) -> None:
+    """A named namespace, made in-process the way containerd and `ip netns add` make it."""
+    path = ns_path(name)
+    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.unshare(CLONE_NEWNET), "unshare")
+        try:
+            _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None), f"mount {path}")
+        finally:
+            _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+    except BaseException:
+        remove_ns(name)
+        raise
+    finally:
+        os.close(home)
+
+
+def remove_ns(name: str) -> bool:
+    """What `ip netns del NAME` does; True if there was something to remove."""
+    path = ns_path(name)
+    if not os.path.lexists(path):
+        return False
+    _libc.umount2(path.encode(), MNT_DETACH)  # fails harmlessly when not mounted
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return True
+
+
+def host_links() -> set[str]:
+    """Names of the links in the host namespace (cheap: one listdir of sysfs)."""
+    return set(os.listdir("/sys/class/net"))
+
+
+def ip_json(*args: str) -> Any:
+    out = subprocess.run(["ip", "-j", *args], check=True, capture_output=True, text=True, timeout=60).stdout
+    return json.loads(out) if out.strip() else []
+
+
+def read_sysctl(ns: str | None, key: str) -> str | None:
+    """/proc/sys/KEY as seen from namespace NS (None: the host); None when missing."""
+    try:
+        with entered(ns), open("/proc/sys/" + key.replace(".", "/")) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def tcp_connect(src: str | None, dst: str | None, address: str, timeout: float = 3.0) -> None:
+    """Connect from namespace SRC to ADDRESS:port, listened on in namespace DST; raises on failure.
+
+    None is the host. The listener binds ADDRESS only, so nothing else is reachable through it.
+    """
+    with entered(dst):
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with listener:
+        listener.bind((address, 0))
+        listener.listen(1)
+        listener.settimeout(timeout)
+        port = listener.getsockname()[1]
+        with entered(src):
+            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        with client:
+            client.settimeout(timeout)
+            client.connect((address, port))
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(timeout)
+                client.sendall(b"nsnet-bench")
+                if conn.recv(64) != b"nsnet-bench":
+                    raise OSError("payload did not arrive")

@@ -1,0 +1,523 @@
+"""The four ways of building the lab, each timed the same way, and the checks.
+
+Every timed step is wall clock from just before the process is started to
+just after it is reaped (os.wait4, which also gives that process's peak RSS),
+so process start is always included. The CNI peer is the runtime itself:
+the benchmark process creates the namespace in-process (as containerd does)
+and executes the plugin binaries, so its time is the sum of that work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import lab as L
+import netkit
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FLOOR = os.path.join(HERE, "floor.py")
+
+
+class BenchError(Exception):
+    """A step failed or a correctness check did not hold."""
+
+
+@dataclass
+class Proc:
+    argv: list[str]
+    rc: int
+    wall: float
+    maxrss_kb: int
+    out: str
+    err: str
+
+    def describe(self) -> str:
+        tail = (self.err.strip() or self.out.strip()).splitlines()[-3:]
+        return f"`{' '.join(self.argv)}` exited {self.rc}: {' | '.join(tail)}"
+
+
+class Runner:
+    """Runs one process at a time, timed; a watchdog kills a process that overruns its deadline."""
+
+    def __init__(self, tmp: str):
+        self.tmp = tmp
+        self._current: tuple[subprocess.Popen, float] | None = None
+        self._lock = threading.Lock()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(0.5)
+            with self._lock:
+                current = self._current
+                if current and current[0].returncode is None and time.monotonic() > current[1]:
+                    current[0].kill()
+
+    def run(self, argv: list[str], stdin: bytes | None = None, env: dict[str, str] | None = None,
+            timeout: float = 1800.0) -> Proc:
+        with tempfile.TemporaryFile(dir=self.tmp) as out, tempfile.TemporaryFile(dir=self.tmp) as err, \
+                tempfile.TemporaryFile(dir=self.tmp) as inp:
+            if stdin is not None:
+                inp.write(stdin)
+                inp.seek(0)
+            started = time.perf_counter()
+            proc = subprocess.Popen(argv, stdin=inp if stdin is not None else subprocess.DEVNULL,
+                                    stdout=out, stderr=err, env=env)
+            with self._lock:
+                self._current = (proc, time.monotonic() + timeout)
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+            except BaseException:
+                _stop(proc)
+                raise
+            finally:
+                with self._lock:
+                    self._current = None
+            wall = time.perf_counter() - started
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            out.seek(0)
+            err.seek(0)
+            return Proc(argv, proc.returncode, wall, usage.ru_maxrss,
+                        out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Interrupted while a child runs: let it finish its own way (nsnet rolls back on SIGTERM), then kill."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def require_ok(proc: Proc) -> Proc:
+    if proc.rc != 0:
+        raise BenchError(proc.describe())
+    return proc
+
+
+# peers
+
+
+class Peer:
+    """build / noop / add one / remove it / teardown; each returns {case: seconds}."""
+
+    name = ""
+
+    def __init__(self, lab: L.Lab, runner: Runner, workdir: str):
+        self.lab = lab
+        self.runner = runner
+        self.dir = os.path.join(workdir, lab.tag)
+        os.makedirs(self.dir, exist_ok=True)
+        self.extra = lab.n  # index of the namespace the add/remove cases use
+
+    def build(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def noop(self) -> dict[str, float]:
+        return {}
+
+    def add(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def remove(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def teardown(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def host_veths(self) -> set[str]:
+        """Exact names of the host ends of this lab's veths (for the settle wait and cleanup)."""
+        return {self.lab.host_veth(i) for i in self.lab.indices(extra=True)}
+
+    def host_veth_of(self, i: int) -> str | None:
+        return self.lab.host_veth(i)
+
+
+class NsnetPeer(Peer):
+    name = "nsnet"
+
+    def __init__(self, lab: L.Lab, runner: Runner, workdir: str, nsnet: list[str], env: dict[str, str] | None = None):
+        super().__init__(lab, runner, workdir)
+        self.nsnet = nsnet
+        self.env = env
+        self.file = os.path.join(self.dir, "topology.yaml")
+        self.file_plus = os.path.join(self.dir, "topology-plus-one.yaml")
+        _write(self.file, L.nsnet_yaml(lab))
+        _write(self.file_plus, L.nsnet_yaml(lab, extra=True))
+        self.plan_rss_kb: int | None = None
+        self.apply_rss_kb: int | None = None
+
+    def cmd(self, *args: str) -> Proc:
+        return self.runner.run([*self.nsnet, *args], env=self.env)
+
+    def plan_is_empty(self, file: str) -> Proc:
+        proc = self.cmd("plan", "--detailed-exitcode", file)
+        if proc.rc == 2:
+            raise BenchError(f"`nsnet plan` is not empty after nsnet's apply: {proc.out.strip().splitlines()[-1:]}")
+        return require_ok(proc)
+
+    def build(self) -> dict[str, float]:
+        proc = require_ok(self.cmd("apply", self.file))
+        self.apply_rss_kb = proc.maxrss_kb
+        return {"build": proc.wall}
+
+    def noop(self) -> dict[str, float]:
+        proc = self.plan_is_empty(self.file)
+        self.plan_rss_kb = proc.maxrss_kb
+        floor = require_ok(self.runner.run([sys.executable, "-I", "-S", FLOOR]))
+        counts = json.loads(floor.out)
+        if counts["namespaces"] < self.lab.n:
+            raise BenchError(f"the read floor saw {counts['namespaces']} namespaces, expected at least {self.lab.n}")
+        return {"noop": proc.wall, "floor": floor.wall, "floor_inproc": counts["seconds"],
+                "foreign_ns": counts["namespaces"] - self.lab.n}
+
+    def _change(self, file: str, prefix: str) -> dict[str, float]:
+        plan = require_ok(self.cmd("plan", file))
+        apply = require_ok(self.cmd("apply", file))
+        self.plan_is_empty(file)
+        return {prefix: plan.wall + apply.wall, prefix + "_plan": plan.wall, prefix + "_apply": apply.wall}
+
+    def add(self) -> dict[str, float]:
+        return self._change(self.file_plus, "add")
+
+    def remove(self) -> dict[str, float]:
+        return self._change(self.file, "remove")
+
+    def teardown(self) -> dict[str, float]:
+        return {"teardown": require_ok(self.cmd("destroy", self.file)).wall}
+
+    def profile_plan(self, python: list[str], top: int = 35) -> str:
+        """`python -m cProfile -m netplan_lite plan FILE` (not timed): top entries by cumulative, then by own time."""
+        out = os.path.join(self.dir, "plan.prof")
+        require_ok(self.runner.run([*python, "-m", "cProfile", "-o", out, "-m", "netplan_lite", "plan", self.file], env=self.env))
+        import io
+        import pstats
+
+        parts = []
+        for order, count in (("cumulative", top), ("tottime", 15)):
+            text = io.StringIO()
+            pstats.Stats(out, stream=text).strip_dirs().sort_stats(order).print_stats(count)
+            lines = text.getvalue().splitlines()
+            start = next((i for i, line in enumerate(lines) if "function calls" in line), 0)
+            parts.append("\n".join(line.rstrip() for line in lines[start:] if line.strip()))
+        return "\n\n".join(parts)
+
+    def host_veths(self) -> set[str]:
+        return {L.nsnet_host_veth(self.lab.topology, self.lab.ns(i)) for i in self.lab.indices(extra=True)}
+
+    def host_veth_of(self, i: int) -> str | None:
+        return L.nsnet_host_veth(self.lab.topology, self.lab.ns(i))
+
+
+class ShellPeer(Peer):
+    name = "shell"
+
+    def __init__(self, lab: L.Lab, runner: Runner, workdir: str):
+        super().__init__(lab, runner, workdir)
+        self.scripts = {}
+        for case, text in (("build", L.shell_create(lab)), ("add", L.shell_add(lab, self.extra)),
+                           ("remove", L.shell_remove(lab, self.extra)), ("teardown", L.shell_destroy(lab))):
+            self.scripts[case] = path = os.path.join(self.dir, f"{case}.sh")
+            _write(path, text)
+
+    def _run(self, case: str) -> dict[str, float]:
+        return {case: require_ok(self.runner.run(["bash", self.scripts[case]])).wall}
+
+    def build(self) -> dict[str, float]:
+        return self._run("build")
+
+    def add(self) -> dict[str, float]:
+        return self._run("add")
+
+    def remove(self) -> dict[str, float]:
+        return self._run("remove")
+
+    def teardown(self) -> dict[str, float]:
+        return self._run("teardown")
+
+
+class BatchPeer(ShellPeer):
+    name = "batch"
+
+    def __init__(self, lab: L.Lab, runner: Runner, workdir: str):
+        Peer.__init__(self, lab, runner, workdir)
+        everything = list(lab.indices())
+        self.scripts = {
+            "build": L.write_batch(lab, self.dir, "build", everything, bridges=True),
+            "add": L.write_batch(lab, self.dir, "add", [self.extra], bridges=False),
+            "remove": L.write_batch_delete(lab, self.dir, "remove", [self.extra], bridges=False),
+            "teardown": L.write_batch_delete(lab, self.dir, "teardown", everything, bridges=True),
+        }
+
+
+class CniPeer(Peer):
+    """Acts as the container runtime: namespace in-process, then the plugins, one namespace at a time."""
+
+    name = "cni"
+
+    def __init__(self, lab: L.Lab, runner: Runner, workdir: str):
+        super().__init__(lab, runner, workdir)
+        data_dir = os.path.join(self.dir, "ipam")
+        self.networks = [L.cni_network(lab, k, data_dir) for k in range(lab.bridges)]
+        for k, net in enumerate(self.networks):
+            _write(os.path.join(self.dir, f"{k}-{net['name']}.conflist"), json.dumps(net, indent=2) + "\n")
+        self.results: dict[str, tuple[dict, dict]] = {}  # namespace -> (loopback result, bridge result)
+        self.veths: dict[str, str] = {}  # namespace -> host veth the bridge plugin named
+        self.on_veth: Callable[[str], None] = lambda name: None
+
+    def _invoke(self, plugin: str, command: str, ns: str, ifname: str, conf: bytes) -> dict[str, Any]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": ns,
+            "CNI_NETNS": netkit.ns_path(ns),
+            "CNI_IFNAME": ifname,
+            "CNI_ARGS": "",
+            "CNI_PATH": L.CNI_DIR,
+        }
+        proc = self.runner.run([os.path.join(L.CNI_DIR, plugin)], stdin=conf, env=env, timeout=120)
+        if proc.rc != 0:
+            raise BenchError(f"CNI {plugin} {command} {ns}: {proc.out.strip() or proc.err.strip()}")
+        return json.loads(proc.out) if proc.out.strip() else {}
+
+    def _add(self, i: int) -> None:
+        ns, net = self.lab.ns(i), self.networks[self.lab.bridge_of(i)]
+        netkit.create_ns(ns)
+        lo = self._invoke("loopback", "ADD", ns, "lo", L.plugin_config(L.LOOPBACK_NETWORK, 0))
+        br = self._invoke("bridge", "ADD", ns, "eth0", L.plugin_config(net, 0))
+        self.results[ns] = (lo, br)
+        for iface in br.get("interfaces", []):
+            if "sandbox" not in iface and iface.get("name") != self.lab.bridge(self.lab.bridge_of(i)):
+                self.veths[ns] = iface["name"]
+                self.on_veth(iface["name"])
+
+    def _check(self, i: int) -> None:
+        ns, net = self.lab.ns(i), self.networks[self.lab.bridge_of(i)]
+        lo, br = self.results[ns]
+        self._invoke("loopback", "CHECK", ns, "lo", L.plugin_config(L.LOOPBACK_NETWORK, 0, lo))
+        self._invoke("bridge", "CHECK", ns, "eth0", L.plugin_config(net, 0, br))
+
+    def _del(self, i: int) -> None:
+        """DEL in reverse order with the cached results, as libcni does, then delete the namespace."""
+        ns, net = self.lab.ns(i), self.networks[self.lab.bridge_of(i)]
+        lo, br = self.results.pop(ns, ({}, {}))
+        self._invoke("bridge", "DEL", ns, "eth0", L.plugin_config(net, 0, br or None))
+        self._invoke("loopback", "DEL", ns, "lo", L.plugin_config(L.LOOPBACK_NETWORK, 0, lo or None))
+        netkit.remove_ns(ns)
+
+    def _timed(self, case: str, body: Callable[[], None]) -> dict[str, float]:
+        started = time.perf_counter()
+        body()
+        return {case: time.perf_counter() - started}
+
+    def build(self) -> dict[str, float]:
+        return self._timed("build", lambda: [self._add(i) for i in self.lab.indices()])
+
+    def noop(self) -> dict[str, float]:
+        return self._timed("noop", lambda: [self._check(i) for i in self.lab.indices()])
+
+    def add(self) -> dict[str, float]:
+        return self._timed("add", lambda: self._add(self.extra))
+
+    def remove(self) -> dict[str, float]:
+        return self._timed("remove", lambda: self._del(self.extra))
+
+    def teardown(self) -> dict[str, float]:
+        def body() -> None:
+            for i in self.lab.indices():
+                self._del(i)
+            for k in range(self.lab.bridges):  # a runtime leaves the bridge; the lab's teardown removes it
+                require_ok(self.runner.run(["ip", "link", "del", self.lab.bridge(k)]))
+        return self._timed("teardown", body)
+
+    def host_veths(self) -> set[str]:
+        return set(self.veths.values())
+
+    def host_veth_of(self, i: int) -> str | None:
+        return self.veths.get(self.lab.ns(i))
+
+
+# checks
+
+
+def sample(lab: L.Lab, extra: bool, rng: random.Random, size: int = 6) -> list[int]:
+    """Namespaces to check closely: the first and last of each bridge, the extra one, and random ones."""
+    picked: set[int] = set()
+    for k in range(lab.bridges):
+        members = lab.members(k, extra)
+        picked |= {members[0], members[-1]}
+    if extra:
+        picked.add(lab.n)
+    everything = list(lab.indices(extra))
+    while len(picked) < min(size, len(everything)):
+        picked.add(rng.choice(everything))
+    return sorted(picked)
+
+
+def verify_built(peer: Peer, extra: bool, rng: random.Random) -> tuple[dict[str, str], list[str]]:
+    """Structure of the whole lab, details of a sample, TCP between sampled namespaces.
+
+    Returns what the notes show (IPv6, bridge MAC) and the problems found; a
+    lab with problems can still be measured further, so this does not raise.
+    """
+    lab = peer.lab
+    problems: list[str] = []
+    expected = {lab.ns(i) for i in lab.indices(extra)}
+    present = {name for name in netkit.list_ns() if name.startswith(lab.tag)}
+    if present != expected:
+        problems.append(f"namespaces: {len(expected - present)} missing, {len(present - expected)} unexpected")
+    for k in range(lab.bridges):
+        br = lab.bridge(k)
+        bridge = netkit.ip_json("-4", "addr", "show", "dev", br)
+        gw = f"{lab.gateway(k)}/{lab.prefixlen}"
+        if not bridge or "UP" not in bridge[0]["flags"] or gw not in {f"{a['local']}/{a['prefixlen']}" for a in bridge[0]["addr_info"]}:
+            problems.append(f"bridge {br}: not up with {gw}")
+        ports = netkit.ip_json("link", "show", "master", br)
+        want = len(lab.members(k, extra))
+        up = sum(1 for p in ports if "UP" in p["flags"])
+        if len(ports) != want or up != want:
+            problems.append(f"bridge {br}: {len(ports)} ports ({up} up), expected {want}")
+    picked = sample(lab, extra, rng)
+    for i in picked:
+        problems += _check_namespace(lab, i)
+    if problems:
+        return {}, problems
+    for k in range(lab.bridges):
+        members = [i for i in picked if lab.bridge_of(i) == k]
+        gateway = str(lab.gateway(k))
+        for a, b in zip(members, members[1:] + members[:1]):
+            if a != b:
+                problems += _connect(lab.ns(a), lab.ns(b), str(lab.address(b)))
+        for a in members:  # the default route's gateway, on the host's bridge
+            problems += _connect(lab.ns(a), None, gateway, lambda ns=lab.ns(a), k=k: _gateway_mac(lab, ns, k))
+    first = lab.ns(picked[0])
+    host_end = peer.host_veth_of(picked[0])
+    notes = {
+        "namespace eth0": netkit.read_sysctl(first, "net.ipv6.conf.eth0.disable_ipv6") or "?",
+        "namespace all": netkit.read_sysctl(first, "net.ipv6.conf.all.disable_ipv6") or "?",
+        "host veth end": (netkit.read_sysctl(None, f"net.ipv6.conf.{host_end}.disable_ipv6") if host_end else None) or "?",
+        "bridge": netkit.read_sysctl(None, f"net.ipv6.conf.{lab.bridge(0)}.disable_ipv6") or "?",
+        "bridge mac": _mac_kind(lab.bridge(0)),
+        "ipv6 addresses": f"{_inet6(first, 'eth0')} / {_inet6(None, host_end) if host_end else '?'} / {_inet6(None, lab.bridge(0))}",
+    }
+    return notes, problems
+
+
+def _inet6(ns: str | None, dev: str) -> str:
+    """How many IPv6 addresses DEV has (link-local ones show that IPv6 autoconfiguration runs on it)."""
+    try:
+        found = netkit.ip_json(*(["-n", ns] if ns else []), "-6", "addr", "show", "dev", dev)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return "?"
+    return str(sum(len(link.get("addr_info", [])) for link in found))
+
+
+def _mac_kind(bridge: str) -> str:
+    """How the bridge got its MAC (addr_assign_type): set explicitly, or taken from a port."""
+    try:
+        with open(f"/sys/class/net/{bridge}/addr_assign_type") as f:
+            kind = f.read().strip()
+    except OSError:
+        return "?"
+    return {"3": "fixed (set)", "2": "from a port (changes)", "1": "random, then from a port (changes)", "0": "permanent"}.get(kind, kind)
+
+
+def _gateway_mac(lab: L.Lab, ns: str, k: int) -> str:
+    """Why a namespace cannot reach its gateway, when the reason is a changed bridge MAC."""
+    try:
+        with open(f"/sys/class/net/{lab.bridge(k)}/address") as f:
+            mac = f.read().strip()
+        neigh = netkit.ip_json("-n", ns, "neigh", "show", str(lab.gateway(k)))
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return ""
+    cached = neigh[0].get("lladdr") if neigh else None
+    if cached and cached != mac:
+        return (f" (its ARP entry for the gateway says {cached}, the bridge's MAC is now {mac}: the bridge has "
+                f"no fixed MAC, so the kernel gave it the lowest MAC of its ports, which changed with the port added or removed)")
+    return ""
+
+
+def _check_namespace(lab: L.Lab, i: int) -> list[str]:
+    ns = lab.ns(i)
+    links = {l["ifname"]: l for l in netkit.ip_json("-n", ns, "link", "show")}
+    addrs = {a["ifname"]: a for a in netkit.ip_json("-n", ns, "-4", "addr", "show")}
+    routes = netkit.ip_json("-n", ns, "-4", "route", "show")
+    problems = []
+    if set(links) != {"lo", "eth0"}:
+        problems.append(f"{ns}: links {sorted(links)}")
+    if "UP" not in links.get("lo", {}).get("flags", []):
+        problems.append(f"{ns}: lo is not up")
+    if "UP" not in links.get("eth0", {}).get("flags", []):
+        problems.append(f"{ns}: eth0 is not up")
+    have = {f"{a['local']}/{a['prefixlen']}" for a in addrs.get("eth0", {}).get("addr_info", [])}
+    if have != {lab.cidr(i)}:
+        problems.append(f"{ns}: eth0 has {sorted(have)}, expected {lab.cidr(i)}")
+    defaults = [(r.get("gateway"), r.get("dev")) for r in routes if r.get("dst") == "default"]
+    if defaults != [(str(lab.gateway(lab.bridge_of(i))), "eth0")]:
+        problems.append(f"{ns}: default routes {defaults}")
+    return problems
+
+
+def _connect(src: str, dst: str | None, address: str, why: Callable[[], str] = lambda: "") -> list[str]:
+    last: Exception | None = None
+    for _ in range(3):
+        try:
+            netkit.tcp_connect(src, dst, address)
+            return []
+        except OSError as err:
+            last = err
+            time.sleep(0.2)
+    return [f"TCP from {src} to {address} ({dst or 'the host'}) failed: {last}{why()}"]
+
+
+def wait_links_gone(names: set[str], timeout: float = 60.0) -> float:
+    """Wait until none of these host links exists (a deleted namespace takes its veths asynchronously)."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    while names & netkit.host_links():
+        if time.monotonic() > deadline:
+            raise BenchError(f"links still present {timeout:.0f} s after their namespace was deleted: {sorted(names & netkit.host_links())[:5]}")
+        time.sleep(0.01)
+    return time.perf_counter() - started
+
+
+def wait_gone(peer: Peer, timeout: float = 180.0) -> float:
+    """Wait until nothing of the lab is left on the host; returns the seconds waited; raises BenchError."""
+    lab = peer.lab
+    names = peer.host_veths() | {lab.bridge(k) for k in range(lab.bridges)}
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    while True:
+        namespaces = [n for n in netkit.list_ns() if n.startswith(lab.tag)]
+        links = names & netkit.host_links()
+        if not namespaces and not links:
+            break
+        if time.monotonic() > deadline:
+            raise BenchError(f"teardown left {len(namespaces)} namespaces and {len(links)} links after {timeout:.0f} s")
+        time.sleep(0.01)
+    waited = time.perf_counter() - started
+    bridges = {lab.bridge(k) for k in range(lab.bridges)}
+    left = [l["ifname"] for l in netkit.ip_json("link", "show")
+            if l.get("ifalias") == lab.label or l.get("master") in bridges]
+    if left:
+        raise BenchError(f"teardown left links {left[:5]}")
+    return waited
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
