@@ -14,11 +14,10 @@ import signal
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 from . import __version__
-from .errors import ExitCode, NsnetError, Problem, TopologyError
+from .errors import ExitCode, NsnetError
 
 DEFAULT_FILE = "topology.yaml"
 
@@ -37,21 +36,11 @@ def _print_json(doc: Any) -> None:
     print(json.dumps(doc, indent=2, sort_keys=False))
 
 
-def _read(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise TopologyError([Problem(path, None, None, "", "no such file")]) from None
-    except IsADirectoryError:
-        raise TopologyError([Problem(path, None, None, "", "is a directory, not a topology file")]) from None
-    except OSError as err:
-        raise TopologyError([Problem(path, None, None, "", f"cannot read: {err.strerror}")]) from None
+def _load(path: str) -> tuple[Any, bytes]:
+    """(Topology, its bytes)."""
+    from .loader import load_bytes, read_source
 
-
-def _load(path: str):  # -> tuple[Topology, bytes]
-    from .loader import load_bytes
-
-    raw = _read(path)
+    raw = read_source(path)
     return load_bytes(raw, path), raw
 
 
@@ -143,11 +132,11 @@ def _stop_signals() -> Iterator[Callable[[], str | None]]:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from . import nftables, planfile, reconcile
-    from .loader import load_bytes
+    from .loader import load_bytes, read_source
     from .state import Kind
 
     started = time.monotonic()
-    raw = _read(args.file)
+    raw = read_source(args.file)
     saved = planfile.load(args.file, raw) if planfile.is_plan_file(raw) else None
     topology = load_bytes(saved.topology_text, saved.source) if saved else load_bytes(raw, args.file)
     with _transaction(args, topology.name) as (kernel, options, _):

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from importlib import resources
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +28,22 @@ def topology_schema() -> dict[str, Any]:
     return json.loads(text)
 
 
-def load_file(path: str | Path) -> Topology:
-    """Read and validate a topology file; raise TopologyError on any problem."""
+def read_source(path: str | Path) -> bytes:
+    """The bytes of a topology (or saved plan) file; unreadable files are a TopologyError."""
     name = str(path)
     try:
-        raw = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise TopologyError([Problem(name, None, None, "", "no such file")]) from None
     except IsADirectoryError:
         raise TopologyError([Problem(name, None, None, "", "is a directory, not a topology file")]) from None
     except OSError as err:
         raise TopologyError([Problem(name, None, None, "", f"cannot read: {err.strerror}")]) from None
-    return load_bytes(raw, name)
+
+
+def load_file(path: str | Path) -> Topology:
+    """Read and validate a topology file; raise TopologyError on any problem."""
+    return load_bytes(read_source(path), str(path))
 
 
 def load_bytes(raw: bytes, source: str = "<memory>") -> Topology:
