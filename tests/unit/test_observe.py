@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ipaddress import IPv4Interface
 
-
 from builders import address, iface, link, route, route_entry, snapshot
 
 from netplan_lite import netlink
