@@ -1,9 +1,9 @@
 """The live kernel backend: executes plan actions through Netlink.
 
-Each create labels what it makes straight after making it. IPv6 is disabled
-in nsnet's namespaces and on its host links: the topology is IPv4 only, and
-IPv6 autoconfiguration on hundreds of bridge ports floods the bridge
-(Docker disables IPv6 in containers without an IPv6 network the same way).
+Each create labels what it makes in the first request after making it (the
+kernel ignores IFLA_IFALIAS on creation) and gives the link `addrgenmode
+none`: topologies are IPv4 only, and IPv6 autoconfiguration on hundreds of
+bridge ports floods the bridge (see docs/design.md, "IPv6").
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from .netlink import Netlink
 from .nat import IP_FORWARD
 from .observe import ORPHAN_NAMESPACE, Observation, observe
 from .state import BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, SysctlState
-
 
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a new namespace
 
@@ -51,9 +50,9 @@ class LiveKernel:
     def observe(self, scope: frozenset[str] | None = None) -> Observation:
         try:
             return observe(self.topology, self.nl, scope)
-        except Exception as err:
-            if isinstance(err, KernelError):
-                raise
+        except KernelError:
+            raise
+        except Exception as err:  # a refusal or a vanished object, whatever raised it
             raise KernelError(f"reading the kernel failed: {kernel_reason(err)}") from err
 
     # create
@@ -93,17 +92,18 @@ class LiveKernel:
         assert iface.host_name is not None
         ns = iface.namespace
         self.nl.add_veth(iface.host_name, ns, iface.name)
-        host = self.nl.lookup(None, iface.host_name)
-        inner = self.nl.lookup(ns, iface.name)
+        host, inner = self.nl.lookup(None, iface.host_name), self.nl.lookup(ns, iface.name)
+        if host is None or inner is None:
+            raise KernelError(f"the new veth of {ns}/{iface.name} disappeared")
         master = self.nl.lookup(None, iface.bridge) if iface.bridge else None
-        self.nl.set_link(None, host, alias=self.label, master=master, mtu=iface.mtu, ipv6_link_local=False)  # type: ignore[arg-type]
+        self.nl.set_link(None, host, alias=self.label, master=master, mtu=iface.mtu, ipv6_link_local=False)
         if iface.hairpin:
-            self.nl.set_link(None, host, hairpin=True)  # type: ignore[arg-type]
-        self.nl.set_link(ns, inner, alias=self.label, mtu=iface.mtu, mac=iface.mac, ipv6_link_local=False)  # type: ignore[arg-type]
+            self.nl.set_link(None, host, hairpin=True)
+        self.nl.set_link(ns, inner, alias=self.label, mtu=iface.mtu, mac=iface.mac, ipv6_link_local=False)
         for cidr in iface.addresses:
-            self.nl.add_address(ns, inner, cidr, ADDRESS_PROTO)  # type: ignore[arg-type]
-        self.nl.set_link(None, host, up=iface.host_up)  # type: ignore[arg-type]
-        self.nl.set_link(ns, inner, up=iface.up)  # type: ignore[arg-type]
+            self.nl.add_address(ns, inner, cidr, ADDRESS_PROTO)
+        self.nl.set_link(None, host, up=iface.host_up)
+        self.nl.set_link(ns, inner, up=iface.up)
 
     def _create_route(self, route: RouteState) -> None:
         self.nl.replace_route(route.namespace, route.to, route.via, ROUTE_PROTO)
