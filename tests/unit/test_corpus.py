@@ -180,13 +180,16 @@ def time_limit(seconds: float) -> Iterator[None]:
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    overtime = False
     try:
         yield
     except _Overtime:
-        pytest.fail(f"took longer than {seconds} s (aborted)")
+        overtime = True  # fail outside the handler: the alarm's traceback can hold C frames pytest cannot print
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+    if overtime:
+        pytest.fail(f"took longer than {seconds} s (aborted)", pytrace=False)
 
 
 @pytest.fixture(scope="module", autouse=True)
