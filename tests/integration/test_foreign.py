@@ -9,6 +9,7 @@ import json
 import secrets
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from deepdiff import DeepDiff
@@ -18,6 +19,7 @@ from netplan_lite.loader import host_veth_name
 pytestmark = pytest.mark.netns
 
 TIMERS = ("_timer",)
+IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
 
 def _json(*cmd: str) -> object:
@@ -88,10 +90,13 @@ def foreign(lab):
     rules = (f"table ip {names['table']} {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat;\n"
              f"    tcp dport {30000 + secrets.randbelow(10000)} dnat to {subnet[2]}:80\n  }}\n}}\n")
     subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
+    forward = Path(IP_FORWARD).read_text()
     try:
         yield names, first
     finally:
         subprocess.run(["nft", "delete", "table", "ip", names["table"]], capture_output=True)
+        # with this foreign NAT table present, nsnet rightly left ip_forward on at destroy: put it back
+        Path(IP_FORWARD).write_text(forward)
 
 
 def test_foreign_objects_are_byte_identical_after_two_topologies_come_and_go(lab, foreign):
