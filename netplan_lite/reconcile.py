@@ -19,7 +19,7 @@ from .errors import ConflictError, TopologyError, Problem
 from .model import Topology
 from .nat import claims_clash, desired_claims
 from .observe import Observation
-from .plan import Plan, make_plan
+from .plan import Op, Plan, make_plan
 from .state import InterfaceState, Kind, State
 
 
@@ -103,7 +103,7 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
     """Execute a computed plan and verify it; on any failure roll back (unless told not to)."""
     outcome = execute(planned.plan, kernel, options.listener, options.journal, options.stop)
     if outcome.failure is None and outcome.results:
-        outcome.remaining = verify(kernel, planned.desired, touched_namespaces(outcome))
+        outcome.remaining = verify(kernel, planned.desired, _verify_scope(outcome))
         if outcome.remaining:
             outcome.failure = VerificationFailed(outcome.remaining)
     if outcome.failure is not None and options.rollback:
@@ -112,6 +112,15 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
         undone = options.rollback and not outcome.not_rolled_back
         options.journal.close(clean=outcome.failure is None or undone)
     return Applied(planned, outcome)
+
+
+def _verify_scope(outcome: Outcome) -> frozenset[str] | None:
+    """Read again only the namespaces the run touched, unless it removed interfaces:
+    the kernel removes a deleted namespace's host veth ends a moment later, and
+    only a full read sees one still there."""
+    if any(r.action.op is Op.DELETE and r.action.id.kind in (Kind.NAMESPACE, Kind.INTERFACE) for r in outcome.results):
+        return None
+    return touched_namespaces(outcome)
 
 
 def apply(topology: Topology, kernel: Kernel, options: RunOptions = RunOptions()) -> Applied:
