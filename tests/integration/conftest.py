@@ -34,26 +34,8 @@ from netplan_lite.loader import host_veth_name
 REPO = Path(__file__).resolve().parents[2]
 CLI_TIMEOUT = 60
 
-# A TCP server with a bounded lifetime: answers every connection with
-# "<reply> <peer address>" and closes it.
-SERVER = r"""
-import socket, sys, time
-address, port, reply, lifetime = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((address, port))
-srv.listen(8)
-srv.settimeout(0.2)
-print("ready", flush=True)
-deadline = time.monotonic() + lifetime
-while time.monotonic() < deadline:
-    try:
-        conn, peer = srv.accept()
-    except socket.timeout:
-        continue
-    with conn:
-        conn.sendall(f"{reply} {peer[0]}".encode())
-"""
+TCP_SERVER = str(Path(__file__).with_name("tcp_server.py"))  # answers "<reply> <peer address>"
+
 
 CLIENT = r"""
 import socket, sys
@@ -323,7 +305,7 @@ class Lab:
 
     def serve(self, ns: str, address: str, port: int, reply: str, lifetime: float = 30) -> subprocess.Popen:
         """A TCP server inside NS bound to ADDRESS; returns once it listens."""
-        proc = self.spawn(ns, sys.executable, "-c", SERVER, address, str(port), reply, str(lifetime))
+        proc = self.spawn(ns, sys.executable, TCP_SERVER, address, str(port), reply, str(lifetime))
         ready, _, _ = select.select([proc.stdout], [], [], 10)
         line = proc.stdout.readline() if ready else ""
         assert line.strip() == "ready", f"server in {ns} did not start: {line!r} {proc.poll()}"

@@ -29,6 +29,8 @@ import pytest
 
 from netplan_lite.loader import host_veth_name
 
+TCP_SERVER = str(Path(__file__).with_name("tcp_server.py"))  # answers "<reply> <peer address>"
+
 pytestmark = pytest.mark.netns
 
 IP_FORWARD = "net.ipv4.ip_forward"
@@ -36,26 +38,6 @@ IP_FORWARD_PATH = Path("/proc/sys/net/ipv4/ip_forward")
 STATE_DIR = Path("/run/nsnet")
 REGISTRY = STATE_DIR / "sysctl.json"
 SHORT = 2.0  # seconds a connection that must fail is given
-
-# TCP server (for the host): answers every connection with "<reply> <peer address>".
-TCP_SERVER = r"""
-import socket, sys, time
-address, port, reply, lifetime = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind((address, port))
-srv.listen(8)
-srv.settimeout(0.2)
-print("ready", flush=True)
-deadline = time.monotonic() + lifetime
-while time.monotonic() < deadline:
-    try:
-        conn, peer = srv.accept()
-    except socket.timeout:
-        continue
-    with conn:
-        conn.sendall(f"{reply} {peer[0]}".encode())
-"""
 
 # UDP echo server: sends every datagram back with " <peer address>" appended.
 UDP_ECHO = r"""
@@ -136,7 +118,7 @@ def table_rules(name: str) -> list[dict[str, Any]]:
 
 
 def start_host_server(address: str, port: int, reply: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", TCP_SERVER, address, str(port), reply, "60"],
+    proc = subprocess.Popen([sys.executable, TCP_SERVER, address, str(port), reply, "60"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_ready(proc, "host")
     return proc
