@@ -8,6 +8,7 @@ setns (see netns.py), reused for the whole run.
 from __future__ import annotations
 
 import os
+import resource
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +34,19 @@ class Snapshot:
         return tuple(a for a in self.addresses if a.index == index)
 
 
+def raise_open_file_limit() -> None:
+    """A session holds an fd and a socket per namespace of ours: 2000 for a 1000-namespace lab,
+    past the soft limit of 1024 a Debian login gets. Raise it to the hard limit, as Go programs do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 class Netlink:
     """Netlink sockets of the host and of named namespaces, opened on demand."""
 
     def __init__(self) -> None:
+        raise_open_file_limit()
         self._sockets: dict[str | None, RtnlSocket] = {None: RtnlSocket()}
         self._fds: dict[str, int] = {}
 
@@ -85,16 +95,15 @@ class Netlink:
 
     # reads
 
-    def snapshot(self, ns: str | None) -> Snapshot:
+    def links(self, ns: str | None) -> tuple[Link, ...]:
+        """Raises FileNotFoundError if the namespace vanished, OSError(EINVAL) for a
+        file that is not a mounted namespace."""
+        return tuple(self.sock(ns).links())
+
+    def snapshot(self, ns: str | None, links: tuple[Link, ...] | None = None) -> Snapshot:
+        """Links (unless already read), IPv4 addresses and main-table routes."""
         sock = self.sock(ns)
-        return Snapshot(tuple(sock.links()), tuple(sock.addresses()), tuple(sock.routes()))
-
-    def loopback(self, ns: str) -> Link:
-        """The namespace's lo (ifindex 1), in one request: enough to tell whose it is.
-
-        Raises FileNotFoundError if the name vanished, OSError(EINVAL) for a file
-        that is not a mounted namespace."""
-        return self.sock(ns).link_by_index(1)
+        return Snapshot(self.links(ns) if links is None else links, tuple(sock.addresses()), tuple(sock.routes()))
 
     def lookup(self, ns: str | None, name: str) -> int | None:
         return self.sock(ns).index_of(name)

@@ -6,14 +6,17 @@ without root; `observe` reads the records through a Netlink session.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from . import hostsysctl, netns, nftables
 from .labels import ADDRESS_PROTO, label, owner_of
 from .model import InterfaceKey
+from .fanout import fan_out
 from .journal import Intents, read_intents
 from .nat import IP_FORWARD, Claim, forward_claims, route_localnet_key
 from .netlink import Link, Netlink, Snapshot
@@ -167,32 +170,49 @@ def _orphans(host: Snapshot, ours: Ownership, claimed: set[int]) -> Iterator[Int
 def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> Observation:
     """Read the host and the named namespaces (all, or those in `scope`); never creates anything.
 
-    A namespace that is not this topology's costs one request (its lo);
-    only ours are read in full.
+    A namespace that is not this topology's costs one request (its links, to
+    see whose its lo is); only ours have their addresses and routes read.
     """
     intents = read_intents(topology)
     ours = Ownership(label(topology), intents)
     host = nl.snapshot(None)
-    namespaces: dict[str, Snapshot | None] = {}
-    for name in netns.list_names():
-        if scope is not None and name not in scope:
-            continue
-        try:
-            lo = nl.loopback(name)
-        except FileNotFoundError:
-            continue  # vanished between listdir and open
-        except OSError as err:
-            if err.errno != errno.EINVAL:
-                raise
-            namespaces[name] = None  # a file that is not (yet) a namespace
-            continue
-        namespaces[name] = nl.snapshot(name) if ours.namespace(name, Snapshot((lo,), (), ())) else Snapshot((lo,), (), ())
+    names = [name for name in netns.list_names() if scope is None or name in scope]
+    read = functools.partial(_read_namespace, nl, ours)
+    namespaces = {name: snap for name, snap in zip(names, fan_out(read, names)) if snap is not VANISHED}
     tables = {name: t for name in nftables.list_tables() if (t := nftables.read_table(name)) is not None}
     observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), intents,
                                     orphans=scope is None)
-    for name in namespaces.keys() - {r.name for r in observation.state.values() if isinstance(r, NamespaceState)}:
-        nl.forget(name)  # hold no fd on namespaces that are not ours
+    _hold_ours(nl, namespaces.keys(), {r.name for r in observation.state.values() if isinstance(r, NamespaceState)})
     return observation
+
+
+def _hold_ours(nl: Netlink, read: Iterable[str], ours: set[str]) -> None:
+    """The session keeps an fd of each namespace of ours (a forked reader's are not the parent's)
+    and none of the others."""
+    for name in read:
+        if name not in ours:
+            nl.forget(name)
+        elif not nl.is_open(name):
+            with contextlib.suppress(FileNotFoundError):  # deleted since: the plan will say so
+                nl.namespace_fd(name)
+
+
+VANISHED = "vanished"  # a name removed between listdir and open
+
+
+def _read_namespace(nl: Netlink, ours: Ownership, name: str) -> Snapshot | None | str:
+    """Links of any namespace (its lo says whose it is); addresses and routes of ours only.
+    None for a file that is not (yet) a namespace."""
+    try:
+        links = nl.links(name)
+    except FileNotFoundError:
+        return VANISHED
+    except OSError as err:
+        if err.errno != errno.EINVAL:
+            raise
+        return None
+    head = Snapshot(links, (), ())
+    return nl.snapshot(name, links) if ours.namespace(name, head) else head
 
 
 def _held_sysctls(topology: str, host: Snapshot) -> tuple[SysctlState, ...]:

@@ -36,6 +36,7 @@ IFLA_BRPORT_MODE = 4  # hairpin
 IFA_ADDRESS, IFA_LOCAL, IFA_PROTO = 1, 2, 11
 RTA_DST, RTA_GATEWAY, RTA_TABLE = 1, 5, 15
 
+SOL_NETLINK, NETLINK_GET_STRICT_CHK = 270, 12
 IFF_UP = 0x1
 RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
@@ -208,6 +209,7 @@ class RtnlSocket:
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)  # lets the kernel filter route dumps by table
         self.sock.bind((0, 0))
         self.seq = 0
 
@@ -266,7 +268,7 @@ class RtnlSocket:
         return [decode_addr(d, o, e) for d, o, e in self.dump(RTM_GETADDR, body)]
 
     def routes(self) -> list[RouteMsg]:
-        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
+        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)  # the local table is the kernel's
         return [r for d, o, e in self.dump(RTM_GETROUTE, body) if (r := decode_route(d, o, e))]
 
     def index_of(self, name: str) -> int | None:
