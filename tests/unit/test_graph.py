@@ -1,0 +1,387 @@
+"""nsnet graph: DOT that Graphviz accepts, well-formed Mermaid, everything in the file drawn; no root, no kernel."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+
+import pytest
+from builders import EXAMPLE, topology
+
+from netplan_lite import cli, graph, loader
+from netplan_lite.desired import allocate
+from netplan_lite.model import Bridge, Interface, Namespace, PortForward, Protocol, Topology
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz `dot` is not installed")
+
+# Odd but valid names (`.`, `-`, `_`, a namespace called `end`, names that sanitise alike),
+# three bridges (one without a subnet, one with a custom gateway), a namespace with two
+# interfaces, one without any, a udp forward, a localhost-only forward to a named interface.
+TRICKY = """\
+name: tricky-lab
+bridges:
+  br-front_1: {subnet: 10.10.0.0/24, masquerade: true}
+  br_back-2: {subnet: 10.20.0.0/29, gateway: 10.20.0.6}
+  l2_only: {}
+namespaces:
+  app.v2-blue_x:
+    interfaces:
+      eth0: {bridge: br-front_1}
+      eth-1_b: {bridge: br_back-2, address: 10.20.0.2}
+  db-1:
+    interfaces:
+      eth0: {bridge: br_back-2}
+  end:
+    interfaces:
+      e0: {bridge: l2_only}
+  o.x:
+    interfaces:
+      x0: {bridge: l2_only, address: 192.168.7.5/24}
+  a.b:
+    interfaces:
+      eth0: {bridge: br-front_1, address: 10.10.0.50}
+  a-b:
+    interfaces:
+      eth0: {bridge: br-front_1}
+  a_b: {}
+port_forwards:
+  - {host_port: 5353, namespace: app.v2-blue_x, port: 53, protocol: udp}
+  - {host_port: 8443, namespace: app.v2-blue_x, port: 443, interface: eth-1_b, host_address: 127.0.0.1}
+  - {host_port: 5432, namespace: db-1, port: 5432}
+"""
+
+# Names no topology file may hold (the schema forbids them), built in memory: the
+# escaping must hold anyway, since graph.py takes any Topology.
+HOSTILE_BRIDGE = 'br"<b>\\N#|`%%{init}%%'
+HOSTILE_NS = 'ns "quoted" \\l & \u00e9'
+
+
+def hostile() -> Topology:
+    bridge = Bridge(HOSTILE_BRIDGE, IPv4Network("10.9.0.0/24"), IPv4Address("10.9.0.1"))
+    ns = Namespace(HOSTILE_NS, (Interface('e"th\\0', HOSTILE_BRIDGE, "nsv0", IPv4Interface("10.9.0.7/24")),
+                                Interface("end", HOSTILE_BRIDGE, "nsv1")))
+    forward = PortForward(80, HOSTILE_NS, 8080, Protocol.UDP, interface="end")
+    return Topology('t"x', (bridge,), (ns, Namespace("end")), (forward,))
+
+
+def tricky() -> Topology:
+    return topology(TRICKY)
+
+
+def example() -> Topology:
+    return loader.load_file(EXAMPLE)
+
+
+def examples() -> list[Path]:
+    return sorted((ROOT / "examples").glob("*.yaml"))
+
+
+# what must be drawn
+
+
+def expected_texts(topo: Topology) -> list[str]:
+    """Every name, subnet, gateway, address (allocated ones as apply would give them) and forward."""
+    addresses = allocate(topo, {})
+    texts = [topo.name, *(b.name for b in topo.bridges), *(n.name for n in topo.namespaces)]
+    texts += [str(b.subnet) for b in topo.bridges if b.subnet] + [str(b.gateway) for b in topo.bridges if b.gateway]
+    texts += [i.name for n in topo.namespaces for i in n.interfaces] + [str(a) for a in addresses.values()]
+    for f in topo.port_forwards:
+        published = f"{f.host_address}:{f.host_port}" if f.host_address else f"*:{f.host_port}"
+        texts.append(f"{published} -> {f.namespace}:{f.port}/{f.protocol.value}")
+    return [" ".join(t.splitlines()) for t in texts]
+
+
+def node_count(topo: Topology) -> int:
+    """host, bridges, interfaces, and one placeholder per namespace without interfaces."""
+    return 1 + len(topo.bridges) + sum(max(1, len(n.interfaces)) for n in topo.namespaces)
+
+
+# DOT, checked by Graphviz itself
+
+
+def dot(text: str, fmt: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["dot", f"-T{fmt}"], input=text, capture_output=True, text=True, timeout=60)
+
+
+def drawn(layout: dict) -> tuple[list[str], list[str]]:
+    """(node names, every text Graphviz drew) from `dot -Tjson`."""
+    objects = layout.get("objects", [])
+    nodes = [o["name"] for o in objects if not o["name"].startswith("cluster_")]
+    texts = [op["text"] for item in [layout, *objects, *layout.get("edges", [])]
+             for op in item.get("_ldraw_", []) if op["op"] == "T"]
+    return nodes, texts
+
+
+@needs_dot
+@pytest.mark.parametrize("make", [example, tricky, hostile], ids=["example", "tricky", "hostile"])
+def test_dot_renders_with_graphviz(make):
+    topo = make()
+    text = graph.to_dot(topo)
+    done = dot(text, "svg")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.lstrip().startswith("<?xml") and done.stderr == ""
+
+
+@needs_dot
+@pytest.mark.parametrize("make", [example, tricky, hostile], ids=["example", "tricky", "hostile"])
+def test_dot_draws_every_node_and_text_exactly(make):
+    """Quoting holds: no node merged or split, and each user string drawn as written."""
+    topo = make()
+    done = dot(graph.to_dot(topo), "json")
+    assert done.returncode == 0, done.stderr
+    nodes, texts = drawn(json.loads(done.stdout))
+    assert len(nodes) == len(set(nodes)) == node_count(topo)
+    joined = "\n".join(texts)
+    for expected in expected_texts(topo):
+        assert expected in joined
+
+
+@needs_dot
+@pytest.mark.parametrize("path", examples(), ids=lambda p: p.name)
+def test_every_example_renders(path):
+    done = dot(graph.to_dot(loader.load_file(path)), "svg")
+    assert done.returncode == 0, done.stderr
+
+
+def test_dot_quote_escapes_quotes_backslashes_and_newlines():
+    assert graph.dot_quote('a"b\\N\nc') == '"a\\"b\\\\N\\nc"'
+
+
+def test_dot_shape_of_the_example():
+    text = graph.to_dot(example())
+    assert text.startswith('digraph "nsnet topology demo" {\n') and text.endswith("}\n")
+    assert 'subgraph "cluster_ns/web1" {' in text and 'subgraph "cluster_ns/web2" {' in text
+    assert '"bridge/br-demo" [label="bridge br-demo\\nsubnet 172.30.0.0/24\\nmasquerade"' in text
+    assert '"iface/web2/eth0" [label="eth0\\n172.30.0.2/24 (auto)"' in text
+    assert '"host" -> "bridge/br-demo" [label="gateway 172.30.0.1/24"' in text
+    assert '"host" -> "iface/web1/eth0" [label="*:8080 -> web1:80/tcp"' in text
+
+
+# Mermaid, checked structurally
+
+MERMAID_ID = r"[A-Za-z0-9_]+"
+SHAPES = {"[": "]", "[[": "]]", "{{": "}}", "([": "])"}
+NODE = re.compile(rf'^(?P<id>{MERMAID_ID})(?P<open>\[\[|\{{\{{|\(\[|\[)"(?P<label>[^"]*)"(?P<close>\]\]|\}}\}}|\]\)|\])(?::::{MERMAID_ID})?$')
+EDGE = re.compile(rf'^(?P<tail>{MERMAID_ID}) (?:---|-->|-\.->)(?:\|"(?P<label>[^"]*)"\|)? (?P<head>{MERMAID_ID})$')
+SUBGRAPH = re.compile(rf'^subgraph (?P<id>{MERMAID_ID})\["(?P<label>[^"]*)"\]$')
+CLASSDEF = re.compile(rf"^classDef {MERMAID_ID} [^\s\"]+$")
+ENTITY = re.compile(r"#(quot|lt|amp|\d+);")
+
+
+def decode(label: str) -> str:
+    """A Mermaid label as it is displayed: entity codes decoded, <br/> as a line break."""
+    named = {"quot": '"', "lt": "<", "amp": "&"}
+    text = ENTITY.sub(lambda m: named.get(m[1]) or chr(int(m[1])), label.replace("<br/>", "\n"))
+    return text
+
+
+def balanced(line: str) -> bool:
+    """Quotes paired, and brackets outside quotes nest properly."""
+    stack: list[str] = []
+    quoted = False
+    for c in line:
+        if c == '"':
+            quoted = not quoted
+        elif not quoted and c in "([{":
+            stack.append(c)
+        elif not quoted and c in ")]}":
+            if not stack or "([{"[")]}".index(c)] != stack.pop():
+                return False
+    return not quoted and not stack
+
+
+def check_mermaid(text: str) -> dict[str, list]:
+    """Parse the subset of Mermaid nsnet writes; fail on anything else.
+
+    Returns the node ids, subgraph ids, edges (tail, head) and every displayed label.
+    """
+    lines = text.splitlines()
+    assert re.fullmatch(r"(flowchart|graph) (TB|TD|BT|RL|LR)", lines[0]), lines[0]
+    nodes: list[str] = []
+    subgraphs: list[str] = []
+    edges: list[tuple[str, str]] = []
+    labels: list[str] = []
+    depth = 0
+    for line in (raw.strip() for raw in lines[1:]):
+        assert balanced(line), line
+        if not line or line.startswith("%%") or CLASSDEF.match(line):
+            continue
+        if line == "end":
+            depth -= 1
+            assert depth >= 0, "end without subgraph"
+        elif m := SUBGRAPH.match(line):
+            depth += 1
+            subgraphs.append(m["id"])
+            labels.append(decode(m["label"]))
+        elif m := NODE.match(line):
+            assert SHAPES[m["open"]] == m["close"], line
+            nodes.append(m["id"])
+            labels.append(decode(m["label"]))
+        elif m := EDGE.match(line):
+            edges.append((m["tail"], m["head"]))
+            labels.append(decode(m["label"] or ""))
+        else:
+            raise AssertionError(f"not a line nsnet writes: {line!r}")
+    assert depth == 0, "subgraph without end"
+    declared = nodes + subgraphs
+    assert len(declared) == len(set(declared)), "duplicate ids"
+    assert "end" not in declared and not any(i[0] in "ox" for i in declared)
+    for tail, head in edges:
+        assert tail in nodes and head in nodes, (tail, head)
+    return {"nodes": nodes, "subgraphs": subgraphs, "edges": edges, "labels": labels}
+
+
+@pytest.mark.parametrize("make", [example, tricky, hostile], ids=["example", "tricky", "hostile"])
+def test_mermaid_is_well_formed_and_complete(make):
+    topo = make()
+    parsed = check_mermaid(graph.to_mermaid(topo))
+    assert len(parsed["nodes"]) == node_count(topo)
+    assert len(parsed["subgraphs"]) == len(topo.namespaces)
+    forwards, veths, uplinks = len(topo.port_forwards), sum(len(n.interfaces) for n in topo.namespaces), len(topo.bridges)
+    assert len(parsed["edges"]) == forwards + veths + uplinks
+    shown = "\n".join(parsed["labels"])
+    for expected in expected_texts(topo):
+        if expected != topo.name:  # the title is a comment in Mermaid
+            assert expected in shown
+
+
+@pytest.mark.parametrize("path", examples(), ids=lambda p: p.name)
+def test_every_example_is_well_formed_mermaid(path):
+    check_mermaid(graph.to_mermaid(loader.load_file(path)))
+
+
+def test_mermaid_ids_stay_distinct_when_names_sanitise_alike():
+    ids = graph.mermaid_ids(graph.drawing(tricky()))
+    namespaces = {key: value for key, value in ids.items() if key in ("ns/a.b", "ns/a-b", "ns/a_b")}
+    assert len(set(namespaces.values())) == 3
+    assert all(re.fullmatch(MERMAID_ID, i) for i in ids.values())
+
+
+def test_mermaid_text_escapes_quotes_markup_and_directives():
+    assert graph.mermaid_text('a"b<c>&#|`%%{x}%%\nz') == "a#quot;b#lt;c>#amp;#35;#124;#96;#37;#37;{x}#37;#37; z"
+    assert decode(graph.mermaid_text('a"b<c>&#|`%%{x}%%')) == 'a"b<c>&#|`%%{x}%%'
+
+
+def test_mermaid_of_the_example():
+    text = graph.to_mermaid(example())
+    assert text.startswith("flowchart LR\n")
+    assert '  br0_br_demo{{"bridge br-demo<br/>subnet 172.30.0.0/24<br/>masquerade"}}:::bridge' in text
+    assert '  subgraph ns1_web2["namespace web2"]' in text
+    assert '    if1_0_web2_eth0["eth0<br/>172.30.0.2/24 (auto)"]:::iface' in text
+    assert '  host -.->|"*:8081 -> web2:80/tcp"| if1_0_web2_eth0' in text
+
+
+# what is drawn
+
+
+def test_addresses_are_those_apply_gives_on_an_empty_host():
+    boxes = {b.key: b.lines for g in graph.drawing(tricky()).groups for b in g.boxes}
+    assert boxes["iface/a-b/eth0"] == ("eth0", "10.10.0.2/24 (auto)")  # lowest free hosts, in name order
+    assert boxes["iface/app.v2-blue_x/eth0"] == ("eth0", "10.10.0.3/24 (auto)")
+    assert boxes["iface/a.b/eth0"] == ("eth0", "10.10.0.50/24")  # pinned: as written, no "(auto)"
+    assert boxes["iface/db-1/eth0"] == ("eth0", "10.20.0.1/29 (auto)")  # the custom gateway .6 leaves .1 free
+    assert boxes["iface/end/e0"] == ("e0", "no address")  # l2_only has no subnet
+    assert boxes["empty/a_b"] == ("no interfaces",)
+
+
+def test_forwards_end_at_the_interface_they_target():
+    d = graph.drawing(tricky())
+    assert [(e.head, e.label) for e in d.forwards] == [
+        ("iface/app.v2-blue_x/eth0", "*:5353 -> app.v2-blue_x:53/udp"),
+        ("iface/app.v2-blue_x/eth-1_b", "127.0.0.1:8443 -> app.v2-blue_x:443/tcp"),
+        ("iface/db-1/eth0", "*:5432 -> db-1:5432/tcp"),
+    ]
+
+
+def test_render_refuses_an_unknown_format():
+    with pytest.raises(ValueError, match="unknown graph format 'svg'"):
+        graph.render(example(), "svg")
+
+
+# the command
+
+
+@pytest.fixture(autouse=True)
+def no_kernel(monkeypatch):
+    def refuse(topology):
+        raise AssertionError("nsnet graph tried to open the live kernel")
+
+    monkeypatch.setattr("netplan_lite.kernel.open_kernel", refuse)
+    monkeypatch.delenv("NSNET_FILE", raising=False)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_mermaid(capsys):
+    code, out, err = run(capsys, "graph", "--format", "mermaid", str(EXAMPLE))
+    assert (code, err) == (0, "")
+    assert out == graph.to_mermaid(example())
+    check_mermaid(out)
+
+
+def test_cli_default_format_is_dot(capsys):
+    code, out, err = run(capsys, "graph", str(EXAMPLE))
+    assert (code, err) == (0, "") and out == graph.to_dot(example())
+
+
+def test_cli_file_defaults_to_nsnet_file(capsys, monkeypatch):
+    monkeypatch.setenv("NSNET_FILE", str(EXAMPLE))
+    code, out, _ = run(capsys, "graph")
+    assert code == 0 and out.startswith('digraph "nsnet topology demo"')
+
+
+def test_cli_out_writes_the_file(capsys, tmp_path):
+    target = tmp_path / "lab.mmd"
+    code, out, err = run(capsys, "graph", "--format", "mermaid", "-o", str(target), str(EXAMPLE))
+    assert (code, out, err) == (0, "", "")
+    assert target.read_text() == graph.to_mermaid(example())
+
+
+def test_cli_unwritable_out_is_one_line(capsys, tmp_path):
+    target = tmp_path / "missing" / "lab.dot"
+    code, out, err = run(capsys, "graph", "-o", str(target), str(EXAMPLE))
+    assert (code, out, err) == (1, "", f"nsnet: {target}: cannot write: No such file or directory\n")
+
+
+@pytest.mark.parametrize("argv, shown", [(["--format", "svg"], "'svg'"), (["--format", "json"], "'json'")])
+def test_cli_bad_format_is_one_line(capsys, argv, shown):
+    code, out, err = run(capsys, "graph", *argv, str(EXAMPLE))
+    assert (code, out, err) == (1, "", f"nsnet: graph: unknown format {shown} (known: dot, mermaid)\n")
+
+
+def test_cli_missing_file_is_one_line(capsys, tmp_path):
+    missing = tmp_path / "nope.yaml"
+    code, out, err = run(capsys, "graph", str(missing))
+    assert (code, out, err) == (1, "", f"nsnet: {missing}: no such file\n")
+
+
+def test_cli_bad_file_is_one_line_per_problem(capsys, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: demo\nnamespaces:\n  a:\n    interfaces:\n      eth0: {bridge: nope}\n")
+    code, out, err = run(capsys, "graph", str(path))
+    assert (code, out) == (1, "")
+    assert err == f"nsnet: {path}:5:14: namespaces.a.interfaces.eth0.bridge: unknown bridge 'nope' (not under bridges:)\n"
+
+
+def test_cli_needs_no_kernel_modules(tmp_path):
+    """Run as a user would: the kernel, netlink and pyroute2 are never imported."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("NSNET_FILE", None)
+    probe = ("import sys; from netplan_lite import cli; code = cli.main(['graph', '--format', 'mermaid', sys.argv[1]]); "
+             "bad = [m for m in sys.modules if m.split('.')[-1] in ('kernel', 'netlink', 'netns', 'rtnl') or m == 'pyroute2']; "
+             "sys.exit(code or (3 if bad else 0))")
+    done = subprocess.run([sys.executable, "-c", probe, str(EXAMPLE)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("flowchart LR\n")
