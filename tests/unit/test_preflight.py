@@ -1,0 +1,451 @@
+"""Pre-flight warnings: pure checks over plain host facts (no root, no kernel)."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import struct
+import subprocess
+from ipaddress import IPv4Network
+
+import pytest
+
+from netplan_lite import preflight
+from netplan_lite.desired import allocate
+from netplan_lite.nat import IP_FORWARD, desired_nat
+from netplan_lite.preflight import ForwardChain, HostFacts, HostRoute, Listener, PreflightWarning, check
+
+from builders import doc, topology
+
+SUBNET = "10.1.0.0/24"
+
+
+def one_bridge(namespaces: int = 2, forwards: list[dict] | None = None, masquerade: bool = False, name: str = "demo"):
+    bridge = {"subnet": SUBNET, **({"masquerade": True} if masquerade else {})}
+    spaces = {f"ns{i}": {"interfaces": {"eth0": {"bridge": "br0"}}} for i in range(namespaces)}
+    return topology(doc({"br0": bridge}, spaces, forwards, name=name))
+
+
+def two_bridges(routes: list | None = None, forwards: list[dict] | None = None, masquerade: bool = False):
+    """a on br-a, b on br-b; `routes` for both (None: the implicit default route via the gateway)."""
+    extra = {} if routes is None else {"routes": routes}
+    return topology(doc(
+        {"br-a": {"subnet": "10.1.0.0/24", **({"masquerade": True} if masquerade else {})}, "br-b": {"subnet": "10.2.0.0/24"}},
+        {"a": {"interfaces": {"eth0": {"bridge": "br-a"}}, **extra},
+         "b": {"interfaces": {"eth0": {"bridge": "br-b"}}, **extra}},
+        forwards))
+
+
+def codes(warnings: list[PreflightWarning]) -> list[str]:
+    return [w.code for w in warnings]
+
+
+def only(warnings: list[PreflightWarning], code: str) -> PreflightWarning:
+    found = [w for w in warnings if w.code == code]
+    assert len(found) == 1, warnings
+    return found[0]
+
+
+def test_line_format():
+    w = PreflightWarning("host-port-in-use", "tcp port 80 is in use", "publish another host_port")
+    assert w.line() == "warning: tcp port 80 is in use (publish another host_port)"
+
+
+def test_no_facts_no_warnings():
+    assert check(one_bridge(forwards=[{"host_port": 8080, "namespace": "ns0", "port": 80}], masquerade=True), HostFacts()) == []
+
+
+def test_a_quiet_host_gives_no_warnings():
+    facts = HostFacts(ip_forward=True, bridge_nf_call_iptables=True,
+                      forward_chains=(ForwardChain("inet", "fw", "forward", "accept"),),
+                      listeners=(Listener("tcp", "0.0.0.0", 22),),
+                      routes=(HostRoute(IPv4Network("0.0.0.0/0"), "eth0", proto=3, via="192.0.2.1"),))
+    assert check(two_bridges(forwards=[{"host_port": 8080, "namespace": "a", "port": 80}]), facts) == []
+
+
+# ip-forward-off / ip-forward-temporary
+
+
+def test_ip_forward_off_warns_when_namespaces_route_between_bridges_and_nsnet_will_not_enable_it():
+    w = only(check(two_bridges(), HostFacts(ip_forward=False)), "ip-forward-off")
+    assert "net.ipv4.ip_forward is 0" in w.message
+    assert "br-a -> br-b" in w.message and "br-b -> br-a" in w.message
+    assert "sysctl -w net.ipv4.ip_forward=1" in w.hint
+
+
+def test_ip_forward_off_is_not_a_warning_when_nsnet_turns_it_on():
+    """With a port forward or masquerade, the plan itself sets ip_forward=1."""
+    assert check(two_bridges(masquerade=True), HostFacts(ip_forward=False)) == []
+    assert check(two_bridges(forwards=[{"host_port": 8080, "namespace": "a", "port": 80}]), HostFacts(ip_forward=False)) == []
+
+
+@pytest.mark.parametrize("build", [
+    lambda: one_bridge(),
+    lambda: one_bridge(masquerade=True),
+    lambda: one_bridge(forwards=[{"host_port": 8080, "namespace": "ns0", "port": 80}]),
+    lambda: one_bridge(forwards=[{"host_port": 8080, "namespace": "ns0", "port": 80, "host_address": "127.0.0.1"}]),
+    lambda: two_bridges(),
+    lambda: two_bridges(masquerade=True),
+])
+def test_nsnet_enables_ip_forward_agrees_with_the_plan(build):
+    t = build()
+    _, sysctls = desired_nat(t, allocate(t, {}))
+    assert preflight.nsnet_enables_ip_forward(t) == any(s.key == IP_FORWARD for s in sysctls)
+
+
+def test_ip_forward_off_is_silent_without_routing_between_bridges():
+    off = HostFacts(ip_forward=False)
+    assert check(one_bridge(), off) == []  # same-bridge traffic is bridged, not routed
+    assert check(two_bridges(routes=[]), off) == []  # isolated networks, like examples/two-bridges.yaml
+    assert check(two_bridges(), HostFacts(ip_forward=True)) == []
+    assert check(two_bridges(), HostFacts()) == []  # unknown: no warning
+
+
+def test_a_route_through_a_router_namespace_needs_no_host_forwarding():
+    t = topology(doc(
+        {"br-a": {"subnet": "10.1.0.0/24"}, "br-b": {"subnet": "10.2.0.0/24"}},
+        {"a": {"interfaces": {"eth0": {"bridge": "br-a"}}, "routes": [{"to": "10.2.0.0/24", "via": "10.1.0.254"}]},
+         "router": {"interfaces": {"eth0": {"bridge": "br-a", "address": "10.1.0.254"},
+                                   "eth1": {"bridge": "br-b", "address": "10.2.0.254"}}, "routes": []},
+         "b": {"interfaces": {"eth0": {"bridge": "br-b"}}, "routes": [{"to": "10.1.0.0/24", "via": "10.2.0.254"}]}}))
+    assert preflight.cross_bridge_routes(t) == []
+    assert check(t, HostFacts(ip_forward=False)) == []
+
+
+def test_a_more_specific_route_through_a_router_wins_over_the_default_route():
+    t = topology(doc(
+        {"br-a": {"subnet": "10.1.0.0/24"}, "br-b": {"subnet": "10.2.0.0/24"}},
+        {"a": {"interfaces": {"eth0": {"bridge": "br-a"}},
+               "routes": [{"to": "default", "via": "10.1.0.1"}, {"to": "10.2.0.0/24", "via": "10.1.0.254"}]},
+         "router": {"interfaces": {"eth0": {"bridge": "br-a", "address": "10.1.0.254"},
+                                   "eth1": {"bridge": "br-b", "address": "10.2.0.254"}}, "routes": []}}))
+    assert preflight.cross_bridge_routes(t) == []
+
+
+def test_an_explicit_route_via_the_gateway_to_the_other_subnet_counts():
+    t = topology(doc(
+        {"br-a": {"subnet": "10.1.0.0/24"}, "br-b": {"subnet": "10.2.0.0/24"}},
+        {"a": {"interfaces": {"eth0": {"bridge": "br-a"}}, "routes": [{"to": "10.0.0.0/8", "via": "10.1.0.1"}]},
+         "b": {"interfaces": {"eth0": {"bridge": "br-b"}}, "routes": [{"to": "10.3.0.0/16", "via": "10.2.0.1"}]}}))
+    assert preflight.cross_bridge_routes(t) == [("a", "br-a", "br-b")]  # b's route leads elsewhere
+    assert "br-a -> br-b" in only(check(t, HostFacts(ip_forward=False)), "ip-forward-off").message
+
+
+def test_ip_forward_held_only_by_another_topology_is_temporary():
+    facts = HostFacts(ip_forward=True, ip_forward_holders=("other",), ip_forward_original="0")
+    w = only(check(two_bridges(), facts), "ip-forward-temporary")
+    assert "topology other" in w.message and "restores 0" in w.message
+    assert check(two_bridges(), HostFacts(ip_forward=True, ip_forward_holders=("other",), ip_forward_original="1")) == []
+    assert check(two_bridges(routes=[]), facts) == []
+
+
+# forward-policy-drop
+
+DOCKER = ForwardChain("ip", "filter", "FORWARD", "drop", frozenset({"docker0"}), frozenset({"docker0"}))
+
+
+def test_docker_forward_drop_warns_about_port_forwards_naming_table_and_chain():
+    t = one_bridge(namespaces=1, forwards=[{"host_port": 8080, "namespace": "ns0", "port": 80}])
+    w = only(check(t, HostFacts(forward_chains=(DOCKER,))), "forward-policy-drop")
+    assert "nft chain ip filter FORWARD" in w.message and "policy drop" in w.message
+    assert "bridge br0" in w.message and "port forwards" in w.message
+    assert "nft insert rule ip filter FORWARD iifname br0 accept" in w.hint and "DOCKER-USER" in w.hint
+
+
+def test_forward_policy_accept_or_rules_accepting_the_bridge_give_no_warning():
+    t = one_bridge(forwards=[{"host_port": 8080, "namespace": "ns0", "port": 80}], masquerade=True)
+    accept = ForwardChain("ip", "filter", "FORWARD", "accept")
+    handled = ForwardChain("inet", "fw", "forward", "drop", frozenset({"br*"}), frozenset({"br0"}))
+    assert check(t, HostFacts(bridge_nf_call_iptables=True, forward_chains=(accept, handled))) == []
+    half = ForwardChain("inet", "fw", "forward", "drop", frozenset({"br0"}), frozenset())
+    assert codes(check(t, HostFacts(forward_chains=(half,)))) == ["forward-policy-drop"]
+
+
+def test_same_bridge_traffic_crosses_forward_only_with_br_netfilter():
+    t = one_bridge()  # two namespaces, no forwards, no masquerade
+    assert check(t, HostFacts(bridge_nf_call_iptables=False, forward_chains=(DOCKER,))) == []
+    w = only(check(t, HostFacts(bridge_nf_call_iptables=True, forward_chains=(DOCKER,))), "forward-policy-drop")
+    assert "traffic between its namespaces (bridge-nf-call-iptables=1)" in w.message
+
+
+def test_a_lone_namespace_talking_to_the_host_or_a_loopback_forward_never_crosses_forward():
+    t = one_bridge(namespaces=1, forwards=[{"host_port": 8080, "namespace": "ns0", "port": 80, "host_address": "127.0.0.1"}])
+    assert check(t, HostFacts(bridge_nf_call_iptables=True, forward_chains=(DOCKER,))) == []
+
+
+def test_masquerade_and_routing_between_bridges_cross_forward():
+    assert "masqueraded traffic" in only(check(one_bridge(namespaces=1, masquerade=True), HostFacts(forward_chains=(DOCKER,))),
+                                         "forward-policy-drop").message
+    found = check(two_bridges(), HostFacts(forward_chains=(DOCKER,)))
+    assert codes(found) == ["forward-policy-drop"] * 2
+    assert "bridge br-a" in found[0].message and "traffic to and from br-b" in found[0].message
+
+
+def test_bridge_family_forward_drop_blocks_frames_between_ports():
+    chain = ForwardChain("bridge", "bf", "forward", "drop")
+    w = only(check(one_bridge(), HostFacts(forward_chains=(chain,))), "forward-policy-drop")
+    assert "nft chain bridge bf forward" in w.message and "traffic between its namespaces" in w.message
+    assert check(one_bridge(namespaces=1, masquerade=True), HostFacts(forward_chains=(chain,))) == []
+    handled = ForwardChain("bridge", "bf", "forward", "drop", frozenset({"br0"}))
+    assert check(one_bridge(), HostFacts(forward_chains=(handled,))) == []
+
+
+def test_legacy_iptables_chain_is_named_as_such():
+    legacy = ForwardChain(preflight.LEGACY, "filter", "FORWARD", "drop")
+    w = only(check(one_bridge(masquerade=True), HostFacts(forward_chains=(legacy,))), "forward-policy-drop")
+    assert "iptables-legacy chain filter FORWARD" in w.message and "iptables-legacy -I FORWARD -i br0 -j ACCEPT" in w.hint
+
+
+def _match(key: str, right, op: str = "==") -> dict:
+    return {"match": {"op": op, "left": {"meta": {"key": key}}, "right": right}}
+
+
+def test_parse_ruleset_finds_forward_base_chains_and_accepted_interfaces():
+    ruleset = {"nftables": [
+        {"metainfo": {"version": "1.0.6"}},
+        {"table": {"family": "ip", "name": "filter", "handle": 1}},
+        {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "handle": 1, "type": "filter",
+                   "hook": "forward", "prio": 0, "policy": "drop"}},
+        {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 2, "type": "filter",
+                   "hook": "input", "prio": 0, "policy": "accept"}},
+        {"chain": {"family": "ip", "table": "filter", "name": "DOCKER-USER", "handle": 3}},
+        {"chain": {"family": "ip", "table": "nat", "name": "PREROUTING", "handle": 1, "type": "nat",
+                   "hook": "prerouting", "prio": -100, "policy": "accept"}},
+        {"chain": {"family": "ip6", "table": "filter6", "name": "FORWARD", "handle": 1, "type": "filter",
+                   "hook": "forward", "prio": 0, "policy": "drop"}},
+        {"chain": {"family": "inet", "table": "fw", "name": "fwd", "handle": 1, "type": "filter",
+                   "hook": "forward", "prio": 0, "policy": "accept"}},
+        {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD",
+                  "expr": [_match("iifname", "docker0"), _match("oifname", "docker0", "!="), {"counter": None}, {"accept": None}]}},
+        {"rule": {"family": "ip", "table": "filter", "chain": "DOCKER-USER",
+                  "expr": [_match("oifname", {"set": ["br-x", "br-y*"]}), {"accept": None}]}},
+        {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "expr": [_match("iifname", "jumped"), {"jump": {"target": "X"}}]}},
+        {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "expr": [_match("iifname", "inputonly"), {"accept": None}]}},
+    ]}
+    chains = preflight.parse_ruleset(ruleset)
+    assert chains == [
+        ForwardChain("inet", "fw", "fwd", "accept"),
+        ForwardChain("ip", "filter", "FORWARD", "drop", frozenset({"docker0"}), frozenset({"br-x", "br-y*"})),
+    ]
+
+
+def test_nft_rules_are_listed_only_for_tables_with_a_dropping_forward_chain(monkeypatch):
+    chains = {"nftables": [
+        {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter", "hook": "forward", "policy": "drop"}},
+        {"chain": {"family": "inet", "table": "open", "name": "fwd", "type": "filter", "hook": "forward", "policy": "accept"}},
+        {"chain": {"family": "ip", "table": "nsnet-demo", "name": "guard", "type": "filter", "hook": "prerouting", "policy": "accept"}},
+    ]}
+    table = {"nftables": [
+        {"table": {"family": "ip", "name": "filter"}},
+        {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter", "hook": "forward", "policy": "drop"}},
+        {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "expr": [_match("iifname", "br0"), {"accept": None}]}},
+    ]}
+    calls = []
+
+    def nft(args, stdin=None):
+        calls.append(args)
+        doc = chains if args == ["-j", "list", "chains"] else table
+        return subprocess.CompletedProcess(args, 0, json.dumps(doc), "")
+
+    monkeypatch.setattr(preflight.shutil, "which", lambda name: "/usr/sbin/nft")
+    monkeypatch.setattr(preflight.nftables, "_nft", nft)
+    assert preflight.read_nft_forward_chains() == [
+        ForwardChain("inet", "open", "fwd", "accept"),
+        ForwardChain("ip", "filter", "FORWARD", "drop", frozenset({"br0"})),
+    ]
+    assert calls == [["-j", "list", "chains"], ["-j", "list", "table", "ip", "filter"]]
+
+
+def _ipt_entry(verdict: int, iniface: bytes = b"", outiface: bytes = b"", invflags: int = 0) -> bytes:
+    """One legacy iptables entry with a standard target (as IPT_SO_GET_ENTRIES returns it)."""
+    entry = preflight._IptEntry()
+    entry.ip.iniface, entry.ip.outiface, entry.ip.invflags = iniface, outiface, invflags
+    target = struct.pack("=H29sB", 40, b"", 0) + struct.pack("=i", verdict) + b"\0" * 4  # XT_ALIGN(36) == 40
+    entry.target_offset = ctypes.sizeof(entry)
+    entry.next_offset = ctypes.sizeof(entry) + len(target)
+    return bytes(entry) + target
+
+
+def test_parse_ipt_entries_reads_the_forward_policy_and_accepted_interfaces():
+    ACCEPT, DROP = -2, -1
+    entries = [
+        _ipt_entry(ACCEPT, iniface=b"inputonly"),  # INPUT rule
+        _ipt_entry(ACCEPT),  # INPUT policy
+        _ipt_entry(ACCEPT, iniface=b"docker0", outiface=b"docker0"),  # FORWARD rules
+        _ipt_entry(ACCEPT, iniface=b"br-+"),
+        _ipt_entry(ACCEPT, iniface=b"notme", invflags=preflight.IPT_INV_VIA_IN),
+        _ipt_entry(DROP),  # FORWARD policy
+        _ipt_entry(ACCEPT),  # OUTPUT policy
+    ]
+    offsets = [sum(len(e) for e in entries[:i]) for i in range(len(entries))]
+    hooks = 0b1110  # INPUT, FORWARD, OUTPUT
+    hook_entry = [0, offsets[0], offsets[2], offsets[6], 0]
+    underflow = [0, offsets[1], offsets[5], offsets[6], 0]
+    chain = preflight.parse_ipt_entries(b"".join(entries), hook_entry, underflow, hooks)
+    assert chain == ForwardChain(preflight.LEGACY, "filter", "FORWARD", "drop", frozenset({"docker0", "br-*"}), frozenset({"docker0"}))
+
+
+# host-port-in-use
+
+
+def forward(port: int = 8080, **extra):
+    return one_bridge(namespaces=1, forwards=[{"host_port": port, "namespace": "ns0", "port": 80, **extra}])
+
+
+def test_a_listener_on_loopback_loses_the_hosts_connections_to_a_forward_on_every_address():
+    w = only(check(forward(), HostFacts(listeners=(Listener("tcp", "127.0.0.1", 8080),))), "host-port-in-use")
+    assert "a socket listens on 127.0.0.1:8080" in w.message
+    assert "forward tcp *:8080 -> ns0:80 sends this host's connections to 127.0.0.1:8080 to ns0 instead of to that socket" in w.message
+    assert "ss -ltnp 'sport = :8080'" in w.hint
+
+
+def test_a_wildcard_listener_loses_ipv4_connections_to_every_host_address():
+    for address in ("0.0.0.0", "::"):
+        w = only(check(forward(), HostFacts(listeners=(Listener("tcp", address, 8080),))), "host-port-in-use")
+        assert "IPv4 connections to port 8080 of every host address" in w.message
+
+
+def test_listeners_the_ipv4_dnat_cannot_reach_are_fine():
+    facts = HostFacts(listeners=(
+        Listener("tcp", "::1", 8080),  # IPv6 only
+        Listener("tcp", "fe80::1", 8080),
+        Listener("udp", "0.0.0.0", 8080),  # other protocol
+        Listener("tcp", "0.0.0.0", 8081),  # other port
+    ))
+    assert check(forward(), facts) == []
+
+
+def test_a_forward_on_one_address_conflicts_with_that_address_and_with_wildcards_only():
+    on_loopback = forward(host_address="127.0.0.1")
+    assert check(on_loopback, HostFacts(listeners=(Listener("tcp", "192.0.2.2", 8080),))) == []
+    w = only(check(on_loopback, HostFacts(listeners=(Listener("tcp", "0.0.0.0", 8080),))), "host-port-in-use")
+    assert "this host's connections to 127.0.0.1:8080" in w.message
+    mapped = only(check(on_loopback, HostFacts(listeners=(Listener("tcp", "::ffff:127.0.0.1", 8080),))), "host-port-in-use")
+    assert "[::ffff:127.0.0.1]:8080" in mapped.message
+    w = only(check(forward(host_address="192.0.2.2"), HostFacts(listeners=(Listener("tcp", "192.0.2.2", 8080),))), "host-port-in-use")
+    assert "connections to 192.0.2.2:8080 (the host's own too)" in w.message
+
+
+def test_udp_wording():
+    w = only(check(forward(5353, protocol="udp"), HostFacts(listeners=(Listener("udp", "127.0.0.53", 5353),))), "host-port-in-use")
+    assert "udp port 5353" in w.message and "a socket is bound to 127.0.0.53:5353" in w.message
+    assert "datagrams to 127.0.0.53:5353" in w.message and "ss -lunp" in w.hint
+
+
+def test_several_listeners_on_a_port_give_one_warning():
+    facts = HostFacts(listeners=(Listener("tcp", "0.0.0.0", 8080), Listener("tcp", "::", 8080)))
+    w = only(check(forward(), facts), "host-port-in-use")
+    assert "0.0.0.0:8080 and [::]:8080" in w.message
+
+
+TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1522 1 0 100 0 0 10 0
+   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1523 1 0 100 0 0 10 0
+   2: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1524 1 0 100 0 0 10 0
+"""
+TCP6 = """\
+  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when
+   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000
+   1: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000
+   2: 0000000000000000FFFF00000100007F:1F91 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000
+"""
+UDP = """\
+   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  10: 3500007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 99 2 0 0
+  11: 0100007F:0035 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 98 2 0 0
+"""
+
+
+@pytest.mark.skipif(struct.pack("=I", 1)[0] != 1, reason="the sample /proc lines are little-endian")
+def test_read_listeners_parses_proc_net_tables(tmp_path):
+    for name, text in {"tcp": TCP, "tcp6": TCP6, "udp": UDP}.items():
+        (tmp_path / name).write_text(text)
+    found = preflight.read_listeners({("tcp", 8080), ("tcp", 8081), ("udp", 53)}, proc_net=str(tmp_path), diag=False)
+    assert found == [
+        Listener("tcp", "127.0.0.1", 8080), Listener("tcp", "::", 8080), Listener("tcp", "::1", 8080),
+        Listener("tcp", "::ffff:127.0.0.1", 8081),
+        Listener("udp", "127.0.0.53", 53),  # the connected socket on 127.0.0.1:53 is not a server
+    ]
+    assert preflight.read_listeners(set(), proc_net=str(tmp_path), diag=False) == []
+    assert preflight.read_listeners({("tcp", 22)}, proc_net=str(tmp_path / "missing"), diag=False) == []
+
+
+# subnet-overlaps-route
+
+
+def route(net: str, device: str | None = "eth1", **extra) -> HostRoute:
+    return HostRoute(IPv4Network(net), device, **extra)
+
+
+def routes_check(*routes: HostRoute, t=None) -> list[PreflightWarning]:
+    return check(t or one_bridge(), HostFacts(routes=routes))
+
+
+def test_default_routes_do_not_overlap():
+    assert routes_check(route("0.0.0.0/0", "eth0", via="192.0.2.1", proto=3)) == []
+    assert routes_check(route("0.0.0.0/1", "tun0"), route("0.0.0.0/1", "tun0")) == []  # a VPN's split default
+
+
+def test_a_broader_route_containing_the_subnet_warns():
+    w = only(routes_check(route("10.1.0.0/16", proto=4)), "subnet-overlaps-route")
+    assert "bridge br0's subnet 10.1.0.0/24 lies inside host route 10.1.0.0/16 dev eth1" in w.message
+    assert "ip -4 route show match 10.1.0.0/24" in w.hint
+
+
+def test_a_more_specific_route_inside_the_subnet_warns():
+    w = only(routes_check(route("10.1.0.128/25", "wg0", via="10.9.0.1", proto=4)), "subnet-overlaps-route")
+    assert "host route 10.1.0.128/25 via 10.9.0.1 dev wg0 lies inside bridge br0's subnet 10.1.0.0/24" in w.message
+    assert "ip -4 route show root 10.1.0.0/24" in w.hint
+    blackhole = only(routes_check(route("10.1.0.7/32", None, kind="blackhole", proto=4)), "subnet-overlaps-route")
+    assert "host route 10.1.0.7/32 (blackhole) lies inside" in blackhole.message
+
+
+def test_the_same_network_on_another_device_warns():
+    w = only(routes_check(route("10.1.0.0/24", "docker0")), "subnet-overlaps-route")
+    assert "already has a host route, 10.1.0.0/24 dev docker0" in w.message
+
+
+def test_routes_elsewhere_do_not_overlap():
+    assert routes_check(route("10.2.0.0/24"), route("10.0.255.0/24"), route("192.0.2.0/24", "eth0")) == []
+    assert check(topology(doc({"br0": {}})), HostFacts(routes=(route("10.1.0.0/16"),))) == []  # no subnet
+
+
+def test_the_bridges_own_routes_are_ignored_but_another_topologys_bridge_is_not():
+    own = route("10.1.0.0/24", "br0", owner="demo", proto=preflight.PROTO_KERNEL)
+    assert routes_check(own) == []
+    assert routes_check(route("10.1.0.0/25", "br0", owner="demo", proto=225)) == []
+    assert routes_check(route("10.1.0.128/25", "br0", owner="demo", proto=4)) == []  # by hand, but to the bridge itself
+    other = only(routes_check(route("10.1.0.0/24", "br9", owner="other", proto=preflight.PROTO_KERNEL)), "subnet-overlaps-route")
+    assert "dev br9 (a bridge of nsnet topology other)" in other.message
+    unlabelled = only(routes_check(route("10.1.0.0/24", "br0", owner=None)), "subnet-overlaps-route")
+    assert "dev br0" in unlabelled.message  # a foreign br0: plan refuses it too
+
+
+def test_warnings_come_in_a_stable_order():
+    t = two_bridges(forwards=[{"host_port": 8080, "namespace": "a", "port": 80}])
+    facts = HostFacts(ip_forward=False, forward_chains=(DOCKER,), listeners=(Listener("tcp", "0.0.0.0", 8080),),
+                      routes=(route("10.2.0.0/16"), route("10.1.0.0/16")))
+    assert codes(check(t, facts)) == ["forward-policy-drop", "forward-policy-drop", "host-port-in-use",
+                                      "subnet-overlaps-route", "subnet-overlaps-route"]
+    t = two_bridges()
+    assert codes(check(t, facts))[0] == "ip-forward-off"
+    assert check(t, facts) == check(t, facts)
+
+
+# gather: best effort
+
+
+def test_gather_never_raises_and_skips_what_it_cannot_read(monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise OSError(13, "Permission denied")
+
+    monkeypatch.setattr(preflight.hostsysctl, "read", broken)
+    monkeypatch.setattr(preflight, "BRIDGE_NF_CALL_IPTABLES", "/nonexistent/bridge-nf-call-iptables")
+    monkeypatch.setattr(preflight.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(preflight, "read_legacy_forward", broken)
+    monkeypatch.setattr(preflight, "read_listeners", broken)
+    monkeypatch.setattr(preflight.rtnl, "RtnlSocket", broken)
+    facts = preflight.gather(forward())
+    assert facts == HostFacts(bridge_nf_call_iptables=False)
+    assert check(forward(), facts) == []
