@@ -178,7 +178,7 @@ def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> 
     host = nl.snapshot(None)
     names = [name for name in netns.list_names() if scope is None or name in scope]
     read = functools.partial(_read_namespace, nl, ours)
-    namespaces = {name: snap for name, snap in zip(names, fan_out(read, names)) if snap is not VANISHED}
+    namespaces = {name: snap for name, (found, snap) in zip(names, fan_out(read, names)) if found}
     tables = {name: t for name in nftables.list_tables() if (t := nftables.read_table(name)) is not None}
     observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), intents,
                                     orphans=scope is None)
@@ -197,22 +197,20 @@ def _hold_ours(nl: Netlink, read: Iterable[str], ours: set[str]) -> None:
                 nl.namespace_fd(name)
 
 
-VANISHED = "vanished"  # a name removed between listdir and open
-
-
-def _read_namespace(nl: Netlink, ours: Ownership, name: str) -> Snapshot | None | str:
-    """Links of any namespace (its lo says whose it is); addresses and routes of ours only.
-    None for a file that is not (yet) a namespace."""
+def _read_namespace(nl: Netlink, ours: Ownership, name: str) -> tuple[bool, Snapshot | None]:
+    """(found, snapshot): links of any namespace (its lo says whose it is); addresses and routes
+    of ours only. Not found: removed since listdir. Snapshot None: a file that is not (yet) a
+    namespace. (A plain tuple: the answer may come back pickled from a forked reader.)"""
     try:
         links = nl.links(name)
     except FileNotFoundError:
-        return VANISHED
+        return False, None
     except OSError as err:
         if err.errno != errno.EINVAL:
             raise
-        return None
+        return True, None
     head = Snapshot(links, (), ())
-    return nl.snapshot(name, links) if ours.namespace(name, head) else head
+    return True, nl.snapshot(name, links) if ours.namespace(name, head) else head
 
 
 def _held_sysctls(topology: str, host: Snapshot) -> tuple[SysctlState, ...]:

@@ -211,3 +211,45 @@ def test_own_nft_table_is_ours_and_other_tables_are_foreign_claims():
     observation = observe({}, tables={"nsnet-demo": ours, "nsnet-other": theirs})
     assert observation.state[ours.id] == ours
     assert observation.foreign_claims == {("tcp", "*", 8080): "other"}
+
+
+# reading many namespaces (forked readers)
+
+
+class FakeNetlink:
+    """Namespaces n000..n399: every third one is ours; n007 and n307 vanish while being read
+    (one in the parent's share, one in the child's)."""
+
+    def links(self, ns):
+        if ns is None:
+            return HOST.links
+        if ns in ("n007", "n307"):
+            raise FileNotFoundError(ns)
+        alias = OURS if int(ns[1:]) % 3 == 0 else OTHER
+        return (link(1, "lo", alias=alias),)
+
+    def snapshot(self, ns, links=None):
+        return HOST if ns is None else snapshot(*(links or self.links(ns)))
+
+    def is_open(self, ns):
+        return True
+
+    def forget(self, ns):
+        pass
+
+
+def test_observe_shares_namespaces_between_processes_and_skips_vanished_ones(monkeypatch):
+    from netplan_lite import fanout, nftables
+    from netplan_lite import observe as observe_module
+
+    names = [f"n{i:03d}" for i in range(400)]
+    monkeypatch.setattr(fanout, "workers_for", lambda count: 2)
+    monkeypatch.setattr(observe_module.netns, "list_names", lambda: names)
+    monkeypatch.setattr(nftables, "list_tables", lambda: [])
+    monkeypatch.setattr(observe_module, "read_intents", lambda topology: Intents())
+    monkeypatch.setattr(observe_module, "_held_sysctls", lambda topology, host: ())
+    observation = observe_module.observe("demo", FakeNetlink())
+    ours = {r.name for r in observation.state.values() if isinstance(r, NamespaceState)}
+    assert ours == {n for n in names if int(n[1:]) % 3 == 0}
+    assert not {"n007", "n307"} & observation.foreign_namespaces.keys()
+    assert len(observation.foreign_namespaces) == 400 - len(ours) - 2
