@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 
 class ExitCode(enum.IntEnum):
@@ -22,9 +23,14 @@ class ExitCode(enum.IntEnum):
 class NsnetError(Exception):
     """Base of every error nsnet reports to a user."""
 
+    code = "error"  # the `error` member of --json error documents (schemas/validate.schema.json)
+
     def lines(self) -> list[str]:
         """The message, one problem per line."""
         return [str(self)]
+
+    def problem_docs(self) -> list[dict[str, Any]]:
+        return [{"file": None, "line": None, "column": None, "key": None, "message": str(self)}]
 
 
 @dataclass(frozen=True)
@@ -64,21 +70,35 @@ class TopologyError(NsnetError):
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
 
+    code = "topology"
+
     def lines(self) -> list[str]:
         return [str(p) for p in self.problems]
+
+    def problem_docs(self) -> list[dict[str, Any]]:
+        return [{"file": p.file, "line": p.line, "column": p.column, "key": p.path or None, "message": _printable(p.message)}
+                for p in self.problems]
 
 
 class ConflictError(NsnetError):
     """The topology wants a name that an object nsnet does not own already has."""
 
+    code = "conflict"
+
 
 class KernelError(NsnetError):
     """The kernel refused an operation."""
+
+    code = "kernel"
 
 
 class PermissionDenied(NsnetError):
     """nsnet lacks the privileges (root / CAP_NET_ADMIN) a command needs."""
 
+    code = "permission"
+
 
 class StalePlanError(NsnetError):
     """A saved plan no longer matches the topology file or the live kernel."""
+
+    code = "stale-plan"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .diff import Change, ChangeType, FieldChange
 from .state import Resource, ResourceId
@@ -41,7 +41,6 @@ class Action:
 class Plan:
     topology: str
     actions: tuple[Action, ...] = ()
-    warnings: tuple[str, ...] = field(default=())
 
     @property
     def empty(self) -> bool:
@@ -61,10 +60,10 @@ def make_plan(topology: str, changes: list[Change]) -> Plan:
     forwards: list[Action] = []
     for change in changes:
         kind = change.type
-        if kind in (ChangeType.DELETE, ChangeType.REPLACE):
-            deletes.append(Action(Op.DELETE, change.id, change.before, None, reason=change.reason))
+        if kind in (ChangeType.DELETE, ChangeType.REPLACE):  # a replace's halves keep its fields, for display
+            deletes.append(Action(Op.DELETE, change.id, change.before, None, change.fields, change.reason))
         if kind in (ChangeType.CREATE, ChangeType.REPLACE):
-            forwards.append(Action(Op.CREATE, change.id, None, change.after, reason=change.reason))
+            forwards.append(Action(Op.CREATE, change.id, None, change.after, change.fields, change.reason))
         if kind is ChangeType.UPDATE:
             forwards.append(Action(Op.UPDATE, change.id, change.before, change.after, change.fields))
     deleted = {a.id for a in deletes if not a.is_replace}

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from .apply import ActionResult, Outcome, VerificationFailed
 from .diff import FieldChange
 from .jsonable import plain
+from .model import PortForward
+from .observe import ORPHAN_NAMESPACE
 from .plan import Action, Op, Plan
 from .reconcile import Applied, Planned
-from .state import (BridgeState, InterfaceState, Kind, NamespaceState, NftRule, NftTableState, Resource, RouteState,
+from .style import PLAIN, Style
+from .state import (BridgeState, InterfaceState, Kind, NamespaceState, NftRule, NftTableState, Resource, ResourceId, RouteState,
                     State, SysctlState)
+
+if TYPE_CHECKING:
+    from .preflight import PreflightWarning  # imported by the commands that read the host
 
 FORMAT_VERSION = 1
 MARKERS = {Op.CREATE: "+", Op.UPDATE: "~", Op.DELETE: "-"}
 
 
 def resource_json(resource: Resource | None) -> dict[str, Any] | None:
-    return None if resource is None else plain(resource)
+    """A resource as schemas/state.schema.json describes it, `kind` first."""
+    return None if resource is None else {"kind": resource.kind.value, **plain(resource)}
 
 
 LINK_STATES = {"up", "host_up", "lo_up"}
@@ -35,9 +42,17 @@ def _value(value: Any, field: str = "up") -> str:
     return "(none)" if value is None else str(value)
 
 
-def _field_name(name: str) -> str:
-    return {"up": "state", "host_up": "host end state", "lo_up": "lo state", "host_name": "host veth",
-            "owned": "nsnet label"}.get(name, name)
+FIELD_NAMES = {"addresses": "address", "up": "state", "host_up": "host end state", "lo_up": "lo state",
+               "host_name": "host veth", "owned": "nsnet label"}
+
+
+def resource_label(rid: ResourceId) -> str:
+    """Where a resource lives, then what it is: `namespace web1 / interface eth0`."""
+    if rid.kind not in (Kind.INTERFACE, Kind.ROUTE):
+        return str(rid)
+    namespace, _, name = rid.name.partition("/")
+    where = "host (orphaned veth end)" if namespace == ORPHAN_NAMESPACE else f"namespace {namespace}"
+    return f"{where} / {rid.kind.value} {name}"
 
 
 def describe(resource: Resource) -> str:
@@ -59,33 +74,36 @@ def describe(resource: Resource) -> str:
     return ", ".join(parts)
 
 
-def _field_lines(change: FieldChange) -> list[str]:
+def _field_texts(change: FieldChange) -> list[str]:
+    """One phrase per changed attribute: `address 172.30.0.10/24 -> 172.30.0.11/24`."""
     if change.field == "rules":
-        return _rule_lines(change.before, change.after)
+        return _rule_texts(change.before, change.after)
     if change.field == "chains":
-        return [f"chains: {', '.join(c.name for c in change.before) or '(none)'} -> {', '.join(c.name for c in change.after)}"]
-    return [f"{_field_name(change.field)}: {_value(change.before, change.field)} -> {_value(change.after, change.field)}"]
+        return [f"chains {', '.join(c.name for c in change.before) or '(none)'} -> {', '.join(c.name for c in change.after)}"]
+    name = FIELD_NAMES.get(change.field, change.field)
+    return [f"{name} {_value(change.before, change.field)} -> {_value(change.after, change.field)}"]
 
 
-def _rule_lines(before: tuple[NftRule, ...], after: tuple[NftRule, ...]) -> list[str]:
+def _rule_texts(before: tuple[NftRule, ...], after: tuple[NftRule, ...]) -> list[str]:
     """Rule-level changes; a rule whose comment stayed but whose match changed gets deepdiff's detail."""
     from deepdiff import DeepDiff  # field-level detail of nested JSON is what deepdiff is for
 
     old = {(r.chain, r.comment): r for r in before if r not in after}
     new = {(r.chain, r.comment): r for r in after if r not in before}
-    lines = []
+    texts = []
     for key in sorted(old.keys() | new.keys()):
         chain, comment = key
         if key in old and key in new:
             detail = DeepDiff(json.loads(old[key].expr), json.loads(new[key].expr), verbose_level=2).pretty()
-            lines.append(f"~ rule {chain}: {comment}: {'; '.join(detail.splitlines())}")
+            texts.append(f"rule {chain} \"{comment}\" changed: {'; '.join(detail.splitlines())}")
         else:
-            lines.append(f"{'+' if key in new else '-'} rule {chain}: {comment}")
-    return lines
+            texts.append(f"rule {chain} \"{comment}\" {'added' if key in new else 'removed'}")
+    return texts
 
 
-def _pairs(actions: tuple[Action, ...]) -> Iterator[tuple[str, Action]]:
-    """Actions for display: the two halves of a replace become one `-/+` line."""
+def _pairs(actions: Iterable[Action]) -> Iterator[tuple[str, Action]]:
+    """Actions for display: the two halves of a replace become one `-/+` entry."""
+    actions = list(actions)
     replaced = {a.id for a in actions if a.op is Op.CREATE and a.is_replace}
     for action in actions:
         if action.is_replace and action.id in replaced:
@@ -95,20 +113,41 @@ def _pairs(actions: tuple[Action, ...]) -> Iterator[tuple[str, Action]]:
         yield MARKERS[action.op], action
 
 
-def action_lines(marker: str, action: Action) -> list[str]:
-    head = f"  {marker} {action.id}"
+def _why(action: Action) -> str:
     if action.reason:
-        head += f" ({action.reason})"
-    elif action.implied_by:
-        head += f" (goes with {action.implied_by})"
-    lines = [head]
-    if action.op is Op.UPDATE:
-        lines += [f"      {line}" for f in action.fields for line in _field_lines(f)]
-    elif action.op is Op.CREATE and action.after is not None:
-        if describe(action.after):
-            lines.append(f"      {describe(action.after)}")
-        if isinstance(action.after, NftTableState):
-            lines += [f"      + rule {r.chain}: {r.comment}" for r in action.after.rules]
+        return f" ({action.reason})"
+    return f" (goes with {action.implied_by})" if action.implied_by else ""
+
+
+def action_lines(marker: str, action: Action, style: Style = PLAIN) -> list[str]:
+    """`~ namespace web1 / interface eth0: address A -> B`, one line per changed attribute."""
+    head = f"  {style.marker(marker)} {resource_label(action.id)}"
+    if action.fields:
+        return [f"{head}: {text}{_why(action)}" for f in action.fields for text in _field_texts(f)]
+    detail = describe(action.after) if action.op is Op.CREATE and action.after is not None else ""
+    joiner = " " if detail.startswith("=") else ": "  # `+ sysctl net.ipv4.ip_forward = 1`
+    lines = [f"{head}{joiner + detail if detail else ''}{_why(action)}"]
+    if action.op is Op.CREATE and isinstance(action.after, NftTableState):
+        lines += [f"      {style.marker('+')} rule {r.chain} \"{r.comment}\"" for r in action.after.rules]
+    return lines
+
+
+def _groups(actions: tuple[Action, ...]) -> list[tuple[str, list[Action]]]:
+    """Actions by where they happen: the host first, then each namespace by name."""
+    groups: dict[str, list[Action]] = {}
+    for action in actions:
+        namespace = action.id.namespace
+        key = "host" if namespace in (None, ORPHAN_NAMESPACE) else f"namespace {namespace}"
+        groups.setdefault(key, []).append(action)
+    return sorted(groups.items(), key=lambda item: (item[0] != "host", item[0]))
+
+
+def change_lines(actions: tuple[Action, ...], style: Style = PLAIN) -> list[str]:
+    lines: list[str] = []
+    for group, members in _groups(actions):
+        lines += ["", style.paint("bold", f"{group}:")]
+        for marker, action in _pairs(members):
+            lines += action_lines(marker, action, style)
     return lines
 
 
@@ -119,14 +158,18 @@ def summary(plan: Plan) -> str:
     return f"Plan: {add} to add, {change} to change, {destroy} to destroy."
 
 
-def plan_text(planned: Planned) -> str:
+def warning_lines(warnings: Sequence[PreflightWarning], style: Style = PLAIN) -> list[str]:
+    return [style.paint("warn", w.line()) for w in warnings]
+
+
+def plan_text(planned: Planned, style: Style = PLAIN, warnings: Sequence[PreflightWarning] = ()) -> str:
+    """Grouped by where the actions happen, pre-flight warnings, then the summary line."""
     plan = planned.plan
+    notes = ["", *warning_lines(warnings, style)] if warnings else []
     if plan.empty:
-        return f"No changes. The kernel matches topology {plan.topology!r}.\n"
-    lines = [f"nsnet will perform these actions on topology {plan.topology!r}:", ""]
-    for marker, action in _pairs(plan.actions):
-        lines += action_lines(marker, action)
-    lines += ["", summary(plan)]
+        return "\n".join([f"No changes. The kernel matches topology {plan.topology!r}.", *notes]) + "\n"
+    lines = [f"nsnet will perform these actions on topology {plan.topology!r}:", *change_lines(plan.actions, style)]
+    lines += [*notes, "", style.paint("bold", summary(plan))]
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +190,8 @@ def _field_json(change: FieldChange) -> dict[str, Any]:
     return {"field": change.field, "before": plain(change.before), "after": plain(change.after)}
 
 
-def plan_json(planned: Planned) -> dict[str, Any]:
+def plan_json(planned: Planned, warnings: Sequence[PreflightWarning] = ()) -> dict[str, Any]:
+    """The document of schemas/plan.schema.json."""
     add, change, destroy = planned.plan.counts()
     return {
         "format_version": FORMAT_VERSION,
@@ -155,14 +199,14 @@ def plan_json(planned: Planned) -> dict[str, Any]:
         "changes": not planned.plan.empty,
         "summary": {"add": add, "change": change, "destroy": destroy},
         "actions": [action_json(a) for a in planned.plan.actions],
+        "warnings": [{"code": w.code, "message": w.message, "hint": w.hint} for w in warnings],
     }
 
 
-def applied_line(result: ActionResult) -> str:
+def applied_line(result: ActionResult, style: Style = PLAIN) -> str:
+    """An action as it ran, with its duration: `+ namespace web1 / route default  [0 ms]`."""
     action = result.action
-    marker = MARKERS[action.op]
-    why = f" ({action.reason})" if action.reason else f" (goes with {action.implied_by})" if action.implied_by else ""
-    line = f"  {marker} {action.id}{why}  [{result.seconds * 1000:.0f} ms]"
+    line = f"  {style.marker(MARKERS[action.op])} {resource_label(action.id)}{_why(action)}  {style.paint('dim', f'[{result.seconds * 1000:.0f} ms]')}"
     return line + (f"\n      {result.note}" if result.note else "")
 
 
@@ -193,18 +237,20 @@ def applied_summary(applied: Applied, verb: str, seconds: float) -> str:
     return f"{verb} complete: {add} added, {change} changed, {destroy} destroyed in {seconds:.2f} s; live state {state}."
 
 
-def applied_json(applied: Applied, seconds: float) -> dict[str, Any]:
-    doc = plan_json(applied.planned)
-    doc["applied"] = [
-        {"op": r.action.op.value, "id": str(r.action.id), "seconds": round(r.seconds, 6), "note": r.note}
-        for r in applied.results
-    ]
-    doc["converged"] = applied.converged
-    doc["failure"] = str(applied.outcome.failure) if applied.outcome.failure else None
-    doc["rolled_back"] = [str(a.id) for a in applied.outcome.rolled_back]
-    doc["not_rolled_back"] = list(applied.outcome.not_rolled_back)
-    doc["remaining"] = [str(c.id) for c in applied.remaining]
-    doc["seconds"] = round(seconds, 6)
+def applied_json(applied: Applied, seconds: float, warnings: Sequence[PreflightWarning] = ()) -> dict[str, Any]:
+    """The plan that ran, with its outcome under `run` (schemas/plan.schema.json)."""
+    doc = plan_json(applied.planned, warnings)
+    outcome = applied.outcome
+    doc["run"] = {
+        "applied": [{"op": r.action.op.value, "id": str(r.action.id), "seconds": round(r.seconds, 6), "note": r.note}
+                    for r in applied.results],
+        "converged": applied.converged,
+        "failure": str(outcome.failure) if outcome.failure else None,
+        "rolled_back": [str(a.id) for a in outcome.rolled_back],
+        "not_rolled_back": list(outcome.not_rolled_back),
+        "remaining": [str(c.id) for c in applied.remaining],
+        "seconds": round(seconds, 6),
+    }
     return doc
 
 
@@ -212,40 +258,120 @@ def state_json(topology: str, state: State, drift: Plan) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "topology": topology,
-        "resources": [dict(kind=rid.kind.value, **resource_json(r)) for rid, r in sorted(state.items(), key=lambda i: (i[0].kind.rank, i[0].name))],  # type: ignore[arg-type]
+        "resources": [resource_json(r) for rid, r in sorted(state.items(), key=lambda i: (i[0].kind.rank, i[0].name))],
+        "drifted": not drift.empty,
         "drift": [action_json(a) for a in drift.actions],
     }
 
 
-def show_text(topology: str, state: State, drift: Plan) -> str:
-    """Live objects of a topology, one block per namespace, then the drift."""
-    lines = [f"topology {topology}"]
-    for r in _of_kind(state, Kind.BRIDGE):
-        lines.append(f"  bridge {r.name}: {describe(r)}, {_value(r.up)}")  # type: ignore[attr-defined]
-    for ns in _of_kind(state, Kind.NAMESPACE):
-        assert isinstance(ns, NamespaceState)
-        lines.append(f"  namespace {ns.name} (lo {_value(ns.lo_up)})")
-        for r in _of_kind(state, Kind.INTERFACE, ns.name):
-            lines.append(f"    {r.name:<10} {_value(r.addresses):<20} bridge {r.bridge}, host veth {r.host_name}, {_value(r.up)}")  # type: ignore[attr-defined]
-        for r in _of_kind(state, Kind.ROUTE, ns.name):
-            lines.append(f"    route {r.to} via {r.via}")  # type: ignore[attr-defined]
-    for r in _of_kind(state, Kind.SYSCTL):
-        lines.append(f"  sysctl {r.key} = {r.value}")  # type: ignore[attr-defined]
-    for r in _of_kind(state, Kind.NFT_TABLE):
-        lines.append(f"  nft table ip {r.name}:")
-        lines += [f"    {rule.chain}: {rule.comment}" for rule in r.rules]  # type: ignore[attr-defined]
-    if len(lines) == 1:
-        lines.append("  (nothing live)")
-    if drift.empty:
-        lines.append("No drift: the live state matches the topology.")
-    else:
-        lines += ["", "Drift (nsnet apply would do this):"]
-        for marker, action in _pairs(drift.actions):
-            lines += action_lines(marker, action)
-        lines += [summary(drift)]
+def show_text(topology: str, state: State, drift: Plan, forwards: Sequence[PortForward] = (), style: Style = PLAIN) -> str:
+    """The live objects of a topology as tables, the host first then one per namespace.
+
+    The first column marks drift with the plan markers (what `nsnet apply` would
+    do: `+` missing, `~` changed, `-` not in the file, `-/+` replaced), and the
+    changed attributes follow their row."""
+    marks = {action.id: marker for marker, action in _pairs(drift.actions)}
+    rows = dict(state)
+    rows.update({a.id: a.after for a in drift.actions if a.after is not None and a.id not in rows})
+    details = {a.id: [t for f in a.fields for t in _field_texts(f)] for a in drift.actions}
+    view = _ShowView(rows, marks, details, style)
+    verdict = "in sync" if drift.empty else f"drifted: {summary(drift)[len('Plan: '):-1]} (`nsnet apply` repairs it)"
+    lines = [style.paint("bold", f"Topology {topology}: {verdict}")]
+    lines += view.host()
+    for ns in _of_kind(rows, Kind.NAMESPACE):
+        lines += view.namespace(ns, [f for f in forwards if f.namespace == ns.name])  # type: ignore[arg-type]
+    if not rows:
+        lines += ["", "  (nothing live, nothing planned)"]
+    if not drift.empty:
+        lines += ["", "Marks: + missing, ~ changed, - not in the file, -/+ replaced; `nsnet plan` shows the actions."]
     return "\n".join(lines) + "\n"
+
+
+class _ShowView:
+    """Table rows of `nsnet show`, each with its drift mark."""
+
+    def __init__(self, rows: State, marks: dict[ResourceId, str], details: dict[ResourceId, list[str]], style: Style):
+        self.rows, self.marks, self.details, self.style = rows, marks, details, style
+
+    def host(self) -> list[str]:
+        bridges = _of_kind(self.rows, Kind.BRIDGE)
+        others = _of_kind(self.rows, Kind.SYSCTL) + _of_kind(self.rows, Kind.NFT_TABLE)
+        if not bridges and not others:
+            return []
+        lines = ["", self._mark(None) + self.style.paint("bold", "host")]
+        lines += self.table(["BRIDGE", "ADDRESS", "MTU", "STATE"], [
+            (b, [b.name, _value(b.addresses), str(b.mtu or "-"), _value(b.up)]) for b in bridges])  # type: ignore[attr-defined]
+        lines += self.table(["HOST SETTING", "VALUE"], [(r, self._setting(r)) for r in others])
+        return lines
+
+    def namespace(self, ns: NamespaceState, forwards: Sequence[PortForward]) -> list[str]:
+        name = ns.name
+        lines = ["", self._mark(ns) + self.style.paint("bold", f"namespace {name}") + f" (lo {_value(ns.lo_up)})"]
+        lines += self.details_of(ns)
+        interfaces = _of_kind(self.rows, Kind.INTERFACE, name)
+        lines += self.table(["INTERFACE", "ADDRESS", "BRIDGE", "HOST VETH", "STATE"], [
+            (i, [i.name, _value(i.addresses), _value(i.bridge), _value(i.host_name), _value(i.up)])  # type: ignore[attr-defined]
+            for i in interfaces])
+        lines += self.table(["ROUTE", "VIA"], [(r, [r.to, r.via]) for r in _of_kind(self.rows, Kind.ROUTE, name)])  # type: ignore[attr-defined]
+        lines += self.table(["FORWARD (host -> here)", ""], [(None, [_forward_text(f), ""]) for f in forwards])
+        return lines
+
+    def table(self, headers: list[str], rows: list[tuple[Resource | None, list[str]]]) -> list[str]:
+        if not rows:
+            return []
+        widths = [max(len(cells[i]) for cells in [headers] + [c for _, c in rows]) for i in range(len(headers))]
+        lines = ["      " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+        for resource, cells in rows:
+            lines.append(self._mark(resource) + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+            if resource is not None:
+                lines += self.details_of(resource)
+        return lines
+
+    def details_of(self, resource: Resource) -> list[str]:
+        return [f"        {self.style.paint('change', text)}" for text in self.details.get(resource.id, [])]
+
+    def _mark(self, resource: Resource | None) -> str:
+        """The drift column: two spaces, the mark padded to three, one space."""
+        mark = self.marks.get(resource.id, "") if resource is not None else ""
+        return f"  {self.style.marker(mark)}{' ' * (4 - len(mark))}"
+
+    @staticmethod
+    def _setting(resource: Resource) -> list[str]:
+        if isinstance(resource, SysctlState):
+            return [f"sysctl {resource.key}", resource.value]
+        table: NftTableState = resource  # type: ignore[assignment]
+        return [f"nft table ip {table.name}", f"{len(table.chains)} chains, {len(table.rules)} rules"]
+
+
+def _forward_text(forward: PortForward) -> str:
+    where = forward.host_address or "*"
+    target = f"{forward.interface} port" if forward.interface else "port"
+    return f"{forward.protocol.value} {where}:{forward.host_port} -> {target} {forward.port}"
 
 
 def _of_kind(state: State, kind: Kind, namespace: str | None = None) -> list[Resource]:
     found = [r for rid, r in state.items() if rid.kind is kind and (namespace is None or rid.namespace == namespace)]
     return sorted(found, key=lambda r: r.id.name)
+
+
+def ls_rows(found: Sequence[Any], drifts: Sequence[Any]) -> list[dict[str, Any]]:
+    """`nsnet ls --json` topologies (schemas/ls.schema.json)."""
+    return [{"name": f.name, "bridges": f.bridges, "namespaces": f.namespaces, "veths": f.veths, "nft_table": f.nft_table,
+             "file": f.file, "drifted": d.drifted, "changes": d.changes, "note": d.note} for f, d in zip(found, drifts)]
+
+
+def ls_text(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No nsnet topologies on this host.\n"
+    headers = ["TOPOLOGY", "BRIDGES", "NAMESPACES", "VETHS", "NFT TABLE", "DRIFT", "FILE"]
+    cells = [[r["name"], str(r["bridges"]), str(r["namespaces"]), str(r["veths"]), "yes" if r["nft_table"] else "no",
+              _drift_cell(r), r["file"] or "-"] for r in rows]
+    widths = [max(len(c[i]) for c in [headers] + cells) for i in range(len(headers))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in [headers] + cells)
+
+
+def _drift_cell(row: dict[str, Any]) -> str:
+    if row["drifted"] is None:
+        return f"unknown: {row['note']}"
+    return f"yes ({row['changes']} actions)" if row["drifted"] else "no"
+

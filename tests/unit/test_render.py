@@ -24,16 +24,21 @@ def test_create_plan_text_golden():
     assert text(one_bridge("a")) == (
         "nsnet will perform these actions on topology 'demo':\n"
         "\n"
-        "  + bridge br0\n"
-        "      address 172.30.0.1/24\n"
+        "host:\n"
+        "  + bridge br0: address 172.30.0.1/24\n"
+        "\n"
+        "namespace a:\n"
         "  + namespace a\n"
-        "  + interface a/eth0\n"
-        f"      bridge br0, address 172.30.0.2/24, host veth {host_name('a', 'eth0')}\n"
-        "  + route a/default\n"
-        "      via 172.30.0.1\n"
+        f"  + namespace a / interface eth0: bridge br0, address 172.30.0.2/24, host veth {host_name('a', 'eth0')}\n"
+        "  + namespace a / route default: via 172.30.0.1\n"
         "\n"
         "Plan: 4 to add, 0 to change, 0 to destroy.\n"
     )
+
+
+def test_groups_are_the_host_then_namespaces_by_name():
+    lines = text(one_bridge("b", "a")).splitlines()
+    assert [line for line in lines if line.endswith(":") and not line.startswith(" ")][1:] == ["host:", "namespace a:", "namespace b:"]
 
 
 def test_empty_plan_says_no_changes():
@@ -50,18 +55,19 @@ def test_update_marker_and_field_lines():
     observed[2] = iface("a", "eth0", "br0", "172.30.0.2/24", "10.9.9.9/8", up=False)
     lines = text(one_bridge("a", "b"), observed).splitlines()
     assert lines[2:5] == [
-        "  ~ interface a/eth0",
-        "      addresses: 172.30.0.2/24, 10.9.9.9/8 -> 172.30.0.2/24",
-        "      state: down -> up",
+        "namespace a:",
+        "  ~ namespace a / interface eth0: address 172.30.0.2/24, 10.9.9.9/8 -> 172.30.0.2/24",
+        "  ~ namespace a / interface eth0: state down -> up",
     ]
     assert lines[-1] == "Plan: 0 to add, 1 to change, 0 to destroy."
 
 
 def test_delete_marker_with_implied_children():
     lines = text(one_bridge("a"), LIVE_AB).splitlines()
-    assert lines[2:5] == [
-        "  - route b/default (goes with namespace b)",
-        "  - interface b/eth0 (goes with namespace b)",
+    assert lines[2:6] == [
+        "namespace b:",
+        "  - namespace b / route default (goes with namespace b)",
+        "  - namespace b / interface eth0 (goes with namespace b)",
         "  - namespace b",
     ]
 
@@ -71,8 +77,9 @@ def test_replace_is_one_line_with_its_reason_and_counts_both_halves():
     observed[2] = iface("a", "eth0", "br0", "172.30.0.2/24", host="nsvold")
     lines = text(one_bridge("a", "b"), observed).splitlines()
     assert lines[2:-2] == [
-        "  -/+ route a/default (interface a/eth0 is replaced)",
-        "  -/+ interface a/eth0 (the host-side veth name changed)",
+        "namespace a:",
+        "  -/+ namespace a / route default (interface a/eth0 is replaced)",
+        f"  -/+ namespace a / interface eth0: host veth nsvold -> {host_name('a', 'eth0')} (the host-side veth name changed)",
     ]
     assert lines[-1] == "Plan: 2 to add, 0 to change, 2 to destroy."
 
@@ -80,13 +87,13 @@ def test_replace_is_one_line_with_its_reason_and_counts_both_halves():
 def test_lo_state_field_name():
     observed = list(LIVE_AB)
     observed[1] = namespace("a", lo_up=False)
-    assert "      lo state: down -> up" in text(one_bridge("a", "b"), observed).splitlines()
+    assert "  ~ namespace a: lo state down -> up" in text(one_bridge("a", "b"), observed).splitlines()
 
 
 def test_route_via_field_line():
     observed = list(LIVE_AB)
     observed[3] = route("a", "default", "172.30.0.9")
-    assert "      via: 172.30.0.9 -> 172.30.0.1" in text(one_bridge("a", "b"), observed).splitlines()
+    assert "  ~ namespace a / route default: via 172.30.0.9 -> 172.30.0.1" in text(one_bridge("a", "b"), observed).splitlines()
 
 
 def test_example_plan_lists_its_forward_rules():
@@ -153,7 +160,7 @@ def test_applied_line_has_marker_id_and_time():
 
 def test_applied_line_for_an_implied_delete():
     result = applied(one_bridge("a"), LIVE_AB).results[0]
-    assert render.applied_line(result) == "  - route b/default (goes with namespace b)  [1 ms]"
+    assert render.applied_line(result) == "  - namespace b / route default (goes with namespace b)  [1 ms]"
 
 
 def test_applied_summary():
@@ -164,21 +171,31 @@ def test_applied_summary():
 
 def test_show_text_of_nothing():
     assert render.show_text("demo", {}, Plan("demo")) == (
-        "topology demo\n  (nothing live)\nNo drift: the live state matches the topology.\n")
+        "Topology demo: in sync\n\n  (nothing live, nothing planned)\n")
 
 
-def test_show_text_lists_live_objects_and_drift():
-    observed = state(*LIVE_AB)
-    drift = compute(one_bridge("a"), LIVE_AB).plan
-    lines = render.show_text("demo", observed, drift).splitlines()
-    assert lines[:4] == [
-        "topology demo",
-        "  bridge br0: address 172.30.0.1/24, up",
-        "  namespace a (lo up)",
-        f"    eth0       172.30.0.2/24        bridge br0, host veth {host_name('a', 'eth0')}, up",
-    ]
-    assert "Drift (nsnet apply would do this):" in lines
-    assert lines[-1] == "Plan: 0 to add, 0 to change, 3 to destroy."
+def test_show_text_is_a_table_per_namespace_with_drift_marks():
+    observed = list(LIVE_AB)
+    observed[2] = iface("a", "eth0", "br0", "172.30.0.2/24", up=False)
+    drift = compute(one_bridge("a", "c"), observed).plan
+    lines = render.show_text("demo", state(*observed), drift).splitlines()
+    assert lines[0] == "Topology demo: drifted: 3 to add, 1 to change, 3 to destroy (`nsnet apply` repairs it)"
+    a = lines.index("      namespace a (lo up)")
+    assert lines[a + 1].split() == ["INTERFACE", "ADDRESS", "BRIDGE", "HOST", "VETH", "STATE"]
+    assert lines[a + 2].split() == ["~", "eth0", "172.30.0.2/24", "br0", host_name("a", "eth0"), "down"]
+    assert lines[a + 3].strip() == "state down -> up"
+    assert "  -   namespace b (lo up)" in lines and "  +   namespace c (lo up)" in lines
+    assert lines[-1].startswith("Marks: + missing, ~ changed")
+
+
+def test_show_lists_forwards_under_their_namespace():
+    forwards = load_file(EXAMPLE).port_forwards
+    kernel = FakeKernel()
+    planned = reconcile.apply(load_file(EXAMPLE), kernel).planned
+    text_ = render.show_text("demo", kernel.observe().state, Plan("demo"), forwards)
+    web1 = text_.split("namespace web1")[1].split("namespace web2")[0]
+    assert "tcp *:8080 -> port 80" in web1 and "8081" not in web1
+    assert planned.plan.actions
 
 
 def test_state_json_lists_resources_in_rank_order():

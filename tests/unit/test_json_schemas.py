@@ -1,0 +1,107 @@
+"""Every --json document nsnet prints matches its published schema in schemas/.
+
+The documents are real CLI output (a FakeKernel stands in for the kernel):
+validate, plan (creates, updates, replaces, implied deletes, warnings),
+apply, destroy, show with and without drift, and the error document.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from builders import EXAMPLE, iface, one_bridge, opened, to_yaml
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from netplan_lite import cli, journal
+from netplan_lite.fake import FakeKernel
+from netplan_lite.preflight import HostFacts, PreflightWarning
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+WARNING = PreflightWarning("host-port-in-use", "a socket listens on 127.0.0.1:8080", "stop it or pick another port")
+
+
+def validator(name: str) -> Draft202012Validator:
+    docs = {p.name: json.loads(p.read_text()) for p in SCHEMAS.glob("*.schema.json")}
+    registry = Registry().with_resources(
+        (uri, Resource.from_contents(doc)) for name_, doc in docs.items() for uri in (doc["$id"], name_))
+    Draft202012Validator.check_schema(docs[name])
+    return Draft202012Validator(docs[name], registry=registry)
+
+
+def assert_valid(schema: str, doc: dict) -> None:
+    errors = sorted(validator(schema).iter_errors(doc), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
+
+
+@pytest.fixture(autouse=True)
+def fake_host(monkeypatch, tmp_path):
+    monkeypatch.setattr(journal, "STATE_DIR", str(tmp_path / "run-nsnet"))
+    monkeypatch.setattr("netplan_lite.preflight.gather", lambda topology: HostFacts())
+
+
+@pytest.fixture
+def kernel(monkeypatch) -> FakeKernel:
+    fake = FakeKernel()
+    monkeypatch.setattr("netplan_lite.kernel.open_kernel", lambda topology: opened(fake))
+    return fake
+
+
+def run_json(capsys, *argv: str) -> tuple[int, dict]:
+    code = cli.main([*argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_validate(capsys):
+    code, doc = run_json(capsys, "validate", str(EXAMPLE))
+    assert code == 0
+    assert_valid("validate.schema.json", doc)
+
+
+def test_an_error_document(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: demo\nbridges: {br0: {colour: red}}\n")
+    code, doc = run_json(capsys, "validate", str(bad))
+    assert code == 1 and doc["error"] == "topology" and doc["problems"][0]["line"] == 2
+    assert_valid("validate.schema.json", doc)
+
+
+def test_plan_apply_show_destroy_of_the_example(capsys, kernel, monkeypatch):
+    monkeypatch.setattr("netplan_lite.preflight.check", lambda topology, facts: [WARNING])
+    code, plan = run_json(capsys, "plan", str(EXAMPLE))
+    assert code == 0 and plan["changes"] and plan["warnings"][0]["code"] == "host-port-in-use"
+    assert {a["kind"] for a in plan["actions"]} == {"bridge", "namespace", "interface", "route", "nft_table", "sysctl"}
+    assert_valid("plan.schema.json", plan)
+
+    code, applied = run_json(capsys, "apply", str(EXAMPLE))
+    assert code == 0 and applied["run"]["converged"]
+    assert_valid("plan.schema.json", applied)
+
+    code, shown = run_json(capsys, "show", str(EXAMPLE))
+    assert code == 0 and not shown["drifted"]
+    assert {r["kind"] for r in shown["resources"]} == {"bridge", "namespace", "interface", "route", "nft_table", "sysctl"}
+    assert_valid("state.schema.json", shown)
+
+    code, destroyed = run_json(capsys, "destroy", str(EXAMPLE))
+    assert code == 0 and destroyed["summary"]["add"] == 0
+    assert_valid("plan.schema.json", destroyed)
+
+
+def test_updates_replaces_and_implied_deletes(capsys, kernel, tmp_path):
+    path = tmp_path / "topology.yaml"
+    path.write_bytes(to_yaml(one_bridge("a", "b")))
+    assert cli.main(["apply", str(path)]) == 0
+    capsys.readouterr()
+    rid = next(rid for rid in kernel.resources if str(rid) == "interface a/eth0")
+    kernel.resources[rid] = iface("a", "eth0", "br0", "172.30.0.2/24", "10.9.9.9/8", host="nsvold", up=False)
+    path.write_bytes(to_yaml(one_bridge("a")))
+    code, plan = run_json(capsys, "plan", str(path))
+    assert {a["op"] for a in plan["actions"]} == {"create", "delete"} and any(a["implied_by"] for a in plan["actions"])
+    assert any(a["reason"] and a["fields"] for a in plan["actions"])
+    assert_valid("plan.schema.json", plan)
+
+    code, shown = run_json(capsys, "show", str(path))
+    assert shown["drifted"] and shown["drift"]
+    assert_valid("state.schema.json", shown)
