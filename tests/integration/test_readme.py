@@ -1,0 +1,148 @@
+"""The README's command blocks, run as written, under the test's random names.
+
+Each block marked `<!-- readme-test: NAME -->` is run line by line with
+bash, with `nsnet` on PATH, in a directory of the test's own. The topology's
+names, subnet and host ports are swapped for the lab's random ones, in the
+topology file and in every line alike, so the commands are the README's and
+nothing of the host is touched. A line ending in `&` starts a server (killed
+at cleanup); a `curl` line is retried while its server starts, and a
+trailing `# hello from X` comment is the output it must print.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.netns
+
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text()
+
+
+def block(name: str) -> list[str]:
+    """The command lines of the README block marked NAME."""
+    match = re.search(rf"<!-- readme-test: {name} -->\n```sh\n(.*?)```", README, re.S)
+    assert match, f"README has no block marked readme-test: {name}"
+    return [line for line in match.group(1).splitlines() if line.strip()]
+
+
+def free_port() -> int:
+    while True:
+        port = 20000 + secrets.randbelow(12000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+class Runner:
+    """Runs README lines in the lab with the README's names replaced by the lab's."""
+
+    def __init__(self, lab, names: dict[str, str], subnet_prefix: str, ports: list[int]):
+        self.lab = lab
+        self.dir = lab.dir / "readme"
+        self.dir.mkdir(exist_ok=True)
+        bin_dir = self.dir / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        shim = bin_dir / "nsnet"
+        shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m netplan_lite \"$@\"\n")
+        shim.chmod(0o755)
+        self.env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
+        self.env.pop("NSNET_FILE", None)
+        self.exports: list[str] = []  # `export` lines, in force for the lines after them
+        # longest first, so that br-lab is replaced before lab
+        swaps = [(rf"(?<![\w.-]){re.escape(old)}(?![\w-])", new) for old, new in sorted(names.items(), key=lambda i: -len(i[0]))]
+        swaps.append((re.escape(subnet_prefix), ".".join(str(lab.subnet.network_address).split(".")[:3]) + "."))
+        swaps += [(rf"\b{port}\b", str(new)) for port, new in zip((8080, 8081), ports)]
+        self.swaps = swaps
+
+    def swap(self, text: str) -> str:
+        for pattern, new in self.swaps:
+            text = re.sub(pattern, new, text)
+        return text
+
+    def adopt(self, path: Path) -> None:
+        """Swap names in a topology file the README's commands use, and let the lab clean up after it."""
+        path.write_text(self.swap(path.read_text()))
+        self.lab.write(yaml.safe_load(path.read_text()), self.dir / f"registered-{path.stem}.yaml")
+
+    def run(self, line: str, codes: tuple[int, ...] = (0,)) -> str:
+        if line.startswith("export "):
+            self.exports.append(line)
+            return ""
+        command = "\n".join([*self.exports, self.swap(line)])
+        if command.rstrip().endswith("&"):
+            self.lab.procs.append(subprocess.Popen(["bash", "-c", command.rstrip().rstrip("&")], cwd=self.dir,
+                                                   env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            return ""
+        expected = re.search(r"#.*?(hello from \S+)", command)
+        deadline = time.monotonic() + (10 if "curl" in command else 0)
+        while True:
+            done = subprocess.run(["bash", "-c", command], cwd=self.dir, env=self.env, capture_output=True, text=True,
+                                  timeout=120)
+            if done.returncode in codes or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert done.returncode in codes, f"{command!r} exited {done.returncode}: {done.stdout}{done.stderr}"
+        if expected:
+            assert expected.group(1) in done.stdout, f"{command!r} printed {done.stdout!r}"
+        return done.stdout
+
+
+def test_quickstart(lab):
+    if shutil.which("dot") is None:
+        pytest.skip("graphviz is not installed (scripts/setup installs it)")
+    p = lab.prefix
+    runner = Runner(lab, {"lab": p, "br-lab": f"{p}br", "web": f"{p}-web", "client": f"{p}-client"}, "172.31.254.",
+                    [free_port()])
+    lines = block("quickstart")
+    assert lines[0].startswith("nsnet init")
+    runner.run(lines[0])
+    runner.adopt(runner.dir / "topology.yaml")
+    outputs = [runner.run(line) for line in lines[1:]]
+    assert "Plan: 10 to add" in outputs[0]
+    assert f"Topology {p}: in sync" in outputs[4]
+    assert (runner.dir / "lab.svg").exists() or (runner.dir / f"{p}.svg").exists()
+    assert not lab.netns_names() & {f"{p}-web", f"{p}-client"}
+
+
+def test_main_example(lab):
+    p = lab.prefix
+    runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.",
+                    [free_port(), free_port()])
+    (runner.dir / "examples").mkdir()
+    shutil.copy(REPO / "examples" / "webserver.py", runner.dir / "examples")
+    shutil.copy(REPO / "examples" / "topology.yaml", runner.dir / "examples")
+    runner.adopt(runner.dir / "examples" / "topology.yaml")
+    for line in block("main-example"):
+        runner.run(line)
+
+
+def test_ci_block(lab):
+    p = lab.prefix
+    runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.",
+                    [free_port(), free_port()])
+    shutil.copy(REPO / "examples" / "topology.yaml", runner.dir / "topology.yaml")
+    runner.adopt(runner.dir / "topology.yaml")
+    fmt, validate, plan, show = block("ci")
+    runner.run(fmt)
+    runner.run(validate)
+    runner.run(plan, codes=(2,))  # nothing applied yet: changes present
+    runner.run(show, codes=(3,))  # and everything is missing: drift
+    runner.run("nsnet apply topology.yaml")
+    runner.run(plan, codes=(0,))
+    runner.run(show, codes=(0,))
+    runner.run("nsnet destroy topology.yaml")
