@@ -65,24 +65,7 @@ except OSError as err:
 print(data.decode())
 """
 
-# UDP echo server: answers a datagram of up to 512 bytes with itself + " <peer address>",
-# a bigger one with "<size> bytes <peer address>"; prints "ready" once bound.
-UDP_ECHO = r"""
-import socket, sys, time
-address, port, lifetime = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((address, port))
-s.settimeout(0.2)
-print("ready", flush=True)
-deadline = time.monotonic() + lifetime
-while time.monotonic() < deadline:
-    try:
-        data, peer = s.recvfrom(65535)
-    except socket.timeout:
-        continue
-    head = data if len(data) <= 512 else f"{len(data)} bytes".encode()
-    s.sendto(head + f" {peer[0]}".encode(), peer)
-"""
+UDP_ECHO = str(Path(__file__).with_name("udp_echo.py"))  # echoes with " <peer address>" appended
 
 # UDP client: sends PAYLOAD (or SIZE bytes of "x" with "--size=SIZE") with the don't-fragment bit set,
 # from a new connected socket per try (so that an ICMP port unreachable shows as "Connection refused");
@@ -449,7 +432,7 @@ def route_table(lab: Any, ns: str) -> set[tuple[str, str | None, str, str | None
 
 
 def serve_udp(lab: Any, ns: str, port: int, lifetime: float = 60) -> None:
-    proc = lab.spawn(ns, sys.executable, "-c", UDP_ECHO, "0.0.0.0", str(port), str(lifetime))
+    proc = lab.spawn(ns, sys.executable, UDP_ECHO, "0.0.0.0", str(port), str(lifetime))
     ready, _, _ = select.select([proc.stdout], [], [], 10)
     line = proc.stdout.readline() if ready else ""
     assert line.strip() == "ready", f"udp server in {ns} did not start: {line!r} {proc.poll()}"

@@ -39,22 +39,7 @@ STATE_DIR = Path("/run/nsnet")
 REGISTRY = STATE_DIR / "sysctl.json"
 SHORT = 2.0  # seconds a connection that must fail is given
 
-# UDP echo server: sends every datagram back with " <peer address>" appended.
-UDP_ECHO = r"""
-import socket, sys, time
-address, port, lifetime = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((address, port))
-s.settimeout(0.2)
-print("ready", flush=True)
-deadline = time.monotonic() + lifetime
-while time.monotonic() < deadline:
-    try:
-        data, peer = s.recvfrom(4096)
-    except socket.timeout:
-        continue
-    s.sendto(data + f" {peer[0]}".encode(), peer)
-"""
+UDP_ECHO = str(Path(__file__).with_name("udp_echo.py"))  # echoes with " <peer address>" appended
 
 # TCP client with a short timeout: prints what the server sent, or exits 3.
 CLIENT = r"""
@@ -280,7 +265,7 @@ class Net:
         assert rc == 0 and out.startswith("No changes."), out + err
 
     def serve_udp(self, ns: str, port: int, lifetime: float = 60) -> None:
-        proc = self.lab.spawn(ns, sys.executable, "-c", UDP_ECHO, "0.0.0.0", str(port), str(lifetime))
+        proc = self.lab.spawn(ns, sys.executable, UDP_ECHO, "0.0.0.0", str(port), str(lifetime))
         wait_ready(proc, ns)
 
     def host_server(self, address: str, port: int, reply: str) -> None:
