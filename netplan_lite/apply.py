@@ -24,7 +24,7 @@ from .plan import Action, Op, Plan
 from .jsonable import plain
 from .state import Resource, State
 
-VERIFY_DELAYS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)  # netlink changes show up asynchronously
+VERIFY_DELAYS = (0.0, 0.02, 0.05, 0.05, 0.1, 0.1, 0.2, 0.4, 0.6)  # changes show up asynchronously; short steps first
 
 
 class Kernel(Protocol):

@@ -86,10 +86,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _progress(args: argparse.Namespace) -> Any:
     """Action lines as they run (and a progress bar on a terminal); nothing with --json."""
     from .progress import Progress
+    from .style import is_terminal
 
     if args.json:
         return None
-    return Progress(sys.stdout, _style(args), _style(args).enabled)
+    return Progress(sys.stdout, _style(args), terminal=is_terminal(sys.stdout) and os.environ.get("TERM") != "dumb")
 
 
 def _finish(args: argparse.Namespace, applied: Any, verb: str, started: float, warnings: Sequence[Any] = ()) -> int:
@@ -164,8 +165,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
         if any(kind is Kind.NFT_TABLE for kind, _ in planned.desired):
             nftables.require()
         warnings = _preflight(topology) if planned.plan.actions else []
-        if not args.json:
-            print("\n".join(render.warning_lines(warnings, _style(args))), end="\n" if warnings else "")
+        for line in [] if args.json else render.warning_lines(warnings, _style(args)):
+            print(line)
         applied = _run(planned, kernel, options)
         if applied.converged:
             inventory.remember_source(topology.name, saved.source if saved else args.file)  # for `nsnet ls`

@@ -20,7 +20,7 @@ class Style:
     @classmethod
     def for_stream(cls, stream: TextIO, no_color: bool = False) -> Style:
         wanted = not no_color and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-        return cls(wanted and _is_terminal(stream))
+        return cls(wanted and is_terminal(stream))
 
     def paint(self, kind: str, text: str) -> str:
         return f"\033[{CODES[kind]}m{text}\033[0m" if self.enabled and text else text
@@ -29,7 +29,7 @@ class Style:
         return self.paint(MARKER_STYLES.get(marker, "bold"), marker)
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def is_terminal(stream: TextIO) -> bool:
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
