@@ -1,0 +1,33 @@
+"""What the README shows as output is what nsnet prints (no root: a FakeKernel stands in).
+
+The README's command blocks themselves are run against the kernel by
+tests/integration/test_readme.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from netplan_lite import cli, reconcile, render, scaffold
+from netplan_lite.fake import FakeKernel
+from netplan_lite.loader import load_bytes
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def test_the_plan_shown_for_the_starter_is_the_plan_nsnet_prints():
+    shown = re.search(r"What `nsnet plan` prints for that\nstarter:\n\n```text\n(.*?)```", README, re.S)
+    assert shown, "README lost the starter's plan output"
+    starter = load_bytes(scaffold.render("topology.yaml").encode(), "topology.yaml")
+    assert render.plan_text(reconcile.plan(starter, FakeKernel())) == shown.group(1)
+
+
+def test_the_exit_code_table_matches_nsnet_help():
+    table = re.search(r"<!-- exit-codes -->\n(\|.*?)\n\n", README, re.S).group(1)
+    codes = dict(re.findall(r"^\| (\d) \| (.+) \|$", table, re.M))
+    help_codes = dict(re.findall(r"^  (\d)  (.+)$", cli.EXIT_CODES, re.M))
+    assert sorted(codes) == sorted(help_codes) == ["0", "1", "2", "3"]
+    for code in codes:  # the same cases, in the README's words and in --help's
+        assert code != "3" or ("show --check" in codes[code] and "show --check" in help_codes[code])
+        assert code != "2" or ("detailed-exitcode" in codes[code] and "detailed-exitcode" in help_codes[code])
