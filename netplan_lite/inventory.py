@@ -35,7 +35,7 @@ class Found:
 
 def remember_source(topology: str, path: str) -> None:
     record = os.path.join(topology_dir(topology), SOURCE_FILE)
-    with open(record, "w") as f:
+    with os.fdopen(os.open(record, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump({"file": os.path.abspath(path)}, f)
 
 

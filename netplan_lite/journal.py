@@ -79,13 +79,14 @@ class Journal:
     """Appends records for one run; `close(clean=True)` removes the file."""
 
     def __init__(self, topology: str):
-        topology_dir(topology)
+        self.topology = topology
         self.path = journal_path(topology)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._file: TextIO | None = os.fdopen(fd, "a")
+        self._file: TextIO | None = None  # opened by the first record: a run that fails before acting leaves none
 
     def record(self, event: str, **fields: Any) -> None:
-        assert self._file is not None
+        if self._file is None:
+            topology_dir(self.topology)
+            self._file = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
         self._file.write(json.dumps({"event": event, **fields}, default=str) + "\n")
         self._file.flush()  # a SIGKILL keeps what reached the kernel's page cache
 

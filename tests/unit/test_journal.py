@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -40,8 +41,15 @@ def test_a_create_refused_because_the_name_exists_adopts_nothing():
 
 
 def test_a_line_cut_short_by_a_kill_is_skipped(tmp_path):
-    journal.Journal("lab").close(clean=False)
+    journal.topology_dir("lab")
     with open(journal.journal_path("lab"), "a") as f:
         f.write(json.dumps({"event": "begin", "id": "namespace a", "names": {"namespaces": ["a"]}}) + "\n")
         f.write('{"event": "begin", "id": "namespace b", "na')
     assert journal.read_intents("lab").namespaces == frozenset({"a"})
+
+
+def test_a_run_that_records_nothing_leaves_no_journal(tmp_path):
+    run = journal.Journal("lab")
+    run.close(clean=False)  # e.g. the kernel could not be read: no action was attempted
+    assert not os.path.exists(journal.journal_path("lab"))
+
