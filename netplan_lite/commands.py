@@ -187,23 +187,23 @@ def cmd_destroy(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from . import inventory, render
+    from . import inventory, tables
     from .kernel import require_privileges
     from .netlink import Netlink
 
     require_privileges()
     with Netlink() as nl:
         found = inventory.find_topologies(nl)
-    rows = render.ls_rows(found, [inventory.drift_of(f) for f in found])
+    rows = tables.ls_rows(found, [inventory.drift_of(f) for f in found])
     if args.json:
         print_json({"format_version": 1, "topologies": rows})
     else:
-        sys.stdout.write(render.ls_text(rows))
+        sys.stdout.write(tables.ls_text(rows))
     return ExitCode.OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from . import reconcile, render
+    from . import reconcile, render, tables
     from .kernel import open_kernel
 
     topology, _ = _load(args.file)
@@ -213,7 +213,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(render.state_json(topology.name, state, planned.plan))
     else:
-        sys.stdout.write(render.show_text(topology.name, state, planned.plan, topology.port_forwards, _style(args)))
+        sys.stdout.write(tables.show_text(topology.name, state, planned.plan, topology.port_forwards, _style(args)))
     if args.check and not planned.plan.empty:
         return ExitCode.DRIFT
     return ExitCode.OK

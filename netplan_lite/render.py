@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 from .apply import ActionResult, Outcome, VerificationFailed
 from .diff import FieldChange
 from .jsonable import plain
-from .model import PortForward
 from .observe import ORPHAN_NAMESPACE
 from .plan import Action, Op, Plan
 from .reconcile import Applied, Planned
 from .style import PLAIN, Style
-from .state import (BridgeState, InterfaceState, Kind, NamespaceState, NftRule, NftTableState, Resource, ResourceId, RouteState,
+from .state import (BridgeState, InterfaceState, Kind, NftRule, NftTableState, Resource, ResourceId, RouteState,
                     State, SysctlState)
 
 if TYPE_CHECKING:
@@ -32,7 +31,7 @@ LINK_STATES = {"up", "host_up", "lo_up"}
 YES_NO = {"owned", "usable"}
 
 
-def _value(value: Any, field: str = "up") -> str:
+def value_text(value: Any, field: str = "up") -> str:
     if isinstance(value, tuple):
         return ", ".join(value) if value else "(none)"
     if isinstance(value, bool):
@@ -58,9 +57,9 @@ def resource_label(rid: ResourceId) -> str:
 def describe(resource: Resource) -> str:
     """The interesting attributes of a resource, on one line."""
     if isinstance(resource, BridgeState):
-        parts = [f"address {_value(resource.addresses)}"] + ([f"mtu {resource.mtu}"] if resource.mtu else [])
+        parts = [f"address {value_text(resource.addresses)}"] + ([f"mtu {resource.mtu}"] if resource.mtu else [])
     elif isinstance(resource, InterfaceState):
-        parts = [f"bridge {resource.bridge}", f"address {_value(resource.addresses)}", f"host veth {resource.host_name}"]
+        parts = [f"bridge {resource.bridge}", f"address {value_text(resource.addresses)}", f"host veth {resource.host_name}"]
         parts += [f"mtu {resource.mtu}"] if resource.mtu else []
         parts += [f"mac {resource.mac}"] if resource.mac else []
     elif isinstance(resource, RouteState):
@@ -74,14 +73,14 @@ def describe(resource: Resource) -> str:
     return ", ".join(parts)
 
 
-def _field_texts(change: FieldChange) -> list[str]:
+def field_texts(change: FieldChange) -> list[str]:
     """One phrase per changed attribute: `address 172.30.0.10/24 -> 172.30.0.11/24`."""
     if change.field == "rules":
         return _rule_texts(change.before, change.after)
     if change.field == "chains":
         return [f"chains {', '.join(c.name for c in change.before) or '(none)'} -> {', '.join(c.name for c in change.after)}"]
     name = FIELD_NAMES.get(change.field, change.field)
-    return [f"{name} {_value(change.before, change.field)} -> {_value(change.after, change.field)}"]
+    return [f"{name} {value_text(change.before, change.field)} -> {value_text(change.after, change.field)}"]
 
 
 def _rule_texts(before: tuple[NftRule, ...], after: tuple[NftRule, ...]) -> list[str]:
@@ -101,7 +100,7 @@ def _rule_texts(before: tuple[NftRule, ...], after: tuple[NftRule, ...]) -> list
     return texts
 
 
-def _pairs(actions: Iterable[Action]) -> Iterator[tuple[str, Action]]:
+def display_pairs(actions: Iterable[Action]) -> Iterator[tuple[str, Action]]:
     """Actions for display: the two halves of a replace become one `-/+` entry."""
     actions = list(actions)
     replaced = {a.id for a in actions if a.op is Op.CREATE and a.is_replace}
@@ -123,7 +122,7 @@ def action_lines(marker: str, action: Action, style: Style = PLAIN) -> list[str]
     """`~ namespace web1 / interface eth0: address A -> B`, one line per changed attribute."""
     head = f"  {style.marker(marker)} {resource_label(action.id)}"
     if action.fields:
-        return [f"{head}: {text}{_why(action)}" for f in action.fields for text in _field_texts(f)]
+        return [f"{head}: {text}{_why(action)}" for f in action.fields for text in field_texts(f)]
     detail = describe(action.after) if action.op is Op.CREATE and action.after is not None else ""
     joiner = " " if detail.startswith("=") else ": "  # `+ sysctl net.ipv4.ip_forward = 1`
     lines = [f"{head}{joiner + detail if detail else ''}{_why(action)}"]
@@ -146,7 +145,7 @@ def change_lines(actions: tuple[Action, ...], style: Style = PLAIN) -> list[str]
     lines: list[str] = []
     for group, members in _groups(actions):
         lines += ["", style.paint("bold", f"{group}:")]
-        for marker, action in _pairs(members):
+        for marker, action in display_pairs(members):
             lines += action_lines(marker, action, style)
     return lines
 
@@ -262,116 +261,3 @@ def state_json(topology: str, state: State, drift: Plan) -> dict[str, Any]:
         "drifted": not drift.empty,
         "drift": [action_json(a) for a in drift.actions],
     }
-
-
-def show_text(topology: str, state: State, drift: Plan, forwards: Sequence[PortForward] = (), style: Style = PLAIN) -> str:
-    """The live objects of a topology as tables, the host first then one per namespace.
-
-    The first column marks drift with the plan markers (what `nsnet apply` would
-    do: `+` missing, `~` changed, `-` not in the file, `-/+` replaced), and the
-    changed attributes follow their row."""
-    marks = {action.id: marker for marker, action in _pairs(drift.actions)}
-    rows = dict(state)
-    rows.update({a.id: a.after for a in drift.actions if a.after is not None and a.id not in rows})
-    details = {a.id: [t for f in a.fields for t in _field_texts(f)] for a in drift.actions}
-    view = _ShowView(rows, marks, details, style)
-    verdict = "in sync" if drift.empty else f"drifted: {summary(drift)[len('Plan: '):-1]} (`nsnet apply` repairs it)"
-    lines = [style.paint("bold", f"Topology {topology}: {verdict}")]
-    lines += view.host()
-    for ns in _of_kind(rows, Kind.NAMESPACE):
-        lines += view.namespace(ns, [f for f in forwards if f.namespace == ns.name])  # type: ignore[arg-type]
-    if not rows:
-        lines += ["", "  (nothing live, nothing planned)"]
-    if not drift.empty:
-        lines += ["", "Marks: + missing, ~ changed, - not in the file, -/+ replaced; `nsnet plan` shows the actions."]
-    return "\n".join(lines) + "\n"
-
-
-class _ShowView:
-    """Table rows of `nsnet show`, each with its drift mark."""
-
-    def __init__(self, rows: State, marks: dict[ResourceId, str], details: dict[ResourceId, list[str]], style: Style):
-        self.rows, self.marks, self.details, self.style = rows, marks, details, style
-
-    def host(self) -> list[str]:
-        bridges = _of_kind(self.rows, Kind.BRIDGE)
-        others = _of_kind(self.rows, Kind.SYSCTL) + _of_kind(self.rows, Kind.NFT_TABLE)
-        if not bridges and not others:
-            return []
-        lines = ["", self._mark(None) + self.style.paint("bold", "host")]
-        lines += self.table(["BRIDGE", "ADDRESS", "MTU", "STATE"], [
-            (b, [b.name, _value(b.addresses), str(b.mtu or "-"), _value(b.up)]) for b in bridges])  # type: ignore[attr-defined]
-        lines += self.table(["HOST SETTING", "VALUE"], [(r, self._setting(r)) for r in others])
-        return lines
-
-    def namespace(self, ns: NamespaceState, forwards: Sequence[PortForward]) -> list[str]:
-        name = ns.name
-        lines = ["", self._mark(ns) + self.style.paint("bold", f"namespace {name}") + f" (lo {_value(ns.lo_up)})"]
-        lines += self.details_of(ns)
-        interfaces = _of_kind(self.rows, Kind.INTERFACE, name)
-        lines += self.table(["INTERFACE", "ADDRESS", "BRIDGE", "HOST VETH", "STATE"], [
-            (i, [i.name, _value(i.addresses), _value(i.bridge), _value(i.host_name), _value(i.up)])  # type: ignore[attr-defined]
-            for i in interfaces])
-        lines += self.table(["ROUTE", "VIA"], [(r, [r.to, r.via]) for r in _of_kind(self.rows, Kind.ROUTE, name)])  # type: ignore[attr-defined]
-        lines += self.table(["FORWARD (host -> here)", ""], [(None, [_forward_text(f), ""]) for f in forwards])
-        return lines
-
-    def table(self, headers: list[str], rows: list[tuple[Resource | None, list[str]]]) -> list[str]:
-        if not rows:
-            return []
-        widths = [max(len(cells[i]) for cells in [headers] + [c for _, c in rows]) for i in range(len(headers))]
-        lines = ["      " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
-        for resource, cells in rows:
-            lines.append(self._mark(resource) + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
-            if resource is not None:
-                lines += self.details_of(resource)
-        return lines
-
-    def details_of(self, resource: Resource) -> list[str]:
-        return [f"        {self.style.paint('change', text)}" for text in self.details.get(resource.id, [])]
-
-    def _mark(self, resource: Resource | None) -> str:
-        """The drift column: two spaces, the mark padded to three, one space."""
-        mark = self.marks.get(resource.id, "") if resource is not None else ""
-        return f"  {self.style.marker(mark)}{' ' * (4 - len(mark))}"
-
-    @staticmethod
-    def _setting(resource: Resource) -> list[str]:
-        if isinstance(resource, SysctlState):
-            return [f"sysctl {resource.key}", resource.value]
-        table: NftTableState = resource  # type: ignore[assignment]
-        return [f"nft table ip {table.name}", f"{len(table.chains)} chains, {len(table.rules)} rules"]
-
-
-def _forward_text(forward: PortForward) -> str:
-    where = forward.host_address or "*"
-    target = f"{forward.interface} port" if forward.interface else "port"
-    return f"{forward.protocol.value} {where}:{forward.host_port} -> {target} {forward.port}"
-
-
-def _of_kind(state: State, kind: Kind, namespace: str | None = None) -> list[Resource]:
-    found = [r for rid, r in state.items() if rid.kind is kind and (namespace is None or rid.namespace == namespace)]
-    return sorted(found, key=lambda r: r.id.name)
-
-
-def ls_rows(found: Sequence[Any], drifts: Sequence[Any]) -> list[dict[str, Any]]:
-    """`nsnet ls --json` topologies (schemas/ls.schema.json)."""
-    return [{"name": f.name, "bridges": f.bridges, "namespaces": f.namespaces, "veths": f.veths, "nft_table": f.nft_table,
-             "file": f.file, "drifted": d.drifted, "changes": d.changes, "note": d.note} for f, d in zip(found, drifts)]
-
-
-def ls_text(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "No nsnet topologies on this host.\n"
-    headers = ["TOPOLOGY", "BRIDGES", "NAMESPACES", "VETHS", "NFT TABLE", "DRIFT", "FILE"]
-    cells = [[r["name"], str(r["bridges"]), str(r["namespaces"]), str(r["veths"]), "yes" if r["nft_table"] else "no",
-              _drift_cell(r), r["file"] or "-"] for r in rows]
-    widths = [max(len(c[i]) for c in [headers] + cells) for i in range(len(headers))]
-    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in [headers] + cells)
-
-
-def _drift_cell(row: dict[str, Any]) -> str:
-    if row["drifted"] is None:
-        return f"unknown: {row['note']}"
-    return f"yes ({row['changes']} actions)" if row["drifted"] else "no"
-

@@ -6,7 +6,7 @@ import json
 
 from builders import EXAMPLE, built, compute, doc, host_name, iface, namespace, one_bridge, route, state
 
-from netplan_lite import reconcile, render
+from netplan_lite import reconcile, render, tables
 from netplan_lite.apply import ActionResult, Outcome
 from netplan_lite.fake import FakeKernel
 from netplan_lite.loader import load_file
@@ -170,7 +170,7 @@ def test_applied_summary():
 
 
 def test_show_text_of_nothing():
-    assert render.show_text("demo", {}, Plan("demo")) == (
+    assert tables.show_text("demo", {}, Plan("demo")) == (
         "Topology demo: in sync\n\n  (nothing live, nothing planned)\n")
 
 
@@ -178,7 +178,7 @@ def test_show_text_is_a_table_per_namespace_with_drift_marks():
     observed = list(LIVE_AB)
     observed[2] = iface("a", "eth0", "br0", "172.30.0.2/24", up=False)
     drift = compute(one_bridge("a", "c"), observed).plan
-    lines = render.show_text("demo", state(*observed), drift).splitlines()
+    lines = tables.show_text("demo", state(*observed), drift).splitlines()
     assert lines[0] == "Topology demo: drifted: 3 to add, 1 to change, 3 to destroy (`nsnet apply` repairs it)"
     a = lines.index("      namespace a (lo up)")
     assert lines[a + 1].split() == ["INTERFACE", "ADDRESS", "BRIDGE", "HOST", "VETH", "STATE"]
@@ -192,7 +192,7 @@ def test_show_lists_forwards_under_their_namespace():
     forwards = load_file(EXAMPLE).port_forwards
     kernel = FakeKernel()
     planned = reconcile.apply(load_file(EXAMPLE), kernel).planned
-    text_ = render.show_text("demo", kernel.observe().state, Plan("demo"), forwards)
+    text_ = tables.show_text("demo", kernel.observe().state, Plan("demo"), forwards)
     web1 = text_.split("namespace web1")[1].split("namespace web2")[0]
     assert "tcp *:8080 -> port 80" in web1 and "8081" not in web1
     assert planned.plan.actions
