@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import select
+import shutil
 import subprocess
 import sys
 import time
@@ -147,6 +148,22 @@ def lines(text: str) -> list[str]:
 
 def no_changes(out: str) -> bool:
     return out.startswith("No changes.")
+
+
+def nft_table_names() -> set[str]:
+    if shutil.which("nft") is None:
+        return set()
+    rc, out, _ = run("nft", "-j", "list", "tables")
+    return {i["table"]["name"] for i in json.loads(out)["nftables"] if "table" in i} if rc == 0 and out.strip() else set()
+
+
+def ip_forward_holders() -> set[str]:
+    """Topologies /run/nsnet/sysctl.json lists as holding net.ipv4.ip_forward."""
+    try:
+        registry = json.loads(Path("/run/nsnet/sysctl.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return set(registry.get("net.ipv4.ip_forward", {}).get("holders", []))
 
 
 # the example topology
@@ -324,6 +341,9 @@ class Lab:
         left += [f"link {n}" for n in sorted(self.links) if link(n) is not None]
         for topology in self.files:
             left += [f"link {n} (alias nsnet:{topology})" for n in links_with_alias(f"nsnet:{topology}")]
+        tables = nft_table_names()
+        left += [f"nft table nsnet-{t}" for t in self.files if f"nsnet-{t}" in tables]
+        left += [f"ip_forward held by {t}" for t in self.files if t in ip_forward_holders()]
         return left
 
     def cleanup(self) -> None:
