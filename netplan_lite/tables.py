@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .model import PortForward
+from .observe import ORPHAN_NAMESPACE
 from .plan import Plan
 from .render import field_texts, display_pairs, value_text, summary
 from .state import Kind, NamespaceState, NftTableState, Resource, ResourceId, State, SysctlState
@@ -43,12 +44,14 @@ class _ShowView:
     def host(self) -> list[str]:
         bridges = _of_kind(self.rows, Kind.BRIDGE)
         others = _of_kind(self.rows, Kind.SYSCTL) + _of_kind(self.rows, Kind.NFT_TABLE)
-        if not bridges and not others:
+        orphans = _of_kind(self.rows, Kind.INTERFACE, ORPHAN_NAMESPACE)  # host veth ends whose namespace end is gone
+        if not bridges and not others and not orphans:
             return []
         lines = ["", self._mark(None) + self.style.paint("bold", "host")]
         lines += self.table(["BRIDGE", "ADDRESS", "MTU", "STATE"], [
             (b, [b.name, value_text(b.addresses), str(b.mtu or "-"), value_text(b.up)]) for b in bridges])  # type: ignore[attr-defined]
         lines += self.table(["HOST SETTING", "VALUE"], [(r, self._setting(r)) for r in others])
+        lines += self.table(["ORPHANED VETH END", "STATE"], [(i, [i.name, value_text(i.host_up)]) for i in orphans])  # type: ignore[attr-defined]
         return lines
 
     def namespace(self, ns: NamespaceState, forwards: Sequence[PortForward]) -> list[str]:

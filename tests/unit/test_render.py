@@ -210,3 +210,16 @@ def test_fingerprint_depends_on_observed_state_only():
     same = Observation(state(*LIVE_AB))
     assert compute(topo_a, LIVE_AB).fingerprint == compute(topo_b, LIVE_AB).fingerprint == reconcile.state_fingerprint(same)
     assert compute(topo_a, LIVE_AB[:3]).fingerprint != compute(topo_a, LIVE_AB).fingerprint
+
+
+def test_show_lists_orphaned_host_veth_ends_under_the_host():
+    from netplan_lite.observe import ORPHAN_NAMESPACE
+    from netplan_lite.state import InterfaceState
+
+    orphan = InterfaceState(ORPHAN_NAMESPACE, "nsvlost", "nsvlost", up=False, host_up=True)
+    observed = [*LIVE_AB, orphan]
+    drift = compute(one_bridge("a", "b"), observed).plan
+    lines = tables.show_text("demo", state(*observed), drift).splitlines()
+    assert "ORPHANED VETH END" in lines[lines.index("      host") + 3]
+    assert lines[lines.index("      host") + 4].split() == ["-", "nsvlost", "up"]
+
