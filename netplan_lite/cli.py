@@ -23,6 +23,17 @@ EXIT_CODES = """exit codes:
   2  plan --detailed-exitcode: changes present
   3  show --check: the live state has drifted from the topology"""
 
+SHELLS = ("bash", "zsh", "fish")
+
+COMPLETION_INSTALL = """\
+install (as the user who runs nsnet, usually root):
+  bash:  nsnet completion bash > /etc/bash_completion.d/nsnet
+         (or add `source <(nsnet completion bash)` to ~/.bashrc)
+  zsh:   nsnet completion zsh > "${fpath[1]}/_nsnet"
+         (or any directory in $fpath; then `autoload -Uz compinit && compinit` in ~/.zshrc)
+  fish:  nsnet completion fish > ~/.config/fish/completions/nsnet.fish
+open a new shell afterwards."""
+
 
 # parser
 
@@ -49,8 +60,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     """init, fmt, exec and completion (their epilogs say what each does)."""
-    from .completion import INSTALL, SHELLS
-
     p = command("init", cmd_init, "Write a commented starter topology to edit (refuses to overwrite).", reports=False)
     _add_file(p, "file to create, - for stdout")
     p.add_argument("--name", default="lab", help="topology name (default: lab); labels everything it creates")
@@ -77,7 +86,7 @@ def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> N
     p = command("completion", cmd_completion, "Print a shell completion script (bash, zsh or fish).", reports=False)
     p.add_argument("shell", nargs="?", choices=SHELLS, help="the shell to complete for")
     p.add_argument("--list-namespaces", metavar="FILE", help=argparse.SUPPRESS)
-    p.epilog = INSTALL + "\n\n" + EXIT_CODES
+    p.epilog = COMPLETION_INSTALL + "\n\n" + EXIT_CODES
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,16 +20,7 @@ import argparse
 import re
 from dataclasses import dataclass, field
 
-SHELLS = ("bash", "zsh", "fish")
-
-INSTALL = """\
-install (as the user who runs nsnet, usually root):
-  bash:  nsnet completion bash > /etc/bash_completion.d/nsnet
-         (or add `source <(nsnet completion bash)` to ~/.bashrc)
-  zsh:   nsnet completion zsh > "${fpath[1]}/_nsnet"
-         (or any directory in $fpath; then `autoload -Uz compinit && compinit` in ~/.zshrc)
-  fish:  nsnet completion fish > ~/.config/fish/completions/nsnet.fish
-open a new shell afterwards."""
+from .cli import SHELLS  # the parser offers them: kept there, so that building it imports nothing more
 
 _WORD = re.compile(r"[A-Za-z0-9_.,:=+/-]+")
 _FILE_METAVARS = {"FILE", "PLAN", "TOPOLOGY"}
