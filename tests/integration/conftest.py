@@ -38,14 +38,7 @@ CLI_TIMEOUT = 60
 TCP_SERVER = str(Path(__file__).with_name("tcp_server.py"))  # answers "<reply> <peer address>"
 
 
-CLIENT = r"""
-import socket, sys
-with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as s:
-    data = b""
-    while chunk := s.recv(4096):
-        data += chunk
-print(data.decode())
-"""
+CLIENT = str(Path(__file__).with_name("tcp_client.py"))  # prints what the server sent, or "failed: ..." (exit 3)
 
 ADDRESS_PROTOS = r"""
 import json, socket, sys
@@ -330,7 +323,7 @@ class Lab:
 
     def connect_from(self, ns: str, address: str, port: int) -> str:
         """Connect to ADDRESS:PORT from inside NS; what the server sent."""
-        rc, out, err = run("ip", "netns", "exec", ns, sys.executable, "-c", CLIENT, address, str(port), timeout=20)
+        rc, out, err = run("ip", "netns", "exec", ns, sys.executable, CLIENT, address, str(port), timeout=20)
         assert rc == 0, err
         return out.strip()
 

@@ -50,20 +50,7 @@ IP_FORWARD_PATH = Path("/proc/sys/net/ipv4/ip_forward")
 STATE_DIR = Path("/run/nsnet")
 REGISTRY = STATE_DIR / "sysctl.json"
 
-# TCP client with a timeout: prints what the server sent, or "failed: <strerror>" and exits 3.
-TCP_CLIENT = r"""
-import socket, sys
-address, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-try:
-    with socket.create_connection((address, port), timeout=timeout) as s:
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
-except OSError as err:
-    print(f"failed: {err.strerror or err}")
-    sys.exit(3)
-print(data.decode())
-"""
+TCP_CLIENT = str(Path(__file__).with_name("tcp_client.py"))  # prints what the server sent, or "failed: ..." (exit 3)
 
 UDP_ECHO = str(Path(__file__).with_name("udp_echo.py"))  # echoes with " <peer address>" appended
 
@@ -188,7 +175,7 @@ def tcp_from_host(address: str, port: int, timeout: float = SHORT) -> str | None
 
 def tcp_from(ns: str, address: str, port: int, timeout: float = SHORT) -> str:
     """What a server at ADDRESS:PORT sends to a connection from inside NS, or "failed: <reason>"."""
-    rc, out, err = run("ip", "netns", "exec", ns, sys.executable, "-c", TCP_CLIENT, address, str(port), str(timeout),
+    rc, out, err = run("ip", "netns", "exec", ns, sys.executable, TCP_CLIENT, address, str(port), str(timeout),
                        timeout=timeout + 20)
     assert rc in (0, 3), err
     return out.strip()

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.netns
 
-CLIENT = r"""
-import socket, sys
-with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as s:
-    data = b""
-    while chunk := s.recv(4096):
-        data += chunk
-print(data.decode())
-"""
+CLIENT = str(Path(__file__).with_name("tcp_client.py"))  # prints what the server sent, or "failed: ..." (exit 3)
 
 
 def test_exec_runs_the_command_in_the_namespace(lab, applied):
@@ -39,7 +33,7 @@ def test_exec_sees_the_namespaces_sys_and_reaches_a_neighbour(lab, applied):
     assert lab.link(ex.bridge) is not None  # the host's view is untouched
     web1 = ex.expected[ex.web1].split("/")[0]
     lab.serve(ex.web1, web1, 8080, "hello")
-    rc, out, err = lab.nsnet("exec", "-f", ex.path, ex.web2, "--", sys.executable, "-c", CLIENT, web1, "8080")
+    rc, out, err = lab.nsnet("exec", "-f", ex.path, ex.web2, "--", sys.executable, CLIENT, web1, "8080")
     assert rc == 0, err
     assert out.split() == ["hello", ex.expected[ex.web2].split("/")[0]]  # the server saw web2's address
 

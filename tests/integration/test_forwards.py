@@ -41,20 +41,7 @@ SHORT = 2.0  # seconds a connection that must fail is given
 
 UDP_ECHO = str(Path(__file__).with_name("udp_echo.py"))  # echoes with " <peer address>" appended
 
-# TCP client with a short timeout: prints what the server sent, or exits 3.
-CLIENT = r"""
-import socket, sys
-address, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-try:
-    with socket.create_connection((address, port), timeout=timeout) as s:
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
-except OSError as err:
-    print(f"failed: {err}")
-    sys.exit(3)
-print(data.decode())
-"""
+CLIENT = str(Path(__file__).with_name("tcp_client.py"))  # prints what the server sent, or "failed: ..." (exit 3)
 
 
 # host-side helpers
@@ -142,7 +129,7 @@ def udp_from_host(address: str, port: int, payload: str, tries: int = 3) -> str 
 
 def tcp_from(ns: str, address: str, port: int, timeout: float = SHORT) -> str | None:
     """What a server at ADDRESS:PORT sends to a connection from inside NS, or None if none is made."""
-    rc, out, err = run("ip", "netns", "exec", ns, sys.executable, "-c", CLIENT, address, str(port), str(timeout),
+    rc, out, err = run("ip", "netns", "exec", ns, sys.executable, CLIENT, address, str(port), str(timeout),
                        timeout=timeout + 20)
     assert rc in (0, 3), err
     return out.strip() if rc == 0 else None
