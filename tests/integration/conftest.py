@@ -20,6 +20,7 @@ import os
 import secrets
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -159,6 +160,37 @@ def ip_forward_holders() -> set[str]:
     return set(registry.get("net.ipv4.ip_forward", {}).get("holders", []))
 
 
+def forwarded_ports() -> set[int]:
+    """Host ports some nsnet topology (of any suite running now) forwards, from its rule comments."""
+    ports = set()
+    for name in nft_table_names():
+        if name.startswith("nsnet-"):
+            rc, out, _ = run("nft", "-j", "list", "table", "ip", name)
+            for item in json.loads(out)["nftables"] if rc == 0 else []:
+                words = item.get("rule", {}).get("comment", "").split()  # "forward tcp *:PORT -> ns:port"
+                if len(words) >= 3 and words[0] == "forward":
+                    ports.add(int(words[2].rpartition(":")[2]))
+    return ports
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct host ports in 20000-31999 (below the ephemeral range) that nothing binds (TCP nor UDP) or forwards."""
+    ports: list[int] = []
+    taken = forwarded_ports()
+    while len(ports) < count:
+        port = 20000 + secrets.randbelow(12000)
+        if port in ports or port in taken:
+            continue
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("0.0.0.0", port))
+        except OSError:
+            continue
+        ports.append(port)
+    return ports
+
+
 # the example topology
 
 
@@ -239,6 +271,7 @@ class Lab:
     lines = staticmethod(lines)
     no_changes = staticmethod(no_changes)
     assert_example_live = staticmethod(assert_example_live)
+    free_ports = staticmethod(free_ports)
 
     def __init__(self, tmp_path: Path):
         self.prefix = "t" + secrets.token_hex(3)[:5]

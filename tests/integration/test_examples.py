@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import secrets
 import select
 import socket
 import subprocess
@@ -107,36 +106,6 @@ def nft_tables() -> set[str]:
     rc, out, err = run("nft", "-j", "list", "tables")
     assert rc == 0, err
     return {t["table"]["name"] for t in json.loads(out)["nftables"] if "table" in t and t["table"]["family"] == "ip"}
-
-
-def forwarded_ports() -> set[int]:
-    """Host ports that some nsnet topology (of any suite running now) forwards, from its rule comments."""
-    ports = set()
-    for name in nft_tables():
-        if not name.startswith("nsnet-"):
-            continue
-        rc, out, _ = run("nft", "-j", "list", "table", "ip", name)
-        for item in json.loads(out)["nftables"] if rc == 0 else []:
-            words = item.get("rule", {}).get("comment", "").split()  # "forward tcp *:PORT -> ns:port"
-            if len(words) >= 3 and words[0] == "forward":
-                ports.add(int(words[2].rpartition(":")[2]))
-    return ports
-
-
-def free_port(taken: set[int]) -> int:
-    """A host port in 20000-31999 (below the ephemeral range) that nothing binds (TCP nor UDP) or forwards."""
-    while True:
-        port = 20000 + secrets.randbelow(12000)
-        if port in taken:
-            continue
-        try:
-            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                with socket.socket(socket.AF_INET, kind) as s:
-                    s.bind(("0.0.0.0", port))
-        except OSError:
-            continue
-        taken.add(port)
-        return port
 
 
 def http_get(address: str, port: int) -> str:
@@ -324,8 +293,8 @@ def rewrite(lab: Any, host: Host, example: str) -> Copy:
         assert net.prefixlen >= 24, f"{example}: {net} is wider than the lab's /24s"
         base = lab.subnet if index == 0 else lab.new_subnet()
         networks[net] = IPv4Network(f"{base.network_address}/{net.prefixlen}")
-    taken = forwarded_ports()
-    ports = {f["host_port"]: free_port(taken) for f in original.get("port_forwards") or ()}
+    published = sorted({f["host_port"] for f in original.get("port_forwards") or ()})
+    ports = dict(zip(published, lab.free_ports(len(published))))
     out = Copy(original, {}, lab.dir / example, bridges, namespaces, networks, ports)
 
     doc: dict[str, Any] = {"name": f"{prefix}-{original['name']}"}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import select
 import signal
 import socket
@@ -133,37 +132,6 @@ def tcp_from(ns: str, address: str, port: int, timeout: float = SHORT) -> str | 
                        timeout=timeout + 20)
     assert rc in (0, 3), err
     return out.strip() if rc == 0 else None
-
-
-def nsnet_forwarded_ports() -> set[int]:
-    """Host ports in the forward comments of every nsnet table (other suites may run at the same time)."""
-    ports = set()
-    for family, name in nft_tables():
-        if family == "ip" and name.startswith("nsnet-"):
-            rc, out, _ = run("nft", "-j", "list", "table", "ip", name)
-            for item in json.loads(out)["nftables"] if rc == 0 else []:
-                words = item.get("rule", {}).get("comment", "").split()
-                if len(words) >= 3 and words[0] == "forward":
-                    ports.add(int(words[2].rpartition(":")[2]))
-    return ports
-
-
-def random_ports(count: int) -> list[int]:
-    """Distinct host ports in 20000-31999 that nothing on the host listens on or forwards."""
-    ports: list[int] = []
-    taken = nsnet_forwarded_ports()
-    while len(ports) < count:
-        port = 20000 + secrets.randbelow(12000)
-        if port in ports or port in taken:
-            continue
-        try:
-            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-                with socket.socket(socket.AF_INET, kind) as s:
-                    s.bind(("0.0.0.0", port))
-        except OSError:
-            continue
-        ports.append(port)
-    return ports
 
 
 # fixtures
@@ -295,7 +263,7 @@ def forward(host_port: int, ns: str, port: int, **extra: Any) -> dict[str, Any]:
 
 
 def test_two_servers_on_port_80_are_reached_through_their_own_host_ports(net, lab):
-    p1, p2 = random_ports(2)
+    p1, p2 = lab.free_ports(2)
     web1, web2 = net.name("web1"), net.name("web2")
     doc, bridge, subnet = one_bridge(net, ["web1", "web2"], [forward(p1, web1, 80), forward(p2, web2, 80)],
                                      masquerade=True, pinned={"web1": 10})
@@ -322,7 +290,7 @@ def test_two_servers_on_port_80_are_reached_through_their_own_host_ports(net, la
 
 
 def test_hairpin_a_neighbour_and_the_target_itself_reach_the_published_port(net, lab):
-    (p1,) = random_ports(1)
+    (p1,) = lab.free_ports(1)
     web1, client = net.name("web1"), net.name("client")
     doc, bridge, subnet = one_bridge(net, ["web1", "client"], [forward(p1, web1, 80)])
     path = net.write(doc)
@@ -341,7 +309,7 @@ def test_hairpin_a_neighbour_and_the_target_itself_reach_the_published_port(net,
 
 
 def test_udp_forward_echoes_back_to_the_host(net, lab):
-    (p1,) = random_ports(1)
+    (p1,) = lab.free_ports(1)
     echo = net.name("echo")
     doc, bridge, subnet = one_bridge(net, ["echo"], [forward(p1, echo, 5353, protocol="udp")])
     path = net.write(doc)
@@ -360,7 +328,7 @@ def test_udp_forward_echoes_back_to_the_host(net, lab):
 
 
 def test_loopback_only_forward_is_not_reachable_from_the_bridge(net, lab):
-    p1, q = random_ports(2)
+    p1, q = lab.free_ports(2)
     web1, other = net.name("web1"), net.name("other")
     doc, bridge, subnet = one_bridge(net, ["web1", "other"], [forward(p1, web1, 80, host_address="127.0.0.1")])
     path = net.write(doc)
@@ -388,7 +356,7 @@ def _route_loopback_to_the_host(lab, ns: str, gateway: str) -> None:
 
 
 def test_guard_drops_packets_for_127_0_0_0_8_arriving_on_the_bridge(net, lab):
-    p1, q = random_ports(2)
+    p1, q = lab.free_ports(2)
     web1, attacker = net.name("web1"), net.name("atk")
     doc, bridge, subnet = one_bridge(net, ["web1", "atk"], [forward(p1, web1, 80)])
     path = net.write(doc)
@@ -428,7 +396,7 @@ def _destroy(net, lab, path, doc, p2):
 
 @pytest.mark.parametrize("interrupted", [_add_a_localhost_forward, _destroy], ids=lambda f: f.__name__.strip("_"))
 def test_no_step_of_a_run_leaves_route_localnet_on_without_the_guard(net, lab, interrupted):
-    p1, p2, q = random_ports(3)
+    p1, p2, q = lab.free_ports(3)
     web1, attacker = net.name("web1"), net.name("atk")
     # the first forward publishes on the gateway only: no route_localnet, no guard yet
     doc, bridge, subnet = one_bridge(net, ["web1", "atk"], [forward(p1, web1, 80, host_address=str(lab.subnet[1]))])
@@ -452,7 +420,7 @@ def test_no_step_of_a_run_leaves_route_localnet_on_without_the_guard(net, lab, i
 
 
 def test_masquerade_hides_the_client_address_and_turning_it_off_shows_it(net, lab):
-    (p1,) = random_ports(1)
+    (p1,) = lab.free_ports(1)
     net_a, net_b = lab.subnet, lab.new_subnet()
     bridge_a, bridge_b = f"{net.prefix}ba", f"{net.prefix}bb"
     client, server = net.name("client"), net.name("server")
@@ -481,7 +449,7 @@ def test_masquerade_hides_the_client_address_and_turning_it_off_shows_it(net, la
 
 
 def test_forward_to_a_named_second_interface_goes_to_its_address(net, lab):
-    (p1,) = random_ports(1)
+    (p1,) = lab.free_ports(1)
     net_a, net_b = lab.subnet, lab.new_subnet()
     bridge_a, bridge_b = f"{net.prefix}ba", f"{net.prefix}bb"
     web = net.name("web")
@@ -503,7 +471,7 @@ def test_forward_to_a_named_second_interface_goes_to_its_address(net, lab):
 
 
 def test_a_rule_deleted_by_hand_is_planned_and_restored(net, lab):
-    (p1,) = random_ports(1)
+    (p1,) = lab.free_ports(1)
     web1 = net.name("web1")
     doc, bridge, subnet = one_bridge(net, ["web1"], [forward(p1, web1, 80)])
     path = net.write(doc)
@@ -528,7 +496,7 @@ def test_a_rule_deleted_by_hand_is_planned_and_restored(net, lab):
 
 
 def test_a_table_deleted_by_hand_is_recreated(net, lab):
-    (p1,) = random_ports(1)
+    (p1,) = lab.free_ports(1)
     doc, bridge, subnet = one_bridge(net, ["web1"], [forward(p1, net.name("web1"), 80)])
     path = net.write(doc)
     net.apply(path)
@@ -564,7 +532,7 @@ def _hairpin_off(lab, doc, bridge, web1):
 
 @pytest.mark.parametrize("switch_off", [_ip_forward_off, _route_localnet_off, _hairpin_off], ids=lambda f: f.__name__.strip("_"))
 def test_a_switch_turned_off_by_hand_is_drift_and_apply_turns_it_back_on(net, lab, switch_off):
-    (p1,) = random_ports(1)
+    (p1,) = lab.free_ports(1)
     web1 = net.name("web1")
     doc, bridge, subnet = one_bridge(net, ["web1"], [forward(p1, web1, 80)])
     path = net.write(doc)
@@ -587,7 +555,7 @@ def test_a_switch_turned_off_by_hand_is_drift_and_apply_turns_it_back_on(net, la
 
 
 def test_destroy_removes_table_links_namespaces_and_releases_ip_forward(net, lab):
-    p1, p2 = random_ports(2)
+    p1, p2 = lab.free_ports(2)
     web1, web2 = net.name("web1"), net.name("web2")
     doc, bridge, subnet = one_bridge(net, ["web1", "web2"], [forward(p1, web1, 80), forward(p2, web2, 53, protocol="udp")],
                                      masquerade=True)
@@ -630,7 +598,7 @@ def test_destroy_removes_table_links_namespaces_and_releases_ip_forward(net, lab
 
 
 def test_a_foreign_nft_table_is_untouched_by_apply_reapply_and_destroy(net, lab):
-    p1, q = random_ports(2)
+    p1, q = lab.free_ports(2)
     web1 = net.name("web1")
     doc, bridge, subnet = one_bridge(net, ["web1"], [forward(p1, web1, 80)])
     foreign = f"{net.prefix}-foreign"
@@ -662,7 +630,7 @@ table ip {foreign} {{
 
 
 def test_a_host_port_forwarded_by_another_topology_is_refused_and_nothing_changes(net, lab):
-    (p1,) = random_ports(1)
+    (p1,) = lab.free_ports(1)
     first, _, _ = one_bridge(net, ["web1"], [forward(p1, net.name("web1"), 80)])
     first_path = net.write(first, "first.yaml")
     net.apply(first_path)

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -35,17 +33,6 @@ def block(name: str) -> list[str]:
     match = re.search(rf"<!-- readme-test: {name} -->\n```sh\n(.*?)```", README, re.S)
     assert match, f"README has no block marked readme-test: {name}"
     return [line for line in match.group(1).splitlines() if line.strip()]
-
-
-def free_port() -> int:
-    while True:
-        port = 20000 + secrets.randbelow(12000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
 
 
 class Runner:
@@ -107,7 +94,7 @@ def test_quickstart(lab):
         pytest.skip("graphviz is not installed (scripts/setup installs it)")
     p = lab.prefix
     runner = Runner(lab, {"lab": p, "br-lab": f"{p}br", "web": f"{p}-web", "client": f"{p}-client"}, "172.31.254.",
-                    [free_port()])
+                    lab.free_ports(1))
     lines = block("quickstart")
     assert lines[0].startswith("nsnet init")
     runner.run(lines[0])
@@ -122,7 +109,7 @@ def test_quickstart(lab):
 def test_main_example(lab):
     p = lab.prefix
     runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.",
-                    [free_port(), free_port()])
+                    lab.free_ports(2))
     (runner.dir / "examples").mkdir()
     shutil.copy(REPO / "examples" / "webserver.py", runner.dir / "examples")
     shutil.copy(REPO / "examples" / "topology.yaml", runner.dir / "examples")
@@ -134,7 +121,7 @@ def test_main_example(lab):
 def test_ci_block(lab):
     p = lab.prefix
     runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.",
-                    [free_port(), free_port()])
+                    lab.free_ports(2))
     shutil.copy(REPO / "examples" / "topology.yaml", runner.dir / "topology.yaml")
     runner.adopt(runner.dir / "topology.yaml")
     fmt, validate, plan, show = block("ci")
