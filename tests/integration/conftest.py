@@ -173,6 +173,18 @@ def forwarded_ports() -> set[int]:
     return ports
 
 
+def tcp_from_host(address: str, port: int, timeout: float = 5.0) -> str | None:
+    """What a server at ADDRESS:PORT sends to a connection from the host, or None if none is made."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as s:
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+    except OSError:
+        return None
+    return data.decode()
+
+
 def free_ports(count: int) -> list[int]:
     """Distinct host ports in 20000-31999 (below the ephemeral range) that nothing binds (TCP nor UDP) or forwards."""
     ports: list[int] = []
@@ -272,6 +284,7 @@ class Lab:
     no_changes = staticmethod(no_changes)
     assert_example_live = staticmethod(assert_example_live)
     free_ports = staticmethod(free_ports)
+    tcp_from_host = staticmethod(tcp_from_host)
 
     def __init__(self, tmp_path: Path):
         self.prefix = "t" + secrets.token_hex(3)[:5]

@@ -131,17 +131,6 @@ def udp_from_host(address: str, port: int, payload: str) -> str:
     return out.strip()
 
 
-def tcp_from_host(address: str, port: int, timeout: float = SHORT) -> str | None:
-    try:
-        with socket.create_connection((address, port), timeout=timeout) as s:
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-    except OSError:
-        return None
-    return data.decode()
-
-
 def tcp_from(ns: str, address: str, port: int, timeout: float = SHORT) -> str:
     """What a server at ADDRESS:PORT sends to a connection from inside NS, or "failed: <reason>"."""
     rc, out, err = run("ip", "netns", "exec", ns, sys.executable, TCP_CLIENT, address, str(port), str(timeout),
@@ -425,8 +414,8 @@ def test_two_bridges_namespaces_reach_their_own_bridge_only(lab, host):
     assert tcp_from(blue_client, blue_app_ip, 80) == f"blue-app {ex.ip('172.30.10.2')}"
     assert tcp_from(red_client, red_app_ip, 80) == f"red-app {ex.ip('172.30.11.2')}"
     # the host is on both bridges (control: both apps answer)
-    assert tcp_from_host(blue_app_ip, 80) == f"blue-app {ex.ip('172.30.10.1')}"
-    assert tcp_from_host(red_app_ip, 80) == f"red-app {ex.ip('172.30.11.1')}"
+    assert lab.tcp_from_host(blue_app_ip, 80, SHORT) == f"blue-app {ex.ip('172.30.10.1')}"
+    assert lab.tcp_from_host(red_app_ip, 80, SHORT) == f"red-app {ex.ip('172.30.11.1')}"
     # across: no route, refused at once by the sender's own kernel
     assert tcp_from(blue_client, red_app_ip, 80) == "failed: Network is unreachable"
     assert tcp_from(red_client, blue_app_ip, 80) == "failed: Network is unreachable"
@@ -458,8 +447,8 @@ def test_three_tier_forwards_and_tiers(lab, host):
     lab.serve(app, "0.0.0.0", 8000, "app")
     lab.serve(db, db_ip, 5432, "db")
     # db: published on 127.0.0.1 only; the host's connection arrives from the backend gateway
-    assert tcp_from_host("127.0.0.1", db_port) == f"db {back_gw}"
-    assert tcp_from_host(back_gw, db_port) is None  # not on the host's other addresses
+    assert lab.tcp_from_host("127.0.0.1", db_port, SHORT) == f"db {back_gw}"
+    assert lab.tcp_from_host(back_gw, db_port, SHORT) is None  # not on the host's other addresses
     assert tcp_from(web, front_gw, db_port) == "failed: Connection refused"  # nor from the bridge
     # the tiers: web -> app on the frontend, app -> db on the backend
     assert tcp_from(web, app_front, 8000) == f"app {web_ip}"
@@ -497,7 +486,7 @@ def test_fan_out_allocates_in_name_order_and_keeps_addresses(lab, host):
         assert tcp_from(ex.ns(client), server_ip, 80) == f"server {expected[ex.ns(client)].split('/')[0]}"
     last = expected[ex.ns("client-50")].split("/")[0]
     lab.serve(ex.ns("client-50"), last, 80, "client-50")
-    assert tcp_from_host(last, 80) == f"client-50 {gateway}"  # host <-> namespace through the gateway
+    assert lab.tcp_from_host(last, 80, SHORT) == f"client-50 {gateway}"  # host <-> namespace through the gateway
 
     # sticky: removing client-05 moves no other address
     doc = copy.deepcopy(ex.doc)
@@ -534,7 +523,7 @@ def test_udp_service_forwards_datagrams(lab, host):
     assert udp_from(dns, gateway, syslog_port, "<14>dns: via host") == "failed: Connection refused"
     assert udp_from_host(gateway, syslog_port, "<14>host: via gateway") == "failed: Connection refused"
     # a udp forward publishes no tcp port
-    assert tcp_from_host("127.0.0.1", dns_port) is None
+    assert lab.tcp_from_host("127.0.0.1", dns_port, SHORT) is None
 
     assert_no_changes(lab, ex)
     tear_down(lab, ex)

@@ -101,18 +101,6 @@ def wait_ready(proc: subprocess.Popen, where: str) -> None:
     assert line.strip() == "ready", f"server in {where} did not start: {line!r} {proc.poll()} {proc.stderr.read() if proc.poll() is not None else ''}"
 
 
-def tcp_from_host(address: str, port: int, timeout: float = 5.0) -> str | None:
-    """What a server at ADDRESS:PORT sends to a connection from the host, or None if none is made."""
-    try:
-        with socket.create_connection((address, port), timeout=timeout) as s:
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-    except OSError:
-        return None
-    return data.decode()
-
-
 def udp_from_host(address: str, port: int, payload: str, tries: int = 3) -> str | None:
     """Send a datagram (a new socket, hence a new conntrack entry, per try); the echo or None."""
     for _ in range(tries):
@@ -281,8 +269,8 @@ def test_two_servers_on_port_80_are_reached_through_their_own_host_ports(net, la
     lab.serve(web1, "0.0.0.0", 80, "web1")
     lab.serve(web2, "0.0.0.0", 80, "web2")
     for address in ("127.0.0.1", gateway):
-        assert (tcp_from_host(address, p1) or "").split()[:1] == ["web1"], address
-        assert (tcp_from_host(address, p2) or "").split()[:1] == ["web2"], address
+        assert (lab.tcp_from_host(address, p1) or "").split()[:1] == ["web1"], address
+        assert (lab.tcp_from_host(address, p2) or "").split()[:1] == ["web2"], address
     net.assert_no_changes(path)
 
 
@@ -321,7 +309,7 @@ def test_udp_forward_echoes_back_to_the_host(net, lab):
     reply = udp_from_host("127.0.0.1", p1, "hello")
     # the host's 127.0.0.1 source is masqueraded to the gateway as it enters the bridge
     assert reply == f"hello {subnet[1]}"
-    assert tcp_from_host("127.0.0.1", p1, timeout=SHORT) is None  # a udp forward publishes no tcp port
+    assert lab.tcp_from_host("127.0.0.1", p1, timeout=SHORT) is None  # a udp forward publishes no tcp port
 
 
 # 4. host_address and the localhost guard (CVE-2020-8558)
@@ -338,8 +326,8 @@ def test_loopback_only_forward_is_not_reachable_from_the_bridge(net, lab):
 
     lab.serve(web1, "0.0.0.0", 80, "web1")
     net.host_server("127.0.0.1", q, "host-loopback")
-    assert (tcp_from_host("127.0.0.1", p1) or "").startswith("web1 ")
-    assert (tcp_from_host("127.0.0.1", q) or "").startswith("host-loopback ")  # the service is up
+    assert (lab.tcp_from_host("127.0.0.1", p1) or "").startswith("web1 ")
+    assert (lab.tcp_from_host("127.0.0.1", q) or "").startswith("host-loopback ")  # the service is up
 
     for port in (p1, q):
         for address in (gateway, "127.0.0.1"):
@@ -463,7 +451,7 @@ def test_forward_to_a_named_second_interface_goes_to_its_address(net, lab):
     rule = next(r for r in table_rules(f"nsnet-{doc['name']}") if r["chain"] == "output")
     assert {"dnat": {"addr": str(net_b[20]), "port": 80}} in rule["expr"]
     lab.serve(web, str(net_b[20]), 80, "web-eth1")  # listens on eth1's address only
-    assert tcp_from_host("127.0.0.1", p1) == f"web-eth1 {net_b[1]}"
+    assert lab.tcp_from_host("127.0.0.1", p1) == f"web-eth1 {net_b[1]}"
     net.assert_no_changes(path)
 
 
@@ -492,7 +480,7 @@ def test_a_rule_deleted_by_hand_is_planned_and_restored(net, lab):
     assert [r for r in table_rules(name) if r["comment"] == comment and r["chain"] == "output"]
     assert len(table_rules(name)) == len([i for i in json.loads(before)["nftables"] if "rule" in i])
     lab.serve(web1, "0.0.0.0", 80, "web1")
-    assert (tcp_from_host("127.0.0.1", p1) or "").startswith("web1 ")
+    assert (lab.tcp_from_host("127.0.0.1", p1) or "").startswith("web1 ")
 
 
 def test_a_table_deleted_by_hand_is_recreated(net, lab):
@@ -547,7 +535,7 @@ def test_a_switch_turned_off_by_hand_is_drift_and_apply_turns_it_back_on(net, la
     assert repaired()
     net.assert_no_changes(path)
     lab.serve(web1, "0.0.0.0", 80, "web1")
-    assert (tcp_from_host("127.0.0.1", p1) or "").startswith("web1 ")  # needs route_localnet
+    assert (lab.tcp_from_host("127.0.0.1", p1) or "").startswith("web1 ")  # needs route_localnet
     assert tcp_from(web1, str(subnet[1]), p1) == f"web1 {subnet[1]}"  # needs hairpin
 
 
