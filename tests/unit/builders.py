@@ -156,3 +156,13 @@ def snapshot(*links: Link, addresses: tuple[Address, ...] = (), routes: tuple[Ro
 def opened(kernel: FakeKernel) -> Iterator[FakeKernel]:
     """Stands in for kernel.open_kernel(topology) in CLI tests."""
     yield kernel
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """`nsnet ARGV` in-process: (exit code, stdout, stderr)."""
+    from netplan_lite import cli
+
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+

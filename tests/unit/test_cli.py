@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from builders import EXAMPLE, iface, one_bridge, opened, to_yaml
+from builders import EXAMPLE, iface, one_bridge, opened, run_cli as run, to_yaml
 
 from netplan_lite import cli, journal
 from netplan_lite.errors import ExitCode
@@ -48,12 +48,6 @@ def topo_file(tmp_path) -> str:
     path = tmp_path / "topology.yaml"
     path.write_bytes(to_yaml(one_bridge("a", "b")))
     return str(path)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def help_of(capsys, *argv: str) -> str:

@@ -12,23 +12,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from builders import run_cli as run
+
 from netplan_lite import cli, fmt, loader, yamlsource
 from netplan_lite.errors import ExitCode, TopologyError
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted(ROOT.glob("examples/*.yaml")) + sorted((ROOT / "tests" / "corpus" / "good").glob("*.yaml"))
 IDS = [f"{p.parent.name}/{p.name}" for p in FILES]
-
-
-@pytest.fixture(autouse=True)
-def no_nsnet_file(monkeypatch):
-    monkeypatch.delenv("NSNET_FILE", raising=False)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def data(raw: bytes):

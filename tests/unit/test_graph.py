@@ -12,9 +12,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 import pytest
-from builders import EXAMPLE, topology
+from builders import EXAMPLE, run_cli as run, topology
 
-from netplan_lite import cli, graph, loader
+from netplan_lite import graph, loader
 from netplan_lite.desired import allocate
 from netplan_lite.model import Bridge, Interface, Namespace, PortForward, Protocol, Topology
 
@@ -315,12 +315,6 @@ def no_kernel(monkeypatch):
 
     monkeypatch.setattr("netplan_lite.kernel.open_kernel", refuse)
     monkeypatch.delenv("NSNET_FILE", raising=False)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_mermaid(capsys):

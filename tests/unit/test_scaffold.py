@@ -8,20 +8,11 @@ from ipaddress import IPv4Interface
 
 import pytest
 
+from builders import run_cli as run
+
 from netplan_lite import cli, fmt, loader, scaffold
 from netplan_lite.desired import allocate
 from netplan_lite.errors import ExitCode
-
-
-@pytest.fixture(autouse=True)
-def no_nsnet_file(monkeypatch):
-    monkeypatch.delenv("NSNET_FILE", raising=False)
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def comments(text: str) -> str:
