@@ -72,7 +72,8 @@ def test_progress_bar_when_the_actions_do_not_fit_on_the_screen(monkeypatch):
     assert text.endswith(ERASE_LINE)
 
 
-def test_no_bar_in_a_pipe_or_when_the_plan_fits():
+def test_no_bar_in_a_pipe_or_when_the_plan_fits(monkeypatch):
+    monkeypatch.setattr("shutil.get_terminal_size", lambda: __import__("os").terminal_size((80, 24)))
     for terminal, count in ((False, 40), (True, 1)):
         out = io.StringIO()
         progress = Progress(out, Style(False), terminal=terminal)
