@@ -49,8 +49,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"format_version": 1, "file": args.file, "valid": True, "topology": topology.name, "counts": counts})
     else:
-        print(f"{args.file}: valid topology {topology.name!r} "
-              f"({len(topology.bridges)} bridges, {len(topology.namespaces)} namespaces, {len(topology.port_forwards)} port forwards)")
+        print(f"{args.file}: valid topology {topology.name!r} ({counts['bridges']} bridges, "
+              f"{counts['namespaces']} namespaces, {counts['port_forwards']} port forwards)")
     return ExitCode.OK
 
 
@@ -86,11 +86,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _progress(args: argparse.Namespace) -> Any:
     """Action lines as they run (and a progress bar on a terminal); nothing with --json."""
     from .progress import Progress
-    from .style import is_terminal
+    from .style import interactive
 
     if args.json:
         return None
-    return Progress(sys.stdout, _style(args), terminal=is_terminal(sys.stdout) and os.environ.get("TERM") != "dumb")
+    return Progress(sys.stdout, _style(args), terminal=interactive(sys.stdout))
 
 
 def _finish(args: argparse.Namespace, applied: Any, verb: str, started: float, warnings: Sequence[Any] = ()) -> int:

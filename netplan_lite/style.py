@@ -19,14 +19,18 @@ class Style:
 
     @classmethod
     def for_stream(cls, stream: TextIO, no_color: bool = False) -> Style:
-        wanted = not no_color and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-        return cls(wanted and is_terminal(stream))
+        return cls(not no_color and not os.environ.get("NO_COLOR") and interactive(stream))
 
     def paint(self, kind: str, text: str) -> str:
         return f"\033[{CODES[kind]}m{text}\033[0m" if self.enabled and text else text
 
     def marker(self, marker: str) -> str:
         return self.paint(MARKER_STYLES.get(marker, "bold"), marker)
+
+
+def interactive(stream: TextIO) -> bool:
+    """A terminal that understands escape sequences (not TERM=dumb)."""
+    return os.environ.get("TERM") != "dumb" and is_terminal(stream)
 
 
 def is_terminal(stream: TextIO) -> bool:
