@@ -33,20 +33,24 @@ class Found:
     file: str | None = None  # as the last successful apply read it
 
 
+def _source_record(topology: str) -> str:
+    return os.path.join(STATE_DIR, topology, SOURCE_FILE)
+
+
 def remember_source(topology: str, path: str) -> None:
-    record = os.path.join(topology_dir(topology), SOURCE_FILE)
-    with os.fdopen(os.open(record, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+    topology_dir(topology)
+    with os.fdopen(os.open(_source_record(topology), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump({"file": os.path.abspath(path)}, f)
 
 
 def forget_source(topology: str) -> None:
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(STATE_DIR, topology, SOURCE_FILE))
+        os.unlink(_source_record(topology))
 
 
 def remembered_source(topology: str) -> str | None:
     try:
-        with open(os.path.join(STATE_DIR, topology, SOURCE_FILE)) as f:
+        with open(_source_record(topology)) as f:
             return json.load(f)["file"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
