@@ -16,10 +16,11 @@ from typing import Any, Iterator
 from . import hostsysctl, netns, nftables
 from .apply import kernel_reason
 from .diff import FieldChange
-from .errors import KernelError, PermissionDenied
+from .errors import ConflictError, KernelError, PermissionDenied
 from .labels import ADDRESS_PROTO, ROUTE_PROTO, label
 from .netlink import Netlink
-from .nat import IP_FORWARD
+from .lock import host_lock
+from .nat import IP_FORWARD, claim_clashes, forward_claims, taken_claims
 from .observe import ORPHAN_NAMESPACE, Observation, observe
 from .state import BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, SysctlState
 
@@ -64,7 +65,7 @@ class LiveKernel:
             InterfaceState: self._create_interface,
             RouteState: self._create_route,
             SysctlState: self._set_sysctl,
-            NftTableState: nftables.replace_table,
+            NftTableState: self._publish_table,
         }[type(resource)]
         handler(resource)
         return None
@@ -74,6 +75,16 @@ class LiveKernel:
             hostsysctl.claim(self.topology, sysctl.key, sysctl.value)
         else:  # a per-link key of one of our bridges
             hostsysctl.write(sysctl.key, sysctl.value)
+
+    def _publish_table(self, table: NftTableState) -> None:
+        """Write the table under a host-wide lock, after checking its host ports against the
+        other topologies' tables once more: the plan's check cannot see an apply of another
+        topology that publishes the same port between this run's read and this write."""
+        with host_lock("forwards"):
+            clashes = claim_clashes(forward_claims(table), taken_claims(nftables.read_tables(), table.name))
+            if clashes:
+                raise ConflictError("refusing to forward a host port twice: " + "; ".join(clashes))
+            nftables.replace_table(table)
 
     def _create_bridge(self, bridge: BridgeState) -> None:
         index = self.nl.add_bridge(bridge.name)

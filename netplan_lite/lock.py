@@ -1,4 +1,5 @@
-"""One apply or destroy per topology at a time: an flock on /run/nsnet/<topology>/lock.
+"""One apply or destroy per topology at a time: an flock on /run/nsnet/<topology>/lock;
+and short host-wide critical sections (host_lock).
 
 The holder writes its PID into the file so a waiter can name it. flock is
 released by the kernel when the holder dies, even by SIGKILL. A clean
@@ -17,13 +18,25 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .errors import NsnetError
-from .journal import topology_dir
+from .journal import STATE_DIR, topology_dir
 
 POLL_SECONDS = 0.1
 
 
 class LockTimeout(NsnetError):
     """Another nsnet run holds the topology's lock."""
+
+
+@contextlib.contextmanager
+def host_lock(name: str) -> Iterator[None]:
+    """A short host-wide critical section shared by every topology: /run/nsnet/<name>.lock."""
+    os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(STATE_DIR, f"{name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @dataclass

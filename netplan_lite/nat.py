@@ -16,10 +16,10 @@ How a forward reaches a namespace behind a bridge (measured, see docs/design.md)
 from __future__ import annotations
 
 from ipaddress import IPv4Interface, IPv4Network
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from .model import Interface, InterfaceKey, PortForward, Topology
-from .nftables import canonical, table_name
+from .nftables import TABLE_PREFIX, canonical, table_name
 from .state import LINK_SYSCTL_PREFIX, NftChain, NftRule, NftTableState, SysctlState
 
 Claim = tuple[str, str, int]  # (protocol, host address or "*", host port)
@@ -150,6 +150,21 @@ def forward_claims(table: NftTableState) -> Iterator[Claim]:
 def claims_clash(a: Claim, b: Claim) -> bool:
     """Same protocol and port on the same address, or on every address (*)."""
     return a[0] == b[0] and a[2] == b[2] and (a[1] == b[1] or "*" in (a[1], b[1]))
+
+
+def taken_claims(tables: Mapping[str, NftTableState], own_table: str) -> dict[Claim, str]:
+    """Host ports published by the other topologies' tables -> the topology publishing each."""
+    return {c: name[len(TABLE_PREFIX):] for name, t in tables.items() if name != own_table for c in forward_claims(t)}
+
+
+def claim_clashes(wanted: Iterable[Claim], taken: Mapping[Claim, str]) -> list[str]:
+    """One line per wanted host port that another topology already forwards."""
+    return [
+        f"{proto} port {address}:{port} is already forwarded by topology {other!r}"
+        for proto, address, port in wanted
+        for claim, other in taken.items()
+        if claims_clash((proto, address, port), claim)
+    ]
 
 
 def desired_claims(topology: Topology) -> Iterator[Claim]:

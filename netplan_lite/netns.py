@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import os
 from typing import Iterator
 
 from .faults import checkpoint
+from .lock import host_lock
 
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -71,17 +71,6 @@ def entered(fd: int) -> Iterator[None]:
         _check(_libc.setns(home, CLONE_NEWNET), "setns back")
 
 
-@contextlib.contextmanager
-def _host_lock() -> Iterator[None]:
-    os.makedirs("/run/nsnet", mode=0o700, exist_ok=True)
-    fd = os.open("/run/nsnet/netns.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 _dir_ready = False  # /run/netns checked in this process
 
 
@@ -102,7 +91,7 @@ def create(name: str) -> int:
     global _dir_ready
     path = path_of(name)
     if not _dir_ready:
-        with _host_lock():  # two runs must not both bind-mount /run/netns
+        with host_lock("netns"):  # two runs must not both bind-mount /run/netns
             _ensure_netns_dir()
         _dir_ready = True
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))

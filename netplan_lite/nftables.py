@@ -76,6 +76,11 @@ def read_table(name: str) -> NftTableState | None:
     return parse_table(name, json.loads(done.stdout))
 
 
+def read_tables() -> dict[str, NftTableState]:
+    """Every nsnet table, by name (one may vanish between listing and reading)."""
+    return {name: t for name in list_tables() if (t := read_table(name)) is not None}
+
+
 def parse_table(name: str, doc: dict[str, Any]) -> NftTableState:
     chains, rules = [], []
     for item in doc.get("nftables", []):

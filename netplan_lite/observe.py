@@ -18,9 +18,9 @@ from .labels import ADDRESS_PROTO, label, owner_of
 from .model import InterfaceKey
 from .fanout import fan_out
 from .journal import Intents, read_intents
-from .nat import IP_FORWARD, Claim, forward_claims, route_localnet_key
+from .nat import IP_FORWARD, Claim, route_localnet_key, taken_claims
 from .netlink import Link, Netlink, Snapshot
-from .nftables import TABLE_PREFIX, table_name
+from .nftables import table_name
 from .state import (BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, State,
                     SysctlState, state_of)
 
@@ -89,8 +89,7 @@ def build_observation(
     if own_table in tables:
         resources.append(tables[own_table])
     foreign_links = {l.name: describe_owner(owner_of(l.alias)) for l in host.links if not ours.link(l)}
-    claims = {c: name[len(TABLE_PREFIX):] for name, t in tables.items() if name != own_table for c in forward_claims(t)}
-    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims)
+    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, taken_claims(tables, own_table))
 
 
 @dataclass(frozen=True)
@@ -179,7 +178,7 @@ def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> 
     names = [name for name in netns.list_names() if scope is None or name in scope]
     read = functools.partial(_read_namespace, nl, ours)
     namespaces = {name: snap for name, (found, snap) in zip(names, fan_out(read, names)) if found}
-    tables = {name: t for name in nftables.list_tables() if (t := nftables.read_table(name)) is not None}
+    tables = nftables.read_tables()
     observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), intents,
                                     orphans=scope is None)
     _hold_ours(nl, namespaces.keys(), {r.name for r in observation.state.values() if isinstance(r, NamespaceState)})

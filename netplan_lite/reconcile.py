@@ -17,7 +17,7 @@ from .desired import allocate, desired_state
 from .diff import Change, diff
 from .errors import ConflictError, TopologyError, Problem
 from .model import Topology
-from .nat import claims_clash, desired_claims
+from .nat import claim_clashes, desired_claims
 from .observe import Observation
 from .plan import Op, Plan, make_plan
 from .state import InterfaceState, Kind, State
@@ -71,12 +71,7 @@ def compute_destroy(topology: str, observation: Observation) -> Planned:
 
 
 def _refuse_conflicts(topology: Topology, desired: State, observation: Observation) -> None:
-    problems = [
-        f"{proto} port {address}:{port} is already forwarded by topology {other!r}"
-        for proto, address, port in desired_claims(topology)
-        for claim, other in observation.foreign_claims.items()
-        if claims_clash((proto, address, port), claim)
-    ]
+    problems = claim_clashes(desired_claims(topology), observation.foreign_claims)
     for rid, resource in desired.items():
         if rid.kind is Kind.NAMESPACE and rid.name in observation.foreign_namespaces:
             problems.append(f"namespace {rid.name} already exists ({observation.foreign_namespaces[rid.name]})")

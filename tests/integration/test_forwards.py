@@ -643,3 +643,46 @@ def test_a_host_port_forwarded_by_another_topology_is_refused_and_nothing_change
     assert second["name"] not in ip_forward_holders()
     assert table_text(f"nsnet-{first['name']}") == first_table
 
+
+
+def _stopped(proc: subprocess.Popen) -> bool:
+    with open(f"/proc/{proc.pid}/stat") as f:
+        return f.read().rpartition(")")[2].split()[0] == "T"
+
+
+def test_two_applies_racing_for_one_host_port_cannot_both_publish_it(net, lab):
+    """The second topology's apply is planned before the first publishes the port, then stopped
+    (NSNET_STOP_AT=1, its first kernel change, before its table); once the first has published the
+    port, the second must refuse at the moment it writes its table, roll back and leave the first alone."""
+    (port,) = lab.free_ports(1)
+    subnet = lab.new_subnet()
+    bridge, web = f"{net.prefix}xb", f"{net.prefix}x-web"
+    second = net.topology("x", bridges={bridge: {"subnet": str(subnet)}},
+                          namespaces={web: {"interfaces": {"eth0": {"bridge": bridge}}}},
+                          forwards=[forward(port, web, 8000)])
+    second_path = net.write(second, "second.yaml")
+    racer = subprocess.Popen([sys.executable, "-m", "netplan_lite", "apply", str(second_path)], cwd=lab.dir,
+                             env={**os.environ, "NSNET_STOP_AT": "1"}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert lab.wait_until(lambda: racer.poll() is not None or _stopped(racer), timeout=30), "never stopped"
+        assert racer.poll() is None, racer.communicate()
+
+        first, _, _ = one_bridge(net, ["web1"], [forward(port, net.name("web1"), 80)])
+        first_path = net.write(first, "first.yaml")
+        net.apply(first_path)
+        first_table = table_text(f"nsnet-{first['name']}")
+
+        racer.send_signal(signal.SIGCONT)
+        out, err = racer.communicate(timeout=60)
+    finally:
+        if racer.poll() is None:  # before the lab's destroys, which would wait for its lock
+            racer.kill()
+            racer.communicate()
+    assert racer.returncode == 1, out + err
+    assert f"already forwarded by topology {first['name']!r}" in out + err, out + err
+    assert not table_exists(f"nsnet-{second['name']}")
+    assert lab.link(bridge) is None and web not in lab.netns_names()
+    assert not lab.links_with_alias(f"nsnet:{second['name']}")
+    assert table_text(f"nsnet-{first['name']}") == first_table
+    net.assert_no_changes(first_path)
