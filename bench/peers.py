@@ -182,8 +182,9 @@ class NsnetPeer(Peer):
         counts = json.loads(floor.out)
         if counts["namespaces"] < self.lab.n:
             raise BenchError(f"the read floor saw {counts['namespaces']} namespaces, expected at least {self.lab.n}")
+        load = require_ok(self.cmd("validate", self.file))  # start, imports and loading this lab's file
         return {"noop": proc.wall, "floor": floor.wall, "floor_inproc": counts["seconds"],
-                "foreign_ns": counts["namespaces"] - self.lab.n}
+                "foreign_ns": counts["namespaces"] - self.lab.n, "validate_lab": load.wall}
 
     def _change(self, file: str, prefix: str) -> dict[str, float]:
         plan = require_ok(self.cmd("plan", file))

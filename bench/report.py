@@ -88,6 +88,9 @@ def targets_table(sizes: list[int], samples: Samples, rss: Mapping[int, list[flo
 
 
 def detail_table(n: int, samples: Samples, peers: list[str]) -> list[str]:
+    def m(case: str) -> float | None:
+        return median(samples.get((n, "nsnet", case)))
+
     rows = ["| case | " + " | ".join(PEER_TITLES[p] for p in peers) + " |", "|---|" + "---|" * len(peers)]
     for case, title, how in CASES:
         cells = []
@@ -99,12 +102,17 @@ def detail_table(n: int, samples: Samples, peers: list[str]) -> list[str]:
             else:
                 cells.append(seconds(v) + (f" ({what})" if what and v is not None else ""))
         rows.append(f"| {title} | " + " | ".join(cells) + " |")
-    floor = median(samples.get((n, "nsnet", "floor")))
-    inproc = median(samples.get((n, "nsnet", "floor_inproc")))
-    rows.append(f"| raw read floor (process / in-process) | {seconds(floor)} / {seconds(inproc)} |" + " |" * (len(peers) - 1))
-    parts = [(c, median(samples.get((n, "nsnet", c)))) for c in ("add_plan", "add_apply", "remove_plan", "remove_apply")]
+    floor, inproc = m("floor"), m("floor_inproc")
+    blank = " |" * (len(peers) - 1)
+    rows.append(f"| raw read floor (process / in-process) | {seconds(floor)} / {seconds(inproc)} |{blank}")
+    rows.append(f"| `nsnet validate` of this lab's file (start, imports, load) | {seconds(m('validate_lab'))} |{blank}")
+    parts = [(c, m(c)) for c in ("add_plan", "add_apply", "remove_plan", "remove_apply")]
     if any(v is not None for _, v in parts):
-        rows.append("| nsnet add: plan / apply; remove: plan / apply | " + " / ".join(seconds(v) for _, v in parts) + " |" + " |" * (len(peers) - 1))
+        rows.append("| nsnet add: plan / apply; remove: plan / apply | " + " / ".join(seconds(v) for _, v in parts) + f" |{blank}")
+    add = m("add")
+    if add is not None and inproc is not None:
+        rows.append(f"| nsnet add if reading the kernel cost nothing (plan + apply − 2 × in-process floor) | "
+                    f"{seconds(add - 2 * inproc)} |{blank}")
     if "batch" in peers:
         b = median(samples.get((n, "batch", "build")))
         ratios = " | ".join(ratio(median(samples.get((n, p, "build"))), b) for p in peers)
