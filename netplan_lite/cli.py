@@ -13,8 +13,8 @@ import traceback
 from typing import Callable, NoReturn, Sequence
 
 from . import __version__
-from .commands import (DEFAULT_FILE, cmd_apply, cmd_completion, cmd_destroy, cmd_exec, cmd_fmt, cmd_graph, cmd_init,
-                       cmd_ls, cmd_plan, cmd_show, cmd_validate, default_file, print_json)
+from .commands import (DEFAULT_FILE, cmd_agent, cmd_apply, cmd_completion, cmd_destroy, cmd_exec, cmd_fmt, cmd_graph,
+                       cmd_init, cmd_ls, cmd_plan, cmd_show, cmd_validate, default_file, print_json)
 from .errors import ExitCode, NsnetError
 
 EXIT_CODES = """exit codes:
@@ -87,6 +87,13 @@ def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> N
     p.add_argument("shell", nargs="?", choices=SHELLS, help="the shell to complete for")
     p.add_argument("--list-namespaces", metavar="FILE", help=argparse.SUPPRESS)
     p.epilog = COMPLETION_INSTALL + "\n\n" + EXIT_CODES
+    p = command("agent", cmd_agent, "Serve nsnet commands from one resident process that keeps the kernel's state "
+                "current (optional: faster commands on big labs).", reports=False)
+    p.epilog = ("While it runs, `nsnet` hands every command to it: the agent has nsnet imported and reads again only\n"
+                "the namespaces the kernel announced changes in, then runs the command in a child process with your\n"
+                "files, directory and environment; output and exit codes are the same. Socket: /run/nsnet/agent.sock\n"
+                "(NSNET_AGENT_SOCKET); NSNET_AGENT=off runs a command without it. Stop it with Ctrl-C or SIGTERM:\n"
+                "running commands finish first.\n\n" + EXIT_CODES)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -186,6 +186,14 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     return _finish(args, applied, "Destroy", started)
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    from . import agent
+    from .kernel import require_privileges
+
+    require_privileges()
+    return agent.serve()
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from . import inventory, tables
     from .kernel import require_privileges

@@ -17,6 +17,11 @@ import signal
 _count = 0
 
 
+def changes_made() -> int:
+    """How many kernel-changing steps this process has taken."""
+    return _count
+
+
 def checkpoint() -> None:
     global _count
     _count += 1

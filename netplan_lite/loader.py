@@ -46,8 +46,24 @@ def load_file(path: str | Path) -> Topology:
     return load_bytes(read_source(path), str(path))
 
 
+_remembered: dict[tuple[str, bytes], Topology] = {}  # filled by the agent for its children
+REMEMBER_AT_MOST = 16
+
+
+def remember(raw: bytes, source: str) -> None:
+    """Load now, so that loading the same text under the same name later costs nothing."""
+    topology = load_bytes(raw, source)
+    if len(_remembered) >= REMEMBER_AT_MOST:
+        _remembered.pop(next(iter(_remembered)))
+    _remembered[(source, hashlib.sha256(raw).digest())] = topology
+
+
 def load_bytes(raw: bytes, source: str = "<memory>") -> Topology:
     """Validate topology text; `source` names it in error messages."""
+    if _remembered:
+        known = _remembered.get((source, hashlib.sha256(raw).digest()))
+        if known is not None:
+            return known
     try:
         doc = yamlsource.parse(raw)
     except yamlsource.SourceError as err:

@@ -11,12 +11,13 @@ import errno
 import functools
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 from . import hostsysctl, netns, nftables
 from .labels import ADDRESS_PROTO, label, owner_of
 from .model import InterfaceKey
 from .fanout import fan_out
+from .faults import changes_made
 from .journal import Intents, read_intents
 from .nat import IP_FORWARD, Claim, route_localnet_key, taken_claims
 from .netlink import Link, Netlink, Snapshot
@@ -35,6 +36,33 @@ class Observation:
     foreign_namespaces: Mapping[str, str] = field(default_factory=dict)  # name -> owner
     assigned: Mapping[InterfaceKey, IPv4Interface] = field(default_factory=dict)
     foreign_claims: Mapping[Claim, str] = field(default_factory=dict)  # host port -> other topology
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """The host and namespaces as the agent read them just before this process started
+    (statecache.py); namespaces missing here are read as usual."""
+
+    host: Snapshot
+    namespaces: Mapping[str, Snapshot]
+    still_current: Callable[[], bool] | None = None  # asked just before they are used
+
+
+_prefetched: Prefetched | None = None
+
+
+def use_prefetched(prefetched: Prefetched) -> None:
+    """Serve the next observe from `prefetched`, unless this process changes the kernel first."""
+    global _prefetched
+    _prefetched = prefetched
+
+
+def _take_prefetched() -> Prefetched | None:
+    global _prefetched
+    taken, _prefetched = _prefetched, None
+    if taken is None or changes_made() or (taken.still_current is not None and not taken.still_current()):
+        return None
+    return taken
 
 
 def describe_owner(owner: str | None) -> str:
@@ -135,7 +163,8 @@ def _interfaces(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: O
 
 
 def _cidrs(snap: Snapshot, index: int) -> tuple[str, ...]:
-    return tuple(sorted((a.cidr for a in snap.addresses_of(index)), key=IPv4Interface))
+    cidrs = [a.cidr for a in snap.addresses_of(index)]
+    return tuple(sorted(cidrs, key=IPv4Interface) if len(cidrs) > 1 else cidrs)
 
 
 def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPv4Interface]]:
@@ -174,9 +203,10 @@ def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> 
     """
     intents = read_intents(topology)
     ours = Ownership(label(topology), intents)
-    host = nl.snapshot(None)
+    prefetched = _take_prefetched()
+    host = prefetched.host if prefetched else nl.snapshot(None)
     names = [name for name in netns.list_names() if scope is None or name in scope]
-    read = functools.partial(_read_namespace, nl, ours)
+    read = functools.partial(_read_namespace, nl, ours, prefetched.namespaces if prefetched else {})
     namespaces = {name: snap for name, (found, snap) in zip(names, fan_out(read, names)) if found}
     tables = nftables.read_tables()
     observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), intents,
@@ -196,10 +226,14 @@ def _hold_ours(nl: Netlink, read: Iterable[str], ours: set[str]) -> None:
                 nl.namespace_fd(name)
 
 
-def _read_namespace(nl: Netlink, ours: Ownership, name: str) -> tuple[bool, Snapshot | None]:
+def _read_namespace(nl: Netlink, ours: Ownership, known: Mapping[str, Snapshot],
+                    name: str) -> tuple[bool, Snapshot | None]:
     """(found, snapshot): links of any namespace (its lo says whose it is); addresses and routes
     of ours only. Not found: removed since listdir. Snapshot None: a file that is not (yet) a
     namespace. (A plain tuple: the answer may come back pickled from a forked reader.)"""
+    if name in known:
+        snap = known[name]
+        return True, snap if ours.namespace(name, snap) else Snapshot(snap.links, (), ())
     try:
         links = nl.links(name)
     except FileNotFoundError:

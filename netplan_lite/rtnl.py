@@ -20,6 +20,7 @@ from typing import Iterator
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWNSID, RTM_DELNSID, RTM_GETNSID = 88, 89, 90
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 0x1, 0x2, 0x4
 NLM_F_DUMP = 0x300
@@ -35,6 +36,13 @@ VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE = 4  # hairpin
 IFA_ADDRESS, IFA_LOCAL, IFA_PROTO = 1, 2, 11
 RTA_DST, RTA_GATEWAY, RTA_TABLE = 1, 5, 15
+NETNSA_NSID, NETNSA_FD = 1, 3
+
+# multicast groups: every change to what a Snapshot holds is announced in one of these
+RTMGRP_LINK, RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE = 0x1, 0x10, 0x40
+RTMGRP_NSID = 1 << 27  # RTNLGRP_NSID (28): ids given to and taken from other namespaces
+NETLINK_LISTEN_ALL_NSID = 8
+SO_RCVBUFFORCE = 33
 
 SOL_NETLINK, NETLINK_GET_STRICT_CHK = 270, 12
 IFF_UP = 0x1
@@ -271,6 +279,21 @@ class RtnlSocket:
         body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)  # the local table is the kernel's
         return [r for d, o, e in self.dump(RTM_GETROUTE, body) if (r := decode_route(d, o, e))]
 
+    def nsid_of(self, netns_fd: int) -> int | None:
+        """The id this socket's namespace gives the namespace `netns_fd` (None: it has none yet).
+        The kernel assigns one when a veth spans the two, so every namespace of ours has one."""
+        seq = self._send(RTM_GETNSID, 0, struct.pack("=Bxxx", socket.AF_UNSPEC) + attr_u32(NETNSA_FD, netns_fd))
+        for msg_kind, msg_seq, data, offset, end in self._messages():
+            if msg_seq != seq:
+                continue
+            if msg_kind == NLMSG_ERROR:
+                code = -struct.unpack_from("=i", data, offset)[0]
+                raise NetlinkError(code, os.strerror(code))
+            nsid = parse_attrs(data, offset + 4, end).get(NETNSA_NSID)
+            value = struct.unpack("=i", nsid)[0] if nsid else -1
+            return value if value >= 0 else None
+        raise NetlinkError(errno.EIO, "no answer")
+
     def index_of(self, name: str) -> int | None:
         try:
             msg = self._get_link(name)
@@ -350,3 +373,54 @@ class RtnlSocket:
 
     def delete_route(self, to: str, via: str) -> None:
         self.request(RTM_DELROUTE, 0, route_body(to, via, 0))
+
+
+class ChangeListener:
+    """Announcements of link, IPv4 address and route changes in this namespace and in every
+    namespace it has an id for (NETLINK_LISTEN_ALL_NSID), and of ids given and taken back (a
+    namespace's id is taken back when it dies, before its inode number can be reused): one
+    socket, which, unlike a socket opened inside each namespace, keeps none of them alive."""
+
+    def __init__(self, buffer_bytes: int = 32 << 20) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
+                                  socket.NETLINK_ROUTE)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)
+        except PermissionError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
+        self.sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_NSID))
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, 1)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def drain(self) -> tuple[set[int | None], bool]:
+        """(ids of the namespaces that announced a change, None for this one; whether some
+        announcements were lost because the buffer overflowed), without waiting."""
+        changed: set[int | None] = set()
+        while True:
+            try:
+                data, ancillary, _, _ = self.sock.recvmsg(1 << 16, socket.CMSG_SPACE(4))
+            except BlockingIOError:
+                return changed, False
+            except OSError as err:
+                if err.errno == errno.ENOBUFS:
+                    return changed, True
+                raise
+            source = next((struct.unpack("=i", raw[:4])[0] for level, kind, raw in ancillary
+                           if level == SOL_NETLINK and kind == NETLINK_LISTEN_ALL_NSID), None)
+            offset = 0
+            while offset + _NLMSGHDR.size <= len(data):
+                length, kind, _, _, _ = _NLMSGHDR.unpack_from(data, offset)
+                changed.add(_nsid_announced(data, offset, offset + length) if kind in (RTM_NEWNSID, RTM_DELNSID)
+                            else source)
+                offset += _align(max(length, _NLMSGHDR.size))
+
+
+def _nsid_announced(data: bytes, offset: int, end: int) -> int | None:
+    """The id an RTM_NEWNSID/RTM_DELNSID message is about (rtgenmsg, then attributes)."""
+    raw = parse_attrs(data, offset + _NLMSGHDR.size + 4, end).get(NETNSA_NSID)
+    return struct.unpack("=i", raw[:4])[0] if raw else None

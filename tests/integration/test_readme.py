@@ -4,7 +4,7 @@ Each block marked `<!-- readme-test: NAME -->` is run line by line with
 bash, with `nsnet` on PATH, in a directory of the test's own. The topology's
 names, subnet and host ports are swapped for the lab's random ones, in the
 topology file and in every line alike, so the commands are the README's and
-nothing of the host is touched. A line ending in `&` starts a server (killed
+nothing of the host is touched. A line ending in `&` (before any comment) starts a server (killed
 at cleanup); a `curl` line is retried while its server starts, and a
 trailing `# hello from X` comment is the output it must print.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,8 +73,9 @@ class Runner:
             self.exports.append(line)
             return ""
         command = "\n".join([*self.exports, self.swap(line)])
-        if command.rstrip().endswith("&"):
-            self.lab.procs.append(subprocess.Popen(["bash", "-c", command.rstrip().rstrip("&")], cwd=self.dir,
+        bare = re.sub(r"\s#[^'\"]*$", "", command).rstrip()  # without a trailing comment
+        if bare.endswith("&"):
+            self.lab.procs.append(subprocess.Popen(["bash", "-c", bare.rstrip("&")], cwd=self.dir,
                                                    env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
             return ""
         expected = re.search(r"#.*?(hello from \S+)", command)
@@ -133,3 +136,35 @@ def test_ci_block(lab):
     runner.run(plan, codes=(0,))
     runner.run(show, codes=(0,))
     runner.run("nsnet destroy topology.yaml")
+
+
+def test_agent_block(lab):
+    p = lab.prefix
+    runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.",
+                    lab.free_ports(2))
+    agent_socket = runner.dir / "agent.sock"  # the test's own agent, never the host's
+    runner.env.pop("NSNET_AGENT", None)
+    runner.env["NSNET_AGENT_SOCKET"] = str(agent_socket)
+    shutil.copy(REPO / "examples" / "topology.yaml", runner.dir / "topology.yaml")
+    runner.adopt(runner.dir / "topology.yaml")
+    start, served, local, stop = block("agent")
+    assert start.startswith("nsnet agent &") and stop.startswith("kill %1")
+    runner.run(start)
+    agent = lab.procs[-1]  # bash execs the nsnet shim, which execs the agent: SIGTERM reaches it
+    try:
+        assert lab.wait_until(lambda: agent.poll() is not None or _answers(agent_socket), timeout=60), "no agent"
+        assert agent.poll() is None, agent.communicate()
+        assert "Plan: 10 to add" in runner.run(served)
+        assert "Plan: 10 to add" in runner.run(local)
+    finally:
+        agent.send_signal(signal.SIGTERM)  # what `kill %1` does in the reader's shell
+        _, log = agent.communicate(timeout=60)
+    assert agent.returncode == 0, log
+    served_lines = [line for line in log.decode().splitlines() if ": exit " in line]  # NSNET_AGENT=off: not served
+    assert len(served_lines) == 1 and served_lines[0].startswith("nsnet agent: plan topology.yaml: exit 0"), log
+    assert not agent_socket.exists()
+
+
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        return probe.connect_ex(str(path)) == 0
