@@ -13,6 +13,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -153,7 +154,10 @@ class NsnetPeer(Peer):
     def __init__(self, lab: L.Lab, runner: Runner, workdir: str, nsnet: list[str], env: dict[str, str] | None = None):
         super().__init__(lab, runner, workdir)
         self.nsnet = nsnet
-        self.env = env
+        self.env = {**(env or os.environ), "NSNET_AGENT": "off"}  # an agent of the host's is not measured
+        self.agent_socket = os.path.join(self.dir, "agent.sock")
+        self.agent_env = {**{k: v for k, v in self.env.items() if k != "NSNET_AGENT"},
+                          "NSNET_AGENT_SOCKET": self.agent_socket}
         self.file = os.path.join(self.dir, "topology.yaml")
         self.file_plus = os.path.join(self.dir, "topology-plus-one.yaml")
         _write(self.file, L.nsnet_yaml(lab))
@@ -161,11 +165,11 @@ class NsnetPeer(Peer):
         self.plan_rss_kb: int | None = None
         self.apply_rss_kb: int | None = None
 
-    def cmd(self, *args: str) -> Proc:
-        return self.runner.run([*self.nsnet, *args], env=self.env)
+    def cmd(self, *args: str, env: dict[str, str] | None = None) -> Proc:
+        return self.runner.run([*self.nsnet, *args], env=env or self.env)
 
-    def plan_is_empty(self, file: str) -> Proc:
-        proc = self.cmd("plan", "--detailed-exitcode", file)
+    def plan_is_empty(self, file: str, env: dict[str, str] | None = None) -> Proc:
+        proc = self.cmd("plan", "--detailed-exitcode", file, env=env)
         if proc.rc == 2:
             raise BenchError(f"`nsnet plan` is not empty after nsnet's apply: {proc.out.strip().splitlines()[-1:]}")
         return require_ok(proc)
@@ -186,10 +190,10 @@ class NsnetPeer(Peer):
         return {"noop": proc.wall, "floor": floor.wall, "floor_inproc": counts["seconds"],
                 "foreign_ns": counts["namespaces"] - self.lab.n, "validate_lab": load.wall}
 
-    def _change(self, file: str, prefix: str) -> dict[str, float]:
-        plan = require_ok(self.cmd("plan", file))
-        apply = require_ok(self.cmd("apply", file))
-        self.plan_is_empty(file)
+    def _change(self, file: str, prefix: str, env: dict[str, str] | None = None) -> dict[str, float]:
+        plan = require_ok(self.cmd("plan", file, env=env))
+        apply = require_ok(self.cmd("apply", file, env=env))
+        self.plan_is_empty(file)  # without the agent: its cache must not hide anything
         return {prefix: plan.wall + apply.wall, prefix + "_plan": plan.wall, prefix + "_apply": apply.wall}
 
     def add(self) -> dict[str, float]:
@@ -200,6 +204,36 @@ class NsnetPeer(Peer):
 
     def teardown(self) -> dict[str, float]:
         return {"teardown": require_ok(self.cmd("destroy", self.file)).wall}
+
+    def start_agent(self) -> subprocess.Popen:
+        """`nsnet agent` on this peer's own socket (not timed), once it answers."""
+        log = open(os.path.join(self.dir, "agent.log"), "ab")
+        agent = subprocess.Popen([*self.nsnet, "agent"], env=self.agent_env, stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + 60
+        while agent.poll() is None and time.monotonic() < deadline:
+            with socket.socket(socket.AF_UNIX) as probe:
+                if probe.connect_ex(self.agent_socket) == 0:
+                    return agent
+            time.sleep(0.05)
+        _stop(agent)
+        raise BenchError(f"`nsnet agent` did not start (see {log.name})")
+
+    def with_agent(self, check: Callable[[str, bool], None]) -> dict[str, float]:
+        """no-op, add one and remove it again while `nsnet agent` runs; check(step, extra) after each change."""
+        agent = self.start_agent()
+        try:
+            noop = self.plan_is_empty(self.file, env=self.agent_env).wall
+            added = self._change(self.file_plus, "agent_add", env=self.agent_env)
+            check("checks after adding one with the agent", True)
+            removed = self._change(self.file, "agent_remove", env=self.agent_env)
+            check("checks after removing it with the agent", False)
+        finally:
+            _stop(agent)
+        if agent.returncode != 0:
+            raise BenchError(f"`nsnet agent` exited {agent.returncode}")
+        return {"agent_noop": noop, **added, **removed}
 
     def profile_plan(self, python: list[str], top: int = 35) -> str:
         """`python -m cProfile -m netplan_lite plan FILE` (not timed): top entries by cumulative, then by own time."""

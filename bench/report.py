@@ -72,6 +72,8 @@ def targets_table(sizes: list[int], samples: Samples, rss: Mapping[int, list[flo
         lambda n: ratio_cell(m(n, "nsnet", "noop"), m(n, "nsnet", "floor"), 3.0))
     row("one namespace added: `nsnet plan` + `nsnet apply` (< 0.5 s)",
         lambda n: abs_cell(m(n, "nsnet", "add"), 0.5))
+    row("…the same while `nsnet agent` runs (< 0.5 s)",
+        lambda n: abs_cell(m(n, "nsnet", "agent_add"), 0.5))
     def gone(n: int, peer: str) -> float | None:
         """Teardown until nothing of the lab is left: nsnet destroy returns only then (it verifies),
         `ip -batch` returns while the kernel is still removing the namespaces' veths."""
@@ -113,6 +115,12 @@ def detail_table(n: int, samples: Samples, peers: list[str]) -> list[str]:
     if add is not None and inproc is not None:
         rows.append(f"| nsnet add if reading the kernel cost nothing (plan + apply − 2 × in-process floor) | "
                     f"{seconds(add - 2 * inproc)} |{blank}")
+    agent = [m(c) for c in ("agent_noop", "agent_add", "agent_remove")]
+    if any(v is not None for v in agent):
+        rows.append("| with `nsnet agent` running: no-op `plan`; add one (`plan` + `apply`); remove it | "
+                    + " / ".join(map(seconds, agent)) + f" |{blank}")
+        parts = [m(c) for c in ("agent_add_plan", "agent_add_apply", "agent_remove_plan", "agent_remove_apply")]
+        rows.append("| …with the agent, add: plan / apply; remove: plan / apply | " + " / ".join(map(seconds, parts)) + f" |{blank}")
     if "batch" in peers:
         b = median(samples.get((n, "batch", "build")))
         ratios = " | ".join(ratio(median(samples.get((n, p, "build"))), b) for p in peers)

@@ -258,6 +258,9 @@ class Bench:
             removed = peer.host_veth_of(peer.extra)
             self.record(key, {"remove_settle": wait_links_gone({removed} if removed else set())})
             self.check(key, peer, "checks after removing it", extra=False)
+            if isinstance(peer, NsnetPeer):
+                step = "with the agent"
+                self.record(key, peer.with_agent(lambda what, extra: self.check(key, peer, what, extra=extra)))
             step = "teardown"
             self.record(key, peer.teardown())
             step = "checks after teardown"
