@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import gc
 import importlib
 import json
@@ -176,7 +177,7 @@ def _accept(server: socket.socket, cache: SnapshotCache, agent_files: list[socke
             conn.close()
             return
         try:
-            prefetched = dataclasses.replace(cache.refresh(), still_current=_asker(cache.generation))
+            prefetched = dataclasses.replace(cache.refresh(), still_current=_asker(server, cache.generation))
             _load_named_topologies(request)
             gc.freeze()  # the child's collections then skip the agent's objects (and copy fewer pages)
             pid = os.fork()
@@ -195,12 +196,14 @@ def _accept(server: socket.socket, cache: SnapshotCache, agent_files: list[socke
             os.close(fd)
 
 
-def _asker(generation: int) -> Callable[[], bool]:
+def _asker(server: socket.socket, generation: int) -> Callable[[], bool]:
     """For the child: whether the kernel announced no change since its snapshots were taken.
     Asked when they are about to be used, after the child took its topology's lock: a run that
     held the lock until then may have changed what the snapshots show."""
+    path = server.getsockname()
+
     def still_current() -> bool:
-        return agentclient.generation() == generation
+        return agentclient.generation(path) == generation
 
     return still_current
 
@@ -294,11 +297,11 @@ def _become_client(request: dict[str, Any], fds: list[int]) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    for target, fd in enumerate(fds):
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 3) for fd in fds]  # none of them is 0-2 while those are set
+    for target, fd in enumerate(high):
         os.dup2(fd, target)  # the duplicates are inheritable, like a process's own stdio
-    for fd in fds:
-        if fd > 2:
-            os.close(fd)
+    for fd in {*fds, *high} - {0, 1, 2}:
+        os.close(fd)
     os.chdir(request["cwd"])
     os.umask(request["umask"])
     os.environ.clear()

@@ -45,12 +45,12 @@ def code_fingerprint() -> str:
 GENERATION_QUERY = {"query": "generation"}
 
 
-def generation() -> int | None:
-    """The agent's count of the drains that found changes (None: no agent answers)."""
+def generation(path: str) -> int | None:
+    """The count of the agent at `path` of its drains that found changes (None: no agent answers)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
             sock.settimeout(10)
-            sock.connect(socket_path())
+            sock.connect(path)
             if peer_uid(sock) != os.geteuid():
                 return None
             sock.sendall(json.dumps(GENERATION_QUERY).encode() + b"\n")

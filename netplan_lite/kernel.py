@@ -27,15 +27,18 @@ from .state import BridgeState, InterfaceState, NamespaceState, NftTableState, R
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a new namespace
 
 
-def bridge_mac(topology: str, bridge: str) -> str:
-    """A fixed, locally administered MAC for a bridge, stable across re-creation.
+def stable_mac(*names: str) -> str:
+    """A locally administered MAC derived from names, the same each time the link is made.
 
-    Without one the kernel gives a bridge the lowest MAC of its ports, which
-    changes whenever a port comes or goes, and the namespaces' ARP entries for
-    the gateway go stale (measured: connections to the gateway time out).
-    Docker fixes docker0's MAC the same way.
+    Bridges: without one the kernel gives a bridge the lowest MAC of its ports,
+    which changes whenever a port comes or goes, and the namespaces' ARP entries
+    for the gateway go stale (measured: connections to the gateway time out);
+    Docker fixes docker0's MAC the same way. Interfaces without a pinned MAC: a
+    namespace removed and made again (or an interface replaced) keeps its MAC, so
+    its neighbours' ARP entries for its address stay right (measured: with a
+    random MAC a neighbour's connections timed out until its entry expired).
     """
-    digest = hashlib.sha256(f"{topology}\0{bridge}".encode()).digest()
+    digest = hashlib.sha256("\0".join(names).encode()).digest()
     return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
 
 
@@ -88,7 +91,7 @@ class LiveKernel:
 
     def _create_bridge(self, bridge: BridgeState) -> None:
         index = self.nl.add_bridge(bridge.name)
-        self.nl.set_link(None, index, alias=self.label, mtu=bridge.mtu, mac=bridge_mac(self.topology, bridge.name),
+        self.nl.set_link(None, index, alias=self.label, mtu=bridge.mtu, mac=stable_mac(self.topology, bridge.name),
                          ipv6_link_local=False)
         for cidr in bridge.addresses:
             self.nl.add_address(None, index, cidr, ADDRESS_PROTO)
@@ -110,7 +113,8 @@ class LiveKernel:
         self.nl.set_link(None, host, alias=self.label, master=master, mtu=iface.mtu, ipv6_link_local=False)
         if iface.hairpin:
             self.nl.set_link(None, host, hairpin=True)
-        self.nl.set_link(ns, inner, alias=self.label, mtu=iface.mtu, mac=iface.mac, ipv6_link_local=False)
+        mac = iface.mac or stable_mac(self.topology, ns, iface.name)
+        self.nl.set_link(ns, inner, alias=self.label, mtu=iface.mtu, mac=mac, ipv6_link_local=False)
         for cidr in iface.addresses:
             self.nl.add_address(ns, inner, cidr, ADDRESS_PROTO)
         self.nl.set_link(None, host, up=iface.host_up)

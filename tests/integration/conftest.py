@@ -367,9 +367,10 @@ class Lab:
         assert line.strip() == "ready", f"server in {ns} did not start: {line!r} {proc.poll()}"
         return proc
 
-    def connect_from(self, ns: str, address: str, port: int) -> str:
-        """Connect to ADDRESS:PORT from inside NS; what the server sent."""
-        rc, out, err = run("ip", "netns", "exec", ns, sys.executable, CLIENT, address, str(port), timeout=20)
+    def connect_from(self, ns: str, address: str, port: int, timeout: float = 5.0) -> str:
+        """Connect to ADDRESS:PORT from inside NS (giving up after TIMEOUT); what the server sent."""
+        rc, out, err = run("ip", "netns", "exec", ns, sys.executable, CLIENT, address, str(port), str(timeout),
+                           timeout=timeout + 15)
         assert rc == 0, err
         return out.strip()
 

@@ -118,6 +118,23 @@ def test_saved_plan_applies_once_then_is_stale(lab):
     assert lab.no_changes(lab.nsnet("plan", ex.path)[1])
 
 
+def test_a_namespace_made_again_keeps_its_mac_and_its_neighbour_reaches_it_at_once(lab, applied):
+    """web1 talks to web2 (its ARP entry for web2 is then fresh for ~30 s); web2 is removed and made
+    again with the same address: with a random MAC web1's SYNs went to the old MAC until that entry
+    expired. The first connection after re-creation gets 3 s, far below the ARP reachable time."""
+    ex = applied
+    web2 = ex.expected[ex.web2].split("/")[0]
+    mac = lab.link("eth0", ex.web2)["address"]
+    lab.serve(ex.web2, web2, 8000, "first", lifetime=10)
+    assert lab.connect_from(ex.web1, web2, 8000).startswith("first ")
+    for namespaces in ((ex.web1,), (ex.web1, ex.web2)):
+        lab.write(ex.doc(namespaces), ex.path)
+        assert lab.nsnet("apply", ex.path)[0] == 0
+    assert lab.link("eth0", ex.web2)["address"] == mac
+    lab.serve(ex.web2, web2, 8001, "again", lifetime=10)
+    assert lab.connect_from(ex.web1, web2, 8001, timeout=3).startswith("again ")
+
+
 def test_bridge_mac_stays_when_ports_come_and_go(lab, applied):
     """A bridge without a fixed MAC takes its lowest port's, and neighbours' ARP entries go stale."""
     ex = applied
