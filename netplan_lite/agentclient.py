@@ -31,8 +31,9 @@ def socket_path() -> str:
 
 
 def code_fingerprint() -> str:
-    """Which nsnet this is: its Python and the size and time of every file of the package."""
-    entries = [sys.executable]
+    """Which nsnet this is: its Python (not the name it was started by: python and python3 are
+    one), its environment (a venv), and the size and time of every file of the package."""
+    entries = [os.path.realpath(sys.executable), sys.prefix]
     for folder in (PACKAGE_DIR, os.path.join(PACKAGE_DIR, "schemas")):
         with os.scandir(folder) as found:
             for entry in sorted(found, key=lambda e: e.name):

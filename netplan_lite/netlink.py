@@ -7,6 +7,7 @@ setns (see netns.py), reused for the whole run.
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 from dataclasses import dataclass
@@ -95,10 +96,18 @@ class Netlink:
 
     # reads
 
-    def links(self, ns: str | None) -> tuple[Link, ...]:
-        """Raises FileNotFoundError if the namespace vanished, OSError(EINVAL) for a
-        file that is not a mounted namespace."""
-        return tuple(self.sock(ns).links())
+    def links(self, ns: str | None, kind: str | None = None) -> tuple[Link, ...]:
+        """All links, or those of one kind (filtered in the kernel). Raises FileNotFoundError
+        if the namespace vanished, OSError(EINVAL) for a file that is not a mounted namespace."""
+        return tuple(self.sock(ns).links(kind))
+
+    def link_by_index(self, ns: str | None, index: int) -> Link | None:
+        try:
+            return self.sock(ns).link_by_index(index)
+        except OSError as err:
+            if err.errno == errno.ENODEV:
+                return None
+            raise
 
     def snapshot(self, ns: str | None, links: tuple[Link, ...] | None = None) -> Snapshot:
         """Links (unless already read), IPv4 addresses and main-table routes."""

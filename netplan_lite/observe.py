@@ -204,10 +204,17 @@ def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> 
     intents = read_intents(topology)
     ours = Ownership(label(topology), intents)
     prefetched = _take_prefetched()
-    host = prefetched.host if prefetched else nl.snapshot(None)
+    known = prefetched.namespaces if prefetched else {}
     names = [name for name in netns.list_names() if scope is None or name in scope]
-    read = functools.partial(_read_namespace, nl, ours, prefetched.namespaces if prefetched else {})
-    namespaces = {name: snap for name, (found, snap) in zip(names, fan_out(read, names)) if found}
+    unknown = [name for name in names if name not in known]
+    read = functools.partial(_read_namespace, nl, ours)
+    found = {name: _known_namespace(ours, name, known[name]) for name in names if name in known}
+    found.update(zip(unknown, fan_out(read, unknown)))
+    namespaces = {name: snap for name, (seen, snap) in sorted(found.items()) if seen}
+    if prefetched:
+        host = prefetched.host
+    else:
+        host = nl.snapshot(None) if scope is None else _host_part(nl, namespaces.values())
     tables = nftables.read_tables()
     observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), intents,
                                     orphans=scope is None)
@@ -226,14 +233,27 @@ def _hold_ours(nl: Netlink, read: Iterable[str], ours: set[str]) -> None:
                 nl.namespace_fd(name)
 
 
-def _read_namespace(nl: Netlink, ours: Ownership, known: Mapping[str, Snapshot],
-                    name: str) -> tuple[bool, Snapshot | None]:
+def _host_part(nl: Netlink, namespaces: Iterable[Snapshot | None]) -> Snapshot:
+    """The host as far as `namespaces` need it: every bridge, and the host ends of their veths
+    (a verification after a small change need not decode the host's thousand other veths)."""
+    links = {link.index: link for link in nl.links(None, kind="bridge")}
+    for snap in namespaces:
+        for peer in {link.peer for link in snap.links if link.peer} if snap else ():
+            host_end = nl.link_by_index(None, peer)
+            if host_end is not None:
+                links[host_end.index] = host_end
+    return nl.snapshot(None, tuple(links.values()))
+
+
+def _known_namespace(ours: Ownership, name: str, snap: Snapshot) -> tuple[bool, Snapshot]:
+    """What _read_namespace would have answered, from the agent's snapshot."""
+    return True, snap if ours.namespace(name, snap) else Snapshot(snap.links, (), ())
+
+
+def _read_namespace(nl: Netlink, ours: Ownership, name: str) -> tuple[bool, Snapshot | None]:
     """(found, snapshot): links of any namespace (its lo says whose it is); addresses and routes
     of ours only. Not found: removed since listdir. Snapshot None: a file that is not (yet) a
     namespace. (A plain tuple: the answer may come back pickled from a forked reader.)"""
-    if name in known:
-        snap = known[name]
-        return True, snap if ours.namespace(name, snap) else Snapshot(snap.links, (), ())
     try:
         links = nl.links(name)
     except FileNotFoundError:

@@ -267,9 +267,11 @@ class RtnlSocket:
 
     # reads
 
-    def links(self) -> list[LinkMsg]:
+    def links(self, kind: str | None = None) -> list[LinkMsg]:
+        """Every link, or only those of `kind` ("bridge"): the kernel filters (strict checking)."""
         skip_stats = attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)  # about half of each message
-        return [decode_link(d, o, e) for d, o, e in self.dump(RTM_GETLINK, ifinfo() + skip_stats)]
+        only = attr(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, kind)) if kind else b""
+        return [decode_link(d, o, e) for d, o, e in self.dump(RTM_GETLINK, ifinfo() + skip_stats + only)]
 
     def addresses(self) -> list[AddrMsg]:
         body = _IFADDRMSG.pack(socket.AF_INET, 0, 0, 0, 0)

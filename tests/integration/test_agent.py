@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+import netplan_lite
 
 pytestmark = pytest.mark.netns
 
@@ -172,11 +175,13 @@ class Agent:
         assert not os.path.lexists(self.socket), f"the agent left its socket {self.socket}"
 
 
-def start_agent(lab, sock: Path, log: Path, executable: str = sys.executable) -> Agent:
-    """Start `nsnet agent` on `sock`; return once it serves (its "serving" line, logged after it listens)."""
+def start_agent(lab, sock: Path, log: Path, package_parent: Path | None = None) -> Agent:
+    """Start `nsnet agent` on `sock` (from the copy of the package under `package_parent`, if given);
+    return once it serves (its "serving" line, logged after it listens)."""
     assert len(os.fsencode(sock)) < 100, f"socket path too long for AF_UNIX: {sock}"
+    env = agent_env(sock, **({"PYTHONPATH": str(package_parent)} if package_parent else {}))
     with open(log, "ab") as out:
-        proc = subprocess.Popen([executable, "-m", "netplan_lite", "agent"], env=agent_env(sock), cwd=lab.dir,
+        proc = subprocess.Popen([sys.executable, "-m", "netplan_lite", "agent"], env=env, cwd=lab.dir,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     agent = Agent(lab, sock, log, proc)
     serving = f"nsnet agent: serving {sock} (pid {proc.pid})"
@@ -502,11 +507,12 @@ def test_nsnet_agent_off_and_local_commands_run_without_the_agent(lab, agent):
 
 
 def test_an_agent_of_another_installation_is_not_used(lab, tmp_path):
-    """An agent started by another interpreter (a link to this one: another sys.executable, so another
-    fingerprint) refuses the command, which then runs here with a one-line notice."""
-    other = tmp_path / "python3"
-    other.symlink_to(sys.executable)
-    started = start_agent(lab, lab.dir / SOCKET_NAME, lab.dir / LOG_NAME, executable=str(other))
+    """An agent running another copy of nsnet (its files have other times: another fingerprint)
+    refuses the command, which then runs here with a one-line notice."""
+    other = tmp_path / "other"
+    shutil.copytree(Path(netplan_lite.__file__).parent, other / "netplan_lite",  # copies get new times
+                    ignore=shutil.ignore_patterns("__pycache__"), copy_function=shutil.copy)
+    started = start_agent(lab, lab.dir / SOCKET_NAME, lab.dir / LOG_NAME, package_parent=other)
     try:
         ex = lab.example()
         args = [sys.executable, "-m", "netplan_lite", "plan", "--detailed-exitcode", ex.path.name]

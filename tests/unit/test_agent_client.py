@@ -343,6 +343,7 @@ def test_the_fingerprint_is_the_code_not_the_place(package):
     "add a module",
     "remove a module",
     "another python",
+    "another environment",
 ])
 def test_the_fingerprint_changes_with_the_code(package, monkeypatch, change):
     before = agentclient.code_fingerprint()
@@ -360,9 +361,20 @@ def test_the_fingerprint_changes_with_the_code(package, monkeypatch, change):
         (package / "extra.py").write_text("")
     elif change == "remove a module":
         (package / "fmt.py").unlink()
-    else:
+    elif change == "another python":
         monkeypatch.setattr(sys, "executable", sys.executable + "-other")
+    else:
+        monkeypatch.setattr(sys, "prefix", sys.prefix + "-other")
     assert agentclient.code_fingerprint() != before
+
+
+def test_the_fingerprint_is_the_same_for_every_name_of_the_interpreter(package, monkeypatch, tmp_path):
+    """`nsnet` starts python3, `python -m netplan_lite` python: one interpreter, one fingerprint."""
+    before = agentclient.code_fingerprint()
+    alias = tmp_path / "python-alias"
+    alias.symlink_to(os.path.realpath(sys.executable))
+    monkeypatch.setattr(sys, "executable", str(alias))
+    assert agentclient.code_fingerprint() == before
 
 
 @pytest.mark.parametrize("change", ["notes", "bytecode", "nested schema folder"])
