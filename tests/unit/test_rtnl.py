@@ -105,3 +105,20 @@ def test_route_request_round_trips():
     body = rtnl.route_body("10.9.0.0/16", "10.0.0.1", 225)
     data = _message(rtnl.RTM_NEWROUTE, body)
     assert rtnl.decode_route(data, HEADER, len(data)) == rtnl.RouteMsg("10.9.0.0/16", "10.0.0.1", 225)
+
+
+def test_an_announced_namespace_id_decodes_like_pyroute2_encodes_it():
+    from pyroute2.netlink.rtnl.nsidmsg import nsidmsg
+
+    msg = nsidmsg()
+    msg["header"]["type"] = rtnl.RTM_DELNSID
+    msg["attrs"] = [("NETNSA_NSID", 7)]
+    data = encoded(msg)
+    assert rtnl._nsid_announced(data, 0, len(data)) == 7
+
+
+def test_a_bridge_only_link_dump_request_parses_in_pyroute2():
+    body = rtnl.ifinfo() + rtnl.attr(rtnl.IFLA_LINKINFO, rtnl.attr_str(rtnl.IFLA_INFO_KIND, "bridge"))
+    parsed = ifinfmsg(_message(rtnl.RTM_GETLINK, body))
+    parsed.decode()
+    assert parsed.get(("linkinfo", "kind")) == "bridge"
