@@ -417,8 +417,8 @@ class ChangeListener:
             offset = 0
             while offset + _NLMSGHDR.size <= len(data):
                 length, kind, _, _, _ = _NLMSGHDR.unpack_from(data, offset)
-                changed.add(_nsid_announced(data, offset, offset + length) if kind in (RTM_NEWNSID, RTM_DELNSID)
-                            else source)
+                ours = source is None and kind in (RTM_NEWNSID, RTM_DELNSID)  # ids in our own id space
+                changed.add(_nsid_announced(data, offset, offset + length) if ours else source)
                 offset += _align(max(length, _NLMSGHDR.size))
 
 
