@@ -284,17 +284,7 @@ class RtnlSocket:
     def nsid_of(self, netns_fd: int) -> int | None:
         """The id this socket's namespace gives the namespace `netns_fd` (None: it has none yet).
         The kernel assigns one when a veth spans the two, so every namespace of ours has one."""
-        seq = self._send(RTM_GETNSID, 0, struct.pack("=Bxxx", socket.AF_UNSPEC) + attr_u32(NETNSA_FD, netns_fd))
-        for msg_kind, msg_seq, data, offset, end in self._messages():
-            if msg_seq != seq:
-                continue
-            if msg_kind == NLMSG_ERROR:
-                code = -struct.unpack_from("=i", data, offset)[0]
-                raise NetlinkError(code, os.strerror(code))
-            nsid = parse_attrs(data, offset + 4, end).get(NETNSA_NSID)
-            value = struct.unpack("=i", nsid)[0] if nsid else -1
-            return value if value >= 0 else None
-        raise NetlinkError(errno.EIO, "no answer")
+        return _nsid_in(*self._get(RTM_GETNSID, struct.pack("=Bxxx", socket.AF_UNSPEC) + attr_u32(NETNSA_FD, netns_fd)))
 
     def index_of(self, name: str) -> int | None:
         try:
@@ -311,14 +301,18 @@ class RtnlSocket:
     def _get_link(self, name: str | None, index: int = 0) -> LinkMsg:
         name_attr = attr_str(IFLA_IFNAME, name) if name is not None else b""
         skip_stats = attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
-        seq = self._send(RTM_GETLINK, 0, ifinfo(index) + name_attr + skip_stats)
+        return decode_link(*self._get(RTM_GETLINK, ifinfo(index) + name_attr + skip_stats))
+
+    def _get(self, kind: int, body: bytes) -> tuple[bytes, int, int]:
+        """(buffer, body offset, end) of the one answer to a get request; NetlinkError on refusal."""
+        seq = self._send(kind, 0, body)
         for msg_kind, msg_seq, data, offset, end in self._messages():
             if msg_seq != seq:
                 continue
             if msg_kind == NLMSG_ERROR:
                 code = -struct.unpack_from("=i", data, offset)[0]
                 raise NetlinkError(code, os.strerror(code))
-            return decode_link(data, offset, end)
+            return data, offset, end
         raise NetlinkError(errno.EIO, "no answer")  # unreachable: _messages only ends by raising
 
     # writes
@@ -418,11 +412,13 @@ class ChangeListener:
             while offset + _NLMSGHDR.size <= len(data):
                 length, kind, _, _, _ = _NLMSGHDR.unpack_from(data, offset)
                 ours = source is None and kind in (RTM_NEWNSID, RTM_DELNSID)  # ids in our own id space
-                changed.add(_nsid_announced(data, offset, offset + length) if ours else source)
+                changed.add(_nsid_in(data, offset + _NLMSGHDR.size, offset + length) if ours else source)
                 offset += _align(max(length, _NLMSGHDR.size))
 
 
-def _nsid_announced(data: bytes, offset: int, end: int) -> int | None:
-    """The id an RTM_NEWNSID/RTM_DELNSID message is about (rtgenmsg, then attributes)."""
-    raw = parse_attrs(data, offset + _NLMSGHDR.size + 4, end).get(NETNSA_NSID)
-    return struct.unpack("=i", raw[:4])[0] if raw else None
+def _nsid_in(data: bytes, offset: int, end: int) -> int | None:
+    """The namespace id an RTM_NEWNSID/RTM_DELNSID body (rtgenmsg, then attributes) is about;
+    None for none (-1)."""
+    raw = parse_attrs(data, offset + 4, end).get(NETNSA_NSID)
+    value = struct.unpack("=i", raw[:4])[0] if raw else -1
+    return value if value >= 0 else None
