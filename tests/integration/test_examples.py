@@ -39,6 +39,7 @@ import pytest
 import yaml
 
 from netplan_lite.loader import host_veth_name
+from state_dirs import STATE_DIR, remove_state_dirs
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -46,7 +47,6 @@ WEBSERVER = EXAMPLES / "webserver.py"  # the server the examples' comments use
 SHORT = 2.0  # seconds a connection that must fail is given
 
 IP_FORWARD_PATH = Path("/proc/sys/net/ipv4/ip_forward")
-STATE_DIR = Path("/run/nsnet")
 REGISTRY = STATE_DIR / "sysctl.json"
 
 TCP_CLIENT = str(Path(__file__).with_name("tcp_client.py"))  # prints what the server sent, or "failed: ..." (exit 3)
@@ -171,15 +171,7 @@ class Host:
         others = [h for h in ip_forward_holders() if h not in self.topologies]
         if others == self.holders and read_ip_forward() != self.ip_forward:
             IP_FORWARD_PATH.write_text(self.ip_forward)
-        journals = []
-        for topology in sorted(self.topologies):  # nsnet keeps /run/nsnet/<topology>/lock after destroy
-            state = STATE_DIR / topology
-            if (state / "journal.jsonl").exists():
-                journals.append(str(state / "journal.jsonl"))
-                continue
-            (state / "lock").unlink(missing_ok=True)
-            if state.is_dir() and not any(state.iterdir()):
-                state.rmdir()
+        journals = remove_state_dirs(self.topologies)
         assert not left, f"nft tables left behind after destroy: {left}"
         assert not holding, f"still holding net.ipv4.ip_forward after destroy: {holding}"
         assert not journals, f"journals left behind after destroy: {journals}"

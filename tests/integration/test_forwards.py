@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import pytest
 
 from netplan_lite.loader import host_veth_name
+from state_dirs import STATE_DIR, remove_state_dirs
 
 TCP_SERVER = str(Path(__file__).with_name("tcp_server.py"))  # answers "<reply> <peer address>"
 
@@ -34,7 +35,6 @@ pytestmark = pytest.mark.netns
 
 IP_FORWARD = "net.ipv4.ip_forward"
 IP_FORWARD_PATH = Path("/proc/sys/net/ipv4/ip_forward")
-STATE_DIR = Path("/run/nsnet")
 REGISTRY = STATE_DIR / "sysctl.json"
 SHORT = 2.0  # seconds a connection that must fail is given
 
@@ -148,22 +148,10 @@ class Host:
         others = [h for h in ip_forward_holders() if h not in self.topologies]
         if others == self.holders and read_ip_forward() != self.ip_forward:
             write_ip_forward(self.ip_forward)
-        journals = self._remove_state_dirs()
+        journals = remove_state_dirs(self.topologies)
         assert not left, f"nft tables left behind after destroy: {left}"
         assert not journals, f"journals left behind after destroy: {journals}"
 
-    def _remove_state_dirs(self) -> list[str]:
-        """nsnet keeps /run/nsnet/<topology>/lock after destroy: remove the test's, by exact name."""
-        journals = []
-        for topology in sorted(self.topologies):
-            state = STATE_DIR / topology
-            if (state / "journal.jsonl").exists():
-                journals.append(str(state / "journal.jsonl"))
-                continue
-            (state / "lock").unlink(missing_ok=True)
-            if state.is_dir() and not any(state.iterdir()):
-                state.rmdir()
-        return journals
 
 
 @pytest.fixture(autouse=True)
