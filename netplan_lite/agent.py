@@ -14,9 +14,9 @@ the kernel's change announcements (statecache.py). For each command it:
 4. sends the child's pid (the client forwards Ctrl-C and SIGTERM to it) and
    then its exit status.
 
-The child uses the snapshots only if, when it is about to (after taking its
-topology's lock), the agent has seen no change announced since it took them
-(GENERATION_QUERY); otherwise it reads the kernel itself.
+The child uses a snapshot only if, when it is about to (after taking its
+topology's lock), the agent has seen no change announced in it since it was taken
+(agentclient.changed_since); it reads what did change itself.
 
 Commands run side by side, as separate `nsnet` processes would. The socket is
 /run/nsnet/agent.sock (NSNET_AGENT_SOCKET), 0600 in a root-only directory;
@@ -48,7 +48,6 @@ from .statecache import SnapshotCache
 
 MAX_REQUEST = 1 << 20
 REQUEST_FIELDS = {"argv": list, "cwd": str, "env": dict, "umask": int, "fingerprint": str}  # agentclient.run
-GENERATION_QUERY = agentclient.GENERATION_QUERY
 
 
 class AgentError(NsnetError):
@@ -165,9 +164,8 @@ def _accept(server: socket.socket, cache: SnapshotCache, agent_files: list[socke
         _log(f"bad request: {err}")
         conn.close()
         return
-    if request == GENERATION_QUERY:  # from a child about to use its snapshots: still current?
-        cache.note_changes()
-        _send(conn, {"generation": cache.generation})
+    if _is_changes_query(request):  # from a child about to use its snapshots: what changed since?
+        _send(conn, {"changed": cache.changed_since(request["since"])})
         conn.close()
         return
     try:
@@ -177,7 +175,7 @@ def _accept(server: socket.socket, cache: SnapshotCache, agent_files: list[socke
             conn.close()
             return
         try:
-            prefetched = dataclasses.replace(cache.refresh(), still_current=_asker(server, cache.generation))
+            prefetched = dataclasses.replace(cache.refresh(), changed_since=_asker(server, cache.generation))
             _load_named_topologies(request)
             gc.freeze()  # the child's collections then skip the agent's objects (and copy fewer pages)
             pid = os.fork()
@@ -196,16 +194,21 @@ def _accept(server: socket.socket, cache: SnapshotCache, agent_files: list[socke
             os.close(fd)
 
 
-def _asker(server: socket.socket, generation: int) -> Callable[[], bool]:
-    """For the child: whether the kernel announced no change since its snapshots were taken.
-    Asked when they are about to be used, after the child took its topology's lock: a run that
-    held the lock until then may have changed what the snapshots show."""
+def _asker(server: socket.socket, generation: int) -> Callable[[], list[int | None] | None]:
+    """For the child: which namespaces the kernel announced changes in since its snapshots were
+    taken. Asked when they are about to be used, after the child took its topology's lock: a run
+    that held the lock until then may have changed what the snapshots show."""
     path = server.getsockname()
 
-    def still_current() -> bool:
-        return agentclient.generation(path) == generation
+    def changed_since() -> list[int | None] | None:
+        return agentclient.changed_since(path, generation)
 
-    return still_current
+    return changed_since
+
+
+def _is_changes_query(request: Any) -> bool:
+    return isinstance(request, dict) and request.keys() == {"query", "since"} \
+        and request["query"] == agentclient.CHANGES_QUERY and isinstance(request["since"], int)
 
 
 def _load_named_topologies(request: dict[str, Any]) -> None:
@@ -229,7 +232,7 @@ def _receive(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
     conn.settimeout(None)
     try:
         request = json.loads(data)
-        if request == GENERATION_QUERY and not fds:
+        if _is_changes_query(request) and not fds:
             return request, fds
         if len(fds) != 3:
             raise ValueError(f"expected 3 file descriptors, got {len(fds)}")

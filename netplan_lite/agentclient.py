@@ -43,19 +43,20 @@ def code_fingerprint() -> str:
     return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
-GENERATION_QUERY = {"query": "generation"}
+CHANGES_QUERY = "changed-since"
 
 
-def generation(path: str) -> int | None:
-    """The count of the agent at `path` of its drains that found changes (None: no agent answers)."""
+def changed_since(path: str, generation: int) -> list[int | None] | None:
+    """Ids of the namespaces (None: the host) the agent at `path` saw change after `generation`;
+    None when it cannot tell (announcements lost, or no agent answers)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
             sock.settimeout(10)
             sock.connect(path)
             if peer_uid(sock) != os.geteuid():
                 return None
-            sock.sendall(json.dumps(GENERATION_QUERY).encode() + b"\n")
-            return json.loads(sock.makefile("rb").readline())["generation"]
+            sock.sendall(json.dumps({"query": CHANGES_QUERY, "since": generation}).encode() + b"\n")
+            return json.loads(sock.makefile("rb").readline())["changed"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

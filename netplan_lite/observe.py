@@ -43,9 +43,22 @@ class Prefetched:
     """The host and namespaces as the agent read them just before this process started
     (statecache.py); namespaces missing here are read as usual."""
 
-    host: Snapshot
+    host: Snapshot | None  # None: read it
     namespaces: Mapping[str, Snapshot]
-    still_current: Callable[[], bool] | None = None  # asked just before they are used
+    nsids: Mapping[str, int] = field(default_factory=dict)  # the host's id of each namespace
+    # asked just before they are used: ids changed since (None: the host), or None for "anything"
+    changed_since: Callable[[], Iterable[int | None] | None] | None = None
+
+    def without_changes(self) -> Prefetched | None:
+        """What is still current of these snapshots; None if nothing can be trusted."""
+        if self.changed_since is None:
+            return self
+        changed = self.changed_since()
+        if changed is None:
+            return None
+        changed = set(changed)
+        return Prefetched(None if None in changed else self.host,
+                          {name: snap for name, snap in self.namespaces.items() if self.nsids.get(name) not in changed})
 
 
 _prefetched: Prefetched | None = None
@@ -60,9 +73,9 @@ def use_prefetched(prefetched: Prefetched) -> None:
 def _take_prefetched() -> Prefetched | None:
     global _prefetched
     taken, _prefetched = _prefetched, None
-    if taken is None or changes_made() or (taken.still_current is not None and not taken.still_current()):
+    if taken is None or changes_made():
         return None
-    return taken
+    return taken.without_changes()
 
 
 def describe_owner(owner: str | None) -> str:
@@ -211,7 +224,7 @@ def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> 
     found = {name: _known_namespace(ours, name, known[name]) for name in names if name in known}
     found.update(zip(unknown, fan_out(read, unknown)))
     namespaces = {name: snap for name, (seen, snap) in sorted(found.items()) if seen}
-    if prefetched:
+    if prefetched and prefetched.host:
         host = prefetched.host
     else:
         host = nl.snapshot(None) if scope is None else _host_part(nl, namespaces.values())

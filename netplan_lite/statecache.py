@@ -71,6 +71,8 @@ class SnapshotCache:
         self.namespaces: dict[str, Cached] = {}
         self.stale_ids: set[int | None] = set()
         self.generation = 0  # drains that found announcements (or lost some)
+        self.changed_at: dict[int | None, int] = {}  # namespace id (None: the host) -> generation
+        self.lost_at = 0  # generation of the last overflow
 
     def close(self) -> None:
         self.listener.close()
@@ -83,11 +85,22 @@ class SnapshotCache:
     def note_changes(self) -> None:
         """Drain the announcements (also while idle, so that the buffer never fills)."""
         changed, lost = self.listener.drain()
+        if not (changed or lost):
+            return
+        self.generation += 1
         if lost:
             self.forget()
-        if changed or lost:
-            self.generation += 1
+            self.lost_at = self.generation
+        self.changed_at.update(dict.fromkeys(changed, self.generation))
         self.stale_ids |= changed
+
+    def changed_since(self, generation: int) -> list[int | None] | None:
+        """Ids of the namespaces (None: the host) announced changed after `generation`;
+        None when announcements were lost since (anything may have changed)."""
+        self.note_changes()
+        if self.lost_at > generation:
+            return None
+        return [nsid for nsid, at in self.changed_at.items() if at > generation]
 
     def refresh(self) -> Prefetched:
         """The current host and namespaces, reading again only what changed."""
@@ -102,7 +115,8 @@ class SnapshotCache:
         self._read_new(inodes)
         if self.host is None:
             self.host = read_snapshot(self.host_sock)
-        return Prefetched(self.host, {name: c.snapshot for name, c in self.namespaces.items()})
+        return Prefetched(self.host, {name: c.snapshot for name, c in self.namespaces.items()},
+                          {name: c.nsid for name, c in self.namespaces.items()})
 
     def _inodes(self) -> dict[str, int]:
         found = {}
