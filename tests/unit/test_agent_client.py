@@ -496,3 +496,24 @@ def test_checkpoints_count_the_changes(monkeypatch):
     faults.checkpoint()
     faults.checkpoint()
     assert faults.changes_made() == 2
+
+
+@pytest.mark.parametrize("changed, host_kept, kept", [
+    ([], True, {"web1", "web2"}),
+    ([7], True, {"web2"}),  # web1 (id 7) changed since: read by the command itself
+    ([None], False, {"web1", "web2"}),  # the host changed: read by the command itself
+    ([None, 7, 8], False, set()),
+    (None, None, None),  # announcements lost: nothing is trusted
+])
+def test_only_what_did_not_change_since_the_snapshots_is_used(changed, host_kept, kept):
+    host, web1, web2 = (Snapshot((), (), ()) for _ in range(3))
+    asked = []
+    prefetched = observe.Prefetched(host, {"web1": web1, "web2": web2}, {"web1": 7, "web2": 8},
+                                    changed_since=lambda: asked.append(1) or changed)
+    current = prefetched.without_changes()
+    assert asked == [1]  # asked once, when about to be used
+    if kept is None:
+        assert current is None
+        return
+    assert (current.host is host) is host_kept and (current.host is None) is (not host_kept)
+    assert set(current.namespaces) == kept
