@@ -43,6 +43,11 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def read_snapshot(sock: RtnlSocket, links: tuple[Link, ...] | None = None) -> Snapshot:
+    """What `sock`'s namespace holds: links (unless already read), IPv4 addresses, main-table routes."""
+    return Snapshot(tuple(sock.links()) if links is None else links, tuple(sock.addresses()), tuple(sock.routes()))
+
+
 class Netlink:
     """Netlink sockets of the host and of named namespaces, opened on demand."""
 
@@ -111,8 +116,7 @@ class Netlink:
 
     def snapshot(self, ns: str | None, links: tuple[Link, ...] | None = None) -> Snapshot:
         """Links (unless already read), IPv4 addresses and main-table routes."""
-        sock = self.sock(ns)
-        return Snapshot(self.links(ns) if links is None else links, tuple(sock.addresses()), tuple(sock.routes()))
+        return read_snapshot(self.sock(ns), links)
 
     def lookup(self, ns: str | None, name: str) -> int | None:
         return self.sock(ns).index_of(name)

@@ -246,15 +246,18 @@ def _hold_ours(nl: Netlink, read: Iterable[str], ours: set[str]) -> None:
                 nl.namespace_fd(name)
 
 
+MAX_HOST_ENDS_BY_INDEX = 64  # beyond this one dump of every host link is cheaper
+
+
 def _host_part(nl: Netlink, namespaces: Iterable[Snapshot | None]) -> Snapshot:
     """The host as far as `namespaces` need it: every bridge, and the host ends of their veths
     (a verification after a small change need not decode the host's thousand other veths)."""
+    peers = {link.peer for snap in namespaces if snap for link in snap.links if link.peer}
+    if len(peers) > MAX_HOST_ENDS_BY_INDEX:
+        return nl.snapshot(None)
     links = {link.index: link for link in nl.links(None, kind="bridge")}
-    for snap in namespaces:
-        for peer in {link.peer for link in snap.links if link.peer} if snap else ():
-            host_end = nl.link_by_index(None, peer)
-            if host_end is not None:
-                links[host_end.index] = host_end
+    for host_end in filter(None, (nl.link_by_index(None, peer) for peer in peers)):
+        links[host_end.index] = host_end
     return nl.snapshot(None, tuple(links.values()))
 
 

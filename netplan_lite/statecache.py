@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from . import netns
 from .fanout import fan_out
-from .netlink import Snapshot
+from .netlink import Snapshot, read_snapshot
 from .observe import Prefetched
 from .rtnl import ChangeListener, RtnlSocket
 
@@ -37,10 +37,6 @@ class Cached:
     inode: int
     nsid: int
     snapshot: Snapshot
-
-
-def read_snapshot(sock: RtnlSocket) -> Snapshot:
-    return Snapshot(tuple(sock.links()), tuple(sock.addresses()), tuple(sock.routes()))
 
 
 def _read(name: str, inode: int, nsid: int) -> Cached | None:
