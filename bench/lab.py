@@ -121,7 +121,7 @@ class Lab:
 
 
 def nsnet_host_veth(topology: str, namespace: str, interface: str = "eth0") -> str:
-    """nsnet's host-side veth name (netplan_lite.loader.host_veth_name), for cleanup by exact name."""
+    """nsnet's host-side veth name (netplan_lite.model.loader.host_veth_name), for cleanup by exact name."""
     return "nsv" + hashlib.sha256(f"{topology}\0{namespace}\0{interface}".encode()).hexdigest()[:12]
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from . import agentclient
+from .agent import client as agentclient
 
 
 def main() -> int:
     argv = sys.argv[1:]
     code = agentclient.run(argv)
     if code is None:
-        from .cli import main as run_here
+        from .cli.main import main as run_here
 
         code = run_here(argv)
     return code

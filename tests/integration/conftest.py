@@ -31,7 +31,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from netplan_lite.loader import host_veth_name
+from netplan_lite.model.loader import host_veth_name
 
 REPO = Path(__file__).resolve().parents[2]
 CLI_TIMEOUT = 60

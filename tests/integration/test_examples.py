@@ -38,7 +38,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from netplan_lite.loader import host_veth_name
+from netplan_lite.model.loader import host_veth_name
 from state_dirs import STATE_DIR, remove_state_dirs
 
 REPO = Path(__file__).resolve().parents[2]

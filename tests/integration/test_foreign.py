@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from deepdiff import DeepDiff
 
-from netplan_lite.loader import host_veth_name
+from netplan_lite.model.loader import host_veth_name
 
 pytestmark = pytest.mark.netns
 

@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from netplan_lite.loader import host_veth_name
+from netplan_lite.model.loader import host_veth_name
 from state_dirs import STATE_DIR, remove_state_dirs
 
 TCP_SERVER = str(Path(__file__).with_name("tcp_server.py"))  # answers "<reply> <peer address>"

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from netplan_lite import preflight
-from netplan_lite.loader import load_file
-from netplan_lite.preflight import ForwardChain
+from netplan_lite.kernel import preflight
+from netplan_lite.model.loader import load_file
+from netplan_lite.kernel.preflight import ForwardChain
 
 pytestmark = pytest.mark.netns
 
@@ -131,7 +131,8 @@ def test_the_bridges_own_route_is_not_an_overlap_once_applied(lab):
 
 IN_PRIVATE_NETNS = r"""
 import json, subprocess, sys
-from netplan_lite import loader, preflight
+from netplan_lite.model import loader
+from netplan_lite.kernel import preflight
 for cmd in json.loads(sys.argv[1]):
     subprocess.run(cmd, check=True, capture_output=True)
 topology = loader.load_file(sys.argv[2])

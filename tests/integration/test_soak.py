@@ -90,7 +90,7 @@ class Walk:
 
     def drift(self) -> str:
         ns = self.rng.choice(self.namespaces)
-        from netplan_lite.loader import host_veth_name
+        from netplan_lite.model.loader import host_veth_name
 
         veth = host_veth_name(self.lab.prefix, ns, "eth0")
         choices = {

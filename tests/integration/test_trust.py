@@ -136,7 +136,7 @@ def test_second_run_waits_for_the_lock_then_names_the_holder(trust):
     ex = lab.example()
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from netplan_lite.lock import topology_lock\n"
+         "import sys, time; from netplan_lite.engine.lock import topology_lock\n"
          "with topology_lock(sys.argv[1], 5):\n    print('locked', flush=True); time.sleep(20)", ex.topology],
         stdout=subprocess.PIPE, text=True)
     try:

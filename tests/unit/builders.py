@@ -11,14 +11,15 @@ from typing import Any, Iterator
 
 import yaml
 
-from netplan_lite import loader, reconcile
+from netplan_lite.model import loader
+from netplan_lite.engine import reconcile
 from netplan_lite.errors import TopologyError
-from netplan_lite.fake import FakeKernel
-from netplan_lite.model import Topology
-from netplan_lite.netlink import Address, Link, RouteEntry, Snapshot
-from netplan_lite.observe import Observation
-from netplan_lite.plan import Plan
-from netplan_lite.state import BridgeState, InterfaceState, NamespaceState, Resource, RouteState, state_of
+from netplan_lite.engine.fake import FakeKernel
+from netplan_lite.model.topology import Topology
+from netplan_lite.kernel.netlink import Address, Link, RouteEntry, Snapshot
+from netplan_lite.kernel.observe import Observation
+from netplan_lite.engine.plan import Plan
+from netplan_lite.resources.state import BridgeState, InterfaceState, NamespaceState, Resource, RouteState, state_of
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "topology.yaml"
 SOURCE = "t.yaml"
@@ -160,7 +161,7 @@ def opened(kernel: FakeKernel) -> Iterator[FakeKernel]:
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     """`nsnet ARGV` in-process: (exit code, stdout, stderr)."""
-    from netplan_lite import cli
+    from netplan_lite.cli import main as cli
 
     code = cli.main(list(argv))
     out, err = capsys.readouterr()

@@ -23,9 +23,12 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from netplan_lite import agent, agentclient, faults, loader, observe
+from netplan_lite.agent import server as agent, client as agentclient
+from netplan_lite import faults
+from netplan_lite.model import loader
+from netplan_lite.kernel import observe
 from netplan_lite.errors import TopologyError
-from netplan_lite.netlink import Snapshot
+from netplan_lite.kernel.netlink import Snapshot
 
 AGENT_COMMANDS = ["plan", "apply", "destroy", "show", "ls"]
 LOCAL_ARGVS = [
@@ -285,7 +288,7 @@ def test_stop_signals_are_forwarded_to_the_command(env, restored_signals):
 
 CLIENT = """
 import sys
-from netplan_lite import agentclient
+from netplan_lite.agent import client as agentclient
 print("returned", agentclient.run(["apply", "t.yaml"]), flush=True)
 """
 
@@ -347,7 +350,7 @@ def test_the_fingerprint_is_the_code_not_the_place(package):
 ])
 def test_the_fingerprint_changes_with_the_code(package, monkeypatch, change):
     before = agentclient.code_fingerprint()
-    module = package / "loader.py"
+    module = package / "model" / "loader.py"  # a module in a subpackage
     schema = next((package / "schemas").glob("*.json"))
     if change == "edit a module":
         st = module.stat()
@@ -358,9 +361,9 @@ def test_the_fingerprint_changes_with_the_code(package, monkeypatch, change):
     elif change == "edit a schema":
         schema.write_text(schema.read_text() + " ")
     elif change == "add a module":
-        (package / "extra.py").write_text("")
+        (package / "engine" / "extra.py").write_text("")
     elif change == "remove a module":
-        (package / "fmt.py").unlink()
+        (package / "model" / "fmt.py").unlink()
     elif change == "another python":
         monkeypatch.setattr(sys, "executable", sys.executable + "-other")
     else:

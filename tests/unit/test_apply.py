@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from netplan_lite import apply, journal, reconcile
-from netplan_lite.fake import FakeKernel
-from netplan_lite.loader import load_bytes
-from netplan_lite.plan import Op
-from netplan_lite.state import Kind, ResourceId
+from netplan_lite.engine import apply, journal, reconcile
+from netplan_lite.engine.fake import FakeKernel
+from netplan_lite.model.loader import load_bytes
+from netplan_lite.engine.plan import Op
+from netplan_lite.resources.state import Kind, ResourceId
 
 LAB = b"""name: lab
 bridges: {br0: {subnet: 10.1.0.0/24}}

@@ -7,10 +7,10 @@ from ipaddress import IPv4Interface, IPv4Network
 import pytest
 from builders import doc, messages, problems, topology
 
-from netplan_lite import checks
-from netplan_lite.checks import MAX_BRIDGE_PORTS, BadValue
+from netplan_lite.model import semantic as checks
+from netplan_lite.model.semantic import MAX_BRIDGE_PORTS, BadValue
 from netplan_lite.errors import TopologyError
-from netplan_lite.loader import load_file
+from netplan_lite.model.loader import load_file
 
 
 def bridged(bridges: dict, **namespaces: dict) -> dict:

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from builders import EXAMPLE, iface, one_bridge, opened, run_cli as run, to_yaml
 
-from netplan_lite import cli, journal
+from netplan_lite.cli import main as cli
+from netplan_lite.engine import journal
 from netplan_lite.errors import ExitCode
-from netplan_lite.fake import FakeKernel
-from netplan_lite.preflight import HostFacts
+from netplan_lite.engine.fake import FakeKernel
+from netplan_lite.kernel.preflight import HostFacts
 
 COMMANDS = ["validate", "plan", "apply", "destroy", "show", "ls", "graph", "init", "fmt", "exec", "completion", "agent"]
 BAD = "name: demo\nbridges:\n  br0: {subnet: 172.30.0.5/24, colour: red}\nnamespaces:\n  a:\n    interfaces:\n      eth0: {bridge: nope}\n"
@@ -30,8 +31,8 @@ def no_kernel(monkeypatch, tmp_path):
     def refuse(topology):
         raise AssertionError("a unit test tried to open the live kernel")
 
-    monkeypatch.setattr("netplan_lite.kernel.open_kernel", refuse)
-    monkeypatch.setattr("netplan_lite.preflight.gather", lambda topology: HostFacts())  # the host's own facts vary
+    monkeypatch.setattr("netplan_lite.kernel.live.open_kernel", refuse)
+    monkeypatch.setattr("netplan_lite.kernel.preflight.gather", lambda topology: HostFacts())  # the host's own facts vary
     monkeypatch.setattr(journal, "STATE_DIR", str(tmp_path / "run-nsnet"))
     monkeypatch.delenv("NSNET_FILE", raising=False)
 
@@ -39,7 +40,7 @@ def no_kernel(monkeypatch, tmp_path):
 @pytest.fixture
 def kernel(monkeypatch) -> FakeKernel:
     fake = FakeKernel()
-    monkeypatch.setattr("netplan_lite.kernel.open_kernel", lambda topology: opened(fake))
+    monkeypatch.setattr("netplan_lite.kernel.live.open_kernel", lambda topology: opened(fake))
     return fake
 
 

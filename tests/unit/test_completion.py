@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from netplan_lite import cli, completion
+from netplan_lite.cli import main as cli, completion
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "topology.yaml"

@@ -28,10 +28,11 @@ from typing import Callable, Iterator
 import pytest
 import yaml
 
-from netplan_lite import cli, yamlsource
+from netplan_lite.cli import main as cli
+from netplan_lite.model import yamlsource
 from netplan_lite.errors import Problem, TopologyError
-from netplan_lite.loader import load_bytes, load_file
-from netplan_lite.model import Topology
+from netplan_lite.model.loader import load_bytes, load_file
+from netplan_lite.model.topology import Topology
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 BAD = CORPUS / "bad"
@@ -298,7 +299,7 @@ def no_kernel(monkeypatch):
     def open_kernel(*args, **kwargs):
         pytest.fail("open_kernel called for a bad topology")
 
-    monkeypatch.setattr("netplan_lite.kernel.open_kernel", open_kernel)
+    monkeypatch.setattr("netplan_lite.kernel.live.open_kernel", open_kernel)
 
 
 @pytest.mark.parametrize("path", bad_params(PLAN))

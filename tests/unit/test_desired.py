@@ -9,12 +9,12 @@ from builders import bridge, doc, host_name, iface, namespace, one_bridge, route
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netplan_lite import reconcile
-from netplan_lite.desired import allocate, desired_state
+from netplan_lite.engine import reconcile
+from netplan_lite.engine.desired import allocate, desired_state
 from netplan_lite.errors import TopologyError
-from netplan_lite.model import Bridge, Interface, Namespace, Topology
-from netplan_lite.observe import Observation
-from netplan_lite.state import InterfaceState, Kind
+from netplan_lite.model.topology import Bridge, Interface, Namespace, Topology
+from netplan_lite.kernel.observe import Observation
+from netplan_lite.resources.state import InterfaceState, Kind
 
 
 def addr(text: str) -> IPv4Interface:

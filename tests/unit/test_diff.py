@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 from builders import bridge, built, iface, namespace, one_bridge, route, state, topology
 
-from netplan_lite.desired import allocate, desired_state
-from netplan_lite.diff import Change, ChangeType, FieldChange, diff
-from netplan_lite.state import Kind, ResourceId
+from netplan_lite.engine.desired import allocate, desired_state
+from netplan_lite.engine.diff import Change, ChangeType, FieldChange, diff
+from netplan_lite.resources.state import Kind, ResourceId
 
 HOST_CHANGED = "the host-side veth name changed"
 

@@ -9,13 +9,13 @@ from builders import EXAMPLE, doc, host_name, iface, one_bridge, ops, route, top
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from netplan_lite import apply as apply_module
-from netplan_lite import reconcile
-from netplan_lite.apply import ActionFailed
+from netplan_lite.engine import apply as apply_module
+from netplan_lite.engine import reconcile
+from netplan_lite.engine.apply import ActionFailed
 from netplan_lite.errors import ConflictError, KernelError
-from netplan_lite.fake import FakeKernel
-from netplan_lite.loader import load_file
-from netplan_lite.state import InterfaceState, Kind, ResourceId
+from netplan_lite.engine.fake import FakeKernel
+from netplan_lite.model.loader import load_file
+from netplan_lite.resources.state import InterfaceState, Kind, ResourceId
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from netplan_lite import fanout
+from netplan_lite.kernel import fanout
 
 
 @pytest.fixture

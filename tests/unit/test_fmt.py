@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from builders import run_cli as run
 
-from netplan_lite import cli, fmt, loader, yamlsource
+from netplan_lite.cli import main as cli
+from netplan_lite.model import fmt, loader, yamlsource
 from netplan_lite.errors import ExitCode, TopologyError
 
 ROOT = Path(__file__).resolve().parents[2]

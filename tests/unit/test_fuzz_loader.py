@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netplan_lite.errors import Problem, TopologyError
-from netplan_lite.loader import load_bytes
-from netplan_lite.model import Topology
+from netplan_lite.model.loader import load_bytes
+from netplan_lite.model.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED_FILES = sorted(ROOT.glob("examples/*.yaml")) + sorted((ROOT / "tests" / "corpus" / "good").glob("*.yaml"))

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from builders import EXAMPLE, run_cli as run, topology
 
-from netplan_lite import graph, loader
-from netplan_lite.desired import allocate
-from netplan_lite.model import Bridge, Interface, Namespace, PortForward, Protocol, Topology
+from netplan_lite.render import graph
+from netplan_lite.model import loader
+from netplan_lite.engine.desired import allocate
+from netplan_lite.model.topology import Bridge, Interface, Namespace, PortForward, Protocol, Topology
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz `dot` is not installed")
@@ -313,7 +314,7 @@ def no_kernel(monkeypatch):
     def refuse(topology):
         raise AssertionError("nsnet graph tried to open the live kernel")
 
-    monkeypatch.setattr("netplan_lite.kernel.open_kernel", refuse)
+    monkeypatch.setattr("netplan_lite.kernel.live.open_kernel", refuse)
     monkeypatch.delenv("NSNET_FILE", raising=False)
 
 
@@ -372,8 +373,8 @@ def test_cli_needs_no_kernel_modules(tmp_path):
     """Run as a user would: the kernel, netlink and pyroute2 are never imported."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("NSNET_FILE", None)
-    probe = ("import sys; from netplan_lite import cli; code = cli.main(['graph', '--format', 'mermaid', sys.argv[1]]); "
-             "bad = [m for m in sys.modules if m.split('.')[-1] in ('kernel', 'netlink', 'netns', 'rtnl') or m == 'pyroute2']; "
+    probe = ("import sys; from netplan_lite.cli import main as cli; code = cli.main(['graph', '--format', 'mermaid', sys.argv[1]]); "
+             "bad = [m for m in sys.modules if m.split('.')[-1] in ('live', 'netlink', 'netns', 'rtnl') or m == 'pyroute2']; "
              "sys.exit(code or (3 if bad else 0))")
     done = subprocess.run([sys.executable, "-c", probe, str(EXAMPLE)], capture_output=True, text=True,
                           env=env, cwd=tmp_path, timeout=60)

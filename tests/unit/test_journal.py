@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from netplan_lite import journal
-from netplan_lite.state import BridgeState, InterfaceState, NamespaceState, RouteState
+from netplan_lite.engine import journal
+from netplan_lite.resources.state import BridgeState, InterfaceState, NamespaceState, RouteState
 
 
 @pytest.fixture(autouse=True)

@@ -15,9 +15,10 @@ from builders import EXAMPLE, iface, one_bridge, opened, to_yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from netplan_lite import cli, journal
-from netplan_lite.fake import FakeKernel
-from netplan_lite.preflight import HostFacts, PreflightWarning
+from netplan_lite.cli import main as cli
+from netplan_lite.engine import journal
+from netplan_lite.engine.fake import FakeKernel
+from netplan_lite.kernel.preflight import HostFacts, PreflightWarning
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 WARNING = PreflightWarning("host-port-in-use", "a socket listens on 127.0.0.1:8080", "stop it or pick another port")
@@ -39,13 +40,13 @@ def assert_valid(schema: str, doc: dict) -> None:
 @pytest.fixture(autouse=True)
 def fake_host(monkeypatch, tmp_path):
     monkeypatch.setattr(journal, "STATE_DIR", str(tmp_path / "run-nsnet"))
-    monkeypatch.setattr("netplan_lite.preflight.gather", lambda topology: HostFacts())
+    monkeypatch.setattr("netplan_lite.kernel.preflight.gather", lambda topology: HostFacts())
 
 
 @pytest.fixture
 def kernel(monkeypatch) -> FakeKernel:
     fake = FakeKernel()
-    monkeypatch.setattr("netplan_lite.kernel.open_kernel", lambda topology: opened(fake))
+    monkeypatch.setattr("netplan_lite.kernel.live.open_kernel", lambda topology: opened(fake))
     return fake
 
 
@@ -69,7 +70,7 @@ def test_an_error_document(capsys, tmp_path):
 
 
 def test_plan_apply_show_destroy_of_the_example(capsys, kernel, monkeypatch):
-    monkeypatch.setattr("netplan_lite.preflight.check", lambda topology, facts: [WARNING])
+    monkeypatch.setattr("netplan_lite.kernel.preflight.check", lambda topology, facts: [WARNING])
     code, plan = run_json(capsys, "plan", str(EXAMPLE))
     assert code == 0 and plan["changes"] and plan["warnings"][0]["code"] == "host-port-in-use"
     assert {a["kind"] for a in plan["actions"]} == {"bridge", "namespace", "interface", "route", "nft_table", "sysctl"}

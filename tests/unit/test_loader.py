@@ -9,8 +9,8 @@ import pytest
 from builders import EXAMPLE, doc, messages, problems, topology
 
 from netplan_lite.errors import NsnetError, Problem, TopologyError
-from netplan_lite.loader import HOST_VETH_PREFIX, host_veth_name, load_bytes, load_file
-from netplan_lite.model import Bridge, Interface, Namespace, PortForward, Protocol, Route, Topology
+from netplan_lite.model.loader import HOST_VETH_PREFIX, host_veth_name, load_bytes, load_file
+from netplan_lite.model.topology import Bridge, Interface, Namespace, PortForward, Protocol, Route, Topology
 
 MIXED = """\
 name: demo

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from ipaddress import IPv4Interface
 
-from netplan_lite.loader import load_bytes
-from netplan_lite.nat import claims_clash, desired_claims, desired_nat, forward_claims, forward_targets
+from netplan_lite.model.loader import load_bytes
+from netplan_lite.resources.nat import claims_clash, desired_claims, desired_nat, forward_claims, forward_targets
 
 BASE = """name: lab
 bridges:

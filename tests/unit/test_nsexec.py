@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from netplan_lite import cli, journal, nsexec
+from netplan_lite.cli import main as cli
+from netplan_lite.engine import journal
+from netplan_lite.kernel import namespace_exec as nsexec
 from netplan_lite.errors import ConflictError, ExitCode, PermissionDenied
-from netplan_lite.loader import load_file
+from netplan_lite.model.loader import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "topology.yaml"

@@ -6,10 +6,10 @@ from ipaddress import IPv4Interface
 
 from builders import address, iface, link, route, route_entry, snapshot
 
-from netplan_lite import netlink
-from netplan_lite.journal import Intents
-from netplan_lite.observe import NOT_A_NAMESPACE, ORPHAN_NAMESPACE, build_observation, describe_owner
-from netplan_lite.state import BridgeState, InterfaceState, NamespaceState, NftRule, NftTableState, SysctlState
+from netplan_lite.kernel import netlink
+from netplan_lite.engine.journal import Intents
+from netplan_lite.kernel.observe import NOT_A_NAMESPACE, ORPHAN_NAMESPACE, build_observation, describe_owner
+from netplan_lite.resources.state import (BridgeState, InterfaceState, NamespaceState, NftRule, NftTableState, SysctlState)
 
 OURS, OTHER = "nsnet:demo", "nsnet:other"
 
@@ -239,8 +239,8 @@ class FakeNetlink:
 
 
 def test_observe_shares_namespaces_between_processes_and_skips_vanished_ones(monkeypatch):
-    from netplan_lite import fanout, nftables
-    from netplan_lite import observe as observe_module
+    from netplan_lite.kernel import fanout, nftables
+    from netplan_lite.kernel import observe as observe_module
 
     names = [f"n{i:03d}" for i in range(400)]
     monkeypatch.setattr(fanout, "workers_for", lambda count: 2)

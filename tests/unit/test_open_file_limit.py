@@ -5,7 +5,7 @@ import sys
 
 SCRIPT = """
 import resource
-from netplan_lite.netlink import raise_open_file_limit
+from netplan_lite.kernel.netlink import raise_open_file_limit
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
 raise_open_file_limit()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from builders import bridge, built, compute, doc, iface, namespace, one_bridge, ops, route, state
 
-from netplan_lite import reconcile, render
-from netplan_lite.diff import diff
-from netplan_lite.observe import Observation
-from netplan_lite.plan import Action, Op, Plan, make_plan
-from netplan_lite.state import Kind, ResourceId
+from netplan_lite.engine import reconcile
+from netplan_lite.render import plans as render
+from netplan_lite.engine.diff import diff
+from netplan_lite.kernel.observe import Observation
+from netplan_lite.engine.plan import Action, Op, Plan, make_plan
+from netplan_lite.resources.state import Kind, ResourceId
 
 TWO_BRIDGES = doc(
     bridges={"br1": {"subnet": "10.1.0.0/24"}, "br0": {"subnet": "10.0.0.0/24"}},

@@ -10,10 +10,10 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from netplan_lite import preflight
-from netplan_lite.desired import allocate
-from netplan_lite.nat import IP_FORWARD, desired_nat
-from netplan_lite.preflight import ForwardChain, HostFacts, HostRoute, Listener, PreflightWarning, check
+from netplan_lite.kernel import preflight
+from netplan_lite.engine.desired import allocate
+from netplan_lite.resources.nat import IP_FORWARD, desired_nat
+from netplan_lite.kernel.preflight import ForwardChain, HostFacts, HostRoute, Listener, PreflightWarning, check
 
 from builders import doc, topology
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from netplan_lite import cli, reconcile, render, scaffold
-from netplan_lite.fake import FakeKernel
-from netplan_lite.loader import load_bytes
+from netplan_lite.cli import main as cli
+from netplan_lite.engine import reconcile
+from netplan_lite.render import plans as render
+from netplan_lite.model import init as scaffold
+from netplan_lite.engine.fake import FakeKernel
+from netplan_lite.model.loader import load_bytes
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

@@ -6,12 +6,13 @@ import json
 
 from builders import EXAMPLE, built, compute, doc, host_name, iface, namespace, one_bridge, route, state
 
-from netplan_lite import reconcile, render, tables
-from netplan_lite.apply import ActionResult, Outcome
-from netplan_lite.fake import FakeKernel
-from netplan_lite.loader import load_file
-from netplan_lite.observe import Observation
-from netplan_lite.plan import Plan
+from netplan_lite.engine import reconcile
+from netplan_lite.render import plans as render, show as tables
+from netplan_lite.engine.apply import ActionResult, Outcome
+from netplan_lite.engine.fake import FakeKernel
+from netplan_lite.model.loader import load_file
+from netplan_lite.kernel.observe import Observation
+from netplan_lite.engine.plan import Plan
 
 LIVE_AB = built(("a", "172.30.0.2/24"), ("b", "172.30.0.3/24"))
 
@@ -213,8 +214,8 @@ def test_fingerprint_depends_on_observed_state_only():
 
 
 def test_show_lists_orphaned_host_veth_ends_under_the_host():
-    from netplan_lite.observe import ORPHAN_NAMESPACE
-    from netplan_lite.state import InterfaceState
+    from netplan_lite.kernel.observe import ORPHAN_NAMESPACE
+    from netplan_lite.resources.state import InterfaceState
 
     orphan = InterfaceState(ORPHAN_NAMESPACE, "nsvlost", "nsvlost", up=False, host_up=True)
     observed = [*LIVE_AB, orphan]

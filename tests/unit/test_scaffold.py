@@ -10,8 +10,9 @@ import pytest
 
 from builders import run_cli as run
 
-from netplan_lite import cli, fmt, loader, scaffold
-from netplan_lite.desired import allocate
+from netplan_lite.cli import main as cli
+from netplan_lite.model import fmt, loader, init as scaffold
+from netplan_lite.engine.desired import allocate
 from netplan_lite.errors import ExitCode
 
 

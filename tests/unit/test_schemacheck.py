@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netplan_lite import schemacheck, yamlsource
-from netplan_lite.loader import _validator_class, topology_schema
+from netplan_lite.model import schemacheck, yamlsource
+from netplan_lite.model.loader import _validator_class, topology_schema
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = sorted((REPO / "tests/corpus").rglob("*.yaml")) + sorted((REPO / "examples").glob("*.yaml"))

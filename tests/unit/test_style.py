@@ -7,10 +7,10 @@ import io
 import pytest
 from builders import compute, one_bridge
 
-from netplan_lite import render
-from netplan_lite.apply import ActionResult
-from netplan_lite.progress import ERASE_LINE, Progress
-from netplan_lite.style import Style
+from netplan_lite.render import plans as render
+from netplan_lite.engine.apply import ActionResult
+from netplan_lite.render.progress import ERASE_LINE, Progress
+from netplan_lite.render.style import Style
 
 
 class Terminal(io.StringIO):

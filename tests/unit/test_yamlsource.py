@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from netplan_lite import yamlsource
-from netplan_lite.yamlsource import MAX_BYTES, MAX_DEPTH, SourceError, parse
+from netplan_lite.model import yamlsource
+from netplan_lite.model.yamlsource import MAX_BYTES, MAX_DEPTH, SourceError, parse
 
 
 def refusal(raw: bytes) -> SourceError:

@@ -1,0 +1,315 @@
+"""What each nsnet command does: load, call the library, render, return an exit code.
+
+The parser and the one error boundary are in cli.py; the commands raise
+NsnetError for anything the user should read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any, Callable, Iterator, Sequence
+
+from ..errors import ExitCode, NsnetError
+
+DEFAULT_FILE = "topology.yaml"
+
+
+def default_file() -> str:
+    return os.environ.get("NSNET_FILE", DEFAULT_FILE)
+
+
+def print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2, sort_keys=False))
+
+
+def _style(args: argparse.Namespace) -> Any:
+    from ..render.style import Style
+
+    return Style.for_stream(sys.stdout, getattr(args, "no_color", False))
+
+
+def _load(path: str) -> tuple[Any, bytes]:
+    """(Topology, its bytes)."""
+    from ..model.loader import load_bytes, read_source
+
+    raw = read_source(path)
+    return load_bytes(raw, path), raw
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    topology, _ = _load(args.file)
+    counts = {"bridges": len(topology.bridges), "namespaces": len(topology.namespaces),
+              "port_forwards": len(topology.port_forwards)}
+    if args.json:
+        print_json({"format_version": 1, "file": args.file, "valid": True, "topology": topology.name, "counts": counts})
+    else:
+        print(f"{args.file}: valid topology {topology.name!r} ({counts['bridges']} bridges, "
+              f"{counts['namespaces']} namespaces, {counts['port_forwards']} port forwards)")
+    return ExitCode.OK
+
+
+def _preflight(topology: Any) -> list[Any]:
+    """Warnings about the host (firewall, ip_forward, ports, routes); reading it never fails."""
+    from ..kernel import preflight
+
+    return preflight.check(topology, preflight.gather(topology))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from ..engine import planfile, reconcile
+    from ..render import plans as render
+    from ..kernel.live import open_kernel
+
+    topology, raw = _load(args.file)
+    with open_kernel(topology.name) as kernel:
+        planned = reconcile.plan(topology, kernel)
+    warnings = _preflight(topology)
+    doc = render.plan_json(planned, warnings)
+    if args.out:
+        planfile.save(args.out, planned, doc, args.file, raw)
+    if args.json:
+        print_json(doc)
+    else:
+        sys.stdout.write(render.plan_text(planned, _style(args), warnings))
+        if args.out:
+            print(f"Saved the plan to {args.out}; run `nsnet apply {args.out}` to apply exactly this plan.")
+    if args.detailed_exitcode and not planned.plan.empty:
+        return ExitCode.CHANGES
+    return ExitCode.OK
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    """Action lines as they run (and a progress bar on a terminal); nothing with --json."""
+    from ..render.progress import Progress
+    from ..render.style import interactive
+
+    if args.json:
+        return None
+    return Progress(sys.stdout, _style(args), terminal=interactive(sys.stdout))
+
+
+def _finish(args: argparse.Namespace, applied: Any, verb: str, started: float, warnings: Sequence[Any] = ()) -> int:
+    from ..render import plans as render
+
+    seconds = time.monotonic() - started
+    if args.json:
+        print_json(render.applied_json(applied, seconds, warnings))
+    else:
+        print(_style(args).paint("bold", render.applied_summary(applied, verb, seconds)))
+    if applied.converged:
+        return ExitCode.OK
+    for line in render.failure_lines(applied.outcome, rollback=not args.no_rollback):
+        print(f"nsnet: {line}", file=sys.stderr)
+    return ExitCode.ERROR
+
+
+@contextlib.contextmanager
+def _transaction(args: argparse.Namespace, topology: str) -> Iterator[tuple[Any, Any, Any]]:
+    """Lock, kernel session, journal and stop signals around one apply or destroy."""
+    from ..engine import reconcile
+    from ..engine.journal import Journal
+    from ..kernel.live import open_kernel
+    from ..engine.lock import topology_lock
+
+    with open_kernel(topology) as kernel, topology_lock(topology, args.lock_timeout) as held, _stop_signals() as stop:
+        options = reconcile.RunOptions(_progress(args), Journal(topology), not args.no_rollback, stop)
+        try:
+            yield kernel, options, held
+        finally:
+            if options.listener is not None:
+                options.listener.finish()
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[Callable[[], str | None]]:
+    """SIGINT/SIGTERM end the run after the current action (then roll back)."""
+    received: list[str] = []
+
+    def note(signum: int, _frame: Any) -> None:
+        received.append(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _run(planned: Any, kernel: Any, options: Any) -> Any:
+    from ..engine import reconcile
+
+    if options.listener is not None:
+        options.listener.start(len(planned.plan.actions))
+    return reconcile.run(planned, kernel, options)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from ..kernel import topologies as inventory, nftables
+    from ..engine import planfile, reconcile
+    from ..render import plans as render
+    from ..model.loader import load_bytes, read_source
+    from ..resources.state import Kind
+
+    started = time.monotonic()
+    raw = read_source(args.file)
+    saved = planfile.load(args.file, raw) if planfile.is_plan_file(raw) else None
+    topology = load_bytes(saved.topology_text, saved.source) if saved else load_bytes(raw, args.file)
+    with _transaction(args, topology.name) as (kernel, options, _):
+        planned = reconcile.plan(topology, kernel)
+        if saved:
+            planfile.check_fresh(saved, planned)
+        if any(kind is Kind.NFT_TABLE for kind, _ in planned.desired):
+            nftables.require()
+        warnings = _preflight(topology) if planned.plan.actions else []
+        for line in [] if args.json else render.warning_lines(warnings, _style(args)):
+            print(line)
+        applied = _run(planned, kernel, options)
+        if applied.converged:
+            inventory.remember_source(topology.name, saved.source if saved else args.file)  # for `nsnet ls`
+    return _finish(args, applied, "Apply", started, warnings)
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    from ..kernel import topologies as inventory
+    from ..engine import reconcile
+
+    started = time.monotonic()
+    topology, _ = _load(args.file)
+    with _transaction(args, topology.name) as (kernel, options, held):
+        applied = _run(reconcile.compute_destroy(topology.name, kernel.observe()), kernel, options)
+        if applied.converged:  # nothing of the topology is left: drop its record, lock and directory
+            inventory.forget_source(topology.name)
+            held.discard = True
+    return _finish(args, applied, "Destroy", started)
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from ..agent import server as agent
+    from ..kernel.live import require_privileges
+
+    require_privileges()
+    return agent.serve()
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from ..kernel import topologies as inventory
+    from ..render import show as tables
+    from ..kernel.live import require_privileges
+    from ..kernel.netlink import Netlink
+
+    require_privileges()
+    with Netlink() as nl:
+        found = inventory.find_topologies(nl)
+    rows = tables.ls_rows(found, [inventory.drift_of(f) for f in found])
+    if args.json:
+        print_json({"format_version": 1, "topologies": rows})
+    else:
+        sys.stdout.write(tables.ls_text(rows))
+    return ExitCode.OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from ..engine import reconcile
+    from ..render import plans as render, show as tables
+    from ..kernel.live import open_kernel
+
+    topology, _ = _load(args.file)
+    with open_kernel(topology.name) as kernel:
+        planned = reconcile.plan(topology, kernel)
+    state = planned.observation.state
+    if args.json:
+        print_json(render.state_json(topology.name, state, planned.plan))
+    else:
+        sys.stdout.write(tables.show_text(topology.name, state, planned.plan, topology.port_forwards, _style(args)))
+    if args.check and not planned.plan.empty:
+        return ExitCode.DRIFT
+    return ExitCode.OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Draw the lab from the file alone (no kernel, no root); bad options are one line, like bad files."""
+    from ..render import graph
+
+    if args.format not in graph.FORMATS:
+        raise NsnetError(f"graph: unknown format {args.format!r} (known: {', '.join(graph.FORMATS)})")
+    topology, _ = _load(args.file)
+    text = graph.render(topology, args.format)
+    if not args.out:
+        sys.stdout.write(text)
+        return ExitCode.OK
+    try:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as err:
+        raise NsnetError(f"{args.out}: cannot write: {err.strerror}") from None
+    return ExitCode.OK
+
+
+# workflow commands: init, fmt, exec, completion (netplan_lite/scaffold.py, fmt.py, nsexec.py, completion.py)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from ..model import init as scaffold
+
+    starter = scaffold.create(args.file, args.name, args.force, default_path=default_file())
+    if args.file == "-":
+        sys.stdout.write(starter.text)
+        return ExitCode.OK
+    shown = "" if args.file == default_file() else f" {args.file}"
+    print(f"Wrote {args.file}: topology {starter.name!r} (1 bridge, 2 namespaces, 1 port forward), every key explained.")
+    print(f"Next: edit it, then `nsnet plan{shown}` and `nsnet apply{shown}` as root.")
+    return ExitCode.OK
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from ..model import fmt
+
+    results = [fmt.format_file(path) for path in args.files or [default_file()]]  # every file checked before any write
+    report = args.check or args.diff
+    for result in results:
+        if result.path == "-" and not report:
+            sys.stdout.write(result.new)
+        elif report and result.changed:
+            if args.check:
+                print(f"{result.path}: not in canonical form; `nsnet fmt {result.path}` would change it:")
+            sys.stdout.write(result.diff())
+        elif result.changed and not report:
+            fmt.write(result)
+        if result.path != "-" and not (report and result.changed):
+            print(f"{result.path}: {'formatted' if result.changed and not report else 'already formatted'}")
+    if args.check and any(r.changed for r in results):
+        return ExitCode.ERROR
+    return ExitCode.OK
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from ..kernel import namespace_exec as nsexec
+
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    topology, _ = _load(args.file)
+    nsexec.run(topology, args.namespace, argv, args.file)  # replaces this process with the command
+    return ExitCode.ERROR  # not reached: run() execs or raises
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from . import main as cli, completion
+
+    if args.list_namespaces is not None:  # what the scripts call to complete `nsnet exec NAMESPACE`
+        try:
+            topology, _ = _load(args.list_namespaces)
+        except NsnetError:
+            return ExitCode.OK
+        for namespace in topology.namespaces:
+            print(namespace.name)
+        return ExitCode.OK
+    if args.shell is None:
+        raise NsnetError(f"completion: name a shell: {', '.join(completion.SHELLS)}")
+    sys.stdout.write(completion.script(args.shell, cli.build_parser()))
+    return ExitCode.OK

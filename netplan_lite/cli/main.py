@@ -1,0 +1,170 @@
+"""The nsnet command line: parse, dispatch to commands.py, exit.
+
+Every NsnetError is caught here, in one place, and printed as one line per
+problem on stderr (and as a JSON error document with --json); tracebacks
+only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Callable, NoReturn, Sequence
+
+from .. import __version__
+from .commands import (DEFAULT_FILE, cmd_agent, cmd_apply, cmd_completion, cmd_destroy, cmd_exec, cmd_fmt, cmd_graph, cmd_init, cmd_ls, cmd_plan, cmd_show, cmd_validate, default_file, print_json)
+from ..errors import ExitCode, NsnetError
+
+EXIT_CODES = """exit codes:
+  0  success; for plan --detailed-exitcode: no changes
+  1  error (bad input, kernel refusal, failed verification, stale plan); fmt --check: not canonical
+  2  plan --detailed-exitcode: changes present
+  3  show --check: the live state has drifted from the topology"""
+
+SHELLS = ("bash", "zsh", "fish")
+
+COMPLETION_INSTALL = """\
+install (as the user who runs nsnet, usually root):
+  bash:  nsnet completion bash > /etc/bash_completion.d/nsnet
+         (or add `source <(nsnet completion bash)` to ~/.bashrc)
+  zsh:   nsnet completion zsh > "${fpath[1]}/_nsnet"
+         (or any directory in $fpath; then `autoload -Uz compinit && compinit` in ~/.zshrc)
+  fish:  nsnet completion fish > ~/.config/fish/completions/nsnet.fish
+open a new shell afterwards."""
+
+
+# parser
+
+
+def _add_file(parser: argparse.ArgumentParser, what: str = "topology file") -> None:
+    parser.add_argument("file", nargs="?", default=default_file(),
+                        help=f"{what} (default: $NSNET_FILE or ./{DEFAULT_FILE})")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-rollback", action="store_true",
+                        help="on failure keep the partial progress instead of undoing this run's actions")
+    parser.add_argument("--lock-timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="wait this long for another run on the same topology (default 30)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1: exit 2 means "changes present" for plan --detailed-exitcode."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """init, fmt, exec and completion (their epilogs say what each does)."""
+    p = command("init", cmd_init, "Write a commented starter topology to edit (refuses to overwrite).", reports=False)
+    _add_file(p, "file to create, - for stdout")
+    p.add_argument("--name", default="lab", help="topology name (default: lab); labels everything it creates")
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p = command("fmt", cmd_fmt, "Rewrite topology files in canonical form, keeping comments and meaning.", reports=False)
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help=f"topology files, - for stdin to stdout (default: $NSNET_FILE or ./{DEFAULT_FILE})")
+    p.add_argument("--check", action="store_true", help="write nothing; print a diff and exit 1 if a file is not canonical")
+    p.add_argument("--diff", action="store_true", help="write nothing; print the diff fmt would apply")
+    p.epilog = ("canonical form: name, bridges, namespaces, port_forwards, schema key order inside objects, your\n"
+                "order of bridges, namespaces and interfaces; two-space block style, one flow line per bridge,\n"
+                "interface, route or port forward ({bridge: br0, address: 10.0.0.2}); comments kept.\n\n" + EXIT_CODES)
+    p = command("exec", cmd_exec, "Run a command inside one of the topology's namespaces (like `ip netns exec`).", reports=False)
+    p.add_argument("-f", "--file", default=default_file(), metavar="FILE",
+                   help=f"topology file (default: $NSNET_FILE or ./{DEFAULT_FILE})")
+    p.add_argument("namespace", help="a namespace declared in the topology and applied on this host")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG ...]",
+                   help="the command and its arguments, run directly (no shell); its exit code is nsnet's")
+    p.usage = "nsnet exec [-h] [-f FILE] NAMESPACE -- COMMAND [ARG ...]"
+    p.epilog = ("Like `ip netns exec`: enters the network namespace, remounts /sys for it and binds\n"
+                "/etc/netns/NAMESPACE/* over /etc, then executes the command (no new PID/user namespace,\n"
+                "same user and environment). Refuses namespaces not declared, not applied yet, or\n"
+                "labelled for another topology. Options go before NAMESPACE.\n\n" + EXIT_CODES)
+    p = command("completion", cmd_completion, "Print a shell completion script (bash, zsh or fish).", reports=False)
+    p.add_argument("shell", nargs="?", choices=SHELLS, help="the shell to complete for")
+    p.add_argument("--list-namespaces", metavar="FILE", help=argparse.SUPPRESS)
+    p.epilog = COMPLETION_INSTALL + "\n\n" + EXIT_CODES
+    p = command("agent", cmd_agent, "Serve nsnet commands from one resident process that keeps the kernel's state "
+                "current (optional: faster commands on big labs).", reports=False)
+    p.epilog = ("While it runs, `nsnet` hands every command to it: the agent has nsnet imported and reads again only\n"
+                "the namespaces the kernel announced changes in, then runs the command in a child process with your\n"
+                "files, directory and environment; output and exit codes are the same. Socket: /run/nsnet/agent.sock\n"
+                "(NSNET_AGENT_SOCKET); NSNET_AGENT=off runs a command without it. Stop it with Ctrl-C or SIGTERM:\n"
+                "running commands finish first.\n\n" + EXIT_CODES)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nsnet",
+        description="Declarative network-namespace topologies: plan, apply and destroy them against the live kernel.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"nsnet {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable, help: str, reports: bool = True) -> argparse.ArgumentParser:
+        """A subcommand; one that `reports` on a topology also takes --json and --no-color."""
+        p = sub.add_parser(name, help=help, description=help, epilog=EXIT_CODES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=func)
+        if reports:
+            p.add_argument("--json", action="store_true", help="print machine-readable JSON (schemas/ describes it)")
+            p.add_argument("--no-color", action="store_true", help="no colour even on a terminal (so does NO_COLOR=1)")
+        return p
+
+    p = command("validate", cmd_validate, "Check a topology file (schema and semantics); touches nothing.")
+    _add_file(p)
+    p = command("plan", cmd_plan, "Show what apply would change, read from the live kernel.")
+    _add_file(p)
+    p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 when there are no changes, 2 when there are, 1 on error")
+    p.add_argument("-o", "--out", metavar="PLAN", help="save the plan to PLAN for `nsnet apply PLAN`")
+    p = command("apply", cmd_apply, "Make the kernel match the topology, then verify it.")
+    _add_file(p, "topology file, or a plan saved by `nsnet plan -o`")
+    _add_run_options(p)
+    p = command("destroy", cmd_destroy, "Delete everything this topology created, and nothing else.")
+    _add_file(p)
+    _add_run_options(p)
+    command("ls", cmd_ls, "List every nsnet topology on this host, with object counts and whether it has drifted.")
+    p = command("show", cmd_show, "List the live objects this topology owns, and any drift.")
+    _add_file(p)
+    p.add_argument("--check", action="store_true", help="exit 3 when the live state has drifted")
+    p = command("graph", cmd_graph, "Draw the topology (DOT or Mermaid) from the file alone; needs no root.", reports=False)
+    _add_file(p)
+    p.add_argument("--format", default="dot", metavar="{dot,mermaid}", help="dot (default: Graphviz) or mermaid")
+    p.add_argument("-o", "--out", metavar="FILE", help="write the drawing to FILE instead of stdout")
+    _add_workflow_commands(command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG)
+    try:
+        return int(args.func(args))
+    except NsnetError as err:
+        if args.debug:
+            traceback.print_exc()
+        for line in err.lines():
+            print(f"nsnet: {line}", file=sys.stderr)
+        if getattr(args, "json", False):  # schemas/validate.schema.json#/$defs/error
+            print_json({"format_version": 1, "valid": False, "error": err.code, "problems": err.problem_docs()})
+        return ExitCode.ERROR
+    except KeyboardInterrupt:
+        print("nsnet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: say so in one line unless debugging
+        if args.debug:
+            raise
+        print(f"nsnet: internal error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", file=sys.stderr)
+        return ExitCode.ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

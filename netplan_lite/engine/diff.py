@@ -1,0 +1,105 @@
+"""diff: desired vs observed State -> changes, each with before and after.
+
+A field whose desired value is None is not managed and never differs.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
+
+from ..resources.state import Kind, Resource, ResourceId, State, attributes, replace_reason
+
+
+class ChangeType(enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource's difference (Terraform's Change: before None creates, after None deletes)."""
+
+    id: ResourceId
+    before: Resource | None
+    after: Resource | None
+    fields: tuple[FieldChange, ...] = ()
+    reason: str | None = None  # why a replace cannot happen in place
+
+    @property
+    def type(self) -> ChangeType:
+        if self.before is None:
+            return ChangeType.CREATE
+        if self.after is None:
+            return ChangeType.DELETE
+        return ChangeType.REPLACE if self.reason else ChangeType.UPDATE
+
+
+def field_changes(before: Resource, after: Resource) -> tuple[FieldChange, ...]:
+    """Fields where `after` (desired) asks for something `before` does not have."""
+    old = attributes(before)
+    return tuple(
+        FieldChange(name, old[name], value)
+        for name, value in attributes(after).items()
+        if value is not None and old[name] != value
+    )
+
+
+def diff(desired: State, observed: State) -> list[Change]:
+    """Every difference, sorted by resource id (stable across runs)."""
+    changes = []
+    for rid in sorted(desired.keys() | observed.keys(), key=_sort_key):
+        before, after = observed.get(rid), desired.get(rid)
+        if before is None or after is None:
+            changes.append(Change(rid, before, after))
+            continue
+        fields = field_changes(before, after)
+        if fields:
+            changes.append(Change(rid, before, after, fields, replace_reason(before, after)))
+    return _replan_routes_the_kernel_drops(changes, desired, observed)
+
+
+def _dropped_networks(change: Change) -> tuple[str, list[IPv4Network]] | None:
+    """(reason, networks) when an interface change makes the kernel flush the routes via them."""
+    if change.id.kind is not Kind.INTERFACE or change.before is None:
+        return None
+    before = set(change.before.addresses)  # type: ignore[union-attr]
+    if change.type is ChangeType.REPLACE:
+        reason, removed = f"interface {change.id.name} is replaced", before
+    elif change.type is ChangeType.DELETE:
+        reason, removed = f"interface {change.id.name} is removed", before
+    else:
+        reason, removed = f"interface {change.id.name} loses an address", before - set(change.after.addresses)  # type: ignore[union-attr]
+    return (reason, [IPv4Interface(a).network for a in removed]) if removed else None
+
+
+def _replan_routes_the_kernel_drops(changes: list[Change], desired: State, observed: State) -> list[Change]:
+    """A route dies with the address its gateway is reached by: delete and create it again."""
+    drops = [(c.id.namespace, d) for c in changes if (d := _dropped_networks(c))]
+    if not drops:
+        return changes
+    by_id = {c.id: c for c in changes}
+    for rid in desired.keys() & observed.keys():
+        if rid.kind is not Kind.ROUTE:
+            continue
+        via = IPv4Address(observed[rid].via)  # type: ignore[union-attr]
+        reason = next((r for ns, (r, nets) in drops if ns == rid.namespace and any(via in n for n in nets)), None)
+        if reason:
+            old = by_id.get(rid)
+            by_id[rid] = Change(rid, observed[rid], desired[rid], old.fields if old else (), reason)
+    return sorted(by_id.values(), key=lambda c: _sort_key(c.id))
+
+
+def _sort_key(rid: ResourceId) -> tuple[int, str]:
+    return rid.kind.rank, rid.name

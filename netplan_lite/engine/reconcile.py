@@ -1,0 +1,134 @@
+"""The library's entry points: plan, apply and destroy a topology.
+
+Glue only: observe -> allocate -> desired -> diff -> plan -> execute -> verify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .apply import (ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, touched_namespaces, verify)
+from .journal import Journal
+from .desired import allocate, desired_state
+from .diff import Change, diff
+from ..errors import ConflictError, TopologyError, Problem
+from ..model.topology import Topology
+from ..resources.nat import claim_clashes, desired_claims
+from ..kernel.observe import Observation
+from .plan import Op, Plan, make_plan
+from ..resources.state import InterfaceState, Kind, State
+
+
+@dataclass(frozen=True)
+class Planned:
+    topology: str
+    plan: Plan
+    desired: State
+    observation: Observation
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the observed state the plan was computed from."""
+        return state_fingerprint(self.observation)
+
+
+@dataclass(frozen=True)
+class Applied:
+    planned: Planned
+    outcome: Outcome = field(default_factory=Outcome)
+
+    @property
+    def results(self) -> list[ActionResult]:
+        return self.outcome.results
+
+    @property
+    def remaining(self) -> list[Change]:
+        return self.outcome.remaining
+
+    @property
+    def converged(self) -> bool:
+        return self.outcome.converged
+
+
+def compute(topology: Topology, observation: Observation) -> Planned:
+    """The plan that makes `observation` match `topology`."""
+    try:
+        addresses = allocate(topology, observation.assigned)
+    except ValueError as err:
+        raise TopologyError([Problem(topology.source, None, None, "bridges", str(err))]) from None
+    desired = desired_state(topology, addresses)
+    _refuse_conflicts(topology, desired, observation)
+    return Planned(topology.name, make_plan(topology.name, diff(desired, observation.state)), desired, observation)
+
+
+def compute_destroy(topology: str, observation: Observation) -> Planned:
+    """Destroy is a plan against an empty desired state."""
+    return Planned(topology, make_plan(topology, diff({}, observation.state)), {}, observation)
+
+
+def _refuse_conflicts(topology: Topology, desired: State, observation: Observation) -> None:
+    problems = claim_clashes(desired_claims(topology), observation.foreign_claims)
+    for rid, resource in desired.items():
+        if rid.kind is Kind.NAMESPACE and rid.name in observation.foreign_namespaces:
+            problems.append(f"namespace {rid.name} already exists ({observation.foreign_namespaces[rid.name]})")
+        link = resource.host_name if isinstance(resource, InterfaceState) else rid.name if rid.kind is Kind.BRIDGE else None
+        if link and link in observation.foreign_links:
+            problems.append(f"link {link} (for {rid}) already exists on the host ({observation.foreign_links[link]})")
+    if problems:
+        raise ConflictError("refusing to take over what nsnet does not own: " + "; ".join(problems))
+
+
+def plan(topology: Topology, kernel: Kernel) -> Planned:
+    return compute(topology, kernel.observe())
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    listener: ActionListener | None = None
+    journal: Journal | None = None
+    rollback: bool = True  # False: keep partial progress (--no-rollback)
+    stop: Callable[[], str | None] = lambda: None  # the name of a pending stop signal
+
+
+def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) -> Applied:
+    """Execute a computed plan and verify it; on any failure roll back (unless told not to)."""
+    outcome = execute(planned.plan, kernel, options.listener, options.journal, options.stop)
+    if outcome.failure is None and outcome.results:
+        outcome.remaining = verify(kernel, planned.desired, _verify_scope(outcome))
+        if outcome.remaining:
+            outcome.failure = VerificationFailed(outcome.remaining)
+    if outcome.failure is not None and options.rollback:
+        rollback(kernel, outcome, options.journal)
+    if options.journal is not None:
+        undone = options.rollback and not outcome.not_rolled_back
+        options.journal.close(clean=outcome.failure is None or undone)
+    return Applied(planned, outcome)
+
+
+def _verify_scope(outcome: Outcome) -> frozenset[str] | None:
+    """Read again only the namespaces the run touched, unless it removed interfaces:
+    the kernel removes a deleted namespace's host veth ends a moment later, and
+    only a full read sees one still there."""
+    if any(r.action.op is Op.DELETE and r.action.id.kind in (Kind.NAMESPACE, Kind.INTERFACE) for r in outcome.results):
+        return None
+    return touched_namespaces(outcome)
+
+
+def apply(topology: Topology, kernel: Kernel, options: RunOptions = RunOptions()) -> Applied:
+    return run(plan(topology, kernel), kernel, options)
+
+
+def destroy(topology: str, kernel: Kernel, options: RunOptions = RunOptions()) -> Applied:
+    return run(compute_destroy(topology, kernel.observe()), kernel, options)
+
+
+def state_fingerprint(observation: Observation) -> str:
+    """A stable digest of what a plan depends on in the kernel."""
+    from ..render.plans import resource_json  # render holds the one JSON form of a resource
+
+    doc = {str(rid): resource_json(r) for rid, r in sorted(observation.state.items(), key=lambda i: str(i[0]))}
+    doc["assigned"] = sorted(f"{ns}/{i}={a}" for (ns, i), a in observation.assigned.items())
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,159 @@
+"""The only module that speaks netlink (through the minimal codec in rtnl.py).
+
+Reads return small records holding only the fields the diff needs; writes
+take plain values. One socket per namespace, opened after entering it with
+setns (see netns.py), reused for the whole run.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+from . import netns
+from ..faults import checkpoint
+from .rtnl import AddrMsg, LinkMsg, RouteMsg, RtnlSocket
+
+Link, Address, RouteEntry = LinkMsg, AddrMsg, RouteMsg  # the records observe.py reads
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What nsnet reads of one network namespace."""
+
+    links: tuple[Link, ...]
+    addresses: tuple[Address, ...]
+    routes: tuple[RouteEntry, ...]
+
+    def link(self, name: str) -> Link | None:
+        return next((link for link in self.links if link.name == name), None)
+
+    def addresses_of(self, index: int) -> tuple[Address, ...]:
+        return tuple(a for a in self.addresses if a.index == index)
+
+
+def raise_open_file_limit() -> None:
+    """A session holds an fd and a socket per namespace of ours: 2000 for a 1000-namespace lab,
+    past the soft limit of 1024 a Debian login gets. Raise it to the hard limit, as Go programs do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def read_snapshot(sock: RtnlSocket, links: tuple[Link, ...] | None = None) -> Snapshot:
+    """What `sock`'s namespace holds: links (unless already read), IPv4 addresses, main-table routes."""
+    return Snapshot(tuple(sock.links()) if links is None else links, tuple(sock.addresses()), tuple(sock.routes()))
+
+
+class Netlink:
+    """Netlink sockets of the host and of named namespaces, opened on demand."""
+
+    def __init__(self) -> None:
+        raise_open_file_limit()
+        self._sockets: dict[str | None, RtnlSocket] = {None: RtnlSocket()}
+        self._fds: dict[str, int] = {}
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+        for fd in self._fds.values():
+            os.close(fd)
+        self._sockets.clear()
+        self._fds.clear()
+
+    def __enter__(self) -> Netlink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def namespace_fd(self, name: str) -> int:
+        """An fd of a named namespace, kept open for the run (never creates)."""
+        if name not in self._fds:
+            self._fds[name] = netns.open_fd(name)
+        return self._fds[name]
+
+    def is_open(self, name: str) -> bool:
+        """Whether this session holds an fd of the namespace (it observed it as ours)."""
+        return name in self._fds
+
+    def adopt(self, name: str, fd: int) -> None:
+        """Keep `fd` (from netns.create) as the namespace's fd."""
+        self._fds[name] = fd
+
+    def forget(self, name: str) -> None:
+        """Drop the socket and fd of a namespace about to be deleted."""
+        sock = self._sockets.pop(name, None)
+        if sock is not None:
+            sock.close()
+        fd = self._fds.pop(name, None)
+        if fd is not None:
+            os.close(fd)
+
+    def sock(self, ns: str | None) -> RtnlSocket:
+        if ns not in self._sockets:
+            with netns.entered(self.namespace_fd(ns)):  # type: ignore[arg-type]
+                self._sockets[ns] = RtnlSocket()
+        return self._sockets[ns]
+
+    # reads
+
+    def links(self, ns: str | None, kind: str | None = None) -> tuple[Link, ...]:
+        """All links, or those of one kind (filtered in the kernel). Raises FileNotFoundError
+        if the namespace vanished, OSError(EINVAL) for a file that is not a mounted namespace."""
+        return tuple(self.sock(ns).links(kind))
+
+    def link_by_index(self, ns: str | None, index: int) -> Link | None:
+        try:
+            return self.sock(ns).link_by_index(index)
+        except OSError as err:
+            if err.errno == errno.ENODEV:
+                return None
+            raise
+
+    def snapshot(self, ns: str | None, links: tuple[Link, ...] | None = None) -> Snapshot:
+        """Links (unless already read), IPv4 addresses and main-table routes."""
+        return read_snapshot(self.sock(ns), links)
+
+    def lookup(self, ns: str | None, name: str) -> int | None:
+        return self.sock(ns).index_of(name)
+
+    # writes (each passes a fault-injection checkpoint first)
+
+    def add_bridge(self, name: str) -> int:
+        checkpoint()
+        self.sock(None).add_bridge(name)
+        return self.lookup(None, name)  # type: ignore[return-value]
+
+    def add_veth(self, host_name: str, ns: str, name: str) -> None:
+        """Create the pair with its namespace end already inside `ns` (10x cheaper than moving it)."""
+        checkpoint()
+        self.sock(None).add_veth(host_name, name, self.namespace_fd(ns))
+
+    def set_link(self, ns: str | None, index: int, **attrs: Any) -> None:
+        """Link attributes in one request (see RtnlSocket.set_link)."""
+        checkpoint()
+        self.sock(ns).set_link(index, **attrs)
+
+    def delete_link(self, ns: str | None, index: int) -> None:
+        checkpoint()
+        self.sock(ns).delete_link(index)
+
+    def add_address(self, ns: str | None, index: int, cidr: str, proto: int) -> None:
+        checkpoint()
+        self.sock(ns).add_address(index, cidr, proto)
+
+    def delete_address(self, ns: str | None, index: int, cidr: str) -> None:
+        checkpoint()
+        self.sock(ns).delete_address(index, cidr)
+
+    def replace_route(self, ns: str | None, to: str, via: str, proto: int) -> None:
+        checkpoint()
+        self.sock(ns).replace_route(to, via, proto)
+
+    def delete_route(self, ns: str | None, to: str, via: str) -> None:
+        checkpoint()
+        self.sock(ns).delete_route(to, via)

@@ -1,0 +1,317 @@
+"""Draw a topology: Graphviz DOT or Mermaid text, from the file alone.
+
+`nsnet graph` must work anywhere (a laptop, CI, a docs build), so this module
+is pure: Topology in, text out, no kernel, no root. Automatic addresses are
+the ones apply would give on an empty host (`allocate(topology, {})`); on a
+host where nsnet assigned addresses earlier they are sticky and may differ,
+so the drawing marks them "(auto)".
+
+Both formats are rendered from one neutral `Drawing` so that they always
+show the same things; only ids, shapes and escaping differ.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from ipaddress import IPv4Interface
+from typing import Mapping
+
+from ..engine.desired import allocate
+from ..model.topology import Bridge, Interface, InterfaceKey, Namespace, PortForward, Topology
+
+FORMATS = ("dot", "mermaid")
+HOST = "host"
+
+
+# the neutral drawing
+
+
+@dataclass(frozen=True)
+class Box:
+    """A node: `key` identifies it across the drawing, `lines` is its label."""
+
+    key: str
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Group:
+    """A namespace: a frame around its interfaces (or around one "no interfaces" box)."""
+
+    key: str
+    title: str
+    boxes: tuple[Box, ...]
+
+
+@dataclass(frozen=True)
+class Edge:
+    tail: str
+    head: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Drawing:
+    title: str
+    bridges: tuple[Box, ...]
+    groups: tuple[Group, ...]
+    uplinks: tuple[Edge, ...]  # host -- bridge (the gateway is the host's address on it)
+    links: tuple[Edge, ...]  # bridge -- namespace interface (a veth pair)
+    forwards: tuple[Edge, ...]  # host -> target interface
+    host: Box | None = None
+
+
+def drawing(topology: Topology) -> Drawing:
+    """What to draw: the topology with the addresses apply would give on an empty host."""
+    addresses = allocate(topology, {})
+    column = {b.name: n for n, b in enumerate(topology.bridges)}
+    forwards = tuple(_forward_edge(topology, f) for f in topology.port_forwards)
+    return Drawing(
+        title=f"nsnet topology {topology.name}",
+        bridges=tuple(_bridge_box(b) for b in topology.bridges),
+        uplinks=tuple(_uplink(b) for b in topology.bridges),
+        groups=tuple(_group(ns, addresses, column) for ns in _untangled(topology, column)),
+        links=tuple(_link(ns, i) for ns in topology.namespaces for i in ns.interfaces),
+        forwards=forwards,
+        host=Box(HOST, ("host",)) if topology.bridges or forwards else None,
+    )
+
+
+def _bridge_key(name: str) -> str:
+    return f"bridge/{name}"
+
+
+def _iface_key(namespace: str, interface: str) -> str:
+    return f"iface/{namespace}/{interface}"
+
+
+def _empty_key(namespace: str) -> str:
+    return f"empty/{namespace}"
+
+
+def _bridge_box(bridge: Bridge) -> Box:
+    """Name, subnet and masquerade; the gateway labels the bridge's edge to the host."""
+    lines = [f"bridge {bridge.name}", f"subnet {bridge.subnet}" if bridge.subnet else "no subnet (layer 2)"]
+    if bridge.masquerade:
+        lines.append("masquerade")
+    return Box(_bridge_key(bridge.name), tuple(lines))
+
+
+def _uplink(bridge: Bridge) -> Edge:
+    """The bridge is a host interface: its gateway address is the host's address on it."""
+    gateway = bridge.gateway_interface
+    return Edge(HOST, _bridge_key(bridge.name), f"gateway {gateway}" if gateway else "")
+
+
+def _address_text(ns: Namespace, iface: Interface, addresses: Mapping[InterfaceKey, IPv4Interface]) -> str:
+    """The interface's address as the file gives it, or as allocated ("(auto)")."""
+    address = addresses.get((ns.name, iface.name))
+    if address is None:
+        return "no address"
+    return str(address) if iface.address is not None else f"{address} (auto)"
+
+
+def _untangled(topology: Topology, column: Mapping[str, int]) -> list[Namespace]:
+    """Namespaces by the mean position of their bridges (then name), empty ones last.
+
+    Graphviz and Mermaid lay out from the input order and keep a frame whole,
+    so a namespace on two bridges drawn between each bridge's other namespaces
+    keeps the veth links from crossing; name order would tangle them.
+    """
+    def key(ns: Namespace) -> tuple[float, str]:
+        places = [column[i.bridge] for i in ns.interfaces]
+        return (sum(places) / len(places) if places else float("inf"), ns.name)
+    return sorted(topology.namespaces, key=key)
+
+
+def _group(ns: Namespace, addresses: Mapping[InterfaceKey, IPv4Interface], column: Mapping[str, int]) -> Group:
+    """A namespace frame, interfaces in bridge order; an empty namespace gets a placeholder box (empty frames vanish in DOT)."""
+    ifaces = sorted(ns.interfaces, key=lambda i: column[i.bridge])
+    boxes = tuple(Box(_iface_key(ns.name, i.name), (i.name, _address_text(ns, i, addresses))) for i in ifaces)
+    return Group(f"ns/{ns.name}", f"namespace {ns.name}", boxes or (Box(_empty_key(ns.name), ("no interfaces",)),))
+
+
+def _link(ns: Namespace, iface: Interface) -> Edge:
+    """The veth pair, labelled with its host end: the hashed name `ip link` shows on the host."""
+    return Edge(_bridge_key(iface.bridge), _iface_key(ns.name, iface.name), f"veth {iface.host_name}")
+
+
+def _forward_edge(topology: Topology, forward: PortForward) -> Edge:
+    """host [address:]port -> namespace:port/proto, ending at the interface it targets.
+
+    The loader guarantees the namespace and its target interface exist.
+    """
+    published = f"{forward.host_address}:{forward.host_port}" if forward.host_address else f"*:{forward.host_port}"
+    label = f"{published} -> {forward.namespace}:{forward.port}/{forward.protocol.value}"
+    return Edge(HOST, _iface_key(forward.namespace, _target(topology, forward).name), label)
+
+
+def _target(topology: Topology, forward: PortForward) -> Interface:
+    """The interface a forward goes to: the named one, else the first (as nat.py does)."""
+    ns = topology.namespace(forward.namespace)
+    iface = (ns.interface(forward.interface) if forward.interface else ns.interfaces[0]) if ns else None
+    assert iface is not None  # checked by the loader
+    return iface
+
+
+# DOT
+
+
+FONT = "Helvetica,Arial,sans-serif"
+BRIDGE_STYLE = 'shape=box, style="rounded,filled,bold", fillcolor="#dbeafe", color="#1d4ed8", penwidth=1.5'
+IFACE_STYLE = 'shape=box, style="filled", fillcolor="#ffffff", color="#6b7280"'
+EMPTY_STYLE = 'shape=plaintext, fontcolor="#6b7280"'
+HOST_STYLE = 'shape=box3d, style="filled", fillcolor="#fef3c7", color="#92400e"'
+CLUSTER_STYLE = 'style="rounded,filled"; fillcolor="#f3f4f6"; color="#9ca3af"'
+UPLINK_STYLE = 'dir=none, color="#1d4ed8", fontcolor="#1e3a8a", penwidth=2'
+LINK_STYLE = 'dir=none, color="#1d4ed8", fontcolor="#1e3a8a"'
+FORWARD_STYLE = 'style=dashed, color="#b45309", fontcolor="#92400e", penwidth=1.3'
+
+
+def dot_quote(text: str) -> str:
+    """A DOT double-quoted string: backslashes (label escapes like \\N), quotes and newlines escaped."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r").replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _dot_label(lines: tuple[str, ...] | list[str]) -> str:
+    """Lines joined with DOT's centred line break, each line escaped on its own."""
+    return '"' + "\\n".join(dot_quote(line)[1:-1] for line in lines) + '"'
+
+
+def to_dot(topology: Topology) -> str:
+    """The topology as a Graphviz digraph, left to right: host, bridges, namespaces."""
+    d = drawing(topology)
+    lines = [
+        f"digraph {dot_quote(d.title)} {{",
+        f'  graph [rankdir=LR, label={dot_quote(d.title)}, labelloc=t, fontname="{FONT}", fontsize=16, '
+        'nodesep=0.35, ranksep=1.1, newrank=true];',
+        f'  node [fontname="{FONT}", fontsize=11, margin="0.15,0.06"];',
+        f'  edge [fontname="{FONT}", fontsize=11];',
+    ]
+    if d.host is not None:
+        lines.append(_dot_node(d.host, HOST_STYLE))
+    lines += [_dot_node(box, BRIDGE_STYLE) for box in d.bridges]
+    for group in d.groups:
+        lines += _dot_cluster(group)
+    lines += [_dot_edge(e, UPLINK_STYLE) for e in d.uplinks]
+    lines += [_dot_edge(e, LINK_STYLE) for e in d.links]
+    lines += [_dot_edge(e, FORWARD_STYLE) for e in d.forwards]
+    lines += _dot_align_empty(d)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_node(box: Box, style: str, indent: str = "  ") -> str:
+    return f"{indent}{dot_quote(box.key)} [label={_dot_label(box.lines)}, {style}];"
+
+
+def _dot_cluster(group: Group) -> list[str]:
+    """A namespace as a cluster (the `cluster` prefix is what makes Graphviz draw a frame)."""
+    style = EMPTY_STYLE if group.boxes[0].key.startswith("empty/") else IFACE_STYLE
+    return [
+        f"  subgraph {dot_quote('cluster_' + group.key)} {{",
+        f"    label={dot_quote(group.title)}; fontsize=13; {CLUSTER_STYLE};",
+        *(_dot_node(box, style, "    ") for box in group.boxes),
+        "  }",
+    ]
+
+
+def _dot_align_empty(d: Drawing) -> list[str]:
+    """Invisible edges that put namespaces without interfaces in the namespace column, not by the host."""
+    if d.host is None:
+        return []
+    empty = [g.boxes[0].key for g in d.groups if g.boxes[0].key.startswith("empty/")]
+    return [f"  {dot_quote(HOST)} -> {dot_quote(key)} [style=invis, minlen=2];" for key in empty]
+
+
+def _dot_edge(edge: Edge, style: str) -> str:
+    return f"  {dot_quote(edge.tail)} -> {dot_quote(edge.head)} [label={dot_quote(edge.label)}, {style}];"
+
+
+# Mermaid
+
+
+MERMAID_ENTITIES = {'"': "#quot;", "#": "#35;", "<": "#lt;", "&": "#amp;", "|": "#124;", "`": "#96;", "%": "#37;"}
+MERMAID_CLASSES = (
+    "classDef host fill:#fef3c7,stroke:#92400e",
+    "classDef bridge fill:#dbeafe,stroke:#1d4ed8,stroke-width:2px",
+    "classDef iface fill:#ffffff,stroke:#6b7280",
+    "classDef empty fill:none,stroke:none,color:#6b7280",
+)
+
+
+def mermaid_text(text: str) -> str:
+    """Text safe inside a quoted Mermaid label: quotes, tag and entity starts as entity codes.
+
+    `%` too: Mermaid reads `%%{...}%%` anywhere as a directive. A lone `>` is
+    plain text in HTML, so `*:8080 -> web1:80/tcp` stays readable in the source.
+    """
+    text = "".join(MERMAID_ENTITIES.get(c, c) for c in text)
+    return " ".join(text.splitlines())
+
+
+def _mermaid_label(lines: tuple[str, ...] | list[str]) -> str:
+    return '"' + "<br/>".join(mermaid_text(line) for line in lines) + '"'
+
+
+def mermaid_ids(d: Drawing) -> dict[str, str]:
+    """Node and subgraph ids: a kind prefix and an index make them unique, the sanitised name readable.
+
+    Names may hold `.` and `-` (not valid in Mermaid ids) and `a.b`/`a-b`/`a_b`
+    would sanitise alike, hence the index; the prefixes also keep ids off
+    Mermaid keywords (`end`) and off the `o`/`x` edge-end letters.
+    """
+    ids = {HOST: HOST}
+    for n, box in enumerate(d.bridges):
+        ids[box.key] = f"br{n}_{_sanitise(box.key)}"
+    for n, group in enumerate(d.groups):
+        ids[group.key] = f"ns{n}_{_sanitise(group.key)}"
+        for k, box in enumerate(group.boxes):
+            ids[box.key] = f"if{n}_{k}_{_sanitise(box.key)}"
+    return ids
+
+
+def _sanitise(key: str) -> str:
+    """The name part of a key (after its kind), with anything but letters and digits as `_`."""
+    return re.sub(r"[^A-Za-z0-9]", "_", key.split("/", 1)[1])
+
+
+def to_mermaid(topology: Topology) -> str:
+    """The topology as a Mermaid flowchart, left to right: host, bridges, namespaces."""
+    d = drawing(topology)
+    ids = mermaid_ids(d)
+    lines = ["flowchart LR", f"  %% {mermaid_text(d.title)}"]
+    if d.host is not None:
+        lines.append(f"  {HOST}[[{_mermaid_label(d.host.lines)}]]:::host")
+    lines += [f"  {ids[box.key]}{{{{{_mermaid_label(box.lines)}}}}}:::bridge" for box in d.bridges]
+    for group in d.groups:
+        lines += _mermaid_subgraph(group, ids)
+    lines += [_mermaid_edge(e, "---", ids) for e in d.uplinks + d.links]
+    lines += [_mermaid_edge(e, "-.->", ids) for e in d.forwards]
+    lines += [f"  {c}" for c in MERMAID_CLASSES]
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_edge(edge: Edge, arrow: str, ids: Mapping[str, str]) -> str:
+    label = f"|{_mermaid_label([edge.label])}|" if edge.label else ""
+    return f"  {ids[edge.tail]} {arrow}{label} {ids[edge.head]}"
+
+
+def _mermaid_subgraph(group: Group, ids: Mapping[str, str]) -> list[str]:
+    css = "empty" if group.boxes[0].key.startswith("empty/") else "iface"
+    return [
+        f"  subgraph {ids[group.key]}[{_mermaid_label([group.title])}]",
+        *(f"    {ids[box.key]}[{_mermaid_label(box.lines)}]:::{css}" for box in group.boxes),
+        "  end",
+    ]
+
+
+def render(topology: Topology, fmt: str) -> str:
+    """The drawing in `fmt` (one of FORMATS)."""
+    if fmt == "dot":
+        return to_dot(topology)
+    if fmt == "mermaid":
+        return to_mermaid(topology)
+    raise ValueError(f"unknown graph format {fmt!r} (known: {', '.join(FORMATS)})")

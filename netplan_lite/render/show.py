@@ -1,0 +1,127 @@
+"""The tables of `nsnet show` (one per namespace, drift marked) and `nsnet ls`."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..model.topology import PortForward
+from ..kernel.observe import ORPHAN_NAMESPACE
+from ..engine.plan import Plan
+from .plans import field_texts, display_pairs, value_text, summary
+from ..resources.state import Kind, NamespaceState, NftTableState, Resource, ResourceId, State, SysctlState
+from .style import PLAIN, Style
+
+
+def show_text(topology: str, state: State, drift: Plan, forwards: Sequence[PortForward] = (), style: Style = PLAIN) -> str:
+    """The live objects of a topology as tables, the host first then one per namespace.
+
+    The first column marks drift with the plan markers (what `nsnet apply` would
+    do: `+` missing, `~` changed, `-` not in the file, `-/+` replaced), and the
+    changed attributes follow their row."""
+    marks = {action.id: marker for marker, action in display_pairs(drift.actions)}
+    rows = dict(state)
+    rows.update({a.id: a.after for a in drift.actions if a.after is not None and a.id not in rows})
+    details = {a.id: [t for f in a.fields for t in field_texts(f)] for a in drift.actions}
+    view = _ShowView(rows, marks, details, style)
+    verdict = "in sync" if drift.empty else f"drifted: {summary(drift)[len('Plan: '):-1]} (`nsnet apply` repairs it)"
+    lines = [style.paint("bold", f"Topology {topology}: {verdict}")]
+    lines += view.host()
+    for ns in _of_kind(rows, Kind.NAMESPACE):
+        lines += view.namespace(ns, [f for f in forwards if f.namespace == ns.name])  # type: ignore[arg-type]
+    if not rows:
+        lines += ["", "  (nothing live, nothing planned)"]
+    if not drift.empty:
+        lines += ["", "Marks: + missing, ~ changed, - not in the file, -/+ replaced; `nsnet plan` shows the actions."]
+    return "\n".join(lines) + "\n"
+
+
+class _ShowView:
+    """Table rows of `nsnet show`, each with its drift mark."""
+
+    def __init__(self, rows: State, marks: dict[ResourceId, str], details: dict[ResourceId, list[str]], style: Style):
+        self.rows, self.marks, self.details, self.style = rows, marks, details, style
+
+    def host(self) -> list[str]:
+        bridges = _of_kind(self.rows, Kind.BRIDGE)
+        others = _of_kind(self.rows, Kind.SYSCTL) + _of_kind(self.rows, Kind.NFT_TABLE)
+        orphans = _of_kind(self.rows, Kind.INTERFACE, ORPHAN_NAMESPACE)  # host veth ends whose namespace end is gone
+        if not bridges and not others and not orphans:
+            return []
+        lines = ["", self._mark(None) + self.style.paint("bold", "host")]
+        lines += self.table(["BRIDGE", "ADDRESS", "MTU", "STATE"], [
+            (b, [b.name, value_text(b.addresses), str(b.mtu or "-"), value_text(b.up)]) for b in bridges])  # type: ignore[attr-defined]
+        lines += self.table(["HOST SETTING", "VALUE"], [(r, self._setting(r)) for r in others])
+        lines += self.table(["ORPHANED VETH END", "STATE"], [(i, [i.name, value_text(i.host_up)]) for i in orphans])  # type: ignore[attr-defined]
+        return lines
+
+    def namespace(self, ns: NamespaceState, forwards: Sequence[PortForward]) -> list[str]:
+        name = ns.name
+        lines = ["", self._mark(ns) + self.style.paint("bold", f"namespace {name}") + f" (lo {value_text(ns.lo_up)})"]
+        lines += self.details_of(ns)
+        interfaces = _of_kind(self.rows, Kind.INTERFACE, name)
+        lines += self.table(["INTERFACE", "ADDRESS", "BRIDGE", "HOST VETH", "STATE"], [
+            (i, [i.name, value_text(i.addresses), value_text(i.bridge), value_text(i.host_name), value_text(i.up)])  # type: ignore[attr-defined]
+            for i in interfaces])
+        lines += self.table(["ROUTE", "VIA"], [(r, [r.to, r.via]) for r in _of_kind(self.rows, Kind.ROUTE, name)])  # type: ignore[attr-defined]
+        lines += self.table(["FORWARD (host -> here)", ""], [(None, [_forward_text(f), ""]) for f in forwards])
+        return lines
+
+    def table(self, headers: list[str], rows: list[tuple[Resource | None, list[str]]]) -> list[str]:
+        if not rows:
+            return []
+        widths = [max(len(cells[i]) for cells in [headers] + [c for _, c in rows]) for i in range(len(headers))]
+        lines = ["      " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+        for resource, cells in rows:
+            lines.append(self._mark(resource) + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+            if resource is not None:
+                lines += self.details_of(resource)
+        return lines
+
+    def details_of(self, resource: Resource) -> list[str]:
+        return [f"        {self.style.paint('change', text)}" for text in self.details.get(resource.id, [])]
+
+    def _mark(self, resource: Resource | None) -> str:
+        """The drift column: two spaces, the mark padded to three, one space."""
+        mark = self.marks.get(resource.id, "") if resource is not None else ""
+        return f"  {self.style.marker(mark)}{' ' * (4 - len(mark))}"
+
+    @staticmethod
+    def _setting(resource: Resource) -> list[str]:
+        if isinstance(resource, SysctlState):
+            return [f"sysctl {resource.key}", resource.value]
+        table: NftTableState = resource  # type: ignore[assignment]
+        return [f"nft table ip {table.name}", f"{len(table.chains)} chains, {len(table.rules)} rules"]
+
+
+def _forward_text(forward: PortForward) -> str:
+    where = forward.host_address or "*"
+    target = f"{forward.interface} port" if forward.interface else "port"
+    return f"{forward.protocol.value} {where}:{forward.host_port} -> {target} {forward.port}"
+
+
+def _of_kind(state: State, kind: Kind, namespace: str | None = None) -> list[Resource]:
+    found = [r for rid, r in state.items() if rid.kind is kind and (namespace is None or rid.namespace == namespace)]
+    return sorted(found, key=lambda r: r.id.name)
+
+
+def ls_rows(found: Sequence[Any], drifts: Sequence[Any]) -> list[dict[str, Any]]:
+    """`nsnet ls --json` topologies (schemas/ls.schema.json)."""
+    return [{"name": f.name, "bridges": f.bridges, "namespaces": f.namespaces, "veths": f.veths, "nft_table": f.nft_table,
+             "file": f.file, "drifted": d.drifted, "changes": d.changes, "note": d.note} for f, d in zip(found, drifts)]
+
+
+def ls_text(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No nsnet topologies on this host.\n"
+    headers = ["TOPOLOGY", "BRIDGES", "NAMESPACES", "VETHS", "NFT TABLE", "DRIFT", "FILE"]
+    cells = [[r["name"], str(r["bridges"]), str(r["namespaces"]), str(r["veths"]), "yes" if r["nft_table"] else "no",
+              _drift_cell(r), r["file"] or "-"] for r in rows]
+    widths = [max(len(c[i]) for c in [headers] + cells) for i in range(len(headers))]
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in [headers] + cells)
+
+
+def _drift_cell(row: dict[str, Any]) -> str:
+    if row["drifted"] is None:
+        return f"unknown: {row['note']}"
+    return f"yes ({row['changes']} actions)" if row["drifted"] else "no"
+
