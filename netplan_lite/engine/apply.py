@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 from .diff import Change, FieldChange, diff
 from ..errors import KernelError, NsnetError
 from .journal import Journal, names_of
-from ..kernel.observe import Observation
+from .observation import Observation
 from .plan import Action, Op, Plan
 from ..jsonable import plain
 from ..resources.state import Resource, State

@@ -14,7 +14,7 @@ import hashlib
 from ipaddress import IPv4Address, IPv4Interface
 
 from .diff import FieldChange
-from ..kernel.observe import Observation
+from .observation import Observation
 from ..resources.state import BridgeState, InterfaceState, Kind, NamespaceState, Resource, ResourceId, RouteState
 
 

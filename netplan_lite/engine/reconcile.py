@@ -17,7 +17,7 @@ from .diff import Change, diff
 from ..errors import ConflictError, TopologyError, Problem
 from ..model.topology import Topology
 from ..resources.nat import claim_clashes, desired_claims
-from ..kernel.observe import Observation
+from .observation import Observation
 from .plan import Op, Plan, make_plan
 from ..resources.state import InterfaceState, Kind, State
 

@@ -21,7 +21,9 @@ from ..labels import ADDRESS_PROTO, ROUTE_PROTO, label
 from .netlink import Netlink
 from ..engine.lock import host_lock
 from ..resources.nat import IP_FORWARD, claim_clashes, forward_claims, taken_claims
-from .observe import ORPHAN_NAMESPACE, Observation, observe
+from ..engine.observation import Observation
+from ..resources.state import ORPHAN_NAMESPACE
+from .observe import observe
 from ..resources.state import (BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, SysctlState)
 
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a new namespace

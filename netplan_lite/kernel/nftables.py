@@ -14,20 +14,10 @@ from typing import Any
 
 from ..errors import KernelError
 from ..faults import checkpoint
+from ..resources.nat import TABLE_PREFIX, canonical, table_name  # noqa: F401 (re-exported)
 from ..resources.state import NftChain, NftRule, NftTableState
 
 FAMILY = "ip"
-TABLE_PREFIX = "nsnet-"
-
-
-def table_name(topology: str) -> str:
-    return TABLE_PREFIX + topology
-
-
-def canonical(expr: list[dict[str, Any]]) -> str:
-    return json.dumps(expr, sort_keys=True, separators=(",", ":"))
-
-
 MISSING = "nft is not installed (apt-get install nftables): port forwards and masquerade need it"
 
 

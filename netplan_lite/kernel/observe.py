@@ -19,22 +19,13 @@ from ..model.topology import InterfaceKey
 from .fanout import fan_out
 from ..faults import changes_made
 from ..engine.journal import Intents, read_intents
-from ..resources.nat import IP_FORWARD, Claim, route_localnet_key, taken_claims
+from ..engine.observation import Observation
+from ..resources.nat import IP_FORWARD, route_localnet_key, taken_claims
 from .netlink import Link, Netlink, Snapshot
 from .nftables import table_name
-from ..resources.state import (BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, State, SysctlState, state_of)
+from ..resources.state import (ORPHAN_NAMESPACE, BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, State, SysctlState, state_of)
 
-ORPHAN_NAMESPACE = "(host)"  # namespace field of a labelled host veth whose peer is lost
 NOT_A_NAMESPACE = "a file in /run/netns that is not a namespace"
-
-
-@dataclass(frozen=True)
-class Observation:
-    state: State
-    foreign_links: Mapping[str, str] = field(default_factory=dict)  # host link name -> owner
-    foreign_namespaces: Mapping[str, str] = field(default_factory=dict)  # name -> owner
-    assigned: Mapping[InterfaceKey, IPv4Interface] = field(default_factory=dict)
-    foreign_claims: Mapping[Claim, str] = field(default_factory=dict)  # host port -> other topology
 
 
 @dataclass(frozen=True)

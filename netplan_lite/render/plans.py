@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 from ..engine.apply import ActionResult, Outcome, VerificationFailed
 from ..engine.diff import FieldChange
 from ..jsonable import plain
-from ..kernel.observe import ORPHAN_NAMESPACE
+from ..resources.state import ORPHAN_NAMESPACE
 from ..engine.plan import Action, Op, Plan
 from ..engine.reconcile import Applied, Planned
 from .style import PLAIN, Style

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..model.topology import PortForward
-from ..kernel.observe import ORPHAN_NAMESPACE
+from ..resources.state import ORPHAN_NAMESPACE
 from ..engine.plan import Plan
 from .plans import field_texts, display_pairs, value_text, summary
 from ..resources.state import Kind, NamespaceState, NftTableState, Resource, ResourceId, State, SysctlState

@@ -15,12 +15,24 @@ How a forward reaches a namespace behind a bridge (measured, see docs/design.md)
 
 from __future__ import annotations
 
+import json
 from ipaddress import IPv4Interface, IPv4Network
 from typing import Any, Iterable, Iterator, Mapping
 
 from ..model.topology import Interface, InterfaceKey, PortForward, Topology
-from ..kernel.nftables import TABLE_PREFIX, canonical, table_name
 from .state import LINK_SYSCTL_PREFIX, NftChain, NftRule, NftTableState, SysctlState
+
+TABLE_PREFIX = "nsnet-"  # a topology's table is its ownership marker
+
+
+def table_name(topology: str) -> str:
+    return TABLE_PREFIX + topology
+
+
+def canonical(expr: list[dict[str, Any]]) -> str:
+    """A rule's expressions as the canonical JSON text compared with what `nft -j` lists."""
+    return json.dumps(expr, sort_keys=True, separators=(",", ":"))
+
 
 Claim = tuple[str, str, int]  # (protocol, host address or "*", host port)
 LOOPBACK = IPv4Network("127.0.0.0/8")

@@ -120,6 +120,7 @@ class RouteState:
         return ResourceId(self.kind, f"{self.namespace}/{self.to}")
 
 
+ORPHAN_NAMESPACE = "(host)"  # namespace field of a labelled host veth whose peer is lost
 LINK_SYSCTL_PREFIX = "net.ipv4.conf."
 
 

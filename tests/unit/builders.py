@@ -17,7 +17,7 @@ from netplan_lite.errors import TopologyError
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.model.topology import Topology
 from netplan_lite.kernel.netlink import Address, Link, RouteEntry, Snapshot
-from netplan_lite.kernel.observe import Observation
+from netplan_lite.engine.observation import Observation
 from netplan_lite.engine.plan import Plan
 from netplan_lite.resources.state import BridgeState, InterfaceState, NamespaceState, Resource, RouteState, state_of
 

@@ -13,7 +13,7 @@ from netplan_lite.engine import reconcile
 from netplan_lite.engine.desired import allocate, desired_state
 from netplan_lite.errors import TopologyError
 from netplan_lite.model.topology import Bridge, Interface, Namespace, Topology
-from netplan_lite.kernel.observe import Observation
+from netplan_lite.engine.observation import Observation
 from netplan_lite.resources.state import InterfaceState, Kind
 
 

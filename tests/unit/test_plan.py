@@ -7,7 +7,7 @@ from builders import bridge, built, compute, doc, iface, namespace, one_bridge, 
 from netplan_lite.engine import reconcile
 from netplan_lite.render import plans as render
 from netplan_lite.engine.diff import diff
-from netplan_lite.kernel.observe import Observation
+from netplan_lite.engine.observation import Observation
 from netplan_lite.engine.plan import Action, Op, Plan, make_plan
 from netplan_lite.resources.state import Kind, ResourceId
 

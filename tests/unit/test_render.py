@@ -11,7 +11,7 @@ from netplan_lite.render import plans as render, show as tables
 from netplan_lite.engine.apply import ActionResult, Outcome
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.model.loader import load_file
-from netplan_lite.kernel.observe import Observation
+from netplan_lite.engine.observation import Observation
 from netplan_lite.engine.plan import Plan
 
 LIVE_AB = built(("a", "172.30.0.2/24"), ("b", "172.30.0.3/24"))

@@ -1,0 +1,20 @@
+"""What a backend observed: owned state, and who holds the other names nsnet may want."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface
+from typing import Mapping
+
+from ..model.topology import InterfaceKey
+from ..resources.nat import Claim
+from ..resources.state import State
+
+
+@dataclass(frozen=True)
+class Observation:
+    state: State
+    foreign_links: Mapping[str, str] = field(default_factory=dict)  # host link name -> owner
+    foreign_namespaces: Mapping[str, str] = field(default_factory=dict)  # name -> owner
+    assigned: Mapping[InterfaceKey, IPv4Interface] = field(default_factory=dict)
+    foreign_claims: Mapping[Claim, str] = field(default_factory=dict)  # host port -> other topology
