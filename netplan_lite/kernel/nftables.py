@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import KernelError
 from ..faults import checkpoint
-from ..resources.nat import TABLE_PREFIX, canonical, table_name  # noqa: F401 (re-exported)
+from ..resources.nat import TABLE_PREFIX, canonical
 from ..resources.state import NftChain, NftRule, NftTableState
 
 FAMILY = "ip"

@@ -20,10 +20,10 @@ from .fanout import fan_out
 from ..faults import changes_made
 from ..engine.journal import Intents, read_intents
 from ..engine.observation import Observation
-from ..resources.nat import IP_FORWARD, route_localnet_key, taken_claims
+from ..resources.nat import IP_FORWARD, route_localnet_key, table_name, taken_claims
 from .netlink import Link, Netlink, Snapshot
-from .nftables import table_name
-from ..resources.state import (ORPHAN_NAMESPACE, BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, State, SysctlState, state_of)
+from ..resources.state import (ORPHAN_NAMESPACE, BridgeState, InterfaceState, NamespaceState, NftTableState, Resource,
+                               RouteState, State, SysctlState, state_of)
 
 NOT_A_NAMESPACE = "a file in /run/netns that is not a namespace"
 
