@@ -155,7 +155,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from ..engine import planfile, reconcile
     from ..render import plans as render
     from ..model.loader import load_bytes, read_source
-    from ..resources.state import Kind
+    from ..resources.ids import Kind
 
     started = time.monotonic()
     raw = read_source(args.file)

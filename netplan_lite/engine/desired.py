@@ -13,7 +13,11 @@ from typing import Iterator, Mapping
 
 from ..model.topology import Bridge, InterfaceKey, Namespace, Topology
 from ..resources.nat import desired_nat, forward_targets
-from ..resources.state import BridgeState, InterfaceState, NamespaceState, Resource, RouteState, State, state_of
+from ..resources.bridge import BridgeState
+from ..resources.interface import InterfaceState
+from ..resources.namespace import NamespaceState
+from ..resources.route import RouteState
+from ..resources.state import Resource, State, state_of
 
 
 def allocate(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface]) -> dict[InterfaceKey, IPv4Interface]:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
-from ..resources.state import Kind, Resource, ResourceId, State, attributes, replace_reason
+from ..resources.ids import Kind, ResourceId
+from ..resources.state import Resource, State, attributes, replace_reason
 
 
 class ChangeType(enum.Enum):

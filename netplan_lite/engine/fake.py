@@ -15,7 +15,12 @@ from ipaddress import IPv4Address, IPv4Interface
 
 from .diff import FieldChange
 from .observation import Observation
-from ..resources.state import BridgeState, InterfaceState, Kind, NamespaceState, Resource, ResourceId, RouteState
+from ..resources.bridge import BridgeState
+from ..resources.ids import Kind, ResourceId
+from ..resources.interface import InterfaceState
+from ..resources.namespace import NamespaceState
+from ..resources.route import RouteState
+from ..resources.state import Resource
 
 
 class FakeKernel:

@@ -17,7 +17,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ..resources.state import InterfaceState, Kind, Resource
+from ..resources.ids import Kind
+from ..resources.interface import InterfaceState
+from ..resources.state import Resource
 
 STATE_DIR = "/run/nsnet"
 

@@ -13,7 +13,8 @@ import enum
 from dataclasses import dataclass
 
 from .diff import Change, ChangeType, FieldChange
-from ..resources.state import Resource, ResourceId
+from ..resources.ids import ResourceId
+from ..resources.state import Resource
 
 
 class Op(enum.Enum):

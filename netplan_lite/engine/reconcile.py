@@ -19,7 +19,9 @@ from ..model.topology import Topology
 from ..resources.nat import claim_clashes, desired_claims
 from .observation import Observation
 from .plan import Op, Plan, make_plan
-from ..resources.state import InterfaceState, Kind, State
+from ..resources.ids import Kind
+from ..resources.interface import InterfaceState
+from ..resources.state import State
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,15 @@ from .netlink import Netlink
 from ..engine.lock import host_lock
 from ..resources.nat import IP_FORWARD, claim_clashes, forward_claims, taken_claims
 from ..engine.observation import Observation
-from ..resources.state import ORPHAN_NAMESPACE
+from ..resources.ids import ORPHAN_NAMESPACE
 from .observe import observe
-from ..resources.state import (BridgeState, InterfaceState, NamespaceState, NftTableState, Resource, RouteState, SysctlState)
+from ..resources.bridge import BridgeState
+from ..resources.interface import InterfaceState
+from ..resources.namespace import NamespaceState
+from ..resources.nft_table import NftTableState
+from ..resources.route import RouteState
+from ..resources.state import Resource
+from ..resources.sysctl import SysctlState
 
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a new namespace
 

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import KernelError
 from ..faults import checkpoint
 from ..resources.nat import TABLE_PREFIX, canonical
-from ..resources.state import NftChain, NftRule, NftTableState
+from ..resources.nft_table import NftChain, NftRule, NftTableState
 
 FAMILY = "ip"
 MISSING = "nft is not installed (apt-get install nftables): port forwards and masquerade need it"

@@ -22,8 +22,14 @@ from ..engine.journal import Intents, read_intents
 from ..engine.observation import Observation
 from ..resources.nat import IP_FORWARD, route_localnet_key, table_name, taken_claims
 from .netlink import Link, Netlink, Snapshot
-from ..resources.state import (ORPHAN_NAMESPACE, BridgeState, InterfaceState, NamespaceState, NftTableState, Resource,
-                               RouteState, State, SysctlState, state_of)
+from ..resources.bridge import BridgeState
+from ..resources.ids import ORPHAN_NAMESPACE
+from ..resources.interface import InterfaceState
+from ..resources.namespace import NamespaceState
+from ..resources.nft_table import NftTableState
+from ..resources.route import RouteState
+from ..resources.state import Resource, State, state_of
+from ..resources.sysctl import SysctlState
 
 NOT_A_NAMESPACE = "a file in /run/netns that is not a namespace"
 

@@ -8,11 +8,17 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 from ..engine.apply import ActionResult, Outcome, VerificationFailed
 from ..engine.diff import FieldChange
 from ..jsonable import plain
-from ..resources.state import ORPHAN_NAMESPACE
+from ..resources.ids import ORPHAN_NAMESPACE
 from ..engine.plan import Action, Op, Plan
 from ..engine.reconcile import Applied, Planned
 from .style import PLAIN, Style
-from ..resources.state import (BridgeState, InterfaceState, Kind, NftRule, NftTableState, Resource, ResourceId, RouteState, State, SysctlState)
+from ..resources.bridge import BridgeState
+from ..resources.ids import Kind, ResourceId
+from ..resources.interface import InterfaceState
+from ..resources.nft_table import NftRule, NftTableState
+from ..resources.route import RouteState
+from ..resources.state import Resource, State
+from ..resources.sysctl import SysctlState
 
 if TYPE_CHECKING:
     from ..kernel.preflight import PreflightWarning  # imported by the commands that read the host

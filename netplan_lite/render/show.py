@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..model.topology import PortForward
-from ..resources.state import ORPHAN_NAMESPACE
+from ..resources.ids import ORPHAN_NAMESPACE
 from ..engine.plan import Plan
 from .plans import field_texts, display_pairs, value_text, summary
-from ..resources.state import Kind, NamespaceState, NftTableState, Resource, ResourceId, State, SysctlState
+from ..resources.ids import Kind, ResourceId
+from ..resources.namespace import NamespaceState
+from ..resources.nft_table import NftTableState
+from ..resources.state import Resource, State
+from ..resources.sysctl import SysctlState
 from .style import PLAIN, Style
 
 

@@ -20,7 +20,8 @@ from ipaddress import IPv4Interface, IPv4Network
 from typing import Any, Iterable, Iterator, Mapping
 
 from ..model.topology import Interface, InterfaceKey, PortForward, Topology
-from .state import LINK_SYSCTL_PREFIX, NftChain, NftRule, NftTableState, SysctlState
+from .nft_table import NftChain, NftRule, NftTableState
+from .sysctl import LINK_SYSCTL_PREFIX, SysctlState
 
 TABLE_PREFIX = "nsnet-"  # a topology's table is its ownership marker
 

@@ -19,7 +19,11 @@ from netplan_lite.model.topology import Topology
 from netplan_lite.kernel.netlink import Address, Link, RouteEntry, Snapshot
 from netplan_lite.engine.observation import Observation
 from netplan_lite.engine.plan import Plan
-from netplan_lite.resources.state import BridgeState, InterfaceState, NamespaceState, Resource, RouteState, state_of
+from netplan_lite.resources.bridge import BridgeState
+from netplan_lite.resources.interface import InterfaceState
+from netplan_lite.resources.namespace import NamespaceState
+from netplan_lite.resources.route import RouteState
+from netplan_lite.resources.state import Resource, state_of
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "topology.yaml"
 SOURCE = "t.yaml"

@@ -8,7 +8,7 @@ from netplan_lite.engine import apply, journal, reconcile
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.model.loader import load_bytes
 from netplan_lite.engine.plan import Op
-from netplan_lite.resources.state import Kind, ResourceId
+from netplan_lite.resources.ids import Kind, ResourceId
 
 LAB = b"""name: lab
 bridges: {br0: {subnet: 10.1.0.0/24}}

@@ -14,7 +14,8 @@ from netplan_lite.engine.desired import allocate, desired_state
 from netplan_lite.errors import TopologyError
 from netplan_lite.model.topology import Bridge, Interface, Namespace, Topology
 from netplan_lite.engine.observation import Observation
-from netplan_lite.resources.state import InterfaceState, Kind
+from netplan_lite.resources.ids import Kind
+from netplan_lite.resources.interface import InterfaceState
 
 
 def addr(text: str) -> IPv4Interface:

@@ -9,7 +9,7 @@ from builders import bridge, built, iface, namespace, one_bridge, route, state, 
 
 from netplan_lite.engine.desired import allocate, desired_state
 from netplan_lite.engine.diff import Change, ChangeType, FieldChange, diff
-from netplan_lite.resources.state import Kind, ResourceId
+from netplan_lite.resources.ids import Kind, ResourceId
 
 HOST_CHANGED = "the host-side veth name changed"
 

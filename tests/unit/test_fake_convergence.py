@@ -15,7 +15,8 @@ from netplan_lite.engine.apply import ActionFailed
 from netplan_lite.errors import ConflictError, KernelError
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.model.loader import load_file
-from netplan_lite.resources.state import InterfaceState, Kind, ResourceId
+from netplan_lite.resources.ids import Kind, ResourceId
+from netplan_lite.resources.interface import InterfaceState
 
 
 @pytest.fixture(autouse=True)

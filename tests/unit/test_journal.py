@@ -8,7 +8,10 @@ import os
 import pytest
 
 from netplan_lite.engine import journal
-from netplan_lite.resources.state import BridgeState, InterfaceState, NamespaceState, RouteState
+from netplan_lite.resources.bridge import BridgeState
+from netplan_lite.resources.interface import InterfaceState
+from netplan_lite.resources.namespace import NamespaceState
+from netplan_lite.resources.route import RouteState
 
 
 @pytest.fixture(autouse=True)

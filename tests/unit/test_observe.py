@@ -9,7 +9,11 @@ from builders import address, iface, link, route, route_entry, snapshot
 from netplan_lite.kernel import netlink
 from netplan_lite.engine.journal import Intents
 from netplan_lite.kernel.observe import NOT_A_NAMESPACE, ORPHAN_NAMESPACE, build_observation, describe_owner
-from netplan_lite.resources.state import (BridgeState, InterfaceState, NamespaceState, NftRule, NftTableState, SysctlState)
+from netplan_lite.resources.bridge import BridgeState
+from netplan_lite.resources.interface import InterfaceState
+from netplan_lite.resources.namespace import NamespaceState
+from netplan_lite.resources.nft_table import NftRule, NftTableState
+from netplan_lite.resources.sysctl import SysctlState
 
 OURS, OTHER = "nsnet:demo", "nsnet:other"
 

@@ -9,7 +9,7 @@ from netplan_lite.render import plans as render
 from netplan_lite.engine.diff import diff
 from netplan_lite.engine.observation import Observation
 from netplan_lite.engine.plan import Action, Op, Plan, make_plan
-from netplan_lite.resources.state import Kind, ResourceId
+from netplan_lite.resources.ids import Kind, ResourceId
 
 TWO_BRIDGES = doc(
     bridges={"br1": {"subnet": "10.1.0.0/24"}, "br0": {"subnet": "10.0.0.0/24"}},
