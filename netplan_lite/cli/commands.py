@@ -165,7 +165,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         planned = reconcile.plan(topology, kernel)
         if saved:
             planfile.check_fresh(saved, planned)
-        if any(kind is Kind.NFT_TABLE for kind, _ in planned.desired):
+        if any(rid.kind is Kind.NFT_TABLE for rid in planned.desired):
             nftables.require()
         warnings = _preflight(topology) if planned.plan.actions else []
         for line in [] if args.json else render.warning_lines(warnings, _style(args)):

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from .diff import Change, FieldChange, diff
+from .diff import Change, FieldChange, Op, diff
 from ..errors import KernelError, NsnetError
 from .journal import Journal, names_of
 from .observation import Observation
-from .plan import Action, Op, Plan
+from .plan import Action, Plan
 from ..jsonable import plain
 from ..resources.state import Resource, State
 
@@ -178,13 +178,13 @@ def _undo_partial_create(kernel: Kernel, action: Action) -> None:
 
 def touched_namespaces(outcome: Outcome) -> frozenset[str]:
     """Namespaces the run's actions changed: the only ones verification must read again."""
-    return frozenset(ns for r in outcome.results if (ns := r.action.id.namespace) is not None)
+    return frozenset(ns for r in outcome.results if (ns := r.action.id.home) is not None)
 
 
 def verify(kernel: Kernel, desired: State, scope: frozenset[str] | None = None) -> list[Change]:
     """Observe until the kernel matches `desired` (in `scope`); return what still differs."""
     if scope is not None:
-        desired = {rid: r for rid, r in desired.items() if rid.namespace is None or rid.namespace in scope}
+        desired = {rid: r for rid, r in desired.items() if rid.home is None or rid.home in scope}
     remaining: list[Change] = []
     for delay in VERIFY_DELAYS:
         time.sleep(delay)

@@ -8,16 +8,17 @@ take the lowest free host address of their bridge subnet, in name order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Iterator, Mapping
 
-from ..model.topology import Bridge, InterfaceKey, Namespace, Topology
+from ..model.topology import Bridge, InterfaceKey, Topology
 from ..resources.nat import desired_nat, forward_targets
-from ..resources.bridge import BridgeState
-from ..resources.interface import InterfaceState
-from ..resources.namespace import NamespaceState
-from ..resources.route import RouteState
-from ..resources.state import Resource, State, state_of
+from ..resources.nft_table import NftTableState
+from ..resources.registry import KINDS
+from ..resources.state import State, state_of
+from ..resources.sysctl import SysctlState
 
 
 def allocate(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface]) -> dict[InterfaceKey, IPv4Interface]:
@@ -59,45 +60,23 @@ def _free_hosts(hosts: Iterator[IPv4Address], used: set[IPv4Address | None]) -> 
     return (h for h in hosts if h not in used)
 
 
+@dataclass(frozen=True)
+class _Lowering:
+    """The spec's Lowering: the model, allocated addresses, and what is derived from them once."""
+
+    topology: Topology
+    addresses: Mapping[InterfaceKey, IPv4Interface]
+
+    @cached_property
+    def forward_targets(self) -> set[InterfaceKey]:
+        return forward_targets(self.topology)
+
+    @cached_property
+    def nat(self) -> tuple[NftTableState | None, list[SysctlState]]:
+        return desired_nat(self.topology, self.addresses)
+
+
 def desired_state(topology: Topology, addresses: Mapping[InterfaceKey, IPv4Interface]) -> State:
     """Every resource the topology asks for, with allocated addresses filled in."""
-    resources: list[Resource] = []
-    for bridge in topology.bridges:
-        gateway = bridge.gateway_interface
-        resources.append(BridgeState(bridge.name, (str(gateway),) if gateway else (), bridge.mtu))
-    for ns in topology.namespaces:
-        resources.append(NamespaceState(ns.name))
-        resources.extend(_interfaces(ns, addresses, forward_targets(topology)))
-        resources.extend(_routes(topology, ns))
-    table, sysctls = desired_nat(topology, addresses)
-    resources.extend(sysctls)
-    if table is not None:
-        resources.append(table)
-    return state_of(resources)
-
-
-def _interfaces(ns: Namespace, addresses: Mapping[InterfaceKey, IPv4Interface], targets: set[InterfaceKey]) -> Iterator[InterfaceState]:
-    for iface in ns.interfaces:
-        address = addresses.get((ns.name, iface.name))
-        yield InterfaceState(
-            namespace=ns.name,
-            name=iface.name,
-            host_name=iface.host_name,
-            bridge=iface.bridge,
-            addresses=(str(address),) if address else (),
-            mtu=iface.mtu,
-            mac=iface.mac,
-            hairpin=(ns.name, iface.name) in targets,
-        )
-
-
-def _routes(topology: Topology, ns: Namespace) -> Iterator[RouteState]:
-    if ns.routes is not None:
-        for route in ns.routes:
-            yield RouteState(ns.name, route.destination, str(route.via))
-        return
-    for iface in ns.interfaces:  # default: via the first bridged interface's gateway
-        bridge = topology.bridge(iface.bridge)
-        if bridge is not None and bridge.gateway is not None:
-            yield RouteState(ns.name, "default", str(bridge.gateway))
-        return
+    lowering = _Lowering(topology, addresses)
+    return state_of(resource for spec in KINDS.values() for resource in spec.lower(lowering))

@@ -11,10 +11,14 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from ..resources.ids import Kind, ResourceId
-from ..resources.state import Resource, State, attributes, replace_reason
+from ..resources.registry import Resource, sort_key
+from ..resources.spec import ReplaceCode, Replacement
+from ..resources.state import State, attributes, replacement
 
 
-class ChangeType(enum.Enum):
+class Op(enum.Enum):
+    """What diff finds and plan does. A plan lowers a replace to a delete and a create."""
+
     CREATE = "create"
     UPDATE = "update"
     REPLACE = "replace"
@@ -36,15 +40,19 @@ class Change:
     before: Resource | None
     after: Resource | None
     fields: tuple[FieldChange, ...] = ()
-    reason: str | None = None  # why a replace cannot happen in place
+    replacement: Replacement | None = None  # set: it cannot change in place
 
     @property
-    def type(self) -> ChangeType:
+    def op(self) -> Op:
         if self.before is None:
-            return ChangeType.CREATE
+            return Op.CREATE
         if self.after is None:
-            return ChangeType.DELETE
-        return ChangeType.REPLACE if self.reason else ChangeType.UPDATE
+            return Op.DELETE
+        return Op.UPDATE if self.replacement is None else Op.REPLACE
+
+    @property
+    def reason(self) -> str | None:
+        return None if self.replacement is None else self.replacement.text
 
 
 def field_changes(before: Resource, after: Resource) -> tuple[FieldChange, ...]:
@@ -60,14 +68,14 @@ def field_changes(before: Resource, after: Resource) -> tuple[FieldChange, ...]:
 def diff(desired: State, observed: State) -> list[Change]:
     """Every difference, sorted by resource id (stable across runs)."""
     changes = []
-    for rid in sorted(desired.keys() | observed.keys(), key=_sort_key):
+    for rid in sorted(desired.keys() | observed.keys(), key=sort_key):
         before, after = observed.get(rid), desired.get(rid)
         if before is None or after is None:
             changes.append(Change(rid, before, after))
             continue
         fields = field_changes(before, after)
         if fields:
-            changes.append(Change(rid, before, after, fields, replace_reason(before, after)))
+            changes.append(Change(rid, before, after, fields, replacement(before, after)))
     return _replan_routes_the_kernel_drops(changes, desired, observed)
 
 
@@ -76,12 +84,12 @@ def _dropped_networks(change: Change) -> tuple[str, list[IPv4Network]] | None:
     if change.id.kind is not Kind.INTERFACE or change.before is None:
         return None
     before = set(change.before.addresses)  # type: ignore[union-attr]
-    if change.type is ChangeType.REPLACE:
-        reason, removed = f"interface {change.id.name} is replaced", before
-    elif change.type is ChangeType.DELETE:
-        reason, removed = f"interface {change.id.name} is removed", before
+    if change.op is Op.REPLACE:
+        reason, removed = f"interface {change.id.key} is replaced", before
+    elif change.op is Op.DELETE:
+        reason, removed = f"interface {change.id.key} is removed", before
     else:
-        reason, removed = f"interface {change.id.name} loses an address", before - set(change.after.addresses)  # type: ignore[union-attr]
+        reason, removed = f"interface {change.id.key} loses an address", before - set(change.after.addresses)  # type: ignore[union-attr]
     return (reason, [IPv4Interface(a).network for a in removed]) if removed else None
 
 
@@ -98,9 +106,6 @@ def _replan_routes_the_kernel_drops(changes: list[Change], desired: State, obser
         reason = next((r for ns, (r, nets) in drops if ns == rid.namespace and any(via in n for n in nets)), None)
         if reason:
             old = by_id.get(rid)
-            by_id[rid] = Change(rid, observed[rid], desired[rid], old.fields if old else (), reason)
-    return sorted(by_id.values(), key=lambda c: _sort_key(c.id))
-
-
-def _sort_key(rid: ResourceId) -> tuple[int, str]:
-    return rid.kind.rank, rid.name
+            why = Replacement(ReplaceCode.ROUTE_DROPPED, reason)
+            by_id[rid] = Change(rid, observed[rid], desired[rid], old.fields if old else (), why)
+    return sorted(by_id.values(), key=lambda c: sort_key(c.id))

@@ -11,42 +11,51 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
+from typing import Any, Callable, Iterable
 
 from .diff import FieldChange
 from .observation import Observation
-from ..resources.bridge import BridgeState
+from ..model.topology import InterfaceKey
 from ..resources.ids import Kind, ResourceId
-from ..resources.interface import InterfaceState
-from ..resources.namespace import NamespaceState
-from ..resources.route import RouteState
-from ..resources.state import Resource
+from ..resources.registry import KINDS, Resource
+
+
+def _as_is(resource: Any) -> Any:
+    return resource
+
+
+def _nothing(kernel: FakeKernel, before: Any, after: Any | None) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class FakeHandler:
+    """How the fake kernel treats one kind beyond storing it."""
+
+    defaults: Callable[[Any], Any] = _as_is  # what the kernel fills in for unmanaged (None) fields
+    # (before, after) of an update, (resource, None) of a delete: the cascades the kernel performs
+    changed: Callable[[FakeKernel, Any, Any | None], None] = _nothing
+    # (interface, address) pairs a resource holds: the kernel remembers nsnet wrote them (IFA_PROTO)
+    addresses: Callable[[Any], Iterable[tuple[InterfaceKey, str]]] = lambda resource: ()
 
 
 class FakeKernel:
-    def __init__(self, resources: list[Resource] = (), foreign_links: dict[str, str] | None = None,
+    def __init__(self, resources: Iterable[Resource] = (), foreign_links: dict[str, str] | None = None,
                  foreign_namespaces: dict[str, str] | None = None):
         self.resources: dict[ResourceId, Resource] = {r.id: r for r in resources}
         self.foreign_links = dict(foreign_links or {})
         self.foreign_namespaces = dict(foreign_namespaces or {})
         self.calls: list[tuple[str, ResourceId]] = []
         self.fail_on: ResourceId | None = None
-        self.written: set[tuple[str, str, str]] = {  # (namespace, interface, address) nsnet set
-            (r.namespace, r.name, a) for r in resources if isinstance(r, InterfaceState) for a in r.addresses
-        }
+        self.written: set[tuple[InterfaceKey, str]] = {a for r in self.resources.values() for a in _addresses(r)}
 
     def observe(self, scope: frozenset[str] | None = None) -> Observation:
-        resources = {rid: r for rid, r in self.resources.items() if scope is None or rid.namespace in (None, *scope)}
-        assigned = {
-            (r.namespace, r.name): IPv4Interface(a)
-            for r in self.resources.values() if isinstance(r, InterfaceState)
-            for a in r.addresses if (r.namespace, r.name, a) in self.written
-        }
+        resources = {rid: r for rid, r in self.resources.items() if scope is None or rid.home in (None, *scope)}
+        assigned = {key: IPv4Interface(a) for r in self.resources.values() for key, a in _addresses(r)
+                    if (key, a) in self.written}
         return Observation(resources, self.foreign_links, self.foreign_namespaces, assigned)
-
-    def _wrote(self, resource: Resource) -> None:
-        if isinstance(resource, InterfaceState):
-            self.written |= {(resource.namespace, resource.name, a) for a in resource.addresses}
 
     def _check_fail(self, rid: ResourceId) -> None:
         if rid == self.fail_on:
@@ -57,44 +66,61 @@ class FakeKernel:
         self._check_fail(resource.id)
         if resource.id in self.resources:
             raise OSError(17, "File exists")
-        if resource.id.kind in (Kind.INTERFACE, Kind.ROUTE) and ResourceId(Kind.NAMESPACE, resource.id.namespace) not in self.resources:
-            raise OSError(2, f"no namespace {resource.id.namespace}")
-        self.resources[resource.id] = _with_defaults(resource)
-        self._wrote(resource)
+        missing = [p for p in KINDS[resource.kind].parents(resource.id) if p not in self.resources]
+        if missing:
+            raise OSError(2, f"no {missing[0]}")
+        self.resources[resource.id] = HANDLERS[resource.kind].defaults(resource)
+        self.written |= set(_addresses(resource))
 
     def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> None:
         self.calls.append(("update", after.id))
         self._check_fail(after.id)
         current = self.resources[after.id]
         changes = {f.name: getattr(after, f.name) for f in dataclasses.fields(after) if getattr(after, f.name) is not None}
-        self.resources[after.id] = dataclasses.replace(current, **changes)
-        self._wrote(after)
-        if isinstance(current, InterfaceState) and isinstance(after, InterfaceState):
-            self._drop_routes(current.namespace, set(current.addresses) - set(after.addresses))
+        self.resources[after.id] = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
+        self.written |= set(_addresses(after))
+        HANDLERS[after.kind].changed(self, current, after)
 
     def delete(self, resource: Resource) -> None:
         self.calls.append(("delete", resource.id))
         self._check_fail(resource.id)
         del self.resources[resource.id]
-        if isinstance(resource, NamespaceState):
-            for rid in [r for r in self.resources if r.namespace == resource.name and r.kind is not Kind.NAMESPACE]:
-                del self.resources[rid]
-        elif isinstance(resource, InterfaceState):
-            self._drop_routes(resource.namespace, set(resource.addresses))
+        for rid in [rid for rid in self.resources if resource.id in KINDS[rid.kind].parents(rid)]:
+            del self.resources[rid]  # the kernel deletes what lives in a deleted namespace
+        HANDLERS[resource.kind].changed(self, resource, None)
 
-    def _drop_routes(self, namespace: str, removed: set[str]) -> None:
+    def drop_routes(self, namespace: str, removed: set[str]) -> None:
         """Routes via a removed address's network die with it."""
         networks = [IPv4Interface(a).network for a in removed]
         for rid, r in list(self.resources.items()):
-            if isinstance(r, RouteState) and r.namespace == namespace and any(IPv4Address(r.via) in n for n in networks):
+            via = getattr(r, "via", None) if rid.kind is Kind.ROUTE and rid.namespace == namespace else None
+            if via is not None and any(IPv4Address(via) in n for n in networks):
                 del self.resources[rid]
 
 
-def _with_defaults(resource: Resource) -> Resource:
-    if isinstance(resource, BridgeState) and resource.mtu is None:
-        return dataclasses.replace(resource, mtu=1500)
-    if isinstance(resource, InterfaceState):
-        digest = hashlib.sha256(resource.id.name.encode()).digest()
-        mac = resource.mac or "02:00:00:" + ":".join(f"{b:02x}" for b in digest[:3])
-        return dataclasses.replace(resource, mtu=resource.mtu or 1500, mac=mac)
-    return resource
+def _addresses(resource: Resource) -> Iterable[tuple[InterfaceKey, str]]:
+    return HANDLERS[resource.kind].addresses(resource)
+
+
+def _stable_mac(rid: ResourceId) -> str:
+    digest = hashlib.sha256(rid.key.encode()).digest()
+    return "02:00:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
+def _interface_changed(kernel: FakeKernel, before: Any, after: Any | None) -> None:
+    kept = set(after.addresses) if after is not None else set()
+    kernel.drop_routes(before.namespace, set(before.addresses) - kept)
+
+
+HANDLERS: dict[Kind, FakeHandler] = {
+    Kind.BRIDGE: FakeHandler(defaults=lambda bridge: bridge if bridge.mtu else dataclasses.replace(bridge, mtu=1500)),
+    Kind.NAMESPACE: FakeHandler(),
+    Kind.INTERFACE: FakeHandler(
+        defaults=lambda iface: dataclasses.replace(iface, mtu=iface.mtu or 1500, mac=iface.mac or _stable_mac(iface.id)),
+        changed=_interface_changed,
+        addresses=lambda iface: (((iface.namespace, iface.name), a) for a in iface.addresses),
+    ),
+    Kind.ROUTE: FakeHandler(),
+    Kind.NFT_TABLE: FakeHandler(),
+    Kind.SYSCTL: FakeHandler(),
+}

@@ -17,9 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ..resources.ids import Kind
-from ..resources.interface import InterfaceState
-from ..resources.state import Resource
+from ..resources.registry import KINDS, Resource
 
 STATE_DIR = "/run/nsnet"
 
@@ -44,15 +42,7 @@ class Intents:
 
 def names_of(resource: Resource | None) -> dict[str, list[str]]:
     """The kernel names a create of `resource` makes (what to adopt after a crash)."""
-    if resource is None:
-        return {}
-    if resource.kind is Kind.BRIDGE:
-        return {"links": [resource.name]}  # type: ignore[union-attr]
-    if resource.kind is Kind.NAMESPACE:
-        return {"namespaces": [resource.name]}  # type: ignore[union-attr]
-    if isinstance(resource, InterfaceState) and resource.host_name:
-        return {"links": [resource.host_name]}
-    return {}
+    return {} if resource is None else KINDS[resource.kind].creates(resource).as_json()
 
 
 def read_intents(topology: str) -> Intents:

@@ -9,39 +9,38 @@ create that share its reason. Destroy is a plan against an empty desired state.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from dataclasses import dataclass
 
-from .diff import Change, ChangeType, FieldChange
+from .diff import Change, FieldChange, Op
 from ..resources.ids import ResourceId
-from ..resources.state import Resource
-
-
-class Op(enum.Enum):
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
+from ..resources.registry import KINDS, RANKS, Resource
+from ..resources.spec import Replacement
 
 
 @dataclass(frozen=True)
 class Action:
-    op: Op
+    op: Op  # create, update or delete: a replace is lowered to a delete and a create
     id: ResourceId
     before: Resource | None
     after: Resource | None
     fields: tuple[FieldChange, ...] = ()
-    reason: str | None = None  # set on both halves of a replace
+    replacement: Replacement | None = None  # set on both halves of a replace
     implied_by: ResourceId | None = None  # deleted by the kernel along with this parent
 
     @property
     def is_replace(self) -> bool:
-        return self.reason is not None
+        return self.replacement is not None
+
+    @property
+    def reason(self) -> str | None:
+        return None if self.replacement is None else self.replacement.text
 
 
 @dataclass(frozen=True)
 class Plan:
     topology: str
     actions: tuple[Action, ...] = ()
+    partial: bool = False  # computed for a --target scope: the rest of the topology was not read
 
     @property
     def empty(self) -> bool:
@@ -55,28 +54,28 @@ class Plan:
         return add, change, destroy
 
 
-def make_plan(topology: str, changes: list[Change]) -> Plan:
+def make_plan(topology: str, changes: list[Change], partial: bool = False) -> Plan:
     """Order `changes` into actions (see module docstring)."""
     deletes: list[Action] = []
     forwards: list[Action] = []
     for change in changes:
-        kind = change.type
-        if kind in (ChangeType.DELETE, ChangeType.REPLACE):  # a replace's halves keep its fields, for display
-            deletes.append(Action(Op.DELETE, change.id, change.before, None, change.fields, change.reason))
-        if kind in (ChangeType.CREATE, ChangeType.REPLACE):
-            forwards.append(Action(Op.CREATE, change.id, None, change.after, change.fields, change.reason))
-        if kind is ChangeType.UPDATE:
+        op = change.op
+        if op in (Op.DELETE, Op.REPLACE):  # a replace's halves keep its fields, for display
+            deletes.append(Action(Op.DELETE, change.id, change.before, None, change.fields, change.replacement))
+        if op in (Op.CREATE, Op.REPLACE):
+            forwards.append(Action(Op.CREATE, change.id, None, change.after, change.fields, change.replacement))
+        if op is Op.UPDATE:
             forwards.append(Action(Op.UPDATE, change.id, change.before, change.after, change.fields))
     deleted = {a.id for a in deletes if not a.is_replace}
     deletes = [_mark_implied(a, deleted) for a in deletes]
-    deletes.sort(key=lambda a: (-a.id.kind.rank, a.id.name))
-    forwards.sort(key=lambda a: (a.id.kind.rank, a.op is Op.CREATE, a.id.name))
-    return Plan(topology, tuple(deletes + forwards))
+    deletes.sort(key=lambda a: (-RANKS[a.id.kind], a.id.key))
+    forwards.sort(key=lambda a: (RANKS[a.id.kind], a.op is Op.CREATE, a.id.key))
+    return Plan(topology, tuple(deletes + forwards), partial)
 
 
 def _mark_implied(action: Action, deleted: set[ResourceId]) -> Action:
-    """Objects inside a namespace (or of a bridge) being deleted go with it: no kernel call."""
-    parent = action.id.parent
-    if parent in deleted:
+    """Objects whose parent (a namespace) is being deleted go with it: no kernel call."""
+    parent = next((p for p in KINDS[action.id.kind].parents(action.id) if p in deleted), None)
+    if parent is not None:
         return dataclasses.replace(action, implied_by=parent)
     return action

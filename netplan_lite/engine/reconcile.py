@@ -13,15 +13,14 @@ from typing import Callable
 from .apply import (ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, touched_namespaces, verify)
 from .journal import Journal
 from .desired import allocate, desired_state
-from .diff import Change, diff
+from .diff import Change, Op, diff
 from ..errors import ConflictError, TopologyError, Problem
 from ..model.topology import Topology
 from ..resources.nat import claim_clashes, desired_claims
 from .observation import Observation
-from .plan import Op, Plan, make_plan
-from ..resources.ids import Kind
-from ..resources.interface import InterfaceState
-from ..resources.state import State
+from .plan import Plan, make_plan
+from ..resources.registry import KINDS
+from ..resources.state import State, resource_json
 
 
 @dataclass(frozen=True)
@@ -74,11 +73,11 @@ def compute_destroy(topology: str, observation: Observation) -> Planned:
 def _refuse_conflicts(topology: Topology, desired: State, observation: Observation) -> None:
     problems = claim_clashes(desired_claims(topology), observation.foreign_claims)
     for rid, resource in desired.items():
-        if rid.kind is Kind.NAMESPACE and rid.name in observation.foreign_namespaces:
-            problems.append(f"namespace {rid.name} already exists ({observation.foreign_namespaces[rid.name]})")
-        link = resource.host_name if isinstance(resource, InterfaceState) else rid.name if rid.kind is Kind.BRIDGE else None
-        if link and link in observation.foreign_links:
-            problems.append(f"link {link} (for {rid}) already exists on the host ({observation.foreign_links[link]})")
+        names = KINDS[rid.kind].creates(resource)
+        problems += [f"namespace {name} already exists ({observation.foreign_namespaces[name]})"
+                     for name in names.namespaces if name in observation.foreign_namespaces]
+        problems += [f"link {link} (for {rid}) already exists on the host ({observation.foreign_links[link]})"
+                     for link in names.links if link in observation.foreign_links]
     if problems:
         raise ConflictError("refusing to take over what nsnet does not own: " + "; ".join(problems))
 
@@ -111,10 +110,10 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
 
 
 def _verify_scope(outcome: Outcome) -> frozenset[str] | None:
-    """Read again only the namespaces the run touched, unless it removed interfaces:
-    the kernel removes a deleted namespace's host veth ends a moment later, and
-    only a full read sees one still there."""
-    if any(r.action.op is Op.DELETE and r.action.id.kind in (Kind.NAMESPACE, Kind.INTERFACE) for r in outcome.results):
+    """Read again only the namespaces the run touched, unless it removed host links (a veth
+    goes with its namespace too): the kernel removes a deleted namespace's host veth ends a
+    moment later, and only a full read sees one still there."""
+    if any(r.action.op is Op.DELETE and KINDS[r.action.id.kind].creates(r.action.before).links for r in outcome.results):
         return None
     return touched_namespaces(outcome)
 
@@ -129,8 +128,6 @@ def destroy(topology: str, kernel: Kernel, options: RunOptions = RunOptions()) -
 
 def state_fingerprint(observation: Observation) -> str:
     """A stable digest of what a plan depends on in the kernel."""
-    from ..render.plans import resource_json  # render holds the one JSON form of a resource
-
     doc = {str(rid): resource_json(r) for rid, r in sorted(observation.state.items(), key=lambda i: str(i[0]))}
     doc["assigned"] = sorted(f"{ns}/{i}={a}" for (ns, i), a in observation.assigned.items())
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 from . import hostsysctl, netns, nftables
 from ..engine.apply import kernel_reason
@@ -22,17 +23,31 @@ from .netlink import Netlink
 from ..engine.lock import host_lock
 from ..resources.nat import IP_FORWARD, claim_clashes, forward_claims, taken_claims
 from ..engine.observation import Observation
-from ..resources.ids import ORPHAN_NAMESPACE
+from ..resources.ids import ORPHAN_NAMESPACE, Kind
 from .observe import observe
 from ..resources.bridge import BridgeState
 from ..resources.interface import InterfaceState
 from ..resources.namespace import NamespaceState
 from ..resources.nft_table import NftTableState
 from ..resources.route import RouteState
-from ..resources.state import Resource
+from ..resources.registry import Resource
 from ..resources.sysctl import SysctlState
 
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a new namespace
+
+
+@dataclass(frozen=True)
+class LiveHandler:
+    """How the live kernel makes, changes and removes one kind; each may return a note for the user."""
+
+    create: Callable[[Any], str | None]
+    update: Callable[[Any, Any], str | None]
+    delete: Callable[[Any], str | None]
+
+
+def _by_creating(create: Callable[[Any], str | None]) -> Callable[[Any, Any], str | None]:
+    """An update of a kind that is set or replaced whole."""
+    return lambda before, after: create(after)
 
 
 def stable_mac(*names: str) -> str:
@@ -58,6 +73,7 @@ class LiveKernel:
         self.label = label(topology)
         self.nl = nl
         self._holders: dict[str, list[int]] | None = None
+        self._handlers = self.handlers()
 
     def observe(self, scope: frozenset[str] | None = None) -> Observation:
         try:
@@ -67,19 +83,27 @@ class LiveKernel:
         except Exception as err:  # a refusal or a vanished object, whatever raised it
             raise KernelError(f"reading the kernel failed: {kernel_reason(err)}") from err
 
-    # create
+    def handlers(self) -> dict[Kind, LiveHandler]:
+        """Create, update and delete of each kind; a kind set or replaced whole updates by creating."""
+        return {
+            Kind.BRIDGE: LiveHandler(self._create_bridge, self._update_bridge, self._delete_bridge),
+            Kind.NAMESPACE: LiveHandler(self._create_namespace, self._update_namespace, self._delete_namespace),
+            Kind.INTERFACE: LiveHandler(self._create_interface, self._update_interface, self._delete_interface),
+            Kind.ROUTE: LiveHandler(self._create_route, _by_creating(self._create_route), self._delete_route),
+            Kind.NFT_TABLE: LiveHandler(self._publish_table, _by_creating(self._publish_table), self._delete_table),
+            Kind.SYSCTL: LiveHandler(self._set_sysctl, _by_creating(self._set_sysctl), self._release_sysctl),
+        }
 
     def create(self, resource: Resource) -> str | None:
-        handler = {
-            BridgeState: self._create_bridge,
-            NamespaceState: self._create_namespace,
-            InterfaceState: self._create_interface,
-            RouteState: self._create_route,
-            SysctlState: self._set_sysctl,
-            NftTableState: self._publish_table,
-        }[type(resource)]
-        handler(resource)
-        return None
+        return self._handlers[resource.kind].create(resource)
+
+    def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> str | None:
+        return self._handlers[after.kind].update(before, after)
+
+    def delete(self, resource: Resource) -> str | None:
+        return self._handlers[resource.kind].delete(resource)
+
+    # create
 
     def _set_sysctl(self, sysctl: SysctlState) -> None:
         if sysctl.key == IP_FORWARD:
@@ -133,21 +157,14 @@ class LiveKernel:
 
     # update
 
-    def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> str | None:
-        if isinstance(after, (SysctlState, NftTableState, RouteState)):
-            return self.create(after)  # each is set or replaced whole
-        if isinstance(after, BridgeState):
-            self._update_bridge(self.nl.lookup(None, after.name), before, after)  # type: ignore[arg-type]
-        elif isinstance(after, NamespaceState):
-            lo = self.nl.lookup(after.name, "lo")
-            if after.owned and not before.owned:  # type: ignore[union-attr]
-                self.nl.set_link(after.name, lo, alias=self.label)
-            self.nl.set_link(after.name, lo, up=after.lo_up)
-        elif isinstance(after, InterfaceState):
-            self._update_interface(before, after)  # type: ignore[arg-type]
-        return None
+    def _update_namespace(self, before: NamespaceState, after: NamespaceState) -> None:
+        lo = self.nl.lookup(after.name, "lo")
+        if after.owned and not before.owned:
+            self.nl.set_link(after.name, lo, alias=self.label)
+        self.nl.set_link(after.name, lo, up=after.lo_up)
 
-    def _update_bridge(self, index: int | None, before: BridgeState, after: BridgeState) -> None:
+    def _update_bridge(self, before: BridgeState, after: BridgeState) -> None:
+        index = self.nl.lookup(None, after.name)
         if index is None:
             raise KernelError(f"bridge {after.name} disappeared during apply")
         if after.owned and not before.owned:
@@ -195,20 +212,11 @@ class LiveKernel:
 
     # delete
 
-    def delete(self, resource: Resource) -> str | None:
-        if isinstance(resource, SysctlState):
-            return self._release_sysctl(resource)
-        if isinstance(resource, NftTableState):
-            nftables.delete_table(resource.name)
-        elif isinstance(resource, BridgeState):
-            self._delete_link(None, resource.name)
-        elif isinstance(resource, NamespaceState):
-            return self._delete_namespace(resource)
-        elif isinstance(resource, InterfaceState):
-            self._delete_interface(resource)
-        elif isinstance(resource, RouteState):
-            self._delete_route(resource)
-        return None
+    def _delete_table(self, table: NftTableState) -> None:
+        nftables.delete_table(table.name)
+
+    def _delete_bridge(self, bridge: BridgeState) -> None:
+        self._delete_link(None, bridge.name)
 
     def _release_sysctl(self, sysctl: SysctlState) -> str | None:
         if sysctl.key == IP_FORWARD:

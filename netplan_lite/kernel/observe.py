@@ -21,15 +21,14 @@ from ..faults import changes_made
 from ..engine.journal import Intents, read_intents
 from ..engine.observation import Observation
 from ..resources.nat import IP_FORWARD, route_localnet_key, table_name, taken_claims
-from .netlink import Link, Netlink, Snapshot
-from ..resources.bridge import BridgeState
-from ..resources.ids import ORPHAN_NAMESPACE
-from ..resources.interface import InterfaceState
+from .netlink import Netlink, Snapshot
+from ..resources.ids import Kind
 from ..resources.namespace import NamespaceState
 from ..resources.nft_table import NftTableState
-from ..resources.route import RouteState
-from ..resources.state import Resource, State, state_of
+from ..resources.state import state_of
 from ..resources.sysctl import SysctlState
+from .ownership import Ownership, describe_owner
+from .readers import READERS, Read
 
 NOT_A_NAMESPACE = "a file in /run/netns that is not a namespace"
 
@@ -74,10 +73,6 @@ def _take_prefetched() -> Prefetched | None:
     return taken.without_changes()
 
 
-def describe_owner(owner: str | None) -> str:
-    return f"topology {owner!r}" if owner else "not made by nsnet"
-
-
 def build_observation(
     topology: str,
     host: Snapshot,
@@ -97,83 +92,21 @@ def build_observation(
     look orphaned).
     """
     ours = Ownership(label(topology), intents)
-    by_index = {link.index: link for link in host.links}
-    resources: list[Resource] = []
+    owned: dict[str, tuple[NamespaceState, Snapshot | None]] = {}
     foreign_ns: dict[str, str] = {}
-    assigned: dict[InterfaceKey, IPv4Interface] = {}
-    claimed_host_ends: set[int] = set()
     for name, snap in sorted(namespaces.items()):
         ns = ours.namespace(name, snap)
-        if ns is None:
+        if ns is not None:
+            owned[name] = ns, snap
+        else:
             lo = snap.link("lo") if snap else None
             foreign_ns[name] = NOT_A_NAMESPACE if snap is None else describe_owner(owner_of(lo.alias if lo else None))
-            continue
-        resources.append(ns)
-        if snap is None:
-            continue
-        for iface, host_end in _interfaces(name, snap, by_index, ours):
-            resources.append(iface)
-            if host_end is not None:
-                claimed_host_ends.add(host_end)
-        resources.extend(_routes(name, snap))
-        assigned.update(_assigned(name, snap))
-    resources.extend(_bridges(host, ours))
-    if orphans:
-        resources.extend(_orphans(host, ours, claimed_host_ends))
-    resources.extend(sysctls)
     tables = tables or {}
-    own_table = table_name(topology)
-    if own_table in tables:
-        resources.append(tables[own_table])
+    read = Read(ours, host, owned, tables, table_name(topology), sysctls, orphans)
+    resources = [resource for reader in READERS.values() for resource in reader.extract(read)]
+    assigned = {key: address for name, (_, snap) in owned.items() if snap for key, address in _assigned(name, snap)}
     foreign_links = {l.name: describe_owner(owner_of(l.alias)) for l in host.links if not ours.link(l)}
-    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, taken_claims(tables, own_table))
-
-
-@dataclass(frozen=True)
-class Ownership:
-    """Which objects are this topology's: labelled, or named by its journal and unlabelled."""
-
-    label: str
-    intents: Intents
-
-    def link(self, link: Link) -> bool:
-        return link.alias == self.label or (not link.alias and link.name in self.intents.links)
-
-    def namespace(self, name: str, snap: Snapshot | None) -> NamespaceState | None:
-        lo = snap.link("lo") if snap else None
-        if lo is not None and lo.alias == self.label:
-            return NamespaceState(name, lo.up)
-        if name not in self.intents.namespaces or (lo is not None and lo.alias):
-            return None
-        return NamespaceState(name, lo.up if lo else False, owned=False, usable=snap is not None)
-
-
-def _interfaces(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: Ownership) -> Iterator[tuple[InterfaceState, int | None]]:
-    for link in snap.links:
-        if link.kind != "veth":
-            continue
-        host = host_links.get(link.peer) if link.peer else None
-        if host is not None and (not ours.link(host) or host.peer != link.index):
-            host = None  # the index belongs to an unrelated host link
-        master = host_links.get(host.master) if host and host.master else None
-        yield InterfaceState(
-            namespace=ns,
-            name=link.name,
-            host_name=host.name if host else None,
-            bridge=master.name if master else None,
-            addresses=_cidrs(snap, link.index),
-            mtu=link.mtu,
-            mac=link.mac,
-            up=link.up,
-            host_up=host.up if host else False,
-            hairpin=host.hairpin if host else False,
-            owned=host.alias == ours.label if host else True,
-        ), (host.index if host else None)
-
-
-def _cidrs(snap: Snapshot, index: int) -> tuple[str, ...]:
-    cidrs = [a.cidr for a in snap.addresses_of(index)]
-    return tuple(sorted(cidrs, key=IPv4Interface) if len(cidrs) > 1 else cidrs)
+    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, taken_claims(tables, read.own_table))
 
 
 def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPv4Interface]]:
@@ -181,27 +114,6 @@ def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPv4Inter
     for address in snap.addresses:
         if address.proto == ADDRESS_PROTO and address.index in names:
             yield (ns, names[address.index]), IPv4Interface(address.cidr)
-
-
-def _routes(ns: str, snap: Snapshot) -> Iterator[RouteState]:
-    seen = set()
-    for route in snap.routes:
-        if route.to not in seen:
-            seen.add(route.to)
-            yield RouteState(ns, route.to, route.via, route.proto)
-
-
-def _bridges(host: Snapshot, ours: Ownership) -> Iterator[BridgeState]:
-    for link in host.links:
-        if ours.link(link) and link.kind == "bridge":
-            yield BridgeState(link.name, _cidrs(host, link.index), link.mtu, link.up, owned=link.alias == ours.label)
-
-
-def _orphans(host: Snapshot, ours: Ownership, claimed: set[int]) -> Iterator[InterfaceState]:
-    """Our host veth ends whose namespace end was not found: only good for deleting."""
-    for link in host.links:
-        if ours.link(link) and link.kind == "veth" and link.index not in claimed:
-            yield InterfaceState(ORPHAN_NAMESPACE, link.name, link.name, up=False, host_up=link.up)
 
 
 def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> Observation:
@@ -227,7 +139,7 @@ def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> 
     tables = nftables.read_tables()
     observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), intents,
                                     orphans=scope is None)
-    _hold_ours(nl, namespaces.keys(), {r.name for r in observation.state.values() if isinstance(r, NamespaceState)})
+    _hold_ours(nl, namespaces.keys(), {rid.name for rid in observation.state if rid.kind is Kind.NAMESPACE})
     return observation
 
 

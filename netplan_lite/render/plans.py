@@ -6,30 +6,21 @@ import json
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from ..engine.apply import ActionResult, Outcome, VerificationFailed
-from ..engine.diff import FieldChange
+from ..engine.diff import FieldChange, Op
 from ..jsonable import plain
-from ..resources.ids import ORPHAN_NAMESPACE
-from ..engine.plan import Action, Op, Plan
+from ..engine.plan import Action, Plan
 from ..engine.reconcile import Applied, Planned
 from .style import PLAIN, Style
-from ..resources.bridge import BridgeState
-from ..resources.ids import Kind, ResourceId
-from ..resources.interface import InterfaceState
-from ..resources.nft_table import NftRule, NftTableState
-from ..resources.route import RouteState
-from ..resources.state import Resource, State
-from ..resources.sysctl import SysctlState
+from ..resources.ids import ORPHAN_NAMESPACE, ResourceId
+from ..resources.nft_table import NftRule
+from ..resources.registry import KINDS, Resource, sort_key
+from ..resources.state import State, resource_json
 
 if TYPE_CHECKING:
     from ..kernel.preflight import PreflightWarning  # imported by the commands that read the host
 
 FORMAT_VERSION = 1
-MARKERS = {Op.CREATE: "+", Op.UPDATE: "~", Op.DELETE: "-"}
-
-
-def resource_json(resource: Resource | None) -> dict[str, Any] | None:
-    """A resource as schemas/state.schema.json describes it, `kind` first."""
-    return None if resource is None else {"kind": resource.kind.value, **plain(resource)}
+MARKERS = {Op.CREATE: "+", Op.UPDATE: "~", Op.DELETE: "-", Op.REPLACE: "-/+"}
 
 
 LINK_STATES = {"up", "host_up", "lo_up"}
@@ -52,30 +43,15 @@ FIELD_NAMES = {"addresses": "address", "up": "state", "host_up": "host end state
 
 def resource_label(rid: ResourceId) -> str:
     """Where a resource lives, then what it is: `namespace web1 / interface eth0`."""
-    if rid.kind not in (Kind.INTERFACE, Kind.ROUTE):
+    if rid.namespace is None:
         return str(rid)
-    namespace, _, name = rid.name.partition("/")
-    where = "host (orphaned veth end)" if namespace == ORPHAN_NAMESPACE else f"namespace {namespace}"
-    return f"{where} / {rid.kind.value} {name}"
+    where = "host (orphaned veth end)" if rid.namespace == ORPHAN_NAMESPACE else f"namespace {rid.namespace}"
+    return f"{where} / {rid.kind.label} {rid.shown_name}"
 
 
 def describe(resource: Resource) -> str:
     """The interesting attributes of a resource, on one line."""
-    if isinstance(resource, BridgeState):
-        parts = [f"address {value_text(resource.addresses)}"] + ([f"mtu {resource.mtu}"] if resource.mtu else [])
-    elif isinstance(resource, InterfaceState):
-        parts = [f"bridge {resource.bridge}", f"address {value_text(resource.addresses)}", f"host veth {resource.host_name}"]
-        parts += [f"mtu {resource.mtu}"] if resource.mtu else []
-        parts += [f"mac {resource.mac}"] if resource.mac else []
-    elif isinstance(resource, RouteState):
-        parts = [f"via {resource.via}"]
-    elif isinstance(resource, SysctlState):
-        parts = [f"= {resource.value}"]
-    elif isinstance(resource, NftTableState):
-        parts = [f"{len(resource.chains)} chains, {len(resource.rules)} rules"]
-    else:
-        parts = []
-    return ", ".join(parts)
+    return KINDS[resource.kind].describe(resource)
 
 
 def field_texts(change: FieldChange) -> list[str]:
@@ -112,7 +88,7 @@ def display_pairs(actions: Iterable[Action]) -> Iterator[tuple[str, Action]]:
     for action in actions:
         if action.is_replace and action.id in replaced:
             if action.op is Op.DELETE:
-                yield "-/+", action
+                yield MARKERS[Op.REPLACE], action
             continue
         yield MARKERS[action.op], action
 
@@ -131,8 +107,8 @@ def action_lines(marker: str, action: Action, style: Style = PLAIN) -> list[str]
     detail = describe(action.after) if action.op is Op.CREATE and action.after is not None else ""
     joiner = " " if detail.startswith("=") else ": "  # `+ sysctl net.ipv4.ip_forward = 1`
     lines = [f"{head}{joiner + detail if detail else ''}{_why(action)}"]
-    if action.op is Op.CREATE and isinstance(action.after, NftTableState):
-        lines += [f"      {style.marker('+')} rule {r.chain} \"{r.comment}\"" for r in action.after.rules]
+    if action.op is Op.CREATE and action.after is not None:
+        lines += [f"      {style.marker('+')} {member}" for member in KINDS[action.after.kind].listed(action.after)]
     return lines
 
 
@@ -140,8 +116,8 @@ def _groups(actions: tuple[Action, ...]) -> list[tuple[str, list[Action]]]:
     """Actions by where they happen: the host first, then each namespace by name."""
     groups: dict[str, list[Action]] = {}
     for action in actions:
-        namespace = action.id.namespace
-        key = "host" if namespace in (None, ORPHAN_NAMESPACE) else f"namespace {namespace}"
+        namespace = action.id.home
+        key = "host" if namespace is None or namespace == ORPHAN_NAMESPACE else f"namespace {namespace}"
         groups.setdefault(key, []).append(action)
     return sorted(groups.items(), key=lambda item: (item[0] != "host", item[0]))
 
@@ -181,7 +157,7 @@ def action_json(action: Action) -> dict[str, Any]:
     return {
         "op": action.op.value,
         "kind": action.id.kind.value,
-        "name": action.id.name,
+        "name": action.id.key,
         "reason": action.reason,
         "implied_by": str(action.implied_by) if action.implied_by else None,
         "before": resource_json(action.before),
@@ -262,7 +238,7 @@ def state_json(topology: str, state: State, drift: Plan) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "topology": topology,
-        "resources": [resource_json(r) for rid, r in sorted(state.items(), key=lambda i: (i[0].kind.rank, i[0].name))],
+        "resources": [resource_json(r) for rid, r in sorted(state.items(), key=lambda i: sort_key(i[0]))],
         "drifted": not drift.empty,
         "drift": [action_json(a) for a in drift.actions],
     }

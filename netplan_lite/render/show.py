@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..model.topology import PortForward
 from ..resources.ids import ORPHAN_NAMESPACE
@@ -10,9 +10,8 @@ from ..engine.plan import Plan
 from .plans import field_texts, display_pairs, value_text, summary
 from ..resources.ids import Kind, ResourceId
 from ..resources.namespace import NamespaceState
-from ..resources.nft_table import NftTableState
-from ..resources.state import Resource, State
-from ..resources.sysctl import SysctlState
+from ..resources.registry import Resource
+from ..resources.state import State
 from .style import PLAIN, Style
 
 
@@ -47,7 +46,7 @@ class _ShowView:
 
     def host(self) -> list[str]:
         bridges = _of_kind(self.rows, Kind.BRIDGE)
-        others = _of_kind(self.rows, Kind.SYSCTL) + _of_kind(self.rows, Kind.NFT_TABLE)
+        others = [r for kind in HOST_SETTINGS for r in _of_kind(self.rows, kind)]
         orphans = _of_kind(self.rows, Kind.INTERFACE, ORPHAN_NAMESPACE)  # host veth ends whose namespace end is gone
         if not bridges and not others and not orphans:
             return []
@@ -91,10 +90,13 @@ class _ShowView:
 
     @staticmethod
     def _setting(resource: Resource) -> list[str]:
-        if isinstance(resource, SysctlState):
-            return [f"sysctl {resource.key}", resource.value]
-        table: NftTableState = resource  # type: ignore[assignment]
-        return [f"nft table ip {table.name}", f"{len(table.chains)} chains, {len(table.rules)} rules"]
+        return HOST_SETTINGS[resource.kind](resource)
+
+
+HOST_SETTINGS: dict[Kind, Callable[[Any], list[str]]] = {  # the kinds of the host's HOST SETTING table
+    Kind.SYSCTL: lambda sysctl: [f"sysctl {sysctl.key}", sysctl.value],
+    Kind.NFT_TABLE: lambda table: [f"nft table ip {table.name}", f"{len(table.chains)} chains, {len(table.rules)} rules"],
+}
 
 
 def _forward_text(forward: PortForward) -> str:
@@ -104,8 +106,8 @@ def _forward_text(forward: PortForward) -> str:
 
 
 def _of_kind(state: State, kind: Kind, namespace: str | None = None) -> list[Resource]:
-    found = [r for rid, r in state.items() if rid.kind is kind and (namespace is None or rid.namespace == namespace)]
-    return sorted(found, key=lambda r: r.id.name)
+    found = [r for rid, r in state.items() if rid.kind is kind and (namespace is None or rid.home == namespace)]
+    return sorted(found, key=lambda r: r.id.key)
 
 
 def ls_rows(found: Sequence[Any], drifts: Sequence[Any]) -> list[dict[str, Any]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
 from .ids import Kind, ResourceId
+from .spec import CreatedNames, KindSpec, Lowering
 
 
 @dataclass(frozen=True)
@@ -20,3 +21,16 @@ class BridgeState:
     @property
     def id(self) -> ResourceId:
         return ResourceId(self.kind, self.name)
+
+
+def _lower(lowering: Lowering) -> Iterator[BridgeState]:
+    for bridge in lowering.topology.bridges:
+        gateway = bridge.gateway_interface
+        yield BridgeState(bridge.name, (str(gateway),) if gateway else (), bridge.mtu)
+
+
+def _describe(bridge: BridgeState) -> str:
+    return ", ".join([f"address {', '.join(bridge.addresses) or '(none)'}"] + ([f"mtu {bridge.mtu}"] if bridge.mtu else []))
+
+
+SPEC = KindSpec(Kind.BRIDGE, BridgeState, _lower, _describe, creates=lambda bridge: CreatedNames(links=(bridge.name,)))

@@ -1,4 +1,4 @@
-"""What names a resource: its kind and its id."""
+"""What names a resource: its kind, the namespace it lives in, and its name there."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ from typing import NamedTuple
 
 
 class Kind(enum.Enum):
-    """Resource kinds, in creation order (rank); deletes run in the reverse order.
-
-    Sysctls come after the nft table: route_localnet=1 must never be on while
-    the guard rule that makes it safe is missing (CVE-2020-8558).
-    """
+    """Resource kinds. Their order of creation comes from the specs' edges (registry.py)."""
 
     BRIDGE = "bridge"
     NAMESPACE = "namespace"
@@ -21,32 +17,37 @@ class Kind(enum.Enum):
     SYSCTL = "sysctl"
 
     @property
-    def rank(self) -> int:
-        return list(Kind).index(self)
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+DEFAULT_ROUTES = {"0.0.0.0/0": "default"}  # route ids are destinations; "default" is how they are shown
 
 
 class ResourceId(NamedTuple):
+    """`name` is unique within its kind and namespace: "br0", "web1", "eth0", a route's
+    destination CIDR ("0.0.0.0/0"), a sysctl's dotted key."""
+
     kind: Kind
-    name: str  # unique within its kind: "br0", "web1", "web1/eth0", "web1/default"
+    name: str
+    namespace: str | None = None  # where it lives; None: the host (a namespace is a host object)
+
+    @property
+    def shown_name(self) -> str:
+        return DEFAULT_ROUTES.get(self.name, self.name) if self.kind is Kind.ROUTE else self.name
+
+    @property
+    def key(self) -> str:
+        """The id as one string ("web1/eth0", "web1/default"): the `name` of JSON documents."""
+        return self.shown_name if self.namespace is None else f"{self.namespace}/{self.shown_name}"
+
+    @property
+    def home(self) -> str | None:
+        """The namespace a resource belongs to for scoping and grouping: a namespace's own name."""
+        return self.name if self.kind is Kind.NAMESPACE else self.namespace
 
     def __str__(self) -> str:
-        return f"{self.kind.value.replace('_', ' ')} {self.name}"
-
-    @property
-    def namespace(self) -> str | None:
-        """The namespace a resource lives in (None for host objects)."""
-        if self.kind is Kind.NAMESPACE:
-            return self.name
-        if self.kind in (Kind.INTERFACE, Kind.ROUTE):
-            return self.name.split("/", 1)[0]
-        return None
-
-    @property
-    def parent(self) -> ResourceId | None:
-        """The namespace whose deletion makes the kernel delete this resource too."""
-        if self.kind in (Kind.INTERFACE, Kind.ROUTE):
-            return ResourceId(Kind.NAMESPACE, self.name.split("/", 1)[0])
-        return None  # route_localnet is switched off explicitly, before the guard goes
+        return f"{self.kind.label} {self.key}"
 
 
-ORPHAN_NAMESPACE = "(host)"  # namespace field of a labelled host veth whose peer is lost
+ORPHAN_NAMESPACE = "(host)"  # namespace of a labelled host veth whose peer is lost

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
 from .ids import Kind, ResourceId
+from .spec import CreatedNames, Edge, KindSpec, Lowering, ReplaceCode, Replacement, in_namespace_parent
 
 
 @dataclass(frozen=True)
@@ -13,7 +14,6 @@ class InterfaceState:
     """A veth pair: `name` in `namespace`, its peer `host_name` on the host."""
 
     kind: ClassVar[Kind] = Kind.INTERFACE
-    REPLACED_BY: ClassVar[dict[str, str]] = {"host_name": "the host-side veth name changed"}
     namespace: str
     name: str
     host_name: str | None  # observed None: the host end is gone
@@ -28,4 +28,38 @@ class InterfaceState:
 
     @property
     def id(self) -> ResourceId:
-        return ResourceId(self.kind, f"{self.namespace}/{self.name}")
+        return ResourceId(self.kind, self.name, self.namespace)
+
+
+def _lower(lowering: Lowering) -> Iterator[InterfaceState]:
+    targets = lowering.forward_targets
+    for ns in lowering.topology.namespaces:
+        for iface in ns.interfaces:
+            address = lowering.addresses.get((ns.name, iface.name))
+            yield InterfaceState(
+                namespace=ns.name,
+                name=iface.name,
+                host_name=iface.host_name,
+                bridge=iface.bridge,
+                addresses=(str(address),) if address else (),
+                mtu=iface.mtu,
+                mac=iface.mac,
+                hairpin=(ns.name, iface.name) in targets,
+            )
+
+
+def _describe(iface: InterfaceState) -> str:
+    parts = [f"bridge {iface.bridge}", f"address {', '.join(iface.addresses) or '(none)'}", f"host veth {iface.host_name}"]
+    parts += [f"mtu {iface.mtu}"] if iface.mtu else []
+    parts += [f"mac {iface.mac}"] if iface.mac else []
+    return ", ".join(parts)
+
+
+SPEC = KindSpec(
+    Kind.INTERFACE, InterfaceState, _lower, _describe,
+    after=(Edge(Kind.BRIDGE, "the host end joins its bridge as it is made"),
+           Edge(Kind.NAMESPACE, "the namespace end is made inside its namespace")),
+    replaced_by={"host_name": Replacement(ReplaceCode.HOST_NAME_CHANGED, "the host-side veth name changed")},
+    parents=in_namespace_parent,
+    creates=lambda iface: CreatedNames(links=(iface.host_name,) if iface.host_name else ()),
+)

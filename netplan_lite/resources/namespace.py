@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Iterator
 
 from .ids import Kind, ResourceId
+from .spec import CreatedNames, KindSpec, Lowering, ReplaceCode, Replacement
 
 
 @dataclass(frozen=True)
 class NamespaceState:
     kind: ClassVar[Kind] = Kind.NAMESPACE
-    REPLACED_BY: ClassVar[dict[str, str]] = {"usable": "left half-created by an interrupted run"}
     name: str
     lo_up: bool = True
     owned: bool = True
@@ -20,3 +20,14 @@ class NamespaceState:
     @property
     def id(self) -> ResourceId:
         return ResourceId(self.kind, self.name)
+
+
+def _lower(lowering: Lowering) -> Iterator[NamespaceState]:
+    return (NamespaceState(ns.name) for ns in lowering.topology.namespaces)
+
+
+SPEC = KindSpec(
+    Kind.NAMESPACE, NamespaceState, _lower, lambda ns: "",
+    replaced_by={"usable": Replacement(ReplaceCode.HALF_CREATED, "left half-created by an interrupted run")},
+    creates=lambda ns: CreatedNames(namespaces=(ns.name,)),
+)

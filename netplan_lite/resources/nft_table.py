@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Iterable
 
 from .ids import Kind, ResourceId
+from .spec import KindSpec, Lowering
 
 
 @dataclass(frozen=True, order=True)
@@ -35,3 +36,14 @@ class NftTableState:
     @property
     def id(self) -> ResourceId:
         return ResourceId(self.kind, self.name)
+
+
+def _lower(lowering: Lowering) -> Iterable[NftTableState]:
+    table = lowering.nat[0]
+    return () if table is None else (table,)
+
+
+SPEC = KindSpec(
+    Kind.NFT_TABLE, NftTableState, _lower, lambda table: f"{len(table.chains)} chains, {len(table.rules)} rules",
+    listed=lambda table: tuple(f'rule {r.chain} "{r.comment}"' for r in table.rules),
+)

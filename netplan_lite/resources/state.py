@@ -7,21 +7,17 @@ State (observed); diff compares the two as values of one type.
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, Mapping, Union
+from typing import Any, Iterable, Mapping
 
-from .bridge import BridgeState
+from ..jsonable import plain
 from .ids import ResourceId
-from .interface import InterfaceState
-from .namespace import NamespaceState
-from .nft_table import NftTableState
-from .route import RouteState
-from .sysctl import SysctlState
+from .registry import KINDS, Resource
+from .spec import Replacement
 
-Resource = Union[BridgeState, NamespaceState, InterfaceState, RouteState, SysctlState, NftTableState]
 State = Mapping[ResourceId, Resource]
 
 
-def state_of(resources: list[Resource]) -> dict[ResourceId, Resource]:
+def state_of(resources: Iterable[Resource]) -> dict[ResourceId, Resource]:
     return {r.id: r for r in resources}
 
 
@@ -30,9 +26,14 @@ def attributes(resource: Resource) -> dict[str, Any]:
     return {f.name: getattr(resource, f.name) for f in fields(resource)}
 
 
-def replace_reason(before: Resource, after: Resource) -> str | None:
+def replacement(before: Resource, after: Resource) -> Replacement | None:
     """Why `before` cannot become `after` in place, or None if it can."""
-    for name, reason in getattr(type(after), "REPLACED_BY", {}).items():
+    for name, why in KINDS[after.kind].replaced_by.items():
         if getattr(after, name) is not None and getattr(before, name) != getattr(after, name):
-            return reason
+            return why
     return None
+
+
+def resource_json(resource: Resource | None) -> dict[str, Any] | None:
+    """A resource as schemas/state.schema.json describes it, `kind` first."""
+    return None if resource is None else {"kind": resource.kind.value, **plain(resource)}

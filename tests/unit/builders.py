@@ -19,6 +19,8 @@ from netplan_lite.model.topology import Topology
 from netplan_lite.kernel.netlink import Address, Link, RouteEntry, Snapshot
 from netplan_lite.engine.observation import Observation
 from netplan_lite.engine.plan import Plan
+from netplan_lite.resources.ids import Kind, ResourceId
+from netplan_lite.resources.route import destination_cidr
 from netplan_lite.resources.bridge import BridgeState
 from netplan_lite.resources.interface import InterfaceState
 from netplan_lite.resources.namespace import NamespaceState
@@ -27,6 +29,14 @@ from netplan_lite.resources.state import Resource, state_of
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "topology.yaml"
 SOURCE = "t.yaml"
+
+
+
+def rid(text: str) -> ResourceId:
+    """An id from its display form: "interface a/eth0", "route a/default", "bridge br0"."""
+    kind, key = text.split(" ")
+    namespace, _, name = key.partition("/") if Kind(kind) in (Kind.INTERFACE, Kind.ROUTE) else (None, "", key)
+    return ResourceId(Kind(kind), destination_cidr(name) if Kind(kind) is Kind.ROUTE else name, namespace)
 
 
 # topology documents

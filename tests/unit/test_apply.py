@@ -7,7 +7,7 @@ import pytest
 from netplan_lite.engine import apply, journal, reconcile
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.model.loader import load_bytes
-from netplan_lite.engine.plan import Op
+from netplan_lite.engine.diff import Op
 from netplan_lite.resources.ids import Kind, ResourceId
 
 LAB = b"""name: lab
@@ -33,7 +33,7 @@ def test_inverse_of_each_op():
 
 def test_a_failure_rolls_back_to_the_state_before_the_run():
     kernel = FakeKernel()
-    kernel.fail_on = ResourceId(Kind.INTERFACE, "b/eth0")
+    kernel.fail_on = ResourceId(Kind.INTERFACE, "eth0", "b")
     applied = reconcile.apply(load_bytes(LAB), kernel, reconcile.RunOptions(journal=journal.Journal("lab")))
     assert isinstance(applied.outcome.failure, apply.ActionFailed)
     assert kernel.resources == {}  # bridge, namespaces and a/eth0 undone, newest first
@@ -43,10 +43,10 @@ def test_a_failure_rolls_back_to_the_state_before_the_run():
 
 def test_no_rollback_keeps_progress_and_the_journal():
     kernel = FakeKernel()
-    kernel.fail_on = ResourceId(Kind.INTERFACE, "b/eth0")
+    kernel.fail_on = ResourceId(Kind.INTERFACE, "eth0", "b")
     options = reconcile.RunOptions(journal=journal.Journal("lab"), rollback=False)
     applied = reconcile.apply(load_bytes(LAB), kernel, options)
-    assert not applied.converged and ResourceId(Kind.INTERFACE, "a/eth0") in kernel.resources
+    assert not applied.converged and ResourceId(Kind.INTERFACE, "eth0", "a") in kernel.resources
     assert "b" in journal.read_intents("lab").namespaces
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from builders import bridge, built, iface, namespace, one_bridge, route, state, topology
+from builders import rid, bridge, built, iface, namespace, one_bridge, route, state, topology
 
 from netplan_lite.engine.desired import allocate, desired_state
-from netplan_lite.engine.diff import Change, ChangeType, FieldChange, diff
+from netplan_lite.engine.diff import Change, Op, FieldChange, diff
 from netplan_lite.resources.ids import Kind, ResourceId
 
 HOST_CHANGED = "the host-side veth name changed"
@@ -19,13 +19,8 @@ def desired(data: dict) -> dict:
     return desired_state(topo, allocate(topo, {}))
 
 
-def rid(text: str) -> ResourceId:
-    kind, name = text.split(" ")
-    return ResourceId(Kind(kind), name)
-
-
 def summary(changes: list[Change]) -> list[tuple[str, str]]:
-    return [(c.type.value, str(c.id)) for c in changes]
+    return [(c.op.value, str(c.id)) for c in changes]
 
 
 AB = one_bridge("a", "b")  # a: 172.30.0.2, b: 172.30.0.3
@@ -55,8 +50,8 @@ def test_everything_missing_is_created_in_rank_then_name_order():
 def test_create_has_no_before_and_delete_has_no_after():
     (create,) = diff(state(namespace("a")), {})
     (delete,) = diff({}, state(namespace("a")))
-    assert (create.before, create.after, create.type) == (None, namespace("a"), ChangeType.CREATE)
-    assert (delete.before, delete.after, delete.type) == (namespace("a"), None, ChangeType.DELETE)
+    assert (create.before, create.after, create.op) == (None, namespace("a"), Op.CREATE)
+    assert (delete.before, delete.after, delete.op) == (namespace("a"), None, Op.DELETE)
 
 
 def test_unwanted_resources_are_deleted():
@@ -68,7 +63,7 @@ def test_unwanted_resources_are_deleted():
 def test_changed_field_is_an_update_with_before_and_after():
     observed = live(iface("a", "eth0", "br0", "172.30.0.2/24", "10.9.9.9/8", up=False))
     (change,) = diff(desired(AB), observed)
-    assert change.type is ChangeType.UPDATE and change.reason is None
+    assert change.op is Op.UPDATE and change.reason is None
     assert change.fields == (
         FieldChange("addresses", ("172.30.0.2/24", "10.9.9.9/8"), ("172.30.0.2/24",)),
         FieldChange("up", False, True),
@@ -82,7 +77,7 @@ def test_route_via_change_is_an_update():
 
 def test_route_replaced_by_hand_is_an_update():
     (change,) = diff(desired(AB), live(route("a", "default", "172.30.0.1", proto=4)))
-    assert (change.type, change.fields) == (ChangeType.UPDATE, (FieldChange("proto", 4, 225),))
+    assert (change.op, change.fields) == (Op.UPDATE, (FieldChange("proto", 4, 225),))
 
 
 def test_lo_down_is_an_update():
@@ -117,7 +112,7 @@ def test_host_name_change_is_a_replace_with_its_reason():
 
 def test_lost_host_end_is_a_replace():
     (change, _) = diff(desired(AB), live(iface("a", "eth0", None, "172.30.0.2/24", host=None, host_up=False)))
-    assert (change.type, change.reason) == (ChangeType.REPLACE, HOST_CHANGED)
+    assert (change.op, change.reason) == (Op.REPLACE, HOST_CHANGED)
 
 
 def test_routes_of_a_replaced_interface_are_replaced_too():
@@ -131,7 +126,7 @@ def test_routes_of_a_replaced_interface_are_replaced_too():
 def test_replaced_route_keeps_its_field_changes():
     observed = live(iface("a", "eth0", "br0", "172.30.0.2/24", host="nsvold"), route("a", "default", "172.30.0.9"))
     route_change = diff(desired(AB), observed)[1]
-    assert route_change.type is ChangeType.REPLACE
+    assert route_change.op is Op.REPLACE
     assert route_change.fields == (FieldChange("via", "172.30.0.9", "172.30.0.1"),)
 
 
@@ -165,7 +160,7 @@ def test_diff_does_not_modify_its_inputs():
 def test_replace_only_comes_from_host_name():
     observed = live(dataclasses.replace(iface("a", "eth0", "br0", "172.30.0.2/24"), bridge="br9", mac="02:00:00:00:00:09"))
     (change,) = diff(desired(AB), observed)
-    assert change.type is ChangeType.UPDATE
+    assert change.op is Op.UPDATE
 
 
 def test_renaming_an_interface_plans_its_routes_again():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from builders import EXAMPLE, doc, host_name, iface, one_bridge, ops, route, topology
+from builders import rid, EXAMPLE, doc, host_name, iface, one_bridge, ops, route, topology
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -25,11 +25,6 @@ def quick_verify(monkeypatch):
     monkeypatch.setattr(apply_module, "VERIFY_DELAYS", (0.0,))
 
 
-def rid(text: str) -> ResourceId:
-    kind, name = text.split(" ")
-    return ResourceId(Kind(kind), name)
-
-
 def applied(data, kernel: FakeKernel | None = None) -> FakeKernel:
     """Apply a topology (document or loaded) to a fake and check it converged."""
     kernel = kernel if kernel is not None else FakeKernel()
@@ -45,7 +40,7 @@ def in_sync(data, kernel: FakeKernel) -> bool:
 
 
 def addresses(kernel: FakeKernel) -> dict[str, tuple[str, ...]]:
-    return {r.id.name: r.addresses for r in kernel.resources.values() if isinstance(r, InterfaceState)}
+    return {r.id.key: r.addresses for r in kernel.resources.values() if isinstance(r, InterfaceState)}
 
 
 def drifted(kernel: FakeKernel, resource) -> None:

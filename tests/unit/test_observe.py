@@ -8,7 +8,8 @@ from builders import address, iface, link, route, route_entry, snapshot
 
 from netplan_lite.kernel import netlink
 from netplan_lite.engine.journal import Intents
-from netplan_lite.kernel.observe import NOT_A_NAMESPACE, ORPHAN_NAMESPACE, build_observation, describe_owner
+from netplan_lite.kernel.observe import NOT_A_NAMESPACE, build_observation, describe_owner
+from netplan_lite.resources.ids import ORPHAN_NAMESPACE
 from netplan_lite.resources.bridge import BridgeState
 from netplan_lite.resources.interface import InterfaceState
 from netplan_lite.resources.namespace import NamespaceState
@@ -121,7 +122,7 @@ def test_namespace_of_another_topology_is_foreign_with_its_owner():
     other = snapshot(link(1, "lo", alias=OTHER), link(2, "eth0", "veth", OTHER, peer=14))
     observation = observe({"x": other})
     assert observation.foreign_namespaces == {"x": "topology 'other'"}
-    assert not [rid for rid in observation.state if rid.namespace == "x"]
+    assert not [rid for rid in observation.state if rid.home == "x"]
 
 
 def test_unlabelled_namespace_is_foreign():

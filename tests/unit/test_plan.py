@@ -8,7 +8,8 @@ from netplan_lite.engine import reconcile
 from netplan_lite.render import plans as render
 from netplan_lite.engine.diff import diff
 from netplan_lite.engine.observation import Observation
-from netplan_lite.engine.plan import Action, Op, Plan, make_plan
+from netplan_lite.engine.diff import Op
+from netplan_lite.engine.plan import Action, Plan, make_plan
 from netplan_lite.resources.ids import Kind, ResourceId
 
 TWO_BRIDGES = doc(

@@ -214,7 +214,7 @@ def test_fingerprint_depends_on_observed_state_only():
 
 
 def test_show_lists_orphaned_host_veth_ends_under_the_host():
-    from netplan_lite.kernel.observe import ORPHAN_NAMESPACE
+    from netplan_lite.resources.ids import ORPHAN_NAMESPACE
     from netplan_lite.resources.interface import InterfaceState
 
     orphan = InterfaceState(ORPHAN_NAMESPACE, "nsvlost", "nsvlost", up=False, host_up=True)

@@ -1,0 +1,140 @@
+"""One reader per resource kind: how its resources are extracted from what was read.
+
+Each reader names the netlink multicast groups that announce a change to what
+it extracts; the agent's cache subscribes to exactly their union, so a kind
+whose reader forgets its group is caught by the registry's completeness test,
+not served stale. A kind read outside netlink (nft, /proc/sys) is never
+cached: its reader says so with NOT_ANNOUNCED and every command reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Interface
+from typing import Callable, Iterable, Iterator, Mapping
+
+from ..resources.bridge import BridgeState
+from ..resources.ids import ORPHAN_NAMESPACE, Kind
+from ..resources.interface import InterfaceState
+from ..resources.namespace import NamespaceState
+from ..resources.nft_table import NftTableState
+from ..resources.registry import KINDS, Resource
+from ..resources.route import RouteState
+from ..resources.sysctl import SysctlState
+from .netlink import Link, Snapshot
+from .ownership import Ownership
+from .rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_LINK
+
+NOT_ANNOUNCED = 0  # no netlink group announces its changes: read by every command, never cached
+
+
+@dataclass(frozen=True)
+class Read:
+    """What observe read of the kernel, restricted to this topology's namespaces."""
+
+    ours: Ownership
+    host: Snapshot
+    namespaces: Mapping[str, tuple[NamespaceState, Snapshot | None]]  # ours, by name (None: unusable)
+    tables: Mapping[str, NftTableState]  # every nsnet table on the host
+    own_table: str
+    sysctls: tuple[SysctlState, ...]  # the host sysctls this topology holds, as read
+    orphans: bool  # every namespace was read: an unclaimed host veth end of ours is an orphan
+
+    def snapshots(self) -> Iterator[tuple[str, Snapshot]]:
+        return ((name, snap) for name, (_, snap) in self.namespaces.items() if snap is not None)
+
+
+@dataclass(frozen=True)
+class Reader:
+    extract: Callable[[Read], Iterable[Resource]]
+    groups: int  # RTMGRP_* bits announcing changes to what it extracts, or NOT_ANNOUNCED
+
+
+def _namespaces(read: Read) -> Iterator[NamespaceState]:
+    return (ns for ns, _ in read.namespaces.values())
+
+
+def _bridges(read: Read) -> Iterator[BridgeState]:
+    host, ours = read.host, read.ours
+    for link in host.links:
+        if ours.link(link) and link.kind == "bridge":
+            yield BridgeState(link.name, _cidrs(host, link.index), link.mtu, link.up, owned=link.alias == ours.label)
+
+
+def _interfaces(read: Read) -> Iterator[InterfaceState]:
+    """The veths of our namespaces, then (after a full read) our host ends whose namespace end is gone."""
+    host_links = {link.index: link for link in read.host.links}
+    claimed: set[int] = set()
+    for name, snap in read.snapshots():
+        for iface, host_end in _veths(name, snap, host_links, read.ours):
+            claimed |= {host_end} if host_end is not None else set()
+            yield iface
+    if read.orphans:
+        yield from _orphans(read.host, read.ours, claimed)
+
+
+def _veths(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: Ownership) -> Iterator[tuple[InterfaceState, int | None]]:
+    for link in snap.links:
+        if link.kind != "veth":
+            continue
+        host = host_links.get(link.peer) if link.peer else None
+        if host is not None and (not ours.link(host) or host.peer != link.index):
+            host = None  # the index belongs to an unrelated host link
+        master = host_links.get(host.master) if host and host.master else None
+        yield InterfaceState(
+            namespace=ns,
+            name=link.name,
+            host_name=host.name if host else None,
+            bridge=master.name if master else None,
+            addresses=_cidrs(snap, link.index),
+            mtu=link.mtu,
+            mac=link.mac,
+            up=link.up,
+            host_up=host.up if host else False,
+            hairpin=host.hairpin if host else False,
+            owned=host.alias == ours.label if host else True,
+        ), (host.index if host else None)
+
+
+def _orphans(host: Snapshot, ours: Ownership, claimed: set[int]) -> Iterator[InterfaceState]:
+    """Our host veth ends whose namespace end was not found: only good for deleting."""
+    for link in host.links:
+        if ours.link(link) and link.kind == "veth" and link.index not in claimed:
+            yield InterfaceState(ORPHAN_NAMESPACE, link.name, link.name, up=False, host_up=link.up)
+
+
+def _cidrs(snap: Snapshot, index: int) -> tuple[str, ...]:
+    cidrs = [a.cidr for a in snap.addresses_of(index)]
+    return tuple(sorted(cidrs, key=IPv4Interface) if len(cidrs) > 1 else cidrs)
+
+
+def _routes(read: Read) -> Iterator[RouteState]:
+    for name, snap in read.snapshots():
+        seen = set()
+        for route in snap.routes:
+            if route.to not in seen:
+                seen.add(route.to)
+                yield RouteState(name, route.to, route.via, route.proto)
+
+
+def _own_table(read: Read) -> Iterable[NftTableState]:
+    table = read.tables.get(read.own_table)
+    return () if table is None else (table,)
+
+
+READERS: Mapping[Kind, Reader] = {kind: reader for kind, reader in sorted({
+    Kind.BRIDGE: Reader(_bridges, RTMGRP_LINK | RTMGRP_IPV4_IFADDR),
+    Kind.NAMESPACE: Reader(_namespaces, RTMGRP_LINK),  # its lo carries the label
+    Kind.INTERFACE: Reader(_interfaces, RTMGRP_LINK | RTMGRP_IPV4_IFADDR),
+    Kind.ROUTE: Reader(_routes, RTMGRP_IPV4_ROUTE),
+    Kind.NFT_TABLE: Reader(_own_table, NOT_ANNOUNCED),  # nft, not rtnetlink
+    Kind.SYSCTL: Reader(lambda read: read.sysctls, NOT_ANNOUNCED),  # /proc/sys
+}.items(), key=lambda item: list(KINDS).index(item[0]))}
+
+
+def announcing_groups() -> int:
+    """The groups a cache of snapshots must listen to: every reader's."""
+    groups = 0
+    for reader in READERS.values():
+        groups |= reader.groups
+    return groups
