@@ -18,18 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ..resources.registry import KINDS, Resource
-
-STATE_DIR = "/run/nsnet"
-
-
-def topology_dir(topology: str) -> str:
-    path = os.path.join(STATE_DIR, topology)
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    return path
-
+from .rundir import topology_dir, topology_file
 
 def journal_path(topology: str) -> str:
-    return os.path.join(STATE_DIR, topology, "journal.jsonl")
+    return topology_file(topology, "journal.jsonl")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..errors import NsnetError
-from .journal import STATE_DIR, topology_dir
+from .rundir import state_dir, topology_dir
 
 POLL_SECONDS = 0.1
 
@@ -30,8 +30,7 @@ class LockTimeout(NsnetError):
 @contextlib.contextmanager
 def host_lock(name: str) -> Iterator[None]:
     """A short host-wide critical section shared by every topology: /run/nsnet/<name>.lock."""
-    os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
-    fd = os.open(os.path.join(STATE_DIR, f"{name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(os.path.join(state_dir(), f"{name}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

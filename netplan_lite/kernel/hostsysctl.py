@@ -16,10 +16,10 @@ import json
 import os
 from typing import Any, Callable, Iterator
 
+from ..engine.rundir import HOST_SYSCTLS, state_dir
 from ..faults import checkpoint
 
-STATE_DIR = "/run/nsnet"
-REGISTRY = os.path.join(STATE_DIR, "sysctl.json")
+REGISTRY = HOST_SYSCTLS
 
 
 def _path(key: str) -> str:
@@ -41,7 +41,7 @@ def write(key: str, value: str) -> None:
 @contextlib.contextmanager
 def _registry() -> Iterator[dict[str, Any]]:
     """The registry, locked for the block and saved after it."""
-    os.makedirs(STATE_DIR, mode=0o700, exist_ok=True)
+    state_dir()
     fd = os.open(REGISTRY, os.O_RDWR | os.O_CREAT, 0o600)
     with os.fdopen(fd, "r+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from . import netns, nftables
 from .fanout import fan_out
-from ..engine.journal import STATE_DIR, topology_dir
+from ..engine.rundir import topology_dir, topology_file
 from ..labels import owner_of
 from ..resources.nat import TABLE_PREFIX
 from .netlink import Netlink
@@ -35,7 +35,7 @@ class Found:
 
 
 def _source_record(topology: str) -> str:
-    return os.path.join(STATE_DIR, topology, SOURCE_FILE)
+    return topology_file(topology, SOURCE_FILE)
 
 
 def remember_source(topology: str, path: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from netplan_lite.engine import apply, journal, reconcile
+from netplan_lite.engine import apply, journal, reconcile, rundir
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.model.loader import load_bytes
 from netplan_lite.engine.diff import Op
@@ -20,7 +20,7 @@ namespaces:
 
 @pytest.fixture(autouse=True)
 def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(journal, "STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(rundir, "STATE_DIR", str(tmp_path))
 
 
 def test_inverse_of_each_op():

@@ -14,7 +14,7 @@ import pytest
 from builders import EXAMPLE, iface, one_bridge, opened, run_cli as run, to_yaml
 
 from netplan_lite.cli import main as cli
-from netplan_lite.engine import journal
+from netplan_lite.engine import journal, rundir
 from netplan_lite.errors import ExitCode
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.kernel.preflight import HostFacts
@@ -33,7 +33,7 @@ def no_kernel(monkeypatch, tmp_path):
 
     monkeypatch.setattr("netplan_lite.kernel.live.open_kernel", refuse)
     monkeypatch.setattr("netplan_lite.kernel.preflight.gather", lambda topology: HostFacts())  # the host's own facts vary
-    monkeypatch.setattr(journal, "STATE_DIR", str(tmp_path / "run-nsnet"))
+    monkeypatch.setattr(rundir, "STATE_DIR", str(tmp_path / "run-nsnet"))
     monkeypatch.delenv("NSNET_FILE", raising=False)
 
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from netplan_lite.engine import journal
+from netplan_lite.engine import journal, rundir
 from netplan_lite.resources.bridge import BridgeState
 from netplan_lite.resources.interface import InterfaceState
 from netplan_lite.resources.namespace import NamespaceState
@@ -16,7 +16,7 @@ from netplan_lite.resources.route import RouteState
 
 @pytest.fixture(autouse=True)
 def state_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(journal, "STATE_DIR", str(tmp_path))
+    monkeypatch.setattr(rundir, "STATE_DIR", str(tmp_path))
 
 
 def test_names_of_each_kind():

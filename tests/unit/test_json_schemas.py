@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from netplan_lite.cli import main as cli
-from netplan_lite.engine import journal
+from netplan_lite.engine import journal, rundir
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.kernel.preflight import HostFacts, PreflightWarning
 
@@ -39,7 +39,7 @@ def assert_valid(schema: str, doc: dict) -> None:
 
 @pytest.fixture(autouse=True)
 def fake_host(monkeypatch, tmp_path):
-    monkeypatch.setattr(journal, "STATE_DIR", str(tmp_path / "run-nsnet"))
+    monkeypatch.setattr(rundir, "STATE_DIR", str(tmp_path / "run-nsnet"))
     monkeypatch.setattr("netplan_lite.kernel.preflight.gather", lambda topology: HostFacts())
 
 

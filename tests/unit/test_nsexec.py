@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from netplan_lite.cli import main as cli
-from netplan_lite.engine import journal
+from netplan_lite.engine import journal, rundir
 from netplan_lite.kernel import namespace_exec as nsexec
 from netplan_lite.errors import ConflictError, ExitCode, PermissionDenied
 from netplan_lite.model.loader import load_file
@@ -20,7 +20,7 @@ EXAMPLE = ROOT / "examples" / "topology.yaml"
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch, tmp_path):
-    monkeypatch.setattr(journal, "STATE_DIR", str(tmp_path / "run-nsnet"))
+    monkeypatch.setattr(rundir, "STATE_DIR", str(tmp_path / "run-nsnet"))
     monkeypatch.delenv("NSNET_FILE", raising=False)
 
 
