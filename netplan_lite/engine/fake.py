@@ -121,6 +121,7 @@ HANDLERS: dict[Kind, FakeHandler] = {
         addresses=lambda iface: (((iface.namespace, iface.name), a) for a in iface.addresses),
     ),
     Kind.ROUTE: FakeHandler(),
+    Kind.NAMESPACE_SYSCTL: FakeHandler(),
     Kind.NFT_TABLE: FakeHandler(),
     Kind.SYSCTL: FakeHandler(),
 }

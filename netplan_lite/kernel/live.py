@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from . import hostsysctl, netns, nftables
+from . import hostsysctl, netns, nftables, nssysctl
 from ..engine.apply import kernel_reason
 from ..engine.diff import FieldChange
 from ..errors import ConflictError, KernelError, PermissionDenied
@@ -28,6 +28,7 @@ from .observe import observe
 from ..resources.bridge import BridgeState
 from ..resources.interface import InterfaceState
 from ..resources.namespace import NamespaceState
+from ..resources.namespace_sysctl import NamespaceSysctlState
 from ..resources.nft_table import NftTableState
 from ..resources.route import RouteState
 from ..resources.registry import Resource
@@ -90,6 +91,8 @@ class LiveKernel:
             Kind.NAMESPACE: LiveHandler(self._create_namespace, self._update_namespace, self._delete_namespace),
             Kind.INTERFACE: LiveHandler(self._create_interface, self._update_interface, self._delete_interface),
             Kind.ROUTE: LiveHandler(self._create_route, _by_creating(self._create_route), self._delete_route),
+            Kind.NAMESPACE_SYSCTL: LiveHandler(self._set_namespace_sysctl, _by_creating(self._set_namespace_sysctl),
+                                               self._restore_namespace_sysctl),
             Kind.NFT_TABLE: LiveHandler(self._publish_table, _by_creating(self._publish_table), self._delete_table),
             Kind.SYSCTL: LiveHandler(self._set_sysctl, _by_creating(self._set_sysctl), self._release_sysctl),
         }
@@ -110,6 +113,10 @@ class LiveKernel:
             hostsysctl.claim(self.topology, sysctl.key, sysctl.value)
         else:  # a per-link key of one of our bridges
             hostsysctl.write(sysctl.key, sysctl.value)
+
+    def _set_namespace_sysctl(self, sysctl: NamespaceSysctlState) -> None:
+        fd = self.nl.namespace_fd(sysctl.namespace)
+        nssysctl.set_value(self.topology, sysctl.namespace, fd, sysctl.key, sysctl.value)
 
     def _publish_table(self, table: NftTableState) -> None:
         """Write the table under a host-wide lock, after checking its host ports against the
@@ -224,6 +231,9 @@ class LiveKernel:
         hostsysctl.write(sysctl.key, "0")  # the default of a per-link key
         return None
 
+    def _restore_namespace_sysctl(self, sysctl: NamespaceSysctlState) -> str:
+        return nssysctl.restore(self.topology, sysctl.namespace, self.nl.namespace_fd(sysctl.namespace), sysctl.key)
+
     def _delete_namespace(self, ns: NamespaceState) -> str | None:
         """Unmount the namespace; if a process still lives in it, delete its veths first."""
         note = None
@@ -237,6 +247,7 @@ class LiveKernel:
                 note = f"process {', '.join(map(str, pids))} still runs in namespace {ns.name}: its veths were deleted; the namespace goes when the process exits"
         self.nl.forget(ns.name)
         netns.remove(ns.name)
+        nssysctl.forget(self.topology, ns.name)
         return note
 
     def _namespace_holders(self) -> dict[str, list[int]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 from typing import Callable, Iterable, Iterator, Mapping
 
-from . import hostsysctl, netns, nftables
+from . import hostsysctl, netns, nftables, nssysctl
 from ..labels import ADDRESS_PROTO, label, owner_of
 from ..model.topology import InterfaceKey
 from .fanout import fan_out
@@ -24,6 +24,7 @@ from ..resources.nat import IP_FORWARD, route_localnet_key, table_name, taken_cl
 from .netlink import Netlink, Snapshot
 from ..resources.ids import Kind
 from ..resources.namespace import NamespaceState
+from ..resources.namespace_sysctl import NamespaceSysctlState
 from ..resources.nft_table import NftTableState
 from ..resources.state import state_of
 from ..resources.sysctl import SysctlState
@@ -81,6 +82,7 @@ def build_observation(
     sysctls: tuple[SysctlState, ...] = (),
     intents: Intents = Intents(),
     orphans: bool = True,
+    namespace_sysctls: tuple[NamespaceSysctlState, ...] = (),
 ) -> Observation:
     """Our resources, and who holds every other name, from raw snapshots.
 
@@ -89,7 +91,7 @@ def build_observation(
     host; `sysctls` the host sysctls this topology holds, as read; `intents`
     the names an interrupted run of this topology may have created unlabelled;
     `orphans` False when only some namespaces were read (their host ends would
-    look orphaned).
+    look orphaned); `namespace_sysctls` the keys nsnet set in our namespaces, as read.
     """
     ours = Ownership(label(topology), intents)
     owned: dict[str, tuple[NamespaceState, Snapshot | None]] = {}
@@ -102,7 +104,7 @@ def build_observation(
             lo = snap.link("lo") if snap else None
             foreign_ns[name] = NOT_A_NAMESPACE if snap is None else describe_owner(owner_of(lo.alias if lo else None))
     tables = tables or {}
-    read = Read(ours, host, owned, tables, table_name(topology), sysctls, orphans)
+    read = Read(ours, host, owned, tables, table_name(topology), sysctls, namespace_sysctls, orphans)
     resources = [resource for reader in READERS.values() for resource in reader.extract(read)]
     assigned = {key: address for name, (_, snap) in owned.items() if snap for key, address in _assigned(name, snap)}
     foreign_links = {l.name: describe_owner(owner_of(l.alias)) for l in host.links if not ours.link(l)}
@@ -137,10 +139,20 @@ def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> 
     else:
         host = nl.snapshot(None) if scope is None else _host_part(nl, namespaces.values())
     tables = nftables.read_tables()
+    inside = _namespace_sysctls(nl, topology, [name for name, snap in namespaces.items() if ours.namespace(name, snap)])
     observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), intents,
-                                    orphans=scope is None)
+                                    orphans=scope is None, namespace_sysctls=inside)
     _hold_ours(nl, namespaces.keys(), {rid.name for rid in observation.state if rid.kind is Kind.NAMESPACE})
     return observation
+
+
+def _namespace_sysctls(nl: Netlink, topology: str, ours: list[str]) -> tuple[NamespaceSysctlState, ...]:
+    """The sysctls nsnet set in our namespaces, as they are now (none recorded: nothing read)."""
+    recorded = nssysctl.read_record(topology).keys() & set(ours)
+    with contextlib.suppress(FileNotFoundError):  # a namespace deleted since: the plan will say so
+        fds = {name: nl.namespace_fd(name) for name in recorded}
+        return tuple(NamespaceSysctlState(*held) for held in nssysctl.held(topology, fds))
+    return ()
 
 
 def _hold_ours(nl: Netlink, read: Iterable[str], ours: set[str]) -> None:

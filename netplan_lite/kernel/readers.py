@@ -17,6 +17,7 @@ from ..resources.bridge import BridgeState
 from ..resources.ids import ORPHAN_NAMESPACE, Kind
 from ..resources.interface import InterfaceState
 from ..resources.namespace import NamespaceState
+from ..resources.namespace_sysctl import NamespaceSysctlState
 from ..resources.nft_table import NftTableState
 from ..resources.registry import KINDS, Resource
 from ..resources.route import RouteState
@@ -38,6 +39,7 @@ class Read:
     tables: Mapping[str, NftTableState]  # every nsnet table on the host
     own_table: str
     sysctls: tuple[SysctlState, ...]  # the host sysctls this topology holds, as read
+    namespace_sysctls: tuple[NamespaceSysctlState, ...]  # the keys nsnet set in our namespaces, as read
     orphans: bool  # every namespace was read: an unclaimed host veth end of ours is an orphan
 
     def snapshots(self) -> Iterator[tuple[str, Snapshot]]:
@@ -127,6 +129,8 @@ READERS: Mapping[Kind, Reader] = {kind: reader for kind, reader in sorted({
     Kind.NAMESPACE: Reader(_namespaces, RTMGRP_LINK),  # its lo carries the label
     Kind.INTERFACE: Reader(_interfaces, RTMGRP_LINK | RTMGRP_IPV4_IFADDR),
     Kind.ROUTE: Reader(_routes, RTMGRP_IPV4_ROUTE),
+    Kind.NAMESPACE_SYSCTL: Reader(lambda read: (s for s in read.namespace_sysctls if s.namespace in read.namespaces),
+                                  NOT_ANNOUNCED),  # /proc/sys
     Kind.NFT_TABLE: Reader(_own_table, NOT_ANNOUNCED),  # nft, not rtnetlink
     Kind.SYSCTL: Reader(lambda read: read.sysctls, NOT_ANNOUNCED),  # /proc/sys
 }.items(), key=lambda item: list(KINDS).index(item[0]))}

@@ -64,6 +64,8 @@ namespaces:
     # name, the other attached to `bridge`. Optional keys: `mtu:`, `mac:`.
     # Without `routes:` (a list of `{{to: CIDR or default, via: ADDRESS}}`),
     # a namespace gets a default route via its first bridge's gateway.
+    # `forwarding: true` makes a namespace a router; `sysctls:` sets others
+    # inside it (net.ipv4.* and net.ipv6.* keys, e.g. `net.ipv4.conf.all.rp_filter: 2`).
     interfaces:
       eth0: {{bridge: {bridge}, address: {pinned}}}  # a pinned address
   client:

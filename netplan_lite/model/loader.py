@@ -17,7 +17,8 @@ from typing import Any
 
 from . import semantic as checks, schemacheck, yamlsource
 from ..errors import Problem, TopologyError
-from .topology import Bridge, Interface, Namespace, PortForward, Protocol, Route, Topology
+from .topology import (FORWARDING_KEYS, FORWARDING_ON, Bridge, Interface, Namespace, PortForward, Protocol, Route, Topology,
+                       sysctl_text)
 
 HOST_VETH_PREFIX = "nsv"
 
@@ -259,7 +260,14 @@ def _namespace(topology: str, name: str, raw: dict[str, Any], subnets: dict[str,
     routes = None
     if "routes" in raw:
         routes = tuple(Route(checks.parse_destination(r["to"]), IPv4Address(r["via"])) for r in raw["routes"])
-    return Namespace(name, interfaces, routes)
+    return Namespace(name, interfaces, routes, namespace_sysctls(raw))
+
+
+def namespace_sysctls(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """`sysctls:` with `forwarding: true` expanded (the semantic checks refuse a contradiction)."""
+    wanted = {key: FORWARDING_ON for key in FORWARDING_KEYS} if raw.get("forwarding") else {}
+    wanted.update({key: sysctl_text(value) for key, value in (raw.get("sysctls") or {}).items()})
+    return tuple(sorted(wanted.items()))
 
 
 def _forward(raw: dict[str, Any]) -> PortForward:

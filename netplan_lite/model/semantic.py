@@ -12,6 +12,7 @@ from ipaddress import AddressValueError, IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, Iterator
 
 from ..resources.nat import Claim, claims_clash
+from .topology import FORWARDING_KEYS, FORWARDING_ON, sysctl_text
 
 Found = Iterator[tuple[tuple[Any, ...], str]]
 
@@ -104,7 +105,7 @@ def semantic_problems(data: dict[str, Any], tolerant: bool = False) -> list[tupl
             raise
         subnets = {}
     found: list[tuple[tuple[Any, ...], str]] = []
-    for check in (_check_bridges, _check_interfaces, _check_routes, _check_forwards):
+    for check in (_check_bridges, _check_interfaces, _check_routes, _check_sysctls, _check_forwards):
         try:
             for problem in check(data, subnets):
                 found.append(problem)
@@ -307,6 +308,16 @@ def _check_routes(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) 
                 continue
             if not any(via in net for net in networks):
                 yield (*path, "via"), f"gateway {via} is not reachable: no interface of {ns_name} is in a network containing it"
+
+
+def _check_sysctls(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:
+    """`forwarding: true` sets both forwarding keys to 1: an explicit other value contradicts it."""
+    for ns_name, ns in (data.get("namespaces") or {}).items():
+        if not (ns or {}).get("forwarding"):
+            continue
+        for key, value in (ns.get("sysctls") or {}).items():
+            if key in FORWARDING_KEYS and sysctl_text(value) != FORWARDING_ON:
+                yield ("namespaces", ns_name, "sysctls", key), f"{key}: {value} contradicts `forwarding: true`, which sets it to {FORWARDING_ON}"
 
 
 def _check_forwards(data: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:

@@ -61,9 +61,19 @@ class Namespace:
     name: str
     interfaces: tuple[Interface, ...] = ()
     routes: tuple[Route, ...] | None = None  # None: default route via the first gateway
+    sysctls: tuple[tuple[str, str], ...] = ()  # (dotted key, value), `forwarding: true` expanded, by key
 
     def interface(self, name: str) -> Interface | None:
         return next((i for i in self.interfaces if i.name == name), None)
+
+
+FORWARDING_KEYS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")  # what `forwarding: true` sets
+FORWARDING_ON = "1"
+
+
+def sysctl_text(value: int | str) -> str:
+    """A sysctl value as compared: its words joined by one space (the kernel separates some with tabs)."""
+    return " ".join(str(value).split())
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,14 @@ class Kind(enum.Enum):
     NAMESPACE = "namespace"
     INTERFACE = "interface"
     ROUTE = "route"
+    NAMESPACE_SYSCTL = "namespace_sysctl"
     NFT_TABLE = "nft_table"
     SYSCTL = "sysctl"
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ")
+        """How plans name the kind: a namespace's sysctl is a sysctl there, as the host's is on the host."""
+        return "sysctl" if self is Kind.NAMESPACE_SYSCTL else self.value.replace("_", " ")
 
 
 DEFAULT_ROUTES = {"0.0.0.0/0": "default"}  # route ids are destinations; "default" is how they are shown

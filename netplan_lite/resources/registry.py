@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Union
 
-from . import bridge, interface, namespace, nft_table, route, sysctl
+from . import bridge, interface, namespace, namespace_sysctl, nft_table, route, sysctl
 from .bridge import BridgeState
 from .ids import Kind, ResourceId
 from .interface import InterfaceState
 from .namespace import NamespaceState
+from .namespace_sysctl import NamespaceSysctlState
 from .nft_table import NftTableState
 from .route import RouteState
 from .spec import KindSpec
 from .sysctl import SysctlState
 
-Resource = Union[BridgeState, NamespaceState, InterfaceState, RouteState, SysctlState, NftTableState]
+Resource = Union[BridgeState, NamespaceState, InterfaceState, RouteState, NamespaceSysctlState, SysctlState, NftTableState]
 
-DECLARED = (bridge.SPEC, namespace.SPEC, interface.SPEC, route.SPEC, nft_table.SPEC, sysctl.SPEC)
+DECLARED = (bridge.SPEC, namespace.SPEC, interface.SPEC, route.SPEC, namespace_sysctl.SPEC, nft_table.SPEC, sysctl.SPEC)
 
 
 def _creation_order(specs: Iterable[KindSpec]) -> dict[Kind, KindSpec]:

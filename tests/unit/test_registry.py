@@ -18,7 +18,7 @@ from netplan_lite.resources.registry import KINDS, RANKS, Resource
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 STATE_SCHEMA = json.loads((SCHEMAS / "state.schema.json").read_text())
 # kinds no netlink group announces: read by every command (never cached), and why
-UNANNOUNCED = {Kind.NFT_TABLE: "nft", Kind.SYSCTL: "/proc/sys"}
+UNANNOUNCED = {Kind.NFT_TABLE: "nft", Kind.SYSCTL: "/proc/sys", Kind.NAMESPACE_SYSCTL: "/proc/sys"}
 
 
 def schema_kinds() -> set[str]:
@@ -63,4 +63,5 @@ def test_the_schema_has_no_kind_the_registry_lacks():
 
 
 def test_creation_order_follows_the_edges_then_the_declaration():
-    assert [k.value for k in KINDS] == ["bridge", "namespace", "interface", "route", "nft_table", "sysctl"]
+    assert [k.value for k in KINDS] == ["bridge", "namespace", "interface", "route", "namespace_sysctl", "nft_table",
+                                      "sysctl"]
