@@ -22,7 +22,7 @@ EXIT_CODES = """exit codes:
   2  plan --detailed-exitcode: changes present
   3  show --check: the live state has drifted from the topology"""
 
-SHELLS = ("bash", "zsh", "fish")
+SHELLS = ("bash", "zsh", "fish")  # as completion.SHELLS: importing completion.py would slow every command
 
 COMPLETION_INSTALL = """\
 install (as the user who runs nsnet, usually root):
@@ -82,17 +82,25 @@ def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> N
                 "/etc/netns/NAMESPACE/* over /etc, then executes the command (no new PID/user namespace,\n"
                 "same user and environment). Refuses namespaces not declared, not applied yet, or\n"
                 "labelled for another topology. Options go before NAMESPACE.\n\n" + EXIT_CODES)
-    p = command("completion", cmd_completion, "Print a shell completion script (bash, zsh or fish).", reports=False)
+    p = command("completion", _completion, "Print a shell completion script (bash, zsh or fish).", reports=False)
     p.add_argument("shell", nargs="?", choices=SHELLS, help="the shell to complete for")
     p.add_argument("--list-namespaces", metavar="FILE", help=argparse.SUPPRESS)
     p.epilog = COMPLETION_INSTALL + "\n\n" + EXIT_CODES
-    p = command("agent", cmd_agent, "Serve nsnet commands from one resident process that keeps the kernel's state "
+    p = command("agent", _agent, "Serve nsnet commands from one resident process that keeps the kernel's state "
                 "current (optional: faster commands on big labs).", reports=False)
     p.epilog = ("While it runs, `nsnet` hands every command to it: the agent has nsnet imported and reads again only\n"
                 "the namespaces the kernel announced changes in, then runs the command in a child process with your\n"
                 "files, directory and environment; output and exit codes are the same. Socket: /run/nsnet/agent.sock\n"
                 "(NSNET_AGENT_SOCKET); NSNET_AGENT=off runs a command without it. Stop it with Ctrl-C or SIGTERM:\n"
                 "running commands finish first.\n\n" + EXIT_CODES)
+
+
+def _completion(args: argparse.Namespace) -> int:
+    return cmd_completion(args, build_parser())
+
+
+def _agent(args: argparse.Namespace) -> int:
+    return cmd_agent(args, main)  # the agent runs commands through the one error boundary, never importing it
 
 
 def build_parser() -> argparse.ArgumentParser:
