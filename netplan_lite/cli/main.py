@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.ERROR
     except KeyboardInterrupt:
         print("nsnet: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as err:  # a bug: say so in one line unless debugging
         if args.debug:
             raise

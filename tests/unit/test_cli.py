@@ -167,6 +167,18 @@ def test_python_m_runs_the_cli_without_a_traceback(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+# the error boundary
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch, topo_file):
+    def interrupted(raw, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("netplan_lite.model.loader.load_bytes", interrupted)
+    code, out, err = run(capsys, "validate", "--json", topo_file)
+    assert (code, out, err) == (ExitCode.INTERRUPTED, "", "nsnet: interrupted\n")
+
+
 # plan, show, apply, destroy on a fake kernel
 
 
