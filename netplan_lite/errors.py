@@ -18,6 +18,7 @@ class ExitCode(enum.IntEnum):
 
     OK = 0
     ERROR = 1
+    INTERNAL = 1  # a bug (an exception nsnet did not expect): the code of any error, which scripts already handle
     CHANGES = 2  # plan --detailed-exitcode: the plan is not empty
     DRIFT = 3  # show --check: live state differs from the topology
     INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, what a shell shows for a command that SIGINT ended
@@ -124,3 +125,12 @@ class StalePlanError(NsnetError):
     """A saved plan no longer matches the topology file or the live kernel."""
 
     code = ErrorCode.STALE_PLAN
+
+
+class InternalError(NsnetError):
+    """An exception nsnet did not expect (a bug), reported like an error: one line, or a JSON document."""
+
+    code = ErrorCode.INTERNAL
+
+    def __init__(self, cause: Exception):
+        super().__init__(f"internal error: {type(cause).__name__}: {cause}")

@@ -1,20 +1,21 @@
 """The nsnet command line: parse, dispatch to commands.py, exit.
 
 Every NsnetError is caught here, in one place, and printed as one line per
-problem on stderr (and as a JSON error document with --json); tracebacks
-only with --debug.
+problem on stderr (and as a JSON error document with --json); so is any other
+exception, a bug, as an internal error; tracebacks only with --debug.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import traceback
 from typing import Callable, NoReturn, Sequence
 
 from .. import __version__
 from .commands import (DEFAULT_FILE, cmd_agent, cmd_apply, cmd_completion, cmd_destroy, cmd_exec, cmd_fmt, cmd_graph, cmd_init, cmd_ls, cmd_plan, cmd_show, cmd_validate, default_file, print_json)
-from ..errors import ExitCode, NsnetError
+from ..errors import ExitCode, InternalError, NsnetError
 
 EXIT_CODES = """exit codes:
   0  success; for plan --detailed-exitcode: no changes
@@ -157,21 +158,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except NsnetError as err:
-        if args.debug:
-            traceback.print_exc()
-        for line in err.lines():
-            print(f"nsnet: {line}", file=sys.stderr)
-        if getattr(args, "json", False):  # schemas/validate.schema.json#/$defs/error
-            print_json({"format_version": 1, "valid": False, "error": err.code, "problems": err.problem_docs()})
+        _report(args, err, err.lines())
         return ExitCode.ERROR
     except KeyboardInterrupt:
         print("nsnet: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    except Exception as err:  # a bug: say so in one line unless debugging
-        if args.debug:
-            raise
-        print(f"nsnet: internal error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", file=sys.stderr)
-        return ExitCode.ERROR
+    except Exception as err:  # a bug: said in one line (and a JSON document) like any error
+        bug = InternalError(err)
+        _report(args, bug, bug.lines() if args.debug else [f"{bug} (rerun with --debug for the traceback)"])
+        return ExitCode.INTERNAL
+
+
+def _report(args: argparse.Namespace, err: NsnetError, lines: list[str]) -> None:
+    """The error on stderr, one line per problem (after the traceback with --debug), and with --json
+    as a document on stdout (schemas/validate.schema.json#/$defs/error)."""
+    if args.debug:
+        traceback.print_exc()
+    for line in lines:
+        print(f"nsnet: {line}", file=sys.stderr)
+    if getattr(args, "json", False):
+        with contextlib.suppress(OSError):  # stdout itself may be what failed (a closed pipe)
+            print_json({"format_version": 1, "valid": False, "error": err.code, "problems": err.problem_docs()})
 
 
 if __name__ == "__main__":
