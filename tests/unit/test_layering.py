@@ -83,16 +83,12 @@ class _Finder(ast.NodeVisitor):
         self.found: list[tuple[ast.Import | ast.ImportFrom, str]] = []
         self._context = ["module level"]
 
-    def _within(self, context: str, node: ast.AST) -> None:
-        self._context.append(context)
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self._context.append("TYPE_CHECKING" if self._context[-1] == "TYPE_CHECKING" else "lazy")
         self.generic_visit(node)
         self._context.pop()
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        self._within("TYPE_CHECKING" if self._context[-1] == "TYPE_CHECKING" else "lazy", node)
-
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
-    visit_Lambda = visit_FunctionDef  # type: ignore[assignment]
+    visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_If(self, node: ast.If) -> None:
         if not _is_type_checking(node.test):
