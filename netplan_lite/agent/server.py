@@ -10,7 +10,8 @@ the kernel's change announcements (statecache.py). For each command it:
 2. reads again only what changed since the last command;
 3. forks: the child takes the client's files, directory and environment and
    runs the command exactly as `nsnet` would, its first observation taken
-   from the snapshots (cli.py, commands.py: same code, same locks);
+   from the snapshots (through the command line's main, which `nsnet agent`
+   hands to serve(): same code, same locks);
 4. sends the child's pid (the client forwards Ctrl-C and SIGTERM to it) and
    then its exit status.
 
@@ -40,7 +41,7 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from . import client as agentclient
 from ..model import loader
@@ -63,7 +64,9 @@ class Running:
     started: float
 
 
-def serve() -> int:
+def serve(run: Callable[[Sequence[str]], int]) -> int:
+    """Serve `run` (the command line's main: argv -> exit code) until SIGTERM or Ctrl-C. It is handed
+    in rather than imported: the command line starts the agent, so the agent must not import it."""
     path = agentclient.socket_path()
     fingerprint = agentclient.code_fingerprint()
     _refuse_if_served(path)
@@ -81,7 +84,8 @@ def serve() -> int:
                 os.read(wakeup, 4096)
             _reap(running)
             if server in ready:
-                _accept(server, cache, [server, cache.listener.sock, cache.host_sock.sock, wakeup], fingerprint, running)
+                _accept(server, cache, [server, cache.listener.sock, cache.host_sock.sock, wakeup], fingerprint, running,
+                        run)
         server.close()  # no new commands; the running ones finish, a second signal stops them
         _finish(running, wakeup, stop)
         cache.close()
@@ -158,7 +162,7 @@ def _wakeup_on_signals() -> Iterator[tuple[int, list[str]]]:
 
 
 def _accept(server: socket.socket, cache: SnapshotCache, agent_files: list[socket.socket | int], fingerprint: str,
-            running: dict[int, Running]) -> None:
+            running: dict[int, Running], run: Callable[[Sequence[str]], int]) -> None:
     conn, _ = server.accept()
     try:
         request, fds = _receive(conn)
@@ -188,7 +192,7 @@ def _accept(server: socket.socket, cache: SnapshotCache, agent_files: list[socke
             conn.close()
             return
         if pid == 0:
-            _run_child(request, fds, prefetched, [*agent_files, conn, *(job.conn for job in running.values())])
+            _run_child(run, request, fds, prefetched, [*agent_files, conn, *(job.conn for job in running.values())])
         running[pid] = Running(conn, request["argv"], time.monotonic())
         _send(conn, {"pid": pid})
     finally:
@@ -274,8 +278,8 @@ def _reap(running: dict[int, Running]) -> None:
             _log(f"{' '.join(job.argv)}: exit {code} in {time.monotonic() - job.started:.2f} s")
 
 
-def _run_child(request: dict[str, Any], fds: list[int], prefetched: observe.Prefetched,
-               agent_files: list[socket.socket | int]) -> None:
+def _run_child(run: Callable[[Sequence[str]], int], request: dict[str, Any], fds: list[int],
+               prefetched: observe.Prefetched, agent_files: list[socket.socket | int]) -> None:
     """In the forked child: become the client's `nsnet` process, run the command, exit."""
     code = 1
     try:
@@ -283,9 +287,7 @@ def _run_child(request: dict[str, Any], fds: list[int], prefetched: observe.Pref
             os.close(item.detach() if isinstance(item, socket.socket) else item)
         _become_client(request, fds)
         observe.use_prefetched(prefetched)
-        from ..cli.main import main
-
-        code = main(request["argv"])
+        code = run(request["argv"])
     except SystemExit as done:
         code = done.code if isinstance(done.code, int) else 1
     except BaseException:  # noqa: BLE001 - report it on the client's stderr, as nsnet would

@@ -1,7 +1,8 @@
 """What each nsnet command does: load, call the library, render, return an exit code.
 
-The parser and the one error boundary are in cli.py; the commands raise
-NsnetError for anything the user should read.
+The parser and the one error boundary are in main.py, which imports this
+module (never the reverse: what a command needs of main.py is handed to it);
+the commands raise NsnetError for anything the user should read.
 """
 
 from __future__ import annotations
@@ -190,12 +191,13 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     return _finish(args, applied, "Destroy", started)
 
 
-def cmd_agent(args: argparse.Namespace) -> int:
+def cmd_agent(args: argparse.Namespace, run: Callable[[Sequence[str]], int]) -> int:
+    """Serve `run` (main.main: each command's argv -> its exit code) to `nsnet` clients."""
     from ..agent import server as agent
     from ..kernel.live import require_privileges
 
     require_privileges()
-    return agent.serve()
+    return agent.serve(run)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -298,8 +300,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return ExitCode.ERROR  # not reached: run() execs or raises
 
 
-def cmd_completion(args: argparse.Namespace) -> int:
-    from . import main as cli, completion
+def cmd_completion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The script for `parser`, nsnet's own (handed in by main.py, which this module must not import)."""
+    from . import completion
 
     if args.list_namespaces is not None:  # what the scripts call to complete `nsnet exec NAMESPACE`
         try:
@@ -311,5 +314,5 @@ def cmd_completion(args: argparse.Namespace) -> int:
         return ExitCode.OK
     if args.shell is None:
         raise NsnetError(f"completion: name a shell: {', '.join(completion.SHELLS)}")
-    sys.stdout.write(completion.script(args.shell, cli.build_parser()))
+    sys.stdout.write(completion.script(args.shell, parser))
     return ExitCode.OK

@@ -1,20 +1,21 @@
 """The nsnet command line: parse, dispatch to commands.py, exit.
 
 Every NsnetError is caught here, in one place, and printed as one line per
-problem on stderr (and as a JSON error document with --json); tracebacks
-only with --debug.
+problem on stderr (and as a JSON error document with --json); so is any other
+exception, a bug, as an internal error; tracebacks only with --debug.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import traceback
 from typing import Callable, NoReturn, Sequence
 
 from .. import __version__
 from .commands import (DEFAULT_FILE, cmd_agent, cmd_apply, cmd_completion, cmd_destroy, cmd_exec, cmd_fmt, cmd_graph, cmd_init, cmd_ls, cmd_plan, cmd_show, cmd_validate, default_file, print_json)
-from ..errors import ExitCode, NsnetError
+from ..errors import ExitCode, InternalError, NsnetError
 
 EXIT_CODES = """exit codes:
   0  success; for plan --detailed-exitcode: no changes
@@ -22,7 +23,7 @@ EXIT_CODES = """exit codes:
   2  plan --detailed-exitcode: changes present
   3  show --check: the live state has drifted from the topology"""
 
-SHELLS = ("bash", "zsh", "fish")
+SHELLS = ("bash", "zsh", "fish")  # as completion.SHELLS: importing completion.py would slow every command
 
 COMPLETION_INSTALL = """\
 install (as the user who runs nsnet, usually root):
@@ -82,17 +83,25 @@ def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> N
                 "/etc/netns/NAMESPACE/* over /etc, then executes the command (no new PID/user namespace,\n"
                 "same user and environment). Refuses namespaces not declared, not applied yet, or\n"
                 "labelled for another topology. Options go before NAMESPACE.\n\n" + EXIT_CODES)
-    p = command("completion", cmd_completion, "Print a shell completion script (bash, zsh or fish).", reports=False)
+    p = command("completion", _completion, "Print a shell completion script (bash, zsh or fish).", reports=False)
     p.add_argument("shell", nargs="?", choices=SHELLS, help="the shell to complete for")
     p.add_argument("--list-namespaces", metavar="FILE", help=argparse.SUPPRESS)
     p.epilog = COMPLETION_INSTALL + "\n\n" + EXIT_CODES
-    p = command("agent", cmd_agent, "Serve nsnet commands from one resident process that keeps the kernel's state "
+    p = command("agent", _agent, "Serve nsnet commands from one resident process that keeps the kernel's state "
                 "current (optional: faster commands on big labs).", reports=False)
     p.epilog = ("While it runs, `nsnet` hands every command to it: the agent has nsnet imported and reads again only\n"
                 "the namespaces the kernel announced changes in, then runs the command in a child process with your\n"
                 "files, directory and environment; output and exit codes are the same. Socket: /run/nsnet/agent.sock\n"
                 "(NSNET_AGENT_SOCKET); NSNET_AGENT=off runs a command without it. Stop it with Ctrl-C or SIGTERM:\n"
                 "running commands finish first.\n\n" + EXIT_CODES)
+
+
+def _completion(args: argparse.Namespace) -> int:
+    return cmd_completion(args, build_parser())
+
+
+def _agent(args: argparse.Namespace) -> int:
+    return cmd_agent(args, main)  # the agent runs commands through the one error boundary, never importing it
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,21 +158,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except NsnetError as err:
-        if args.debug:
-            traceback.print_exc()
-        for line in err.lines():
-            print(f"nsnet: {line}", file=sys.stderr)
-        if getattr(args, "json", False):  # schemas/validate.schema.json#/$defs/error
-            print_json({"format_version": 1, "valid": False, "error": err.code, "problems": err.problem_docs()})
+        _report(args, err, err.lines())
         return ExitCode.ERROR
     except KeyboardInterrupt:
         print("nsnet: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # a bug: say so in one line unless debugging
-        if args.debug:
-            raise
-        print(f"nsnet: internal error: {type(err).__name__}: {err} (rerun with --debug for the traceback)", file=sys.stderr)
-        return ExitCode.ERROR
+        return ExitCode.INTERRUPTED
+    except Exception as err:  # a bug: said in one line (and a JSON document) like any error
+        bug = InternalError(err)
+        _report(args, bug, bug.lines() if args.debug else [f"{bug} (rerun with --debug for the traceback)"])
+        return ExitCode.INTERNAL
+
+
+def _report(args: argparse.Namespace, err: NsnetError, lines: list[str]) -> None:
+    """The error on stderr, one line per problem (after the traceback with --debug), and with --json
+    as a document on stdout (schemas/validate.schema.json#/$defs/error)."""
+    if args.debug:
+        traceback.print_exc()
+    for line in lines:
+        print(f"nsnet: {line}", file=sys.stderr)
+    if getattr(args, "json", False):
+        with contextlib.suppress(OSError):  # stdout itself may be what failed (a closed pipe)
+            print_json({"format_version": 1, "valid": False, "error": err.code, "problems": err.problem_docs()})
 
 
 if __name__ == "__main__":

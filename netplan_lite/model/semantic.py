@@ -11,7 +11,7 @@ from collections import defaultdict
 from ipaddress import AddressValueError, IPv4Address, IPv4Interface, IPv4Network, NetmaskValueError, ip_interface
 from typing import Any, Iterator
 
-from ..resources.nat import Claim, claims_clash
+from .claims import Claim, claims_clash
 from .topology import FORWARDING_KEYS, FORWARDING_ON, sysctl_text
 
 Found = Iterator[tuple[tuple[Any, ...], str]]

@@ -19,6 +19,7 @@ import json
 from ipaddress import IPv4Interface, IPv4Network
 from typing import Any, Iterable, Iterator, Mapping
 
+from ..model.claims import Claim, claims_clash
 from ..model.topology import Interface, InterfaceKey, PortForward, Topology
 from .nft_table import NftChain, NftRule, NftTableState
 from .sysctl import LINK_SYSCTL_PREFIX, SysctlState
@@ -35,7 +36,6 @@ def canonical(expr: list[dict[str, Any]]) -> str:
     return json.dumps(expr, sort_keys=True, separators=(",", ":"))
 
 
-Claim = tuple[str, str, int]  # (protocol, host address or "*", host port)
 LOOPBACK = IPv4Network("127.0.0.0/8")
 IP_FORWARD = "net.ipv4.ip_forward"
 
@@ -158,11 +158,6 @@ def forward_claims(table: NftTableState) -> Iterator[Claim]:
             address, _, port = parts[2].rpartition(":")
             if port.isdigit():
                 yield parts[1], address, int(port)
-
-
-def claims_clash(a: Claim, b: Claim) -> bool:
-    """Same protocol and port on the same address, or on every address (*)."""
-    return a[0] == b[0] and a[2] == b[2] and (a[1] == b[1] or "*" in (a[1], b[1]))
 
 
 def taken_claims(tables: Mapping[str, NftTableState], own_table: str) -> dict[Claim, str]:

@@ -527,6 +527,33 @@ def test_an_agent_of_another_installation_is_not_used(lab, tmp_path):
         started.stop()
 
 
+@pytest.mark.parametrize("module", ["engine/diff.py", "kernel/observe.py"])
+def test_an_agent_whose_code_changed_in_a_subpackage_is_not_used(lab, tmp_path, module):
+    """A stale agent never runs old code: after a module of a subpackage changes under a running
+    agent (an upgrade, a checkout), that installation's commands are refused by it and run here,
+    with the new code (the edit announces itself on stderr when it is imported)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(Path(netplan_lite.__file__).parent, copy / "netplan_lite",
+                    ignore=shutil.ignore_patterns("__pycache__"), copy_function=shutil.copy)
+    started = start_agent(lab, lab.dir / SOCKET_NAME, lab.dir / LOG_NAME, package_parent=copy)
+    try:
+        ex = lab.example()
+        plan = ("plan", "--detailed-exitcode", ex.path.name)
+        served = started.run(*plan, PYTHONPATH=str(copy))  # the copy's own client, before the edit: served
+        assert served.returncode == 2, served.stdout + served.stderr
+        edited = copy / "netplan_lite" / module
+        edited.write_text(edited.read_text() + '\nimport sys as _sys\n_sys.stderr.write("nsnet-test: new code\\n")\n')
+        after = subprocess.run([sys.executable, "-m", "netplan_lite", *plan], env=started.env(PYTHONPATH=str(copy)),
+                               cwd=lab.dir, capture_output=True, text=True, timeout=CLI_TIMEOUT)
+        assert after.returncode == 2, after.stdout + after.stderr
+        assert after.stderr == ("nsnet: the agent runs another nsnet installation (restart it after an upgrade); "
+                                "running without the agent\nnsnet-test: new code\n"), after.stderr
+        assert after.stdout == served.stdout
+        assert started.served() == [(" ".join(plan), 2)], started.log_text()  # the first only
+    finally:
+        started.stop()
+
+
 # 6. fault injection
 
 

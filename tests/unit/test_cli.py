@@ -167,6 +167,64 @@ def test_python_m_runs_the_cli_without_a_traceback(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+# the error boundary
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch, topo_file):
+    def interrupted(raw, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("netplan_lite.model.loader.load_bytes", interrupted)
+    code, out, err = run(capsys, "validate", "--json", topo_file)
+    assert (code, out, err) == (ExitCode.INTERRUPTED, "", "nsnet: interrupted\n")
+
+
+def _bug(*_args, **_kwargs):
+    raise RuntimeError("boom")
+
+
+INTERNAL_LINE = "nsnet: internal error: RuntimeError: boom (rerun with --debug for the traceback)\n"
+INTERNAL_DOC = {"format_version": 1, "valid": False, "error": "internal",
+                "problems": [{"file": None, "line": None, "column": None, "key": None,
+                              "message": "internal error: RuntimeError: boom"}]}
+
+
+def test_an_internal_error_is_one_line_without_a_traceback(capsys, monkeypatch, topo_file):
+    monkeypatch.setattr("netplan_lite.model.loader.load_bytes", _bug)
+    code, out, err = run(capsys, "validate", topo_file)
+    assert (code, out, err) == (ExitCode.INTERNAL, "", INTERNAL_LINE)
+    assert ExitCode.INTERNAL == ExitCode.ERROR == 1  # what it always exited with
+
+
+@pytest.mark.parametrize("command, where", [("validate", "netplan_lite.model.loader.load_bytes"),
+                                             ("plan", "netplan_lite.engine.reconcile.plan"),
+                                             ("apply", "netplan_lite.engine.reconcile.run"),
+                                             ("show", "netplan_lite.engine.reconcile.plan")])
+def test_an_internal_error_with_json_prints_an_error_document(capsys, monkeypatch, kernel, topo_file, command, where):
+    """The same document as any other error's (schemas/validate.schema.json), with `error: internal`."""
+    monkeypatch.setattr(where, _bug)
+    code, out, err = run(capsys, command, "--json", topo_file)
+    assert (code, err) == (ExitCode.INTERNAL, INTERNAL_LINE)
+    assert json.loads(out) == INTERNAL_DOC
+
+
+def test_an_internal_error_with_debug_shows_the_traceback_then_the_line(capsys, monkeypatch, topo_file):
+    monkeypatch.setattr("netplan_lite.model.loader.load_bytes", _bug)
+    code, out, err = run(capsys, "--debug", "validate", "--json", topo_file)
+    assert code == ExitCode.INTERNAL and json.loads(out) == INTERNAL_DOC
+    assert err.startswith("Traceback (most recent call last):\n") and 'raise RuntimeError("boom")' in err
+    assert err.endswith("\nnsnet: internal error: RuntimeError: boom\n")
+
+
+def test_a_user_error_with_json_is_a_document_of_the_same_shape(capsys, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    code, out, _ = run(capsys, "validate", "--json", str(path))
+    doc = json.loads(out)
+    assert code == ExitCode.ERROR and doc["error"] == "topology"
+    assert doc.keys() == INTERNAL_DOC.keys() and doc["problems"][0].keys() == INTERNAL_DOC["problems"][0].keys()
+
+
 # plan, show, apply, destroy on a fake kernel
 
 

@@ -69,6 +69,16 @@ def test_an_error_document(capsys, tmp_path):
     assert_valid("validate.schema.json", doc)
 
 
+def test_an_internal_error_document(capsys, monkeypatch):
+    def bug(raw, path):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("netplan_lite.model.loader.load_bytes", bug)
+    code, doc = run_json(capsys, "validate", str(EXAMPLE))
+    assert code == 1 and doc["error"] == "internal"
+    assert_valid("validate.schema.json", doc)
+
+
 def test_plan_apply_show_destroy_of_the_example(capsys, kernel, monkeypatch):
     monkeypatch.setattr("netplan_lite.kernel.preflight.check", lambda topology, facts: [WARNING])
     code, plan = run_json(capsys, "plan", str(EXAMPLE))
