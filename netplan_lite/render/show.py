@@ -66,6 +66,7 @@ class _ShowView:
             (i, [i.name, value_text(i.addresses), value_text(i.bridge), value_text(i.host_name), value_text(i.up)])  # type: ignore[attr-defined]
             for i in interfaces])
         lines += self.table(["ROUTE", "VIA"], [(r, [r.to, r.via]) for r in _of_kind(self.rows, Kind.ROUTE, name)])  # type: ignore[attr-defined]
+        lines += self.table(["SYSCTL", "VALUE"], [(s, [s.key, s.value]) for s in _of_kind(self.rows, Kind.NAMESPACE_SYSCTL, name)])  # type: ignore[attr-defined]
         lines += self.table(["FORWARD (host -> here)", ""], [(None, [_forward_text(f), ""]) for f in forwards])
         return lines
 

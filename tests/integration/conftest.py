@@ -273,6 +273,7 @@ def assert_example_live(ex: Example, namespaces: tuple[str, ...] | None = None) 
 class Lab:
     # kernel helpers, reachable from the tests through the fixture (test modules import nothing from here)
     ip = staticmethod(ip)
+    run = staticmethod(run)
     ip_json = staticmethod(ip_json)
     link = staticmethod(link)
     netns_names = staticmethod(netns_names)

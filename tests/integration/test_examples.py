@@ -561,10 +561,11 @@ def test_pinned_addresses_macs_mtus_and_routes_are_exactly_as_written(lab, host)
     route = lab.ip_json("-n", ex.ns("desk"), "route", "get", nas_ip)[0]
     assert (route.get("gateway"), route["dev"]) == (ex.ip("172.30.50.1"), "eth0")
     lab.serve(ex.ns("nas"), nas_ip, 80, "nas")
-    forwarding = ("netns", "exec", ex.ns("router"), "sysctl", "-q", "-w")
-    lab.ip(*forwarding, "net.ipv4.ip_forward=0")  # a new namespace starts with the host's value
+    assert tcp_from(ex.ns("desk"), nas_ip, 80) == f"nas {desk_ip}"  # the router forwards: `forwarding: true`
+    lab.ip("netns", "exec", ex.ns("router"), "sysctl", "-q", "-w", "net.ipv4.ip_forward=0")  # by hand: drift
     assert tcp_from(ex.ns("desk"), nas_ip, 80).startswith("failed: ")
-    lab.ip(*forwarding, "net.ipv4.ip_forward=1")  # as the example's comment says
+    rc, out, err = lab.nsnet("apply", ex.path)  # repaired
+    assert rc == 0 and f"~ namespace {ex.ns('router')} / sysctl net.ipv4.ip_forward" in out, out + err
     assert tcp_from(ex.ns("desk"), nas_ip, 80) == f"nas {desk_ip}"
     assert tcp_from(ex.ns("nas"), desk_ip, 22) == "failed: Connection refused"  # and back: desk's RST
     # jumbo frames on the storage network: 8972 bytes of UDP + 28 of headers = 9000, don't-fragment set,
