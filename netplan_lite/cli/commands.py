@@ -69,7 +69,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     topology, raw = _load(args.file)
     with open_kernel(topology.name) as kernel:
-        planned = reconcile.plan(topology, kernel)
+        planned = reconcile.plan(topology, kernel, _targets(args.target, topology))
     warnings = _preflight(topology)
     doc = render.plan_json(planned, warnings)
     if args.out:
@@ -83,6 +83,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.detailed_exitcode and not planned.plan.empty:
         return ExitCode.CHANGES
     return ExitCode.OK
+
+
+def _targets(names: Sequence[str] | None, topology: Any) -> tuple[str, ...]:
+    """`--target` names, each a namespace of the file (a typo must not plan nothing quietly)."""
+    from ..errors import Problem, TopologyError
+
+    unknown = [n for n in names or () if topology.namespace(n) is None]
+    if unknown:
+        known = ", ".join(ns.name for ns in topology.namespaces[:5]) + (", ..." if len(topology.namespaces) > 5 else "")
+        message = f"--target {unknown[0]}: no namespace {unknown[0]} in the topology (namespaces: {known or 'none'})"
+        raise TopologyError([Problem(topology.source, None, None, "namespaces", message)])
+    return tuple(dict.fromkeys(names or ()))
 
 
 def _progress(args: argparse.Namespace) -> Any:
@@ -162,8 +174,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     raw = read_source(args.file)
     saved = planfile.load(args.file, raw) if planfile.is_plan_file(raw) else None
     topology = load_bytes(saved.topology_text, saved.source) if saved else load_bytes(raw, args.file)
+    targets = saved.targets if saved else _targets(args.target, topology)
     with _transaction(args, topology.name) as (kernel, options, _):
-        planned = reconcile.plan(topology, kernel)
+        planned = reconcile.plan(topology, kernel, targets)
         if saved:
             planfile.check_fresh(saved, planned)
         if any(rid.kind is Kind.NFT_TABLE for rid in planned.desired):

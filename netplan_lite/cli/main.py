@@ -104,6 +104,12 @@ def _agent(args: argparse.Namespace) -> int:
     return cmd_agent(args, main)  # the agent runs commands through the one error boundary, never importing it
 
 
+def _add_target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", action="append", metavar="NAMESPACE",
+                   help="read and change only this namespace and the host objects it needs (repeatable); "
+                        "the plan says it is partial")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="nsnet",
@@ -131,8 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_file(p)
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 0 when there are no changes, 2 when there are, 1 on error")
     p.add_argument("-o", "--out", metavar="PLAN", help="save the plan to PLAN for `nsnet apply PLAN`")
+    _add_target(p)
     p = command("apply", cmd_apply, "Make the kernel match the topology, then verify it.")
     _add_file(p, "topology file, or a plan saved by `nsnet plan -o`")
+    _add_target(p)
     _add_run_options(p)
     p = command("destroy", cmd_destroy, "Delete everything this topology created, and nothing else.")
     _add_file(p)

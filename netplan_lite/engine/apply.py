@@ -21,6 +21,7 @@ from ..errors import KernelError, NsnetError
 from .journal import Journal, names_of
 from .observation import Observation
 from .plan import Action, Plan
+from .scope import EVERYTHING, Scope
 from ..jsonable import plain
 from ..resources.state import Resource, State
 
@@ -30,8 +31,8 @@ VERIFY_DELAYS = (0.0, 0.02, 0.05, 0.05, 0.1, 0.1, 0.2, 0.4, 0.6)  # changes show
 class Kernel(Protocol):
     """A backend. Changes may return a one-line note worth telling the user."""
 
-    def observe(self, scope: frozenset[str] | None = None) -> Observation:
-        """Owned state; with `scope`, of those namespaces only (host objects always)."""
+    def observe(self, scope: Scope = EVERYTHING) -> Observation:
+        """Owned state: every namespace's, or those of the scope (and the host, whole or in part)."""
     def create(self, resource: Resource) -> str | None: ...
     def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> str | None: ...
     def delete(self, resource: Resource) -> str | None: ...
@@ -181,14 +182,13 @@ def touched_namespaces(outcome: Outcome) -> frozenset[str]:
     return frozenset(ns for r in outcome.results if (ns := r.action.id.home) is not None)
 
 
-def verify(kernel: Kernel, desired: State, scope: frozenset[str] | None = None) -> list[Change]:
+def verify(kernel: Kernel, desired: State, scope: Scope = EVERYTHING) -> list[Change]:
     """Observe until the kernel matches `desired` (in `scope`); return what still differs."""
-    if scope is not None:
-        desired = {rid: r for rid, r in desired.items() if rid.home is None or rid.home in scope}
+    desired = scope.of(desired)
     remaining: list[Change] = []
     for delay in VERIFY_DELAYS:
         time.sleep(delay)
-        remaining = diff(desired, kernel.observe(scope).state)
+        remaining = diff(desired, scope.of(kernel.observe(scope).state))
         if not remaining:
             break
     return remaining

@@ -21,11 +21,13 @@ from ..resources.state import State, state_of
 from ..resources.sysctl import SysctlState
 
 
-def allocate(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface]) -> dict[InterfaceKey, IPv4Interface]:
-    """The address of every addressed interface; `kept` are nsnet's earlier assignments."""
+def allocate(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface],
+             reserved: frozenset[IPv4Address] = frozenset()) -> dict[InterfaceKey, IPv4Interface]:
+    """The address of every addressed interface; `kept` are nsnet's earlier assignments,
+    `reserved` addresses held by interfaces out of the plan's scope (never given out)."""
     result: dict[InterfaceKey, IPv4Interface] = {}
     for bridge in topology.bridges:
-        result.update(_allocate_bridge(topology, bridge, kept))
+        result.update(_allocate_bridge(topology, bridge, kept, reserved))
     for ns in topology.namespaces:
         for iface in ns.interfaces:
             if iface.address is not None:
@@ -33,12 +35,13 @@ def allocate(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface]) -> 
     return result
 
 
-def _allocate_bridge(topology: Topology, bridge: Bridge, kept: Mapping[InterfaceKey, IPv4Interface]) -> dict[InterfaceKey, IPv4Interface]:
+def _allocate_bridge(topology: Topology, bridge: Bridge, kept: Mapping[InterfaceKey, IPv4Interface],
+                     reserved: frozenset[IPv4Address]) -> dict[InterfaceKey, IPv4Interface]:
     subnet = bridge.subnet
     if subnet is None:
         return {}
     ports = [(ns.name, i) for ns in topology.namespaces for i in ns.interfaces if i.bridge == bridge.name]
-    used = {i.address.ip for _, i in ports if i.address is not None} | {bridge.gateway}
+    used = {i.address.ip for _, i in ports if i.address is not None} | {bridge.gateway} | reserved
     auto = sorted((ns, i.name) for ns, i in ports if i.address is None)
     result: dict[InterfaceKey, IPv4Interface] = {}
     for key in auto:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 
 from .diff import FieldChange
 from .observation import Observation
+from .scope import EVERYTHING, Scope
 from ..model.topology import InterfaceKey
 from ..resources.ids import Kind, ResourceId
 from ..resources.registry import KINDS, Resource
@@ -51,8 +52,8 @@ class FakeKernel:
         self.fail_on: ResourceId | None = None
         self.written: set[tuple[InterfaceKey, str]] = {a for r in self.resources.values() for a in _addresses(r)}
 
-    def observe(self, scope: frozenset[str] | None = None) -> Observation:
-        resources = {rid: r for rid, r in self.resources.items() if scope is None or rid.home in (None, *scope)}
+    def observe(self, scope: Scope = EVERYTHING) -> Observation:
+        resources = {rid: r for rid, r in self.resources.items() if rid.home is None or rid in scope}
         assigned = {key: IPv4Interface(a) for r in self.resources.values() for key, a in _addresses(r)
                     if (key, a) in self.written}
         return Observation(resources, self.foreign_links, self.foreign_namespaces, assigned)

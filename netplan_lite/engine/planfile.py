@@ -24,6 +24,7 @@ class SavedPlan:
     source: str
     topology_text: bytes
     observed: str  # fingerprint of the observed state
+    targets: tuple[str, ...] = ()  # `--target` namespaces: the plan covers only those
 
     @property
     def topology_sha256(self) -> str:
@@ -49,6 +50,7 @@ def save(path: str, planned: Planned, plan_doc: dict, source: str, topology_text
         "topology_sha256": sha256(topology_text),
         "observed_sha256": planned.fingerprint,
         "plan": plan_doc,
+        "targets": sorted(planned.scope.namespaces or ()),
     }
     Path(path).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
@@ -56,7 +58,8 @@ def save(path: str, planned: Planned, plan_doc: dict, source: str, topology_text
 def load(path: str, raw: bytes) -> SavedPlan:
     try:
         doc = json.loads(raw)
-        return SavedPlan(doc["source"], doc["topology_text"].encode("utf-8"), doc["observed_sha256"])
+        targets = tuple(doc.get("targets") or ())
+        return SavedPlan(doc["source"], doc["topology_text"].encode("utf-8"), doc["observed_sha256"], targets)
     except (ValueError, KeyError, TypeError, AttributeError):
         raise TopologyError([Problem(path, None, None, "", "not a readable nsnet plan file")]) from None
 

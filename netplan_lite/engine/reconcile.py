@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Callable
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Callable, Iterable, Mapping
 
 from .apply import (ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, touched_namespaces, verify)
 from .journal import Journal
@@ -20,6 +21,9 @@ from ..resources.nat import claim_clashes, desired_claims
 from .observation import Observation
 from .plan import Plan, make_plan
 from ..resources.registry import KINDS
+from . import assignments
+from .scope import EVERYTHING, Scope, targeting
+from ..model.topology import InterfaceKey
 from ..resources.state import State, resource_json
 
 
@@ -27,8 +31,10 @@ from ..resources.state import State, resource_json
 class Planned:
     topology: str
     plan: Plan
-    desired: State
+    desired: State  # in the scope
     observation: Observation
+    scope: Scope = EVERYTHING
+    addresses: Mapping[InterfaceKey, IPv4Interface] = field(default_factory=dict)  # every interface's, allocated
 
     @property
     def fingerprint(self) -> str:
@@ -54,15 +60,31 @@ class Applied:
         return self.outcome.converged
 
 
-def compute(topology: Topology, observation: Observation) -> Planned:
-    """The plan that makes `observation` match `topology`."""
+def compute(topology: Topology, observation: Observation, targets: frozenset[str] | None = None,
+            recorded: Mapping[InterfaceKey, IPv4Interface] | None = None) -> Planned:
+    """The plan that makes `observation` match `topology`: all of it, or only the `targets`
+    namespaces (and the host objects they need). `recorded` are the addresses of the
+    namespaces a targeted observation did not read (assignments.py)."""
+    kept = {**{k: a for k, a in (recorded or {}).items() if k[0] not in (targets or ())}, **observation.assigned}
     try:
-        addresses = allocate(topology, observation.assigned)
+        addresses = allocate(topology, kept, _out_of_scope(topology, kept, targets))
     except ValueError as err:
         raise TopologyError([Problem(topology.source, None, None, "bridges", str(err))]) from None
     desired = desired_state(topology, addresses)
+    scope = EVERYTHING if targets is None else targeting(targets, desired, observation.state)
+    desired = scope.of(desired)
     _refuse_conflicts(topology, desired, observation)
-    return Planned(topology.name, make_plan(topology.name, diff(desired, observation.state)), desired, observation)
+    plan = make_plan(topology.name, diff(desired, scope.of(observation.state)), scope.partial)
+    return Planned(topology.name, plan, desired, observation, scope, addresses)
+
+
+def _out_of_scope(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface],
+                  targets: frozenset[str] | None) -> frozenset[IPv4Address]:
+    """Addresses a targeted plan leaves alone: those of live namespaces outside it that left the file."""
+    if targets is None:
+        return frozenset()
+    in_file = {(ns.name, i.name) for ns in topology.namespaces for i in ns.interfaces}
+    return frozenset(a.ip for key, a in kept.items() if key[0] not in targets and key not in in_file)
 
 
 def compute_destroy(topology: str, observation: Observation) -> Planned:
@@ -82,8 +104,15 @@ def _refuse_conflicts(topology: Topology, desired: State, observation: Observati
         raise ConflictError("refusing to take over what nsnet does not own: " + "; ".join(problems))
 
 
-def plan(topology: Topology, kernel: Kernel) -> Planned:
-    return compute(topology, kernel.observe())
+def plan(topology: Topology, kernel: Kernel, targets: Iterable[str] = ()) -> Planned:
+    """Read the kernel and plan; with `targets`, read and change only those namespaces."""
+    if not targets:
+        return compute(topology, kernel.observe())
+    wanted = frozenset(targets)
+    recorded = assignments.load(topology.name)
+    if recorded is None:  # the others' addresses are unknown: read them all, change only the targets
+        return compute(topology, kernel.observe(), wanted)
+    return compute(topology, kernel.observe(Scope(wanted)), wanted, recorded)
 
 
 @dataclass(frozen=True)
@@ -98,9 +127,11 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
     """Execute a computed plan and verify it; on any failure roll back (unless told not to)."""
     outcome = execute(planned.plan, kernel, options.listener, options.journal, options.stop)
     if outcome.failure is None and outcome.results:
-        outcome.remaining = verify(kernel, planned.desired, _verify_scope(outcome))
+        outcome.remaining = verify(kernel, planned.desired, _verify_scope(planned.scope, outcome))
         if outcome.remaining:
             outcome.failure = VerificationFailed(outcome.remaining)
+    if outcome.converged and options.journal is not None:  # a run that keeps records on the host
+        assignments.save(planned.topology, planned.addresses)
     if outcome.failure is not None and options.rollback:
         rollback(kernel, outcome, options.journal)
     if options.journal is not None:
@@ -109,13 +140,13 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
     return Applied(planned, outcome)
 
 
-def _verify_scope(outcome: Outcome) -> frozenset[str] | None:
+def _verify_scope(scope: Scope, outcome: Outcome) -> Scope:
     """Read again only the namespaces the run touched, unless it removed host links (a veth
     goes with its namespace too): the kernel removes a deleted namespace's host veth ends a
-    moment later, and only a full read sees one still there."""
+    moment later, and only a full read (of the plan's scope) sees one still there."""
     if any(r.action.op is Op.DELETE and KINDS[r.action.id.kind].creates(r.action.before).links for r in outcome.results):
-        return None
-    return touched_namespaces(outcome)
+        return scope
+    return scope.reading(touched_namespaces(outcome), whole_host=False)
 
 
 def apply(topology: Topology, kernel: Kernel, options: RunOptions = RunOptions()) -> Applied:

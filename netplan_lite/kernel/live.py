@@ -23,6 +23,7 @@ from .netlink import Netlink
 from ..engine.lock import host_lock
 from ..resources.nat import IP_FORWARD, claim_clashes, forward_claims, taken_claims
 from ..engine.observation import Observation
+from ..engine.scope import EVERYTHING, Scope
 from ..resources.ids import ORPHAN_NAMESPACE, Kind
 from .observe import observe
 from ..resources.bridge import BridgeState
@@ -76,7 +77,7 @@ class LiveKernel:
         self._holders: dict[str, list[int]] | None = None
         self._handlers = self.handlers()
 
-    def observe(self, scope: frozenset[str] | None = None) -> Observation:
+    def observe(self, scope: Scope = EVERYTHING) -> Observation:
         try:
             return observe(self.topology, self.nl, scope)
         except KernelError:

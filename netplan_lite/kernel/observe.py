@@ -20,6 +20,7 @@ from .fanout import fan_out
 from ..faults import changes_made
 from ..engine.journal import Intents, read_intents
 from ..engine.observation import Observation
+from ..engine.scope import EVERYTHING, Scope
 from ..resources.nat import IP_FORWARD, route_localnet_key, table_name, taken_claims
 from .netlink import Netlink, Snapshot
 from ..resources.ids import Kind
@@ -118,7 +119,7 @@ def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPv4Inter
             yield (ns, names[address.index]), IPv4Interface(address.cidr)
 
 
-def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> Observation:
+def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observation:
     """Read the host and the named namespaces (all, or those in `scope`); never creates anything.
 
     A namespace that is not this topology's costs one request (its links, to
@@ -128,7 +129,8 @@ def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> 
     ours = Ownership(label(topology), intents)
     prefetched = _take_prefetched()
     known = prefetched.namespaces if prefetched else {}
-    names = [name for name in netns.list_names() if scope is None or name in scope]
+    wanted = scope.namespaces
+    names = [name for name in netns.list_names() if wanted is None or name in wanted]
     unknown = [name for name in names if name not in known]
     read = functools.partial(_read_namespace, nl, ours)
     found = {name: _known_namespace(ours, name, known[name]) for name in names if name in known}
@@ -137,11 +139,11 @@ def observe(topology: str, nl: Netlink, scope: frozenset[str] | None = None) -> 
     if prefetched and prefetched.host:
         host = prefetched.host
     else:
-        host = nl.snapshot(None) if scope is None else _host_part(nl, namespaces.values())
+        host = nl.snapshot(None) if scope.whole_host else _host_part(nl, namespaces.values())
     tables = nftables.read_tables()
     inside = _namespace_sysctls(nl, topology, [name for name, snap in namespaces.items() if ours.namespace(name, snap)])
     observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), intents,
-                                    orphans=scope is None, namespace_sysctls=inside)
+                                    orphans=not scope.partial, namespace_sysctls=inside)
     _hold_ours(nl, namespaces.keys(), {rid.name for rid in observation.state if rid.kind is Kind.NAMESPACE})
     return observation
 

@@ -146,11 +146,23 @@ def plan_text(planned: Planned, style: Style = PLAIN, warnings: Sequence[Preflig
     """Grouped by where the actions happen, pre-flight warnings, then the summary line."""
     plan = planned.plan
     notes = ["", *warning_lines(warnings, style)] if warnings else []
+    notes += ["", style.paint("warn", partial_note(planned))] if plan.partial else []
+    where = f" in {_targets_text(planned)}" if plan.partial else ""
     if plan.empty:
-        return "\n".join([f"No changes. The kernel matches topology {plan.topology!r}.", *notes]) + "\n"
-    lines = [f"nsnet will perform these actions on topology {plan.topology!r}:", *change_lines(plan.actions, style)]
+        return "\n".join([f"No changes. The kernel matches topology {plan.topology!r}{where}.", *notes]) + "\n"
+    lines = [f"nsnet will perform these actions on topology {plan.topology!r}{where}:", *change_lines(plan.actions, style)]
     lines += [*notes, "", style.paint("bold", summary(plan))]
     return "\n".join(lines) + "\n"
+
+
+def _targets_text(planned: Planned) -> str:
+    names = sorted(planned.scope.namespaces or ())
+    return ("namespace " if len(names) == 1 else "namespaces ") + ", ".join(names)
+
+
+def partial_note(planned: Planned) -> str:
+    return (f"This plan is partial (--target): only {_targets_text(planned)} and the host objects it needs were "
+            "read and compared; `nsnet plan` without --target shows the whole topology.")
 
 
 def action_json(action: Action) -> dict[str, Any]:
@@ -180,6 +192,7 @@ def plan_json(planned: Planned, warnings: Sequence[PreflightWarning] = ()) -> di
         "summary": {"add": add, "change": change, "destroy": destroy},
         "actions": [action_json(a) for a in planned.plan.actions],
         "warnings": [{"code": w.code, "message": w.message, "hint": w.hint} for w in warnings],
+        **({"targets": sorted(planned.scope.namespaces or ())} if planned.plan.partial else {}),
     }
 
 

@@ -62,4 +62,5 @@ SPEC = KindSpec(
     replaced_by={"host_name": Replacement(ReplaceCode.HOST_NAME_CHANGED, "the host-side veth name changed")},
     parents=in_namespace_parent,
     creates=lambda iface: CreatedNames(links=(iface.host_name,) if iface.host_name else ()),
+    needs=lambda iface: (ResourceId(Kind.BRIDGE, iface.bridge),) if iface.bridge else (),
 )

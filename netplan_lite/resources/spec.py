@@ -87,6 +87,9 @@ class KindSpec:
     parents: Callable[[ResourceId], tuple[ResourceId, ...]] = _no_parents
     creates: Callable[[Any], CreatedNames] = _creates_nothing
     listed: Callable[[Any], tuple[str, ...]] = lambda resource: ()  # its members, a line each (plan text)
+    # the host objects it uses (a plan targeting its namespace takes them in)
+    needs: Callable[[Any], tuple[ResourceId, ...]] = lambda resource: ()
+    host_wide: bool = False  # a host object of the whole topology, in every targeted plan
 
     def decode(self, doc: Mapping[str, Any]) -> Any:
         """The resource a JSON object (schemas/state.schema.json) describes."""

@@ -34,4 +34,5 @@ SPEC = KindSpec(
     after=(Edge(Kind.BRIDGE, "per-link keys exist once their bridge does"),
            Edge(Kind.NFT_TABLE, "route_localnet=1 must never be on while the guard rule that makes it safe "
                                 "is missing (CVE-2020-8558)")),
+    host_wide=True,
 )

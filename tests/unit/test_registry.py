@@ -62,6 +62,11 @@ def test_the_schema_has_no_kind_the_registry_lacks():
     assert schema_kinds() == {k.value for k in Kind}
 
 
+def test_plan_documents_name_every_kind():
+    plan = json.loads((SCHEMAS / "plan.schema.json").read_text())
+    assert plan["$defs"]["action"]["properties"]["kind"]["enum"] == [k.value for k in KINDS]
+
+
 def test_creation_order_follows_the_edges_then_the_declaration():
     assert [k.value for k in KINDS] == ["bridge", "namespace", "interface", "route", "namespace_sysctl", "nft_table",
                                       "sysctl"]

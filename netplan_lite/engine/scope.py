@@ -1,0 +1,55 @@
+"""Scopes: which part of a topology a plan reads, compares and changes.
+
+A scope is a predicate over resource ids. EVERYTHING is the whole topology.
+`nsnet plan|apply --target NAMESPACE` is a scope of namespaces plus the host
+objects they need: the bridges their interfaces join and the host-wide
+objects (kinds whose spec says `host_wide`: the nft table, host sysctls) that
+no namespace owns alone. A verification after a small change is a scope of
+the namespaces it touched, reading only the part of the host they use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..resources.ids import ResourceId
+from ..resources.registry import KINDS
+from ..resources.state import State
+
+
+@dataclass(frozen=True)
+class Scope:
+    namespaces: frozenset[str] | None = None  # None: every namespace
+    host: frozenset[ResourceId] | None = None  # the host objects in scope; None: all of them
+    whole_host: bool = True  # read every host link (a plan: conflicts need every name); False: only those used
+
+    def __contains__(self, rid: object) -> bool:
+        if not isinstance(rid, ResourceId) or self.namespaces is None:
+            return True
+        if rid.home is None:
+            return self.host is None or rid in self.host
+        return rid.home in self.namespaces
+
+    @property
+    def partial(self) -> bool:
+        return self.namespaces is not None
+
+    def of(self, state: State) -> State:
+        return state if not self.partial else {rid: r for rid, r in state.items() if rid in self}
+
+    def reading(self, namespaces: Iterable[str], whole_host: bool) -> Scope:
+        """The same host objects, read for `namespaces` only (a verification)."""
+        return Scope(frozenset(namespaces), self.host, whole_host)
+
+
+EVERYTHING = Scope()
+
+
+def targeting(namespaces: Iterable[str], desired: State, observed: State) -> Scope:
+    """The namespaces, and the host objects they need (or that are host-wide), desired or live."""
+    targets = frozenset(namespaces)
+    host = {rid for rid in desired.keys() | observed.keys() if rid.home is None and KINDS[rid.kind].host_wide}
+    for state in (desired, observed):
+        host |= {need for rid, r in state.items() if rid.home in targets for need in KINDS[rid.kind].needs(r)}
+    return Scope(targets, frozenset(host))
