@@ -202,6 +202,62 @@ class NsnetPeer(Peer):
     def remove(self) -> dict[str, float]:
         return self._change(self.file, "remove")
 
+    @property
+    def address_record(self) -> str:
+        """Where nsnet records the addresses of a converged run (netplan_lite/engine/assignments.py)."""
+        return os.path.join("/run/nsnet", self.lab.topology, "addresses.json")
+
+    def add_target(self) -> tuple[dict[str, float], list[str]]:
+        """One command, no agent: `nsnet apply --target NEW FILE+1`; then `nsnet plan FILE+1` (all of it) must be empty.
+
+        Also returns what went wrong that is not a failed command (recorded, the round goes on): the
+        address record the targeted plan allocates around must be there before, and no namespace of
+        the lab and no host veth end of one may have been replaced (a targeted apply reads and changes
+        only its target and the host objects it needs)."""
+        new = self.lab.ns(self.extra)
+        problems = self._record_problems()
+        before = self._identities()
+        apply = require_ok(self.cmd("apply", "--target", new, self.file_plus))
+        if "--target" not in apply.out:  # the plan it ran says it was partial; without that, --target was ignored
+            problems.append(f"`nsnet apply --target {new}` did not say its plan was partial: {apply.out.strip().splitlines()[:1]}")
+        after = self._identities()
+        changed = sorted(name for name, identity in before.items() if after.get(name) != identity)
+        if changed:
+            problems.append(f"`nsnet apply --target {new}` replaced or removed {len(changed)} objects of other namespaces: {changed[:5]}")
+        self.plan_is_empty(self.file_plus)  # the whole topology, without --target
+        return {"target_add": apply.wall}, problems
+
+    def remove_after_target(self) -> dict[str, float]:
+        """The namespace added with --target removed as before (plan + apply of FILE), recorded on its own."""
+        return self._change(self.file, "target_remove")
+
+    def _record_problems(self) -> list[str]:
+        try:
+            with open(self.address_record) as f:
+                recorded = json.load(f)
+        except (OSError, ValueError) as err:
+            return [f"no address record before `nsnet apply --target` ({err}): it reads every namespace then, not only its target"]
+        namespaces = {str(key).split("/", 1)[0] for key in recorded} if isinstance(recorded, dict) else set()
+        missing = [self.lab.ns(i) for i in self.lab.indices() if self.lab.ns(i) not in namespaces]
+        if missing or self.lab.ns(self.extra) in namespaces:
+            return [f"the address record {self.address_record} is not the lab's: {len(missing)} namespaces missing"
+                    + (f", it still has {self.lab.ns(self.extra)}" if self.lab.ns(self.extra) in namespaces else "")]
+        return []
+
+    def _identities(self) -> dict[str, tuple[int, int]]:
+        """Each namespace of the lab (its nsfs inode) and each host veth end (its ifindex), read from /run/netns and sysfs."""
+        found: dict[str, tuple[int, int]] = {}
+        for i in self.lab.indices():
+            ns, veth = self.lab.ns(i), L.nsnet_host_veth(self.lab.topology, self.lab.ns(i))
+            try:
+                st = os.stat(netkit.ns_path(ns))
+                found["namespace " + ns] = (st.st_dev, st.st_ino)
+                with open(f"/sys/class/net/{veth}/ifindex") as f:
+                    found["link " + veth] = (0, int(f.read()))
+            except (OSError, ValueError):
+                pass
+        return found
+
     def teardown(self) -> dict[str, float]:
         return {"teardown": require_ok(self.cmd("destroy", self.file)).wall}
 
