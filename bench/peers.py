@@ -164,6 +164,7 @@ class NsnetPeer(Peer):
         _write(self.file_plus, L.nsnet_yaml(lab, extra=True))
         self.plan_rss_kb: int | None = None
         self.apply_rss_kb: int | None = None
+        self.can_target = True  # False: this nsnet has no `apply --target` (an older --rev); that case is skipped
 
     def cmd(self, *args: str, env: dict[str, str] | None = None) -> Proc:
         return self.runner.run([*self.nsnet, *args], env=env or self.env)
@@ -218,8 +219,6 @@ class NsnetPeer(Peer):
         problems = self._record_problems()
         before = self._identities()
         apply = require_ok(self.cmd("apply", "--target", new, self.file_plus))
-        if "--target" not in apply.out:  # the plan it ran says it was partial; without that, --target was ignored
-            problems.append(f"`nsnet apply --target {new}` did not say its plan was partial: {apply.out.strip().splitlines()[:1]}")
         after = self._identities()
         changed = sorted(name for name, identity in before.items() if after.get(name) != identity)
         if changed:
@@ -239,10 +238,9 @@ class NsnetPeer(Peer):
             return [f"no address record before `nsnet apply --target` ({err}): it reads every namespace then, not only its target"]
         namespaces = {str(key).split("/", 1)[0] for key in recorded} if isinstance(recorded, dict) else set()
         missing = [self.lab.ns(i) for i in self.lab.indices() if self.lab.ns(i) not in namespaces]
-        if missing or self.lab.ns(self.extra) in namespaces:
-            return [f"the address record {self.address_record} is not the lab's: {len(missing)} namespaces missing"
-                    + (f", it still has {self.lab.ns(self.extra)}" if self.lab.ns(self.extra) in namespaces else "")]
-        return []
+        wrong = [f"{len(missing)} namespaces missing ({', '.join(missing[:3])})"] if missing else []
+        wrong += [f"it still has the removed {self.lab.ns(self.extra)}"] if self.lab.ns(self.extra) in namespaces else []
+        return [f"the address record {self.address_record} before `nsnet apply --target` is not the lab's: " + "; ".join(wrong)] if wrong else []
 
     def _identities(self) -> dict[str, tuple[int, int]]:
         """Each namespace of the lab (its nsfs inode) and each host veth end (its ifindex), read from /run/netns and sysfs."""

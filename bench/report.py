@@ -74,6 +74,8 @@ def targets_table(sizes: list[int], samples: Samples, rss: Mapping[int, list[flo
         lambda n: abs_cell(m(n, "nsnet", "add"), 0.5))
     row("…the same while `nsnet agent` runs (< 0.5 s)",
         lambda n: abs_cell(m(n, "nsnet", "agent_add"), 0.5))
+    row("one namespace added with one command, `nsnet apply --target` (< 0.5 s)",
+        lambda n: abs_cell(m(n, "nsnet", "target_add"), 0.5))
     def gone(n: int, peer: str) -> float | None:
         """Teardown until nothing of the lab is left: nsnet destroy returns only then (it verifies),
         `ip -batch` returns while the kernel is still removing the namespaces' veths."""
@@ -111,6 +113,10 @@ def detail_table(n: int, samples: Samples, peers: list[str]) -> list[str]:
     parts = [(c, m(c)) for c in ("add_plan", "add_apply", "remove_plan", "remove_apply")]
     if any(v is not None for _, v in parts):
         rows.append("| nsnet add: plan / apply; remove: plan / apply | " + " / ".join(seconds(v) for _, v in parts) + f" |{blank}")
+    target = [m(c) for c in ("target_add", "target_remove_plan", "target_remove_apply")]
+    if target[0] is not None:
+        rows.append("| nsnet add with one command, `apply --target` (no agent); then remove it: plan / apply | "
+                    f"{seconds(target[0])}; {seconds(target[1])} / {seconds(target[2])} |{blank}")
     add = m("add")
     if add is not None and inproc is not None:
         rows.append(f"| nsnet add if reading the kernel cost nothing (plan + apply − 2 × in-process floor) | "

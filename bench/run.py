@@ -178,6 +178,8 @@ class Bench:
             except (OSError, subprocess.CalledProcessError, SystemExit) as err:
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 raise SystemExit(f"bench/run.py: --rev {args.rev}: {err}") from None
+        help_env = dict(self.nsnet_env or os.environ, NSNET_AGENT="off")
+        self.nsnet_target = "--target" in _out([*self.nsnet, "apply", "--help"], help_env)  # older --rev: no such option
         self.base = pick_base(self.rng)
         self.samples: dict[tuple, list[float]] = defaultdict(list)
         self.rss: dict = defaultdict(list)
@@ -220,6 +222,7 @@ class Bench:
         workdir = os.path.join(self.tmp, f"round{len(self.made):03d}")  # fresh per round: CNI's IPAM state lives there
         if name == "nsnet":
             peer: Peer = NsnetPeer(lab, self.runner, workdir, self.nsnet, self.nsnet_env)
+            peer.can_target = self.nsnet_target
         elif name == "shell":
             peer = ShellPeer(lab, self.runner, workdir)
         elif name == "batch":
@@ -258,6 +261,16 @@ class Bench:
             removed = peer.host_veth_of(peer.extra)
             self.record(key, {"remove_settle": wait_links_gone({removed} if removed else set())})
             self.check(key, peer, "checks after removing it", extra=False)
+            if isinstance(peer, NsnetPeer) and peer.can_target:
+                step = "add one with `nsnet apply --target`"
+                added, problems = peer.add_target()
+                self.record(key, added)
+                self.problems(key, peer, "`nsnet apply --target`", problems)
+                self.check(key, peer, "checks after adding one with `nsnet apply --target`", extra=True)
+                step = "remove the one added with --target"
+                self.record(key, peer.remove_after_target())
+                self.record(key, {"target_remove_settle": wait_links_gone({removed} if removed else set())})
+                self.check(key, peer, "checks after removing the one added with --target", extra=False)
             if isinstance(peer, NsnetPeer):
                 step = "with the agent"
                 self.record(key, peer.with_agent(lambda what, extra: self.check(key, peer, what, extra=extra)))
@@ -276,6 +289,9 @@ class Bench:
         seen, problems = verify_built(peer, extra=extra, rng=self.rng)
         if notes and seen:
             self.notes[peer.name] = seen
+        self.problems(key, peer, step, problems)
+
+    def problems(self, key, peer: Peer, step: str, problems: list[str]) -> None:
         for problem in problems[:8]:
             message = f"N={key} {peer.name}: {step}: {problem}"
             log("FAILED " + message)
@@ -286,6 +302,8 @@ class Bench:
     def run(self) -> None:
         log(f"run prefix {self.prefix}, subnets from {self.base}, nsnet: {' '.join(self.nsnet)} ({self.nsnet_source}), temp dir {self.tmp}")
         self.time_validate()
+        if not self.nsnet_target and ("nsnet" in self.args.peer_list or self.args.scale):
+            log("this nsnet has no `apply --target`: the case \"one namespace added with one command\" is skipped")
         peers = self.args.peer_list
         for n in self.args.size_list:
             for r in range(self.args.repeat):
@@ -401,6 +419,8 @@ class Bench:
                       "every teardown).", ""]
         if sizes:
             lines += ["## Targets", ""] + report.targets_table(sizes, self.samples, self.rss, self.validate) + [""]
+            if not self.nsnet_target and "nsnet" in self.args.peer_list:
+                lines += ["This nsnet has no `nsnet apply --target`: \"one namespace added with one command\" was not measured.", ""]
             for n in sizes:
                 lines += [f"## N = {n} (medians)", ""] + report.detail_table(n, self.samples, self.args.peer_list) + [""]
         if self.args.scale:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from .diff import Change, FieldChange, Op, diff
-from ..errors import KernelError, NsnetError
+from ..errors import InternalError, KernelError, NsnetError
 from .journal import Journal, names_of
 from .observation import Observation
 from .plan import Action, Plan
@@ -63,6 +63,16 @@ class ActionFailed(KernelError):
         self.cause = cause
 
 
+class ActionBug(InternalError):
+    """An action raised what no kernel refusal raises: a bug in nsnet, reported as an internal
+    error once the run is rolled back."""
+
+    def __init__(self, action: Action, cause: Exception):
+        super().__init__(cause)
+        self.args = (f"{action.op.value} {action.id}: {self.args[0]} (a bug in nsnet; the run was rolled back)",)
+        self.action = action
+
+
 class Interrupted(NsnetError):
     def __init__(self, signal_name: str):
         super().__init__(f"interrupted by {signal_name}; stopped after the current action")
@@ -99,7 +109,7 @@ def run_action(kernel: Kernel, action: Action) -> str | None:
         if action.op is Op.UPDATE:
             return kernel.update(action.before, action.after, action.fields)  # type: ignore[arg-type]
         return kernel.delete(action.before)  # type: ignore[arg-type]
-    except Exception as err:  # a refusal from the kernel, whatever the backend raised
+    except (OSError, NsnetError) as err:  # what backends raise when the kernel refuses (netlink errors are OSErrors)
         raise ActionFailed(action, err) from err
 
 
@@ -144,6 +154,10 @@ def execute(plan: Plan, kernel: Kernel, listener: ActionListener | None = None, 
             _record(journal, "failed", action, created_nothing=_created_nothing(err))
             outcome.failure = err
             break
+        except Exception as err:  # a bug: still undo what this run did (the caller raises it after rollback)
+            _record(journal, "failed", action, created_nothing=False)
+            outcome.failure = ActionBug(action, err)
+            break
         _record(journal, "done", action)
         result = ActionResult(action, time.monotonic() - started, note)
         outcome.results.append(result)
@@ -156,7 +170,8 @@ def rollback(kernel: Kernel, outcome: Outcome, journal: Journal | None = None) -
     """Undo, newest first, the actions of `outcome` (and the one that failed, best effort)."""
     undo = [r.action for r in outcome.results]
     failure = outcome.failure
-    if isinstance(failure, ActionFailed) and failure.action.op is Op.CREATE and not _created_nothing(failure):
+    if isinstance(failure, (ActionFailed, ActionBug)) and failure.action.op is Op.CREATE and not (
+            isinstance(failure, ActionFailed) and _created_nothing(failure)):
         _undo_partial_create(kernel, failure.action)
     for action in reversed(undo):
         back = inverse(action)
@@ -173,7 +188,7 @@ def _undo_partial_create(kernel: Kernel, action: Action) -> None:
     """A create that failed half-way may have left its object: remove it if so."""
     try:
         kernel.delete(action.after)  # type: ignore[arg-type]
-    except Exception:
+    except (OSError, NsnetError):
         pass  # nothing was made
 
 

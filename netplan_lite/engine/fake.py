@@ -85,6 +85,8 @@ class FakeKernel:
     def delete(self, resource: Resource) -> None:
         self.calls.append(("delete", resource.id))
         self._check_fail(resource.id)
+        if resource.id not in self.resources:
+            raise OSError(2, f"no {resource.id}")
         del self.resources[resource.id]
         for rid in [rid for rid in self.resources if resource.id in KINDS[rid.kind].parents(rid)]:
             del self.resources[rid]  # the kernel deletes what lives in a deleted namespace

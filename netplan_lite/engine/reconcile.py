@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Callable, Iterable, Mapping
 
-from .apply import (ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, touched_namespaces, verify)
+from .apply import (ActionBug, ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, touched_namespaces, verify)
 from .journal import Journal
 from .desired import allocate, desired_state
 from .diff import Change, Op, diff
@@ -137,6 +137,8 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
     if options.journal is not None:
         undone = options.rollback and not outcome.not_rolled_back
         options.journal.close(clean=outcome.failure is None or undone)
+    if isinstance(outcome.failure, ActionBug):
+        raise outcome.failure  # an internal error, not a kernel's refusal: after the rollback
     return Applied(planned, outcome)
 
 

@@ -41,6 +41,23 @@ def test_a_failure_rolls_back_to_the_state_before_the_run():
     assert journal.read_intents("lab") == journal.Intents()  # fully undone: the journal is gone
 
 
+def test_a_bug_in_a_backend_is_an_internal_error_raised_after_the_rollback():
+    kernel = FakeKernel()
+    real_create = kernel.create
+
+    def buggy(resource):
+        if resource.id == ResourceId(Kind.INTERFACE, "eth0", "b"):
+            raise KeyError("a bug, not a refusal")
+        return real_create(resource)
+
+    kernel.create = buggy  # type: ignore[method-assign]
+    with pytest.raises(apply.ActionBug) as caught:
+        reconcile.apply(load_bytes(LAB), kernel, reconcile.RunOptions(journal=journal.Journal("lab")))
+    assert caught.value.code == "internal" and "create interface b/eth0: internal error: KeyError" in str(caught.value)
+    assert kernel.resources == {}  # rolled back all the same
+    assert journal.read_intents("lab") == journal.Intents()
+
+
 def test_no_rollback_keeps_progress_and_the_journal():
     kernel = FakeKernel()
     kernel.fail_on = ResourceId(Kind.INTERFACE, "eth0", "b")
