@@ -197,7 +197,7 @@ def cmd_destroy(args: argparse.Namespace) -> int:
     started = time.monotonic()
     topology, _ = _load(args.file)
     with _transaction(args, topology.name) as (kernel, options, held):
-        applied = _run(reconcile.compute_destroy(topology.name, kernel.observe()), kernel, options)
+        applied = _run(reconcile.plan_destroy(topology.name, kernel), kernel, options)
         if applied.converged:  # nothing of the topology is left: drop its record, lock and directory
             inventory.forget_source(topology.name)
             held.discard = True

@@ -1,46 +1,43 @@
-"""The addresses of a topology's interfaces, recorded after every converged run.
+"""What the last converged run of a topology leaves for the next one: every interface's
+address and the data-source namespaces it used.
 
-A plan of the whole topology reads nsnet's earlier assignments from the
-kernel (nsnet's address protocol marks them). A targeted plan reads only its
-namespaces, yet must allocate around the addresses of all the others: it
-takes theirs from this record, /run/nsnet/<topology>/addresses.json, which
-the last converged run wrote. Without a record, a targeted plan reads every
-namespace (and still changes only its targets).
+A plan of the whole topology reads nsnet's earlier address assignments from
+the kernel (nsnet's address protocol marks them). A targeted plan reads only
+its namespaces, yet must allocate around the addresses of all the others: it
+takes theirs from /run/nsnet/<topology>/addresses.json. Without that record,
+a targeted plan reads every namespace (and still changes only its targets).
+
+Data sources (`path:` namespaces) are not under /run/netns: the paths of those
+the last run used (/run/nsnet/<topology>/sources.json) let the next plan or a
+destroy read them, and remove what nsnet made inside, once they left the file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 from ipaddress import IPv4Interface
 from typing import Mapping
 
 from ..model.topology import InterfaceKey
-from .rundir import topology_dir, topology_file
+from .rundir import read_record, write_record
 
-RECORD = "addresses.json"
+ADDRESSES, SOURCES = "addresses.json", "sources.json"
 
 
 def load(topology: str) -> dict[InterfaceKey, IPv4Interface] | None:
     """The recorded addresses, or None when there is no usable record."""
+    data = read_record(topology, ADDRESSES)
     try:
-        with open(topology_file(topology, RECORD)) as f:
-            data = json.load(f)
         return {tuple(key.split("/", 1)): IPv4Interface(cidr) for key, cidr in data.items()}  # type: ignore[misc]
-    except (OSError, ValueError, AttributeError):
+    except (AttributeError, ValueError):
         return None
 
 
-def save(topology: str, addresses: Mapping[InterfaceKey, IPv4Interface]) -> None:
-    """Record `addresses` (none: forget the record, as a destroy does)."""
-    path = topology_file(topology, RECORD)
-    if not addresses:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return
-    topology_dir(topology)
-    temp = path + ".new"
-    with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        json.dump({f"{ns}/{name}": str(cidr) for (ns, name), cidr in sorted(addresses.items())}, f, indent=1)
-    os.replace(temp, path)
+def load_sources(topology: str) -> dict[str, str]:
+    data = read_record(topology, SOURCES)
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def save(topology: str, addresses: Mapping[InterfaceKey, IPv4Interface], sources: Mapping[str, str]) -> None:
+    """Record a converged run's addresses and data sources (none: forget them, as a destroy does)."""
+    write_record(topology, ADDRESSES, {f"{ns}/{name}": str(cidr) for (ns, name), cidr in addresses.items()})
+    write_record(topology, SOURCES, dict(sources))

@@ -66,7 +66,8 @@ def make_plan(topology: str, changes: list[Change], partial: bool = False) -> Pl
             forwards.append(Action(Op.CREATE, change.id, None, change.after, change.fields, change.replacement))
         if op is Op.UPDATE:
             forwards.append(Action(Op.UPDATE, change.id, change.before, change.after, change.fields))
-    deleted = {a.id for a in deletes if not a.is_replace}
+    # parents the kernel really deletes: a data source is only forgotten, its children go one by one
+    deleted = {a.id for a in deletes if not a.is_replace and not KINDS[a.id.kind].data_source(a.before)}
     deletes = [_mark_implied(a, deleted) for a in deletes]
     deletes.sort(key=lambda a: (-RANKS[a.id.kind], a.id.key))
     forwards.sort(key=lambda a: (RANKS[a.id.kind], a.op is Op.CREATE, a.id.key))

@@ -15,14 +15,14 @@ from .apply import (ActionBug, ActionListener, ActionResult, Kernel, Outcome, Ve
 from .journal import Journal
 from .desired import allocate, desired_state
 from .diff import Change, Op, diff
-from ..errors import ConflictError, TopologyError, Problem
+from ..errors import ConflictError, KernelError, TopologyError, Problem
 from ..model.topology import Topology
 from ..resources.nat import claim_clashes, desired_claims
 from .observation import Observation
 from .plan import Plan, make_plan
 from ..resources.registry import KINDS
 from . import assignments
-from .scope import EVERYTHING, Scope, targeting
+from .scope import EVERYTHING, Scope, targeting, with_sources
 from ..model.topology import InterfaceKey
 from ..resources.state import State, resource_json
 
@@ -35,6 +35,7 @@ class Planned:
     observation: Observation
     scope: Scope = EVERYTHING
     addresses: Mapping[InterfaceKey, IPv4Interface] = field(default_factory=dict)  # every interface's, allocated
+    sources: Mapping[str, str] = field(default_factory=dict)  # the file's data-source namespaces: name -> path
 
     @property
     def fingerprint(self) -> str:
@@ -61,21 +62,21 @@ class Applied:
 
 
 def compute(topology: Topology, observation: Observation, targets: frozenset[str] | None = None,
-            recorded: Mapping[InterfaceKey, IPv4Interface] | None = None) -> Planned:
+            recorded: Mapping[InterfaceKey, IPv4Interface] | None = None, read: Scope = EVERYTHING) -> Planned:
     """The plan that makes `observation` match `topology`: all of it, or only the `targets`
     namespaces (and the host objects they need). `recorded` are the addresses of the
-    namespaces a targeted observation did not read (assignments.py)."""
+    namespaces a targeted observation did not read (assignments.py); `read` what was observed."""
     kept = {**{k: a for k, a in (recorded or {}).items() if k[0] not in (targets or ())}, **observation.assigned}
     try:
         addresses = allocate(topology, kept, _out_of_scope(topology, kept, targets))
     except ValueError as err:
         raise TopologyError([Problem(topology.source, None, None, "bridges", str(err))]) from None
     desired = desired_state(topology, addresses)
-    scope = EVERYTHING if targets is None else targeting(targets, desired, observation.state)
+    scope = read if targets is None else targeting(targets, desired, observation.state, read.sources)
     desired = scope.of(desired)
     _refuse_conflicts(topology, desired, observation)
     plan = make_plan(topology.name, diff(desired, scope.of(observation.state)), scope.partial)
-    return Planned(topology.name, plan, desired, observation, scope, addresses)
+    return Planned(topology.name, plan, desired, observation, scope, addresses, data_sources(topology))
 
 
 def _out_of_scope(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface],
@@ -87,13 +88,28 @@ def _out_of_scope(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface]
     return frozenset(a.ip for key, a in kept.items() if key[0] not in targets and key not in in_file)
 
 
-def compute_destroy(topology: str, observation: Observation) -> Planned:
+def compute_destroy(topology: str, observation: Observation, read: Scope = EVERYTHING) -> Planned:
     """Destroy is a plan against an empty desired state."""
-    return Planned(topology, make_plan(topology, diff({}, observation.state)), {}, observation)
+    return Planned(topology, make_plan(topology, diff({}, observation.state)), {}, observation, read)
+
+
+def data_sources(topology: Topology) -> dict[str, str]:
+    return {ns.name: ns.path for ns in topology.namespaces if ns.path}
+
+
+def _reading(topology: str, sources: Mapping[str, str] | None = None, targets: frozenset[str] | None = None) -> Scope:
+    """What to observe: the data sources the file names and those the last run used (once they
+    leave the file, what nsnet made in them is deleted), with every namespace or the targets."""
+    return Scope(targets, sources={**assignments.load_sources(topology), **(sources or {})})
 
 
 def _refuse_conflicts(topology: Topology, desired: State, observation: Observation) -> None:
     problems = claim_clashes(desired_claims(topology), observation.foreign_claims)
+    missing = [f"namespace {rid.name}: nothing at {path} is a network namespace (a `path:` namespace is used, "
+               "never created)" for rid, r in desired.items()
+               if (path := KINDS[rid.kind].data_source(r)) and rid not in observation.state]
+    if missing:
+        raise KernelError("; ".join(missing))
     for rid, resource in desired.items():
         names = KINDS[rid.kind].creates(resource)
         problems += [f"namespace {name} already exists ({observation.foreign_namespaces[name]})"
@@ -106,13 +122,15 @@ def _refuse_conflicts(topology: Topology, desired: State, observation: Observati
 
 def plan(topology: Topology, kernel: Kernel, targets: Iterable[str] = ()) -> Planned:
     """Read the kernel and plan; with `targets`, read and change only those namespaces."""
+    everything = _reading(topology.name, data_sources(topology))
     if not targets:
-        return compute(topology, kernel.observe())
+        return compute(topology, kernel.observe(everything), read=everything)
     wanted = frozenset(targets)
     recorded = assignments.load(topology.name)
     if recorded is None:  # the others' addresses are unknown: read them all, change only the targets
-        return compute(topology, kernel.observe(), wanted)
-    return compute(topology, kernel.observe(Scope(wanted)), wanted, recorded)
+        return compute(topology, kernel.observe(everything), wanted, read=everything)
+    scope = _reading(topology.name, data_sources(topology), wanted)
+    return compute(topology, kernel.observe(scope), wanted, recorded, scope)
 
 
 @dataclass(frozen=True)
@@ -127,11 +145,12 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
     """Execute a computed plan and verify it; on any failure roll back (unless told not to)."""
     outcome = execute(planned.plan, kernel, options.listener, options.journal, options.stop)
     if outcome.failure is None and outcome.results:
-        outcome.remaining = verify(kernel, planned.desired, _verify_scope(planned.scope, outcome))
+        read = with_sources(planned.scope, planned.sources)  # a data source left out is forgotten: not read
+        outcome.remaining = verify(kernel, planned.desired, _verify_scope(read, outcome))
         if outcome.remaining:
             outcome.failure = VerificationFailed(outcome.remaining)
     if outcome.converged and options.journal is not None:  # a run that keeps records on the host
-        assignments.save(planned.topology, planned.addresses)
+        assignments.save(planned.topology, planned.addresses, planned.sources)
     if outcome.failure is not None and options.rollback:
         rollback(kernel, outcome, options.journal)
     if options.journal is not None:
@@ -155,8 +174,13 @@ def apply(topology: Topology, kernel: Kernel, options: RunOptions = RunOptions()
     return run(plan(topology, kernel), kernel, options)
 
 
+def plan_destroy(topology: str, kernel: Kernel) -> Planned:
+    scope = _reading(topology)
+    return compute_destroy(topology, kernel.observe(scope), scope)
+
+
 def destroy(topology: str, kernel: Kernel, options: RunOptions = RunOptions()) -> Applied:
-    return run(compute_destroy(topology, kernel.observe()), kernel, options)
+    return run(plan_destroy(topology, kernel), kernel, options)
 
 
 def state_fingerprint(observation: Observation) -> str:

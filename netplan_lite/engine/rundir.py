@@ -13,7 +13,10 @@ kernel state it describes).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+from typing import Any
 
 STATE_DIR = "/run/nsnet"
 AGENT_SOCKET = os.path.join(STATE_DIR, "agent.sock")
@@ -34,3 +37,26 @@ def topology_dir(topology: str) -> str:
 def topology_file(topology: str, name: str) -> str:
     """The path of one of a topology's files (the directory is made when it is written)."""
     return os.path.join(STATE_DIR, topology, name)
+
+
+def read_record(topology: str, name: str) -> Any:
+    """One of a topology's JSON records, or None when it is missing or unreadable."""
+    try:
+        with open(topology_file(topology, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_record(topology: str, name: str, data: Any) -> None:
+    """Replace a record atomically (0600); an empty one is removed (so a destroy leaves no directory)."""
+    path = topology_file(topology, name)
+    if not data:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    topology_dir(topology)
+    temp = path + ".new"
+    with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(temp, path)

@@ -10,8 +10,8 @@ the namespaces it touched, reading only the part of the host they use.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
 
 from ..resources.ids import ResourceId
 from ..resources.registry import KINDS
@@ -23,6 +23,7 @@ class Scope:
     namespaces: frozenset[str] | None = None  # None: every namespace
     host: frozenset[ResourceId] | None = None  # the host objects in scope; None: all of them
     whole_host: bool = True  # read every host link (a plan: conflicts need every name); False: only those used
+    sources: Mapping[str, str] = field(default_factory=dict)  # data-source namespaces to read: name -> path
 
     def __contains__(self, rid: object) -> bool:
         if not isinstance(rid, ResourceId) or self.namespaces is None:
@@ -40,16 +41,20 @@ class Scope:
 
     def reading(self, namespaces: Iterable[str], whole_host: bool) -> Scope:
         """The same host objects, read for `namespaces` only (a verification)."""
-        return Scope(frozenset(namespaces), self.host, whole_host)
+        return Scope(frozenset(namespaces), self.host, whole_host, self.sources)
 
 
 EVERYTHING = Scope()
 
 
-def targeting(namespaces: Iterable[str], desired: State, observed: State) -> Scope:
+def with_sources(scope: Scope, sources: Mapping[str, str]) -> Scope:
+    return Scope(scope.namespaces, scope.host, scope.whole_host, sources)
+
+
+def targeting(namespaces: Iterable[str], desired: State, observed: State, sources: Mapping[str, str]) -> Scope:
     """The namespaces, and the host objects they need (or that are host-wide), desired or live."""
     targets = frozenset(namespaces)
     host = {rid for rid in desired.keys() | observed.keys() if rid.home is None and KINDS[rid.kind].host_wide}
     for state in (desired, observed):
         host |= {need for rid, r in state.items() if rid.home in targets for need in KINDS[rid.kind].needs(r)}
-    return Scope(targets, frozenset(host))
+    return Scope(targets, frozenset(host), sources=sources)

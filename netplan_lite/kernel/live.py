@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -138,6 +139,11 @@ class LiveKernel:
         self.nl.set_link(None, index, up=bridge.up)
 
     def _create_namespace(self, ns: NamespaceState) -> None:
+        if ns.path:  # a data source is never created, only taken up again (undoing a forget)
+            self.nl.forget(ns.name)
+            self.nl.adopt(ns.name, os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC))
+            self.nl.links(ns.name)  # EINVAL: not a namespace
+            return
         self.nl.adopt(ns.name, netns.create(ns.name))
         self.nl.set_link(ns.name, LOOPBACK_INDEX, alias=self.label, up=ns.lo_up)
 
@@ -236,7 +242,12 @@ class LiveKernel:
         return nssysctl.restore(self.topology, sysctl.namespace, self.nl.namespace_fd(sysctl.namespace), sysctl.key)
 
     def _delete_namespace(self, ns: NamespaceState) -> str | None:
-        """Unmount the namespace; if a process still lives in it, delete its veths first."""
+        """Unmount the namespace; if a process still lives in it, delete its veths first.
+        A data source is only forgotten (what nsnet made in it was deleted before)."""
+        if ns.path:
+            self.nl.forget(ns.name)
+            nssysctl.forget(self.topology, ns.name)
+            return f"namespace {ns.name} ({ns.path}) is not nsnet's: left as it is"
         note = None
         if ns.usable:
             pids = self._namespace_holders().get(ns.name)

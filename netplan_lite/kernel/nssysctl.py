@@ -13,12 +13,11 @@ again under the same name (another inode) has no record.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from typing import Any, Iterator, Mapping
 
 from . import hostsysctl, netns
-from ..engine.rundir import topology_dir, topology_file
+from ..engine import rundir
 from ..model.topology import sysctl_text
 
 RECORD = "sysctls.json"
@@ -26,24 +25,12 @@ Record = dict[str, dict[str, Any]]  # namespace -> {"inode": int, "original": {k
 
 
 def read_record(topology: str) -> Record:
-    try:
-        with open(topology_file(topology, RECORD)) as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return {}
+    data = rundir.read_record(topology, RECORD)
     return data if isinstance(data, dict) else {}
 
 
 def _write_record(topology: str, record: Record) -> None:
-    path = os.path.join(topology_dir(topology), RECORD)
-    if not record:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        return
-    temp = path + ".new"
-    with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        json.dump(record, f, indent=2, sort_keys=True)
-    os.replace(temp, path)
+    rundir.write_record(topology, RECORD, record)
 
 
 def held_keys(record: Record, namespace: str, inode: int) -> Mapping[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import os
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 from typing import Callable, Iterable, Iterator, Mapping
@@ -84,6 +85,7 @@ def build_observation(
     intents: Intents = Intents(),
     orphans: bool = True,
     namespace_sysctls: tuple[NamespaceSysctlState, ...] = (),
+    sources: Mapping[str, str] | None = None,
 ) -> Observation:
     """Our resources, and who holds every other name, from raw snapshots.
 
@@ -92,13 +94,15 @@ def build_observation(
     host; `sysctls` the host sysctls this topology holds, as read; `intents`
     the names an interrupted run of this topology may have created unlabelled;
     `orphans` False when only some namespaces were read (their host ends would
-    look orphaned); `namespace_sysctls` the keys nsnet set in our namespaces, as read.
+    look orphaned); `namespace_sysctls` the keys nsnet set in our namespaces, as read;
+    `sources` the data-source namespaces among `namespaces` (name -> path).
     """
-    ours = Ownership(label(topology), intents)
+    sources = sources or {}
+    ours = Ownership(label(topology), intents, frozenset(sources))
     owned: dict[str, tuple[NamespaceState, Snapshot | None]] = {}
     foreign_ns: dict[str, str] = {}
     for name, snap in sorted(namespaces.items()):
-        ns = ours.namespace(name, snap)
+        ns = ours.namespace(name, snap, sources.get(name))
         if ns is not None:
             owned[name] = ns, snap
         else:
@@ -126,11 +130,12 @@ def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observatio
     see whose its lo is); only ours have their addresses and routes read.
     """
     intents = read_intents(topology)
-    ours = Ownership(label(topology), intents)
+    sources = _open_sources(nl, scope)
+    ours = Ownership(label(topology), intents, frozenset(sources))
     prefetched = _take_prefetched()
-    known = prefetched.namespaces if prefetched else {}
+    known = {n: s for n, s in prefetched.namespaces.items() if n not in sources} if prefetched else {}
     wanted = scope.namespaces
-    names = [name for name in netns.list_names() if wanted is None or name in wanted]
+    names = [name for name in dict.fromkeys([*netns.list_names(), *sources]) if wanted is None or name in wanted]
     unknown = [name for name in names if name not in known]
     read = functools.partial(_read_namespace, nl, ours)
     found = {name: _known_namespace(ours, name, known[name]) for name in names if name in known}
@@ -143,9 +148,26 @@ def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observatio
     tables = nftables.read_tables()
     inside = _namespace_sysctls(nl, topology, [name for name, snap in namespaces.items() if ours.namespace(name, snap)])
     observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), intents,
-                                    orphans=not scope.partial, namespace_sysctls=inside)
+                                    orphans=not scope.partial, namespace_sysctls=inside, sources=sources)
     _hold_ours(nl, namespaces.keys(), {rid.name for rid in observation.state if rid.kind is Kind.NAMESPACE})
     return observation
+
+
+def _open_sources(nl: Netlink, scope: Scope) -> dict[str, str]:
+    """The data sources that can be opened, each adopted by the session under its name (a path that
+    is gone, or is not a namespace, is left out: the plan says so)."""
+    opened = {}
+    for name, path in scope.sources.items():
+        if scope.namespaces is not None and name not in scope.namespaces:
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        nl.forget(name)
+        nl.adopt(name, fd)
+        opened[name] = path
+    return opened
 
 
 def _namespace_sysctls(nl: Netlink, topology: str, ours: list[str]) -> tuple[NamespaceSysctlState, ...]:

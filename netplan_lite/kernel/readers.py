@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Interface
 from typing import Callable, Iterable, Iterator, Mapping
 
+from ..labels import ROUTE_PROTO
 from ..resources.bridge import BridgeState
 from ..resources.ids import ORPHAN_NAMESPACE, Kind
 from ..resources.interface import InterfaceState
@@ -42,6 +43,9 @@ class Read:
     namespace_sysctls: tuple[NamespaceSysctlState, ...]  # the keys nsnet set in our namespaces, as read
     orphans: bool  # every namespace was read: an unclaimed host veth end of ours is an orphan
 
+    def is_source(self, name: str) -> bool:
+        return self.namespaces[name][0].path is not None
+
     def snapshots(self) -> Iterator[tuple[str, Snapshot]]:
         return ((name, snap) for name, (_, snap) in self.namespaces.items() if snap is not None)
 
@@ -68,16 +72,18 @@ def _interfaces(read: Read) -> Iterator[InterfaceState]:
     host_links = {link.index: link for link in read.host.links}
     claimed: set[int] = set()
     for name, snap in read.snapshots():
-        for iface, host_end in _veths(name, snap, host_links, read.ours):
+        for iface, host_end in _veths(name, snap, host_links, read.ours, read.is_source(name)):
             claimed |= {host_end} if host_end is not None else set()
             yield iface
     if read.orphans:
         yield from _orphans(read.host, read.ours, claimed)
 
 
-def _veths(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: Ownership) -> Iterator[tuple[InterfaceState, int | None]]:
+def _veths(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: Ownership,
+           source: bool) -> Iterator[tuple[InterfaceState, int | None]]:
+    """Every veth of a namespace of ours; in a data source, only those nsnet labelled."""
     for link in snap.links:
-        if link.kind != "veth":
+        if link.kind != "veth" or (source and link.alias != ours.label):
             continue
         host = host_links.get(link.peer) if link.peer else None
         if host is not None and (not ours.link(host) or host.peer != link.index):
@@ -111,9 +117,12 @@ def _cidrs(snap: Snapshot, index: int) -> tuple[str, ...]:
 
 
 def _routes(read: Read) -> Iterator[RouteState]:
+    """The gateway routes of our namespaces; in a data source, only those nsnet made."""
     for name, snap in read.snapshots():
         seen = set()
         for route in snap.routes:
+            if read.is_source(name) and route.proto != ROUTE_PROTO:
+                continue
             if route.to not in seen:
                 seen.add(route.to)
                 yield RouteState(name, route.to, route.via, route.proto)

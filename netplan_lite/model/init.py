@@ -66,6 +66,8 @@ namespaces:
     # a namespace gets a default route via its first bridge's gateway.
     # `forwarding: true` makes a namespace a router; `sysctls:` sets others
     # inside it (net.ipv4.* and net.ipv6.* keys, e.g. `net.ipv4.conf.all.rp_filter: 2`).
+    # `path: /proc/PID/ns/net` uses an existing namespace (a container's)
+    # instead of creating one; nsnet never deletes it.
     interfaces:
       eth0: {{bridge: {bridge}, address: {pinned}}}  # a pinned address
   client:

@@ -260,7 +260,7 @@ def _namespace(topology: str, name: str, raw: dict[str, Any], subnets: dict[str,
     routes = None
     if "routes" in raw:
         routes = tuple(Route(checks.parse_destination(r["to"]), IPv4Address(r["via"])) for r in raw["routes"])
-    return Namespace(name, interfaces, routes, namespace_sysctls(raw))
+    return Namespace(name, interfaces, routes, namespace_sysctls(raw), raw.get("path"))
 
 
 def namespace_sysctls(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:

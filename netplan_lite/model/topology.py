@@ -62,6 +62,7 @@ class Namespace:
     interfaces: tuple[Interface, ...] = ()
     routes: tuple[Route, ...] | None = None  # None: default route via the first gateway
     sysctls: tuple[tuple[str, str], ...] = ()  # (dotted key, value), `forwarding: true` expanded, by key
+    path: str | None = None  # a data source: an existing namespace, used but never created or deleted
 
     def interface(self, name: str) -> Interface | None:
         return next((i for i in self.interfaces if i.name == name), None)

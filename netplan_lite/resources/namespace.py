@@ -13,9 +13,10 @@ from .spec import CreatedNames, KindSpec, Lowering, ReplaceCode, Replacement
 class NamespaceState:
     kind: ClassVar[Kind] = Kind.NAMESPACE
     name: str
-    lo_up: bool = True
+    lo_up: bool | None = True  # desired None for a data source: its lo is its owner's
     owned: bool = True
     usable: bool = True  # observed False: a /run/netns file that is not a mounted namespace
+    path: str | None = None  # a data source: an existing namespace nsnet uses, never creates or deletes
 
     @property
     def id(self) -> ResourceId:
@@ -23,11 +24,13 @@ class NamespaceState:
 
 
 def _lower(lowering: Lowering) -> Iterator[NamespaceState]:
-    return (NamespaceState(ns.name) for ns in lowering.topology.namespaces)
+    for ns in lowering.topology.namespaces:
+        yield NamespaceState(ns.name, lo_up=None, path=ns.path) if ns.path else NamespaceState(ns.name)
 
 
 SPEC = KindSpec(
-    Kind.NAMESPACE, NamespaceState, _lower, lambda ns: "",
+    Kind.NAMESPACE, NamespaceState, _lower, lambda ns: f"data source {ns.path}" if ns.path else "",
     replaced_by={"usable": Replacement(ReplaceCode.HALF_CREATED, "left half-created by an interrupted run")},
-    creates=lambda ns: CreatedNames(namespaces=(ns.name,)),
+    creates=lambda ns: CreatedNames() if ns.path else CreatedNames(namespaces=(ns.name,)),
+    data_source=lambda ns: ns.path,
 )

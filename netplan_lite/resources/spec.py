@@ -90,6 +90,9 @@ class KindSpec:
     # the host objects it uses (a plan targeting its namespace takes them in)
     needs: Callable[[Any], tuple[ResourceId, ...]] = lambda resource: ()
     host_wide: bool = False  # a host object of the whole topology, in every targeted plan
+    # set for a data source: where the object is; it is read and used, never created or deleted
+    # (deleting it only forgets it, so what lives in it is deleted one by one)
+    data_source: Callable[[Any], str | None] = lambda resource: None
 
     def decode(self, doc: Mapping[str, Any]) -> Any:
         """The resource a JSON object (schemas/state.schema.json) describes."""
