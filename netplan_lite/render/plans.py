@@ -221,13 +221,15 @@ def failure_lines(outcome: Outcome, rollback: bool) -> list[str]:
 
 
 def applied_summary(applied: Applied, verb: str, seconds: float) -> str:
+    """The last line of a run; a partial one (--target) says which namespaces it covered."""
+    partial = f" (partial: only {_targets_text(applied.planned)}, --target)" if applied.planned.plan.partial else ""
     if applied.outcome.failure is not None:
-        return f"{verb} failed after {len(applied.results)} of {len(applied.planned.plan.actions)} actions in {seconds:.2f} s."
+        return f"{verb} failed after {len(applied.results)} of {len(applied.planned.plan.actions)} actions in {seconds:.2f} s{partial}."
     if not applied.results:
-        return "No changes."
+        return f"No changes{partial}."
     add, change, destroy = applied.planned.plan.counts()
     state = "verified" if applied.converged else "NOT verified"
-    return f"{verb} complete: {add} added, {change} changed, {destroy} destroyed in {seconds:.2f} s; live state {state}."
+    return f"{verb} complete: {add} added, {change} changed, {destroy} destroyed in {seconds:.2f} s; live state {state}{partial}."
 
 
 def applied_json(applied: Applied, seconds: float, warnings: Sequence[PreflightWarning] = ()) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from builders import built, doc, ops, topology
 from netplan_lite.engine import reconcile
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.engine.scope import Scope
-from netplan_lite.render.plans import plan_json, plan_text
+from netplan_lite.render.plans import applied_summary, plan_json, plan_text
 
 LIVE_AB = built(("a", "172.30.0.2/24"), ("b", "172.30.0.3/24"))
 RECORDED = {("a", "eth0"): IPv4Interface("172.30.0.2/24"), ("b", "eth0"): IPv4Interface("172.30.0.3/24")}
@@ -72,5 +72,7 @@ def test_the_plan_says_it_is_partial():
     assert "This plan is partial (--target): only namespace c and the host objects it needs" in text
     assert plan_json(planned)["targets"] == ["c"]
     assert "targets" not in plan_json(reconcile.plan(topology(lab("a", "b")), FakeKernel(LIVE_AB)))
+    applied = reconcile.run(planned, FakeKernel(LIVE_AB))
+    assert applied_summary(applied, "Apply", 0.1).endswith("live state verified (partial: only namespace c, --target).")
     empty = targeted(lab("a", "b"), FakeKernel(LIVE_AB), "b")
     assert plan_text(empty).startswith("No changes. The kernel matches topology 'demo' in namespace b.")
