@@ -13,7 +13,7 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
-from . import netns
+from . import netns, rtnl
 from ..faults import checkpoint
 from .rtnl import AddrMsg, LinkMsg, RouteMsg, RtnlSocket
 
@@ -45,7 +45,8 @@ def raise_open_file_limit() -> None:
 
 def read_snapshot(sock: RtnlSocket, links: tuple[Link, ...] | None = None) -> Snapshot:
     """What `sock`'s namespace holds: links (unless already read), IPv4 addresses, main-table routes."""
-    return Snapshot(tuple(sock.links()) if links is None else links, tuple(sock.addresses()), tuple(sock.routes()))
+    return Snapshot(tuple(rtnl.dump_links(sock)) if links is None else links, tuple(rtnl.dump_addresses(sock)),
+                    tuple(rtnl.dump_routes(sock)))
 
 
 class Netlink:
@@ -104,11 +105,11 @@ class Netlink:
     def links(self, ns: str | None, kind: str | None = None) -> tuple[Link, ...]:
         """All links, or those of one kind (filtered in the kernel). Raises FileNotFoundError
         if the namespace vanished, OSError(EINVAL) for a file that is not a mounted namespace."""
-        return tuple(self.sock(ns).links(kind))
+        return tuple(rtnl.dump_links(self.sock(ns), kind))
 
     def link_by_index(self, ns: str | None, index: int) -> Link | None:
         try:
-            return self.sock(ns).link_by_index(index)
+            return rtnl.link_by_index(self.sock(ns), index)
         except OSError as err:
             if err.errno == errno.ENODEV:
                 return None
@@ -119,41 +120,41 @@ class Netlink:
         return read_snapshot(self.sock(ns), links)
 
     def lookup(self, ns: str | None, name: str) -> int | None:
-        return self.sock(ns).index_of(name)
+        return rtnl.index_of(self.sock(ns), name)
 
     # writes (each passes a fault-injection checkpoint first)
 
     def add_bridge(self, name: str) -> int:
         checkpoint()
-        self.sock(None).add_bridge(name)
+        rtnl.add_bridge(self.sock(None), name)
         return self.lookup(None, name)  # type: ignore[return-value]
 
     def add_veth(self, host_name: str, ns: str, name: str) -> None:
         """Create the pair with its namespace end already inside `ns` (10x cheaper than moving it)."""
         checkpoint()
-        self.sock(None).add_veth(host_name, name, self.namespace_fd(ns))
+        rtnl.add_veth(self.sock(None), host_name, name, self.namespace_fd(ns))
 
     def set_link(self, ns: str | None, index: int, **attrs: Any) -> None:
-        """Link attributes in one request (see RtnlSocket.set_link)."""
+        """Link attributes in one request (see rtnl.set_link)."""
         checkpoint()
-        self.sock(ns).set_link(index, **attrs)
+        rtnl.set_link(self.sock(ns), index, **attrs)
 
     def delete_link(self, ns: str | None, index: int) -> None:
         checkpoint()
-        self.sock(ns).delete_link(index)
+        rtnl.delete_link(self.sock(ns), index)
 
     def add_address(self, ns: str | None, index: int, cidr: str, proto: int) -> None:
         checkpoint()
-        self.sock(ns).add_address(index, cidr, proto)
+        rtnl.add_address(self.sock(ns), index, cidr, proto)
 
     def delete_address(self, ns: str | None, index: int, cidr: str) -> None:
         checkpoint()
-        self.sock(ns).delete_address(index, cidr)
+        rtnl.delete_address(self.sock(ns), index, cidr)
 
     def replace_route(self, ns: str | None, to: str, via: str, proto: int) -> None:
         checkpoint()
-        self.sock(ns).replace_route(to, via, proto)
+        rtnl.replace_route(self.sock(ns), to, via, proto)
 
     def delete_route(self, ns: str | None, to: str, via: str) -> None:
         checkpoint()
-        self.sock(ns).delete_route(to, via)
+        rtnl.delete_route(self.sock(ns), to, via)

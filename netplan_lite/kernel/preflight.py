@@ -736,7 +736,7 @@ def read_routes(subnets: list[IPv4Network]) -> list[HostRoute]:
         devices: dict[int, tuple[str, str | None]] = {}
         for oif in {r[1] for r in raw if r[1]}:
             try:
-                link = sock.link_by_index(oif)
+                link = rtnl.link_by_index(sock, oif)
                 devices[oif] = (link.name, labels.owner_of(link.alias))
             except OSError:
                 pass  # gone since the dump

@@ -265,45 +265,7 @@ class RtnlSocket:
                 raise NetlinkError(code, os.strerror(code))
             yield data, offset, end
 
-    # reads
-
-    def links(self, kind: str | None = None) -> list[LinkMsg]:
-        """Every link, or only those of `kind` ("bridge"): the kernel filters (strict checking)."""
-        skip_stats = attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)  # about half of each message
-        only = attr(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, kind)) if kind else b""
-        return [decode_link(d, o, e) for d, o, e in self.dump(RTM_GETLINK, ifinfo() + skip_stats + only)]
-
-    def addresses(self) -> list[AddrMsg]:
-        body = _IFADDRMSG.pack(socket.AF_INET, 0, 0, 0, 0)
-        return [decode_addr(d, o, e) for d, o, e in self.dump(RTM_GETADDR, body)]
-
-    def routes(self) -> list[RouteMsg]:
-        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)  # the local table is the kernel's
-        return [r for d, o, e in self.dump(RTM_GETROUTE, body) if (r := decode_route(d, o, e))]
-
-    def nsid_of(self, netns_fd: int) -> int | None:
-        """The id this socket's namespace gives the namespace `netns_fd` (None: it has none yet).
-        The kernel assigns one when a veth spans the two, so every namespace of ours has one."""
-        return _nsid_in(*self._get(RTM_GETNSID, struct.pack("=Bxxx", socket.AF_UNSPEC) + attr_u32(NETNSA_FD, netns_fd)))
-
-    def index_of(self, name: str) -> int | None:
-        try:
-            msg = self._get_link(name)
-        except NetlinkError as err:
-            if err.errno == errno.ENODEV:
-                return None
-            raise
-        return msg.index
-
-    def link_by_index(self, index: int) -> LinkMsg:
-        return self._get_link(None, index)
-
-    def _get_link(self, name: str | None, index: int = 0) -> LinkMsg:
-        name_attr = attr_str(IFLA_IFNAME, name) if name is not None else b""
-        skip_stats = attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
-        return decode_link(*self._get(RTM_GETLINK, ifinfo(index) + name_attr + skip_stats))
-
-    def _get(self, kind: int, body: bytes) -> tuple[bytes, int, int]:
+    def get(self, kind: int, body: bytes) -> tuple[bytes, int, int]:
         """(buffer, body offset, end) of the one answer to a get request; NetlinkError on refusal."""
         seq = self._send(kind, 0, body)
         for msg_kind, msg_seq, data, offset, end in self._messages():
@@ -315,60 +277,115 @@ class RtnlSocket:
             return data, offset, end
         raise NetlinkError(errno.EIO, "no answer")  # unreachable: _messages only ends by raising
 
-    # writes
 
-    def add_bridge(self, name: str) -> None:
-        info = attr(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "bridge"))
-        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo() + attr_str(IFLA_IFNAME, name) + info)
+# reads (each family's requests are functions over the socket, so a family is added without touching it)
 
-    def add_veth(self, host_name: str, peer_name: str, peer_netns_fd: int) -> None:
-        peer = ifinfo() + attr_str(IFLA_IFNAME, peer_name) + attr_u32(IFLA_NET_NS_FD, peer_netns_fd)
-        data = attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer))
-        info = attr(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "veth") + data)
-        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo() + attr_str(IFLA_IFNAME, host_name) + info)
 
-    def set_link(self, index: int, *, alias: str | None = None, mtu: int | None = None, master: int | None = None,
-                 mac: str | None = None, up: bool | None = None, hairpin: bool | None = None,
-                 ipv6_link_local: bool | None = None) -> None:
-        """Change a link in one request. `ipv6_link_local=False` sets addrgenmode none: no
-        IPv6 address, so no autoconfiguration traffic; `hairpin` is the bridge-port flag."""
-        attrs = b""
-        if alias is not None:
-            attrs += attr_str(IFLA_IFALIAS, alias)
-        if mtu is not None:
-            attrs += attr_u32(IFLA_MTU, mtu)
-        if master is not None:
-            attrs += attr_u32(IFLA_MASTER, master)
-        if mac is not None:
-            attrs += attr(IFLA_ADDRESS, bytes(int(b, 16) for b in mac.split(":")))
-        if hairpin is not None:
-            port = attr(IFLA_INFO_SLAVE_DATA, attr_u8(IFLA_BRPORT_MODE, int(hairpin)))
-            attrs += attr(IFLA_LINKINFO, attr_str(IFLA_INFO_SLAVE_KIND, "bridge") + port)
-        if ipv6_link_local is not None:
-            mode = IN6_ADDR_GEN_MODE_EUI64 if ipv6_link_local else IN6_ADDR_GEN_MODE_NONE
-            attrs += attr(IFLA_AF_SPEC, attr(socket.AF_INET6, attr_u8(IFLA_INET6_ADDR_GEN_MODE, mode)))
-        flags, change = (0, 0) if up is None else (IFF_UP if up else 0, IFF_UP)
-        self.request(RTM_NEWLINK, 0, ifinfo(index, flags, change) + attrs)
+def dump_links(sock: RtnlSocket, kind: str | None = None) -> list[LinkMsg]:
+    """Every link, or only those of `kind` ("bridge"): the kernel filters (strict checking)."""
+    skip_stats = attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)  # about half of each message
+    only = attr(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, kind)) if kind else b""
+    return [decode_link(d, o, e) for d, o, e in sock.dump(RTM_GETLINK, ifinfo() + skip_stats + only)]
 
-    def delete_link(self, index: int) -> None:
-        self.request(RTM_DELLINK, 0, ifinfo(index))
 
-    def add_address(self, index: int, cidr: str, proto: int) -> None:
-        address, prefix = cidr.split("/")
-        packed = socket.inet_aton(address)
-        attrs = attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed) + attr_u8(IFA_PROTO, proto)
-        self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifaddr(int(prefix), index) + attrs)
+def dump_addresses(sock: RtnlSocket) -> list[AddrMsg]:
+    body = _IFADDRMSG.pack(socket.AF_INET, 0, 0, 0, 0)
+    return [decode_addr(d, o, e) for d, o, e in sock.dump(RTM_GETADDR, body)]
 
-    def delete_address(self, index: int, cidr: str) -> None:
-        address, prefix = cidr.split("/")
-        packed = socket.inet_aton(address)
-        self.request(RTM_DELADDR, 0, ifaddr(int(prefix), index) + attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed))
 
-    def replace_route(self, to: str, via: str, proto: int) -> None:
-        self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route_body(to, via, proto))
+def dump_routes(sock: RtnlSocket) -> list[RouteMsg]:
+    body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)  # the local table is the kernel's
+    return [r for d, o, e in sock.dump(RTM_GETROUTE, body) if (r := decode_route(d, o, e))]
 
-    def delete_route(self, to: str, via: str) -> None:
-        self.request(RTM_DELROUTE, 0, route_body(to, via, 0))
+
+def nsid_of(sock: RtnlSocket, netns_fd: int) -> int | None:
+    """The id `sock`'s namespace gives the namespace `netns_fd` (None: it has none yet).
+    The kernel assigns one when a veth spans the two, so every namespace of ours has one."""
+    return decode_nsid(*sock.get(RTM_GETNSID, struct.pack("=Bxxx", socket.AF_UNSPEC) + attr_u32(NETNSA_FD, netns_fd)))
+
+
+def index_of(sock: RtnlSocket, name: str) -> int | None:
+    try:
+        msg = _get_link(sock, name)
+    except NetlinkError as err:
+        if err.errno == errno.ENODEV:
+            return None
+        raise
+    return msg.index
+
+
+def link_by_index(sock: RtnlSocket, index: int) -> LinkMsg:
+    return _get_link(sock, None, index)
+
+
+def _get_link(sock: RtnlSocket, name: str | None, index: int = 0) -> LinkMsg:
+    name_attr = attr_str(IFLA_IFNAME, name) if name is not None else b""
+    skip_stats = attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
+    return decode_link(*sock.get(RTM_GETLINK, ifinfo(index) + name_attr + skip_stats))
+
+
+# writes
+
+
+def add_bridge(sock: RtnlSocket, name: str) -> None:
+    info = attr(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "bridge"))
+    sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo() + attr_str(IFLA_IFNAME, name) + info)
+
+
+def add_veth(sock: RtnlSocket, host_name: str, peer_name: str, peer_netns_fd: int) -> None:
+    peer = ifinfo() + attr_str(IFLA_IFNAME, peer_name) + attr_u32(IFLA_NET_NS_FD, peer_netns_fd)
+    data = attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer))
+    info = attr(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "veth") + data)
+    sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo() + attr_str(IFLA_IFNAME, host_name) + info)
+
+
+def set_link(sock: RtnlSocket, index: int, *, alias: str | None = None, mtu: int | None = None,
+             master: int | None = None, mac: str | None = None, up: bool | None = None,
+             hairpin: bool | None = None, ipv6_link_local: bool | None = None) -> None:
+    """Change a link in one request. `ipv6_link_local=False` sets addrgenmode none: no
+    IPv6 address, so no autoconfiguration traffic; `hairpin` is the bridge-port flag."""
+    attrs = b""
+    if alias is not None:
+        attrs += attr_str(IFLA_IFALIAS, alias)
+    if mtu is not None:
+        attrs += attr_u32(IFLA_MTU, mtu)
+    if master is not None:
+        attrs += attr_u32(IFLA_MASTER, master)
+    if mac is not None:
+        attrs += attr(IFLA_ADDRESS, bytes(int(b, 16) for b in mac.split(":")))
+    if hairpin is not None:
+        port = attr(IFLA_INFO_SLAVE_DATA, attr_u8(IFLA_BRPORT_MODE, int(hairpin)))
+        attrs += attr(IFLA_LINKINFO, attr_str(IFLA_INFO_SLAVE_KIND, "bridge") + port)
+    if ipv6_link_local is not None:
+        mode = IN6_ADDR_GEN_MODE_EUI64 if ipv6_link_local else IN6_ADDR_GEN_MODE_NONE
+        attrs += attr(IFLA_AF_SPEC, attr(socket.AF_INET6, attr_u8(IFLA_INET6_ADDR_GEN_MODE, mode)))
+    flags, change = (0, 0) if up is None else (IFF_UP if up else 0, IFF_UP)
+    sock.request(RTM_NEWLINK, 0, ifinfo(index, flags, change) + attrs)
+
+
+def delete_link(sock: RtnlSocket, index: int) -> None:
+    sock.request(RTM_DELLINK, 0, ifinfo(index))
+
+
+def add_address(sock: RtnlSocket, index: int, cidr: str, proto: int) -> None:
+    address, prefix = cidr.split("/")
+    packed = socket.inet_aton(address)
+    attrs = attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed) + attr_u8(IFA_PROTO, proto)
+    sock.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, ifaddr(int(prefix), index) + attrs)
+
+
+def delete_address(sock: RtnlSocket, index: int, cidr: str) -> None:
+    address, prefix = cidr.split("/")
+    packed = socket.inet_aton(address)
+    sock.request(RTM_DELADDR, 0, ifaddr(int(prefix), index) + attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed))
+
+
+def replace_route(sock: RtnlSocket, to: str, via: str, proto: int) -> None:
+    sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route_body(to, via, proto))
+
+
+def delete_route(sock: RtnlSocket, to: str, via: str) -> None:
+    sock.request(RTM_DELROUTE, 0, route_body(to, via, 0))
 
 
 class ChangeListener:
@@ -412,11 +429,11 @@ class ChangeListener:
             while offset + _NLMSGHDR.size <= len(data):
                 length, kind, _, _, _ = _NLMSGHDR.unpack_from(data, offset)
                 ours = source is None and kind in (RTM_NEWNSID, RTM_DELNSID)  # ids in our own id space
-                changed.add(_nsid_in(data, offset + _NLMSGHDR.size, offset + length) if ours else source)
+                changed.add(decode_nsid(data, offset + _NLMSGHDR.size, offset + length) if ours else source)
                 offset += _align(max(length, _NLMSGHDR.size))
 
 
-def _nsid_in(data: bytes, offset: int, end: int) -> int | None:
+def decode_nsid(data: bytes, offset: int, end: int) -> int | None:
     """The namespace id an RTM_NEWNSID/RTM_DELNSID body (rtgenmsg, then attributes) is about;
     None for none (-1)."""
     raw = parse_attrs(data, offset + 4, end).get(NETNSA_NSID)

@@ -114,7 +114,7 @@ def test_an_announced_namespace_id_decodes_like_pyroute2_encodes_it():
     msg["header"]["type"] = rtnl.RTM_DELNSID
     msg["attrs"] = [("NETNSA_NSID", 7)]
     data = encoded(msg)
-    assert rtnl._nsid_in(data, HEADER, len(data)) == 7
+    assert rtnl.decode_nsid(data, HEADER, len(data)) == 7
 
 
 def test_a_bridge_only_link_dump_request_parses_in_pyroute2():
