@@ -29,7 +29,9 @@ from ..kernel import netns
 from ..kernel.fanout import fan_out
 from ..kernel.netlink import Snapshot, read_snapshot
 from ..kernel.observe import Prefetched
-from ..kernel.rtnl import ChangeListener, RtnlSocket, nsid_of
+from ..kernel.rtnl.listener import ChangeListener
+from ..kernel.rtnl.nsid import nsid_of
+from ..kernel.rtnl.socket import RtnlSocket
 
 
 @dataclass(frozen=True)

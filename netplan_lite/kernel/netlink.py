@@ -1,4 +1,4 @@
-"""The only module that speaks netlink (through the minimal codec in rtnl.py).
+"""The only module that speaks netlink (through the minimal codec in rtnl/).
 
 Reads return small records holding only the fields the diff needs; writes
 take plain values. One socket per namespace, opened after entering it with
@@ -13,9 +13,13 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
-from . import netns, rtnl
+from . import netns
 from ..faults import checkpoint
-from .rtnl import AddrMsg, LinkMsg, RouteMsg, RtnlSocket
+from .rtnl import address, link, route
+from .rtnl.address import AddrMsg
+from .rtnl.link import LinkMsg
+from .rtnl.route import RouteMsg
+from .rtnl.socket import RtnlSocket
 
 Link, Address, RouteEntry = LinkMsg, AddrMsg, RouteMsg  # the records observe.py reads
 
@@ -45,8 +49,8 @@ def raise_open_file_limit() -> None:
 
 def read_snapshot(sock: RtnlSocket, links: tuple[Link, ...] | None = None) -> Snapshot:
     """What `sock`'s namespace holds: links (unless already read), IPv4 addresses, main-table routes."""
-    return Snapshot(tuple(rtnl.dump_links(sock)) if links is None else links, tuple(rtnl.dump_addresses(sock)),
-                    tuple(rtnl.dump_routes(sock)))
+    return Snapshot(tuple(link.dump_links(sock)) if links is None else links, tuple(address.dump_addresses(sock)),
+                    tuple(route.dump_routes(sock)))
 
 
 class Netlink:
@@ -105,11 +109,11 @@ class Netlink:
     def links(self, ns: str | None, kind: str | None = None) -> tuple[Link, ...]:
         """All links, or those of one kind (filtered in the kernel). Raises FileNotFoundError
         if the namespace vanished, OSError(EINVAL) for a file that is not a mounted namespace."""
-        return tuple(rtnl.dump_links(self.sock(ns), kind))
+        return tuple(link.dump_links(self.sock(ns), kind))
 
     def link_by_index(self, ns: str | None, index: int) -> Link | None:
         try:
-            return rtnl.link_by_index(self.sock(ns), index)
+            return link.link_by_index(self.sock(ns), index)
         except OSError as err:
             if err.errno == errno.ENODEV:
                 return None
@@ -120,41 +124,41 @@ class Netlink:
         return read_snapshot(self.sock(ns), links)
 
     def lookup(self, ns: str | None, name: str) -> int | None:
-        return rtnl.index_of(self.sock(ns), name)
+        return link.index_of(self.sock(ns), name)
 
     # writes (each passes a fault-injection checkpoint first)
 
     def add_bridge(self, name: str) -> int:
         checkpoint()
-        rtnl.add_bridge(self.sock(None), name)
+        link.add_bridge(self.sock(None), name)
         return self.lookup(None, name)  # type: ignore[return-value]
 
     def add_veth(self, host_name: str, ns: str, name: str) -> None:
         """Create the pair with its namespace end already inside `ns` (10x cheaper than moving it)."""
         checkpoint()
-        rtnl.add_veth(self.sock(None), host_name, name, self.namespace_fd(ns))
+        link.add_veth(self.sock(None), host_name, name, self.namespace_fd(ns))
 
     def set_link(self, ns: str | None, index: int, **attrs: Any) -> None:
-        """Link attributes in one request (see rtnl.set_link)."""
+        """Link attributes in one request (see rtnl.link.set_link)."""
         checkpoint()
-        rtnl.set_link(self.sock(ns), index, **attrs)
+        link.set_link(self.sock(ns), index, **attrs)
 
     def delete_link(self, ns: str | None, index: int) -> None:
         checkpoint()
-        rtnl.delete_link(self.sock(ns), index)
+        link.delete_link(self.sock(ns), index)
 
     def add_address(self, ns: str | None, index: int, cidr: str, proto: int) -> None:
         checkpoint()
-        rtnl.add_address(self.sock(ns), index, cidr, proto)
+        address.add_address(self.sock(ns), index, cidr, proto)
 
     def delete_address(self, ns: str | None, index: int, cidr: str) -> None:
         checkpoint()
-        rtnl.delete_address(self.sock(ns), index, cidr)
+        address.delete_address(self.sock(ns), index, cidr)
 
     def replace_route(self, ns: str | None, to: str, via: str, proto: int) -> None:
         checkpoint()
-        rtnl.replace_route(self.sock(ns), to, via, proto)
+        route.replace_route(self.sock(ns), to, via, proto)
 
     def delete_route(self, ns: str | None, to: str, via: str) -> None:
         checkpoint()
-        rtnl.delete_route(self.sock(ns), to, via)
+        route.delete_route(self.sock(ns), to, via)

@@ -43,9 +43,12 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 from typing import Any, Iterable, Iterator
 
-from . import hostsysctl, nftables, rtnl
+from . import hostsysctl, nftables
 from .. import labels
 from ..model.topology import Bridge, Interface, Namespace, PortForward, Topology
+from .rtnl.link import link_by_index
+from .rtnl.route import RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY, RTA_TABLE, RTM_GETROUTE
+from .rtnl.socket import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, RtnlSocket, parse_attrs
 
 LOOPBACK = IPv4Network("127.0.0.0/8")
 ANY4 = IPv4Address("0.0.0.0")
@@ -684,7 +687,7 @@ def diag_listeners(family: int, protocol: str) -> list[Listener]:
     found = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
         sock.bind((0, 0))
-        sock.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, rtnl.NLM_F_REQUEST | rtnl.NLM_F_DUMP, 1, 0) + request)
+        sock.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + request)
         while True:
             data = sock.recv(1 << 16)
             offset = 0
@@ -692,9 +695,9 @@ def diag_listeners(family: int, protocol: str) -> list[Listener]:
                 length, kind, _, seq, _ = struct.unpack_from("=IHHII", data, offset)
                 if length < 16:
                     raise OSError(0, "malformed sock_diag answer")
-                if kind == rtnl.NLMSG_DONE:
+                if kind == NLMSG_DONE:
                     return found
-                if kind == rtnl.NLMSG_ERROR:
+                if kind == NLMSG_ERROR:
                     code = -struct.unpack_from("=i", data, offset + 16)[0]
                     raise OSError(code, os.strerror(code))
                 body = offset + 16  # struct inet_diag_msg: family, state, timer, retrans, then inet_diag_sockid
@@ -716,27 +719,27 @@ def read_routes(subnets: list[IPv4Network]) -> list[HostRoute]:
     """Routes of the main table that overlap one of `subnets`, with their device's owner."""
     if not subnets:
         return []
-    sock = rtnl.RtnlSocket()
+    sock = RtnlSocket()
     try:
         raw = []
-        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, rtnl.RT_TABLE_MAIN, 0, 0, 0, 0)
-        for data, offset, end in sock.dump(rtnl.RTM_GETROUTE, body):
+        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)
+        for data, offset, end in sock.dump(RTM_GETROUTE, body):
             _, dst_len, _, _, table, proto, _, kind, _ = _RTMSG.unpack_from(data, offset)
-            attrs = rtnl.parse_attrs(data, offset + _RTMSG.size, end)
-            table = struct.unpack("=I", attrs[rtnl.RTA_TABLE][:4])[0] if rtnl.RTA_TABLE in attrs else table
-            if table != rtnl.RT_TABLE_MAIN or kind not in RTN_KINDS:
+            attrs = parse_attrs(data, offset + _RTMSG.size, end)
+            table = struct.unpack("=I", attrs[RTA_TABLE][:4])[0] if RTA_TABLE in attrs else table
+            if table != RT_TABLE_MAIN or kind not in RTN_KINDS:
                 continue
-            dst = socket.inet_ntoa(attrs[rtnl.RTA_DST][:4]) if rtnl.RTA_DST in attrs else "0.0.0.0"
+            dst = socket.inet_ntoa(attrs[RTA_DST][:4]) if RTA_DST in attrs else "0.0.0.0"
             network = IPv4Network(f"{dst}/{dst_len}", strict=False)
             if not any(network.overlaps(s) for s in subnets):
                 continue
             oif = struct.unpack("=I", attrs[RTA_OIF][:4])[0] if RTA_OIF in attrs else None
-            via = socket.inet_ntoa(attrs[rtnl.RTA_GATEWAY][:4]) if rtnl.RTA_GATEWAY in attrs else None
+            via = socket.inet_ntoa(attrs[RTA_GATEWAY][:4]) if RTA_GATEWAY in attrs else None
             raw.append((network, oif, proto, RTN_KINDS[kind], via))
         devices: dict[int, tuple[str, str | None]] = {}
         for oif in {r[1] for r in raw if r[1]}:
             try:
-                link = rtnl.link_by_index(sock, oif)
+                link = link_by_index(sock, oif)
                 devices[oif] = (link.name, labels.owner_of(link.alias))
             except OSError:
                 pass  # gone since the dump

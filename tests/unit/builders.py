@@ -6,6 +6,7 @@ Nothing here touches the kernel.
 from __future__ import annotations
 
 import contextlib
+import struct
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -148,6 +149,22 @@ def route_entry(to: str, via: str, proto: int = 225) -> RouteEntry:
 
 def snapshot(*links: Link, addresses: tuple[Address, ...] = (), routes: tuple[RouteEntry, ...] = ()) -> Snapshot:
     return Snapshot(tuple(links), tuple(addresses), tuple(routes))
+
+
+# netlink messages (the codec tests cross-check them against pyroute2)
+
+NLMSG_HEADER = 16  # struct nlmsghdr: a message body starts here
+
+
+def encoded(msg: Any) -> bytes:
+    """The bytes of a pyroute2 message object."""
+    msg.encode()
+    return bytes(msg.data)
+
+
+def nl_message(kind: int, body: bytes) -> bytes:
+    """One netlink message of type `kind` around `body`, as pyroute2's parsers take it."""
+    return struct.pack("=IHHII", NLMSG_HEADER + len(body), kind, 5, 1, 0) + body
 
 
 # kernel

@@ -445,7 +445,7 @@ def test_gather_never_raises_and_skips_what_it_cannot_read(monkeypatch):
     monkeypatch.setattr(preflight.shutil, "which", lambda _name: None)
     monkeypatch.setattr(preflight, "read_legacy_forward", broken)
     monkeypatch.setattr(preflight, "read_listeners", broken)
-    monkeypatch.setattr(preflight.rtnl, "RtnlSocket", broken)
+    monkeypatch.setattr(preflight, "RtnlSocket", broken)
     facts = preflight.gather(forward())
     assert facts == HostFacts(bridge_nf_call_iptables=False)
     assert check(forward(), facts) == []
