@@ -21,21 +21,19 @@ from .rtnl.link import LinkMsg
 from .rtnl.route import RouteMsg
 from .rtnl.socket import RtnlSocket
 
-Link, Address, RouteEntry = LinkMsg, AddrMsg, RouteMsg  # the records observe.py reads
-
 
 @dataclass(frozen=True)
 class Snapshot:
     """What nsnet reads of one network namespace."""
 
-    links: tuple[Link, ...]
-    addresses: tuple[Address, ...]
-    routes: tuple[RouteEntry, ...]
+    links: tuple[LinkMsg, ...]
+    addresses: tuple[AddrMsg, ...]
+    routes: tuple[RouteMsg, ...]
 
-    def link(self, name: str) -> Link | None:
-        return next((link for link in self.links if link.name == name), None)
+    def link(self, name: str) -> LinkMsg | None:
+        return next((each for each in self.links if each.name == name), None)
 
-    def addresses_of(self, index: int) -> tuple[Address, ...]:
+    def addresses_of(self, index: int) -> tuple[AddrMsg, ...]:
         return tuple(a for a in self.addresses if a.index == index)
 
 
@@ -47,7 +45,7 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def read_snapshot(sock: RtnlSocket, links: tuple[Link, ...] | None = None) -> Snapshot:
+def read_snapshot(sock: RtnlSocket, links: tuple[LinkMsg, ...] | None = None) -> Snapshot:
     """What `sock`'s namespace holds: links (unless already read), IPv4 addresses, main-table routes."""
     return Snapshot(tuple(link.dump_links(sock)) if links is None else links, tuple(address.dump_addresses(sock)),
                     tuple(route.dump_routes(sock)))
@@ -106,12 +104,12 @@ class Netlink:
 
     # reads
 
-    def links(self, ns: str | None, kind: str | None = None) -> tuple[Link, ...]:
+    def links(self, ns: str | None, kind: str | None = None) -> tuple[LinkMsg, ...]:
         """All links, or those of one kind (filtered in the kernel). Raises FileNotFoundError
         if the namespace vanished, OSError(EINVAL) for a file that is not a mounted namespace."""
         return tuple(link.dump_links(self.sock(ns), kind))
 
-    def link_by_index(self, ns: str | None, index: int) -> Link | None:
+    def link_by_index(self, ns: str | None, index: int) -> LinkMsg | None:
         try:
             return link.link_by_index(self.sock(ns), index)
         except OSError as err:
@@ -119,7 +117,7 @@ class Netlink:
                 return None
             raise
 
-    def snapshot(self, ns: str | None, links: tuple[Link, ...] | None = None) -> Snapshot:
+    def snapshot(self, ns: str | None, links: tuple[LinkMsg, ...] | None = None) -> Snapshot:
         """Links (unless already read), IPv4 addresses and main-table routes."""
         return read_snapshot(self.sock(ns), links)
 

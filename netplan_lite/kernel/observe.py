@@ -21,7 +21,8 @@ from ..faults import changes_made
 from ..engine.journal import Intents, read_intents
 from ..engine.observation import Observation
 from ..resources.nat import IP_FORWARD, route_localnet_key, table_name, taken_claims
-from .netlink import Link, Netlink, Snapshot
+from .netlink import Netlink, Snapshot
+from .rtnl.link import LinkMsg as Link
 from ..resources.state import (ORPHAN_NAMESPACE, BridgeState, InterfaceState, NamespaceState, NftTableState, Resource,
                                RouteState, State, SysctlState, state_of)
 
