@@ -48,7 +48,7 @@ from .. import labels
 from ..model.topology import Bridge, Interface, Namespace, PortForward, Topology
 from .rtnl.link import link_by_index
 from .rtnl.route import RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY, RTA_TABLE, RTM_GETROUTE
-from .rtnl.socket import NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, RtnlSocket, parse_attrs
+from .rtnl.socket import NetlinkSocket, RtnlSocket, parse_attrs
 
 LOOPBACK = IPv4Network("127.0.0.0/8")
 ANY4 = IPv4Address("0.0.0.0")
@@ -684,28 +684,15 @@ def diag_listeners(family: int, protocol: str) -> list[Listener]:
     proto = socket.IPPROTO_TCP if protocol == "tcp" else socket.IPPROTO_UDP
     state = TCP_LISTEN if protocol == "tcp" else TCP_CLOSE
     request = _INET_DIAG_REQ.pack(family, proto, 0, 0, 1 << state)
-    found = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG) as sock:
-        sock.bind((0, 0))
-        sock.send(struct.pack("=IHHII", 16 + len(request), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + request)
-        while True:
-            data = sock.recv(1 << 16)
-            offset = 0
-            while offset + 16 <= len(data):
-                length, kind, _, seq, _ = struct.unpack_from("=IHHII", data, offset)
-                if length < 16:
-                    raise OSError(0, "malformed sock_diag answer")
-                if kind == NLMSG_DONE:
-                    return found
-                if kind == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", data, offset + 16)[0]
-                    raise OSError(code, os.strerror(code))
-                body = offset + 16  # struct inet_diag_msg: family, state, timer, retrans, then inet_diag_sockid
-                if data[body] == family and data[body + 1] == state:
-                    port = struct.unpack_from("!H", data, body + 4)[0]
-                    raw = data[body + 8:body + 8 + (4 if family == socket.AF_INET else 16)]
-                    found.append(Listener(protocol, socket.inet_ntop(family, raw), port))
-                offset += (length + 3) & ~3
+    found: list[Listener] = []
+    with NetlinkSocket(NETLINK_SOCK_DIAG) as sock:
+        for data, body, _ in sock.dump(SOCK_DIAG_BY_FAMILY, request):
+            # struct inet_diag_msg: family, state, timer, retrans, then inet_diag_sockid
+            if data[body] == family and data[body + 1] == state:
+                port = struct.unpack_from("!H", data, body + 4)[0]
+                raw = data[body + 8:body + 8 + (4 if family == socket.AF_INET else 16)]
+                found.append(Listener(protocol, socket.inet_ntop(family, raw), port))
+    return found
 
 
 # routes

@@ -10,7 +10,7 @@ from .address import RTMGRP_IPV4_IFADDR
 from .link import RTMGRP_LINK
 from .nsid import RTM_DELNSID, RTM_NEWNSID, RTMGRP_NSID, decode_nsid
 from .route import RTMGRP_IPV4_ROUTE
-from .socket import _NLMSGHDR, SOL_NETLINK, _align
+from .socket import SOL_NETLINK, NetlinkError, messages
 
 NETLINK_LISTEN_ALL_NSID = 8
 SO_RCVBUFFORCE = 33
@@ -40,7 +40,7 @@ class ChangeListener:
 
     def drain(self) -> tuple[set[int | None], bool]:
         """(ids of the namespaces that announced a change, None for this one; whether some
-        announcements were lost because the buffer overflowed), without waiting."""
+        announcements were lost: the buffer overflowed, or a datagram could not be read), without waiting."""
         changed: set[int | None] = set()
         while True:
             try:
@@ -53,9 +53,17 @@ class ChangeListener:
                 raise
             source = next((struct.unpack("=i", raw[:4])[0] for level, kind, raw in ancillary
                            if level == SOL_NETLINK and kind == NETLINK_LISTEN_ALL_NSID), None)
-            offset = 0
-            while offset + _NLMSGHDR.size <= len(data):
-                length, kind, _, _, _ = _NLMSGHDR.unpack_from(data, offset)
-                ours = source is None and kind in (RTM_NEWNSID, RTM_DELNSID)  # ids in our own id space
-                changed.add(decode_nsid(data, offset + _NLMSGHDR.size, offset + length) if ours else source)
-                offset += _align(max(length, _NLMSGHDR.size))
+            try:
+                changed |= _announced(data, source)
+            except NetlinkError:
+                return changed, True
+
+
+def _announced(data: bytes, source: int | None) -> set[int | None]:
+    """The namespaces one datagram of announcements is about: its sender (`source`, None for
+    this namespace), or for our own RTM_NEWNSID/RTM_DELNSID the id given or taken back."""
+    found: set[int | None] = set()
+    for kind, _, offset, end in messages(data):
+        ours = source is None and kind in (RTM_NEWNSID, RTM_DELNSID)  # ids in our own id space
+        found.add(decode_nsid(data, offset, end) if ours else source)
+    return found

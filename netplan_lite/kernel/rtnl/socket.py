@@ -1,5 +1,6 @@
-"""The transport: one NETLINK_ROUTE socket, its request/acknowledgement, dump and get
-exchanges over one receive loop, and the attribute packing helpers every family uses."""
+"""The transport: a netlink socket, its request/acknowledgement, dump and get exchanges,
+the one loop that splits what it receives into messages, and the attribute packing helpers
+every family uses."""
 
 from __future__ import annotations
 
@@ -81,18 +82,36 @@ def ipv4_of(raw: bytes | None) -> str | None:
     return socket.inet_ntoa(raw[:4]) if raw else None
 
 
-class RtnlSocket:
-    """One NETLINK_ROUTE socket, bound to the network namespace it was opened in."""
+def messages(data: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """(type, seq, body offset, end) of each message of one received datagram. Everything
+    nsnet receives from netlink (answers, dumps, announcements, sock_diag) is split here; a
+    length that does not fit raises instead of looping forever or reading past the datagram."""
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind, _, seq, _ = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size or offset + length > len(data):
+            raise NetlinkError(errno.EBADMSG, "malformed netlink message")
+        yield kind, seq, offset + _NLMSGHDR.size, offset + length
+        offset += _align(length)
 
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+
+class NetlinkSocket:
+    """One netlink socket of `protocol`, bound to the network namespace it was opened in."""
+
+    def __init__(self, protocol: int) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)  # lets the kernel filter route dumps by table
         self.sock.bind((0, 0))
         self.seq = 0
 
     def close(self) -> None:
         self.sock.close()
+
+    def __enter__(self) -> NetlinkSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _send(self, kind: int, flags: int, body: bytes) -> int:
         self.seq += 1
@@ -103,11 +122,8 @@ class RtnlSocket:
         """(type, seq, buffer, body offset, end) of each message received, until the caller stops."""
         while True:
             data = self.sock.recv(1 << 20)
-            offset = 0
-            while offset + _NLMSGHDR.size <= len(data):
-                length, kind, _, seq, _ = _NLMSGHDR.unpack_from(data, offset)
-                yield kind, seq, data, offset + _NLMSGHDR.size, offset + length
-                offset += _align(length)
+            for kind, seq, offset, end in messages(data):
+                yield kind, seq, data, offset, end
 
     def request(self, kind: int, flags: int, body: bytes) -> None:
         """Send one request and wait for its acknowledgement; raise NetlinkError on refusal."""
@@ -146,3 +162,12 @@ class RtnlSocket:
                 raise NetlinkError(code, os.strerror(code))
             return data, offset, end
         raise NetlinkError(errno.EIO, "no answer")  # unreachable: _messages only ends by raising
+
+
+class RtnlSocket(NetlinkSocket):
+    """A NETLINK_ROUTE socket with strict checking, which lets the kernel filter dumps
+    (route dumps by table, link dumps by kind)."""
+
+    def __init__(self) -> None:
+        super().__init__(socket.NETLINK_ROUTE)
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
