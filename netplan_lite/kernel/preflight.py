@@ -47,8 +47,8 @@ from . import hostsysctl, nftables
 from .. import labels
 from ..model.topology import Bridge, Interface, Namespace, PortForward, Topology
 from .rtnl.link import link_by_index
-from .rtnl.route import RT_TABLE_MAIN, RTA_DST, RTA_GATEWAY, RTA_TABLE, RTM_GETROUTE
-from .rtnl.socket import NetlinkSocket, RtnlSocket, parse_attrs
+from .rtnl.route import RTN_BLACKHOLE, RTN_PROHIBIT, RTN_UNICAST, RTN_UNREACHABLE, Route, dump_routes
+from .rtnl.socket import NetlinkSocket, RtnlSocket
 
 LOOPBACK = IPv4Network("127.0.0.0/8")
 ANY4 = IPv4Address("0.0.0.0")
@@ -697,41 +697,34 @@ def diag_listeners(family: int, protocol: str) -> list[Listener]:
 
 # routes
 
-RTA_OIF = 4
-RTN_KINDS = {1: "unicast", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
-_RTMSG = struct.Struct("=BBBBBBBBI")
+RTN_KINDS = {RTN_UNICAST: "unicast", RTN_BLACKHOLE: "blackhole", RTN_UNREACHABLE: "unreachable", RTN_PROHIBIT: "prohibit"}
 
 
 def read_routes(subnets: list[IPv4Network]) -> list[HostRoute]:
     """Routes of the main table that overlap one of `subnets`, with their device's owner."""
     if not subnets:
         return []
-    sock = RtnlSocket()
-    try:
-        raw = []
-        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)
-        for data, offset, end in sock.dump(RTM_GETROUTE, body):
-            _, dst_len, _, _, table, proto, _, kind, _ = _RTMSG.unpack_from(data, offset)
-            attrs = parse_attrs(data, offset + _RTMSG.size, end)
-            table = struct.unpack("=I", attrs[RTA_TABLE][:4])[0] if RTA_TABLE in attrs else table
-            if table != RT_TABLE_MAIN or kind not in RTN_KINDS:
-                continue
-            dst = socket.inet_ntoa(attrs[RTA_DST][:4]) if RTA_DST in attrs else "0.0.0.0"
-            network = IPv4Network(f"{dst}/{dst_len}", strict=False)
-            if not any(network.overlaps(s) for s in subnets):
-                continue
-            oif = struct.unpack("=I", attrs[RTA_OIF][:4])[0] if RTA_OIF in attrs else None
-            via = socket.inet_ntoa(attrs[RTA_GATEWAY][:4]) if RTA_GATEWAY in attrs else None
-            raw.append((network, oif, proto, RTN_KINDS[kind], via))
-        devices: dict[int, tuple[str, str | None]] = {}
-        for oif in {r[1] for r in raw if r[1]}:
-            try:
-                link = link_by_index(sock, oif)
-                devices[oif] = (link.name, labels.owner_of(link.alias))
-            except OSError:
-                pass  # gone since the dump
-        return [HostRoute(network, devices.get(oif, (None, None))[0] if oif else None,
-                          devices.get(oif, (None, None))[1] if oif else None, proto, kind, via)
-                for network, oif, proto, kind, via in raw]
-    finally:
-        sock.close()
+    with RtnlSocket() as sock:
+        found: list[tuple[IPv4Network, Route]] = []
+        for route in dump_routes(sock):
+            network = IPv4Network(f"{route.dst}/{route.dst_len}", strict=False)
+            if route.kind in RTN_KINDS and any(network.overlaps(s) for s in subnets):
+                found.append((network, route))
+        devices = _devices(sock, {route.oif for _, route in found if route.oif})
+    return [HostRoute(network, *devices.get(route.oif or 0, _NO_DEVICE), route.proto, RTN_KINDS[route.kind], route.gateway)
+            for network, route in found]
+
+
+_NO_DEVICE: tuple[str | None, str | None] = (None, None)  # multipath, blackhole, or gone since the dump
+
+
+def _devices(sock: RtnlSocket, indexes: set[int]) -> dict[int, tuple[str | None, str | None]]:
+    """Link index -> (name, the nsnet topology labelling it) of each device still there."""
+    devices: dict[int, tuple[str | None, str | None]] = {}
+    for index in indexes:
+        try:
+            device = link_by_index(sock, index)
+            devices[index] = (device.name, labels.owner_of(device.alias))
+        except OSError:
+            pass  # gone since the dump
+    return devices

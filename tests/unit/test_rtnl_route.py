@@ -31,10 +31,27 @@ def pyroute2_route(dst_len=0, table=254, kind=1, proto=225, attrs=(("RTA_GATEWAY
     ids=["default", "static", "connected", "local-table", "not-unicast"],
 )
 def test_only_main_table_unicast_routes_with_a_gateway_are_read(data, expected):
-    assert route.decode_route(data, HEADER, len(data)) == expected
+    assert route.gateway_route(route.decode_route(data, HEADER, len(data))) == expected
 
 
 def test_route_request_round_trips():
     body = route.route_body("10.9.0.0/16", "10.0.0.1", 225)
     data = nl_message(route.RTM_NEWROUTE, body)
-    assert route.decode_route(data, HEADER, len(data)) == route.RouteMsg("10.9.0.0/16", "10.0.0.1", 225)
+    assert route.gateway_route(route.decode_route(data, HEADER, len(data))) == route.RouteMsg("10.9.0.0/16", "10.0.0.1", 225)
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (pyroute2_route(24, proto=2, attrs=(("RTA_DST", "10.1.0.0"), ("RTA_OIF", 7))),
+         route.Route("10.1.0.0", 24, 254, 2, route.RTN_UNICAST, None, 7)),
+        (pyroute2_route(32, proto=4, kind=6, attrs=(("RTA_DST", "10.1.0.7"),)),
+         route.Route("10.1.0.7", 32, 254, 4, route.RTN_BLACKHOLE, None, None)),
+        (pyroute2_route(table=252, attrs=(("RTA_TABLE", 1000), ("RTA_GATEWAY", "192.0.2.1"), ("RTA_OIF", 2))),
+         route.Route("0.0.0.0", 0, 1000, 225, route.RTN_UNICAST, "192.0.2.1", 2)),  # a table id past 255: RTA_TABLE
+    ],
+    ids=["connected", "blackhole", "table-attribute"],
+)
+def test_every_route_decodes_with_its_device_type_and_table_like_pyroute2_encodes_it(data, expected):
+    """The one decoder serves pre-flight's host routes too, which keep every type and device."""
+    assert route.decode_route(data, HEADER, len(data)) == expected

@@ -8,7 +8,7 @@ import errno
 import os
 import socket
 import struct
-from typing import Iterator
+from typing import Iterator, Self
 
 # message types and flags
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -107,7 +107,7 @@ class NetlinkSocket:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> NetlinkSocket:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
