@@ -45,6 +45,7 @@ from typing import Any, Iterable, Iterator
 
 from . import hostsysctl, nftables
 from .. import labels
+from ..engine.warnings import PreflightWarning
 from ..model.topology import Bridge, Interface, Namespace, PortForward, Topology
 from .rtnl.link import link_by_index
 from .rtnl.route import RTN_BLACKHOLE, RTN_PROHIBIT, RTN_UNICAST, RTN_UNREACHABLE, Route, dump_routes
@@ -59,16 +60,6 @@ PROC_NET = "/proc/thread-self/net"  # the calling thread's namespace (nsnet runs
 FORWARD_FAMILIES = ("ip", "inet", "bridge")  # families whose forward hook sees IPv4 or bridged frames
 LEGACY = "iptables-legacy"  # ForwardChain.family of legacy iptables' filter FORWARD
 PROTO_KERNEL = 2
-
-
-@dataclass(frozen=True)
-class PreflightWarning:
-    code: str  # stable: ip-forward-off, forward-policy-drop, host-port-in-use, subnet-overlaps-route, ...
-    message: str
-    hint: str
-
-    def line(self) -> str:
-        return f"warning: {self.message} ({self.hint})"
 
 
 @dataclass(frozen=True)

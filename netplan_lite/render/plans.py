@@ -15,7 +15,7 @@ from .style import PLAIN, Style
 from ..resources.state import (BridgeState, InterfaceState, Kind, NftRule, NftTableState, Resource, ResourceId, RouteState, State, SysctlState)
 
 if TYPE_CHECKING:
-    from ..kernel.preflight import PreflightWarning  # imported by the commands that read the host
+    from ..engine.warnings import PreflightWarning  # in annotations only
 
 FORMAT_VERSION = 1
 MARKERS = {Op.CREATE: "+", Op.UPDATE: "~", Op.DELETE: "-"}

@@ -13,7 +13,8 @@ import pytest
 from netplan_lite.kernel import preflight
 from netplan_lite.engine.desired import allocate
 from netplan_lite.resources.nat import IP_FORWARD, desired_nat
-from netplan_lite.kernel.preflight import ForwardChain, HostFacts, HostRoute, Listener, PreflightWarning, check
+from netplan_lite.engine.warnings import PreflightWarning
+from netplan_lite.kernel.preflight import ForwardChain, HostFacts, HostRoute, Listener, check
 
 from builders import doc, topology
 
