@@ -33,6 +33,7 @@ from typing import Iterable
 from ... import labels
 from ...engine.warnings import PreflightWarning
 from ...model.topology import Bridge, Interface, Namespace, PortForward, Topology
+from ...resources.nat import forward_target
 
 LOOPBACK = IPv4Network("127.0.0.0/8")
 ANY4 = IPv4Address("0.0.0.0")
@@ -107,15 +108,6 @@ def _ports(topology: Topology) -> dict[str, list[tuple[Namespace, Interface]]]:
     return ports
 
 
-def _target(topology: Topology, forward: PortForward) -> tuple[str, str] | None:
-    """(bridge, interface) a forward goes to."""
-    ns = topology.namespace(forward.namespace)
-    if ns is None or not ns.interfaces:
-        return None
-    iface = ns.interface(forward.interface) if forward.interface else ns.interfaces[0]
-    return (iface.bridge, iface.name) if iface is not None else None
-
-
 def _routed_by_host(forward: PortForward) -> bool:
     """Whether traffic of the forward is forwarded by the host (and not only the host's own)."""
     return forward.host_address is None or forward.host_address not in LOOPBACK
@@ -160,7 +152,7 @@ def _forwarded_traffic(topology: Topology, bridge_nf: bool) -> dict[str, list[st
     """Bridge -> what of its traffic crosses a hook-forward chain of family ip/inet."""
     ports = _ports(topology)
     reasons: dict[str, list[str]] = {b.name: [] for b in topology.bridges}
-    published = {t[0] for f in topology.port_forwards if _routed_by_host(f) and (t := _target(topology, f))}
+    published = {forward_target(topology, f).bridge for f in topology.port_forwards if _routed_by_host(f)}
     for bridge in sorted(published):
         reasons.setdefault(bridge, []).append("port forwards from other hosts and namespaces")
     for bridge in topology.bridges:
