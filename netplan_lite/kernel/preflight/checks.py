@@ -33,9 +33,8 @@ from typing import Iterable
 from ... import labels
 from ...engine.warnings import PreflightWarning
 from ...model.topology import Bridge, Interface, Namespace, PortForward, Topology
-from ...resources.nat import forward_target
+from ...resources.nat import LOOPBACK, forward_target
 
-LOOPBACK = IPv4Network("127.0.0.0/8")
 ANY4 = IPv4Address("0.0.0.0")
 ANY6 = IPv6Address("::")
 LEGACY = "iptables-legacy"  # ForwardChain.family of legacy iptables' filter FORWARD

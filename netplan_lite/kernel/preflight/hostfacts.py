@@ -23,12 +23,12 @@ from typing import Any, Iterable, Iterator
 from .. import hostsysctl, nftables
 from ... import labels
 from ...model.topology import Topology
+from ...resources.nat import IP_FORWARD
 from ..rtnl.link import link_by_index
 from ..rtnl.route import RTN_BLACKHOLE, RTN_PROHIBIT, RTN_UNICAST, RTN_UNREACHABLE, Route, dump_routes
 from ..rtnl.socket import NetlinkSocket, RtnlSocket
 from .checks import LEGACY, ForwardChain, HostFacts, HostRoute, Listener
 
-IP_FORWARD = "net.ipv4.ip_forward"
 BRIDGE_NF_CALL_IPTABLES = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 PROC_NET = "/proc/thread-self/net"  # the calling thread's namespace (nsnet runs this in the host's)
 FORWARD_FAMILIES = ("ip", "inet", "bridge")  # families whose forward hook sees IPv4 or bridged frames
