@@ -127,6 +127,7 @@ def cross_bridge_routes(topology: Topology) -> list[tuple[str, str, str]]:
     found = []
     for ns in topology.namespaces:
         attached = {i.bridge for i in ns.interfaces}
+        routes: list[tuple[IPv4Network, Bridge | None]]  # (destination, the bridge whose gateway it goes via)
         if ns.routes is None:
             first = topology.bridge(ns.interfaces[0].bridge) if ns.interfaces else None
             routes = [(IPv4Network("0.0.0.0/0"), first)] if first is not None and first.gateway is not None else []
@@ -154,9 +155,9 @@ def _forwarded_traffic(topology: Topology, bridge_nf: bool) -> dict[str, list[st
     published = {forward_target(topology, f).bridge for f in topology.port_forwards if _routed_by_host(f)}
     for bridge in sorted(published):
         reasons.setdefault(bridge, []).append("port forwards from other hosts and namespaces")
-    for bridge in topology.bridges:
-        if bridge.masquerade:
-            reasons[bridge.name].append("masqueraded traffic to the outside")
+    for b in topology.bridges:
+        if b.masquerade:
+            reasons[b.name].append("masqueraded traffic to the outside")
     pairs: dict[str, set[str]] = {}
     for _, src, dst in cross_bridge_routes(topology):
         pairs.setdefault(src, set()).add(dst)
