@@ -29,7 +29,9 @@ from ..kernel import netns
 from ..kernel.fanout import fan_out
 from ..kernel.netlink import Snapshot, read_snapshot
 from ..kernel.observe import Prefetched
-from ..kernel.rtnl import ChangeListener, RtnlSocket
+from ..kernel.rtnl.listener import ChangeListener
+from ..kernel.rtnl.nsid import nsid_of
+from ..kernel.rtnl.socket import RtnlSocket
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class SnapshotCache:
         except FileNotFoundError:
             return None
         try:
-            nsid = self.host_sock.nsid_of(fd)
+            nsid = nsid_of(self.host_sock, fd)
             return None if nsid is None else (os.fstat(fd).st_ino, nsid)
         except OSError:  # not a namespace (a plain file under /run/netns)
             return None

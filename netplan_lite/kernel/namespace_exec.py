@@ -73,12 +73,13 @@ def check_declared(topology: object, namespace: str, source: str) -> None:
 
 def _read_lo_alias(fd: int) -> str | None:
     """The alias of lo (ifindex 1) inside the namespace `fd`, in one netlink request."""
-    from .rtnl import RtnlSocket
+    from .rtnl.link import link_by_index
+    from .rtnl.socket import RtnlSocket
 
     with netns.entered(fd):
         sock = RtnlSocket()  # stays bound to the namespace it was opened in
     try:
-        return sock.link_by_index(1).alias
+        return link_by_index(sock, 1).alias
     finally:
         sock.close()
 

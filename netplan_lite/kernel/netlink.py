@@ -1,4 +1,4 @@
-"""The only module that speaks netlink (through the minimal codec in rtnl.py).
+"""The only module that speaks netlink (through the minimal codec in rtnl/).
 
 Reads return small records holding only the fields the diff needs; writes
 take plain values. One socket per namespace, opened after entering it with
@@ -15,23 +15,25 @@ from typing import Any
 
 from . import netns
 from ..faults import checkpoint
-from .rtnl import AddrMsg, LinkMsg, RouteMsg, RtnlSocket
-
-Link, Address, RouteEntry = LinkMsg, AddrMsg, RouteMsg  # the records observe.py reads
+from .rtnl import address, link, route
+from .rtnl.address import AddrMsg
+from .rtnl.link import LinkMsg
+from .rtnl.route import RouteMsg
+from .rtnl.socket import RtnlSocket
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """What nsnet reads of one network namespace."""
 
-    links: tuple[Link, ...]
-    addresses: tuple[Address, ...]
-    routes: tuple[RouteEntry, ...]
+    links: tuple[LinkMsg, ...]
+    addresses: tuple[AddrMsg, ...]
+    routes: tuple[RouteMsg, ...]
 
-    def link(self, name: str) -> Link | None:
-        return next((link for link in self.links if link.name == name), None)
+    def link(self, name: str) -> LinkMsg | None:
+        return next((each for each in self.links if each.name == name), None)
 
-    def addresses_of(self, index: int) -> tuple[Address, ...]:
+    def addresses_of(self, index: int) -> tuple[AddrMsg, ...]:
         return tuple(a for a in self.addresses if a.index == index)
 
 
@@ -43,9 +45,10 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def read_snapshot(sock: RtnlSocket, links: tuple[Link, ...] | None = None) -> Snapshot:
+def read_snapshot(sock: RtnlSocket, links: tuple[LinkMsg, ...] | None = None) -> Snapshot:
     """What `sock`'s namespace holds: links (unless already read), IPv4 addresses, main-table routes."""
-    return Snapshot(tuple(sock.links()) if links is None else links, tuple(sock.addresses()), tuple(sock.routes()))
+    return Snapshot(tuple(link.dump_links(sock)) if links is None else links, tuple(address.dump_addresses(sock)),
+                    tuple(route.gateway_routes(sock)))
 
 
 class Netlink:
@@ -101,59 +104,59 @@ class Netlink:
 
     # reads
 
-    def links(self, ns: str | None, kind: str | None = None) -> tuple[Link, ...]:
+    def links(self, ns: str | None, kind: str | None = None) -> tuple[LinkMsg, ...]:
         """All links, or those of one kind (filtered in the kernel). Raises FileNotFoundError
         if the namespace vanished, OSError(EINVAL) for a file that is not a mounted namespace."""
-        return tuple(self.sock(ns).links(kind))
+        return tuple(link.dump_links(self.sock(ns), kind))
 
-    def link_by_index(self, ns: str | None, index: int) -> Link | None:
+    def link_by_index(self, ns: str | None, index: int) -> LinkMsg | None:
         try:
-            return self.sock(ns).link_by_index(index)
+            return link.link_by_index(self.sock(ns), index)
         except OSError as err:
             if err.errno == errno.ENODEV:
                 return None
             raise
 
-    def snapshot(self, ns: str | None, links: tuple[Link, ...] | None = None) -> Snapshot:
+    def snapshot(self, ns: str | None, links: tuple[LinkMsg, ...] | None = None) -> Snapshot:
         """Links (unless already read), IPv4 addresses and main-table routes."""
         return read_snapshot(self.sock(ns), links)
 
     def lookup(self, ns: str | None, name: str) -> int | None:
-        return self.sock(ns).index_of(name)
+        return link.index_of(self.sock(ns), name)
 
     # writes (each passes a fault-injection checkpoint first)
 
     def add_bridge(self, name: str) -> int:
         checkpoint()
-        self.sock(None).add_bridge(name)
+        link.add_bridge(self.sock(None), name)
         return self.lookup(None, name)  # type: ignore[return-value]
 
     def add_veth(self, host_name: str, ns: str, name: str) -> None:
         """Create the pair with its namespace end already inside `ns` (10x cheaper than moving it)."""
         checkpoint()
-        self.sock(None).add_veth(host_name, name, self.namespace_fd(ns))
+        link.add_veth(self.sock(None), host_name, name, self.namespace_fd(ns))
 
     def set_link(self, ns: str | None, index: int, **attrs: Any) -> None:
-        """Link attributes in one request (see RtnlSocket.set_link)."""
+        """Link attributes in one request (see rtnl.link.set_link)."""
         checkpoint()
-        self.sock(ns).set_link(index, **attrs)
+        link.set_link(self.sock(ns), index, **attrs)
 
     def delete_link(self, ns: str | None, index: int) -> None:
         checkpoint()
-        self.sock(ns).delete_link(index)
+        link.delete_link(self.sock(ns), index)
 
     def add_address(self, ns: str | None, index: int, cidr: str, proto: int) -> None:
         checkpoint()
-        self.sock(ns).add_address(index, cidr, proto)
+        address.add_address(self.sock(ns), index, cidr, proto)
 
     def delete_address(self, ns: str | None, index: int, cidr: str) -> None:
         checkpoint()
-        self.sock(ns).delete_address(index, cidr)
+        address.delete_address(self.sock(ns), index, cidr)
 
     def replace_route(self, ns: str | None, to: str, via: str, proto: int) -> None:
         checkpoint()
-        self.sock(ns).replace_route(to, via, proto)
+        route.replace_route(self.sock(ns), to, via, proto)
 
     def delete_route(self, ns: str | None, to: str, via: str) -> None:
         checkpoint()
-        self.sock(ns).delete_route(to, via)
+        route.delete_route(self.sock(ns), to, via)

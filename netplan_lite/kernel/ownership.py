@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..engine.journal import Intents
-from .netlink import Link, Snapshot
+from .netlink import Snapshot
+from .rtnl.link import LinkMsg
 from ..resources.namespace import NamespaceState
 
 
@@ -22,7 +23,7 @@ class Ownership:
     intents: Intents
     sources: frozenset[str] = frozenset()  # the data-source namespaces read
 
-    def link(self, link: Link) -> bool:
+    def link(self, link: LinkMsg) -> bool:
         return link.alias == self.label or (not link.alias and link.name in self.intents.links)
 
     def namespace(self, name: str, snap: Snapshot | None, path: str | None = None) -> NamespaceState | None:

@@ -23,9 +23,11 @@ from ..resources.nft_table import NftTableState
 from ..resources.registry import KINDS, Resource
 from ..resources.route import RouteState
 from ..resources.sysctl import SysctlState
-from .netlink import Link, Snapshot
+from .netlink import Snapshot
 from .ownership import Ownership
-from .rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_LINK
+from .rtnl.address import RTMGRP_IPV4_IFADDR
+from .rtnl.link import RTMGRP_LINK, LinkMsg
+from .rtnl.route import RTMGRP_IPV4_ROUTE
 
 NOT_ANNOUNCED = 0  # no netlink group announces its changes: read by every command, never cached
 
@@ -79,7 +81,7 @@ def _interfaces(read: Read) -> Iterator[InterfaceState]:
         yield from _orphans(read.host, read.ours, claimed)
 
 
-def _veths(ns: str, snap: Snapshot, host_links: Mapping[int, Link], ours: Ownership,
+def _veths(ns: str, snap: Snapshot, host_links: Mapping[int, LinkMsg], ours: Ownership,
            source: bool) -> Iterator[tuple[InterfaceState, int | None]]:
     """Every veth of a namespace of ours; in a data source, only those nsnet labelled."""
     for link in snap.links:

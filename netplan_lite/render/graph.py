@@ -19,6 +19,7 @@ from typing import Mapping
 
 from ..engine.desired import allocate
 from ..model.topology import Bridge, Interface, InterfaceKey, Namespace, PortForward, Topology
+from ..resources.nat import forward_target
 
 FORMATS = ("dot", "mermaid")
 HOST = "host"
@@ -144,15 +145,7 @@ def _forward_edge(topology: Topology, forward: PortForward) -> Edge:
     """
     published = f"{forward.host_address}:{forward.host_port}" if forward.host_address else f"*:{forward.host_port}"
     label = f"{published} -> {forward.namespace}:{forward.port}/{forward.protocol.value}"
-    return Edge(HOST, _iface_key(forward.namespace, _target(topology, forward).name), label)
-
-
-def _target(topology: Topology, forward: PortForward) -> Interface:
-    """The interface a forward goes to: the named one, else the first (as nat.py does)."""
-    ns = topology.namespace(forward.namespace)
-    iface = (ns.interface(forward.interface) if forward.interface else ns.interfaces[0]) if ns else None
-    assert iface is not None  # checked by the loader
-    return iface
+    return Edge(HOST, _iface_key(forward.namespace, forward_target(topology, forward).name), label)
 
 
 # DOT

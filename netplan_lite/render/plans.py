@@ -17,7 +17,7 @@ from ..resources.registry import KINDS, Resource, sort_key
 from ..resources.state import State, resource_json
 
 if TYPE_CHECKING:
-    from ..kernel.preflight import PreflightWarning  # imported by the commands that read the host
+    from ..engine.warnings import PreflightWarning  # in annotations only
 
 FORMAT_VERSION = 1
 MARKERS = {Op.CREATE: "+", Op.UPDATE: "~", Op.DELETE: "-", Op.REPLACE: "-/+"}

@@ -77,7 +77,9 @@ LOCAL_DESTINATION = _match({"fib": {"result": "type", "flags": ["daddr"]}}, "loc
 # what the topology needs
 
 
-def _target_interface(topology: Topology, forward: PortForward) -> Interface:
+def forward_target(topology: Topology, forward: PortForward) -> Interface:
+    """The namespace interface a port forward goes to: the one it names, else the namespace's
+    first. The one lookup for the nft rules, the graph and pre-flight."""
     ns = topology.namespace(forward.namespace)
     assert ns is not None  # checked by the loader
     iface = ns.interface(forward.interface) if forward.interface else ns.interfaces[0]
@@ -87,12 +89,12 @@ def _target_interface(topology: Topology, forward: PortForward) -> Interface:
 
 def forward_targets(topology: Topology) -> set[InterfaceKey]:
     """Interfaces that port forwards go to (their bridge ports need hairpin mode)."""
-    return {(f.namespace, _target_interface(topology, f).name) for f in topology.port_forwards}
+    return {(f.namespace, forward_target(topology, f).name) for f in topology.port_forwards}
 
 
 def _target(topology: Topology, forward: PortForward, addresses: Mapping[InterfaceKey, IPv4Interface]) -> tuple[str, IPv4Interface]:
     """(bridge, address) of the namespace interface a forward goes to."""
-    iface = _target_interface(topology, forward)
+    iface = forward_target(topology, forward)
     return iface.bridge, addresses[(forward.namespace, iface.name)]
 
 

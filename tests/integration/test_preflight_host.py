@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from netplan_lite.kernel import preflight
+from netplan_lite.kernel.preflight import checks, hostfacts
 from netplan_lite.model.loader import load_file
-from netplan_lite.kernel.preflight import ForwardChain
+from netplan_lite.kernel.preflight.checks import ForwardChain
 
 pytestmark = pytest.mark.netns
 
@@ -84,23 +84,23 @@ def test_gather_and_check_report_what_the_host_has(lab):
             {"add": {"rule": {"family": "ip", "table": table, "chain": "fwd", "expr": [{"accept": None}]}}},
         ])
         try:
-            facts = preflight.gather(topology)
+            facts = hostfacts.gather(topology)
         finally:
             subprocess.run(["nft", "delete", "table", "ip", table], capture_output=True, timeout=10)
         wanted = {("tcp", tcp_port), ("udp", udp_port)}
-        by_proc = preflight.read_listeners(wanted, diag=False)  # the fallback agrees with sock_diag
-        assert preflight.read_listeners(wanted) == by_proc and len(by_proc) == 2
+        by_proc = hostfacts.read_listeners(wanted, diag=False)  # the fallback agrees with sock_diag
+        assert hostfacts.read_listeners(wanted) == by_proc and len(by_proc) == 2
     assert subprocess.run(["nft", "list", "table", "ip", table], capture_output=True).returncode != 0
 
     assert facts.ip_forward == (Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "0")
-    bridge_nf = Path(preflight.BRIDGE_NF_CALL_IPTABLES)
+    bridge_nf = Path(hostfacts.BRIDGE_NF_CALL_IPTABLES)
     assert facts.bridge_nf_call_iptables == (bridge_nf.exists() and bridge_nf.read_text().strip() != "0")
     assert ForwardChain("ip", table, "fwd", "drop") in facts.forward_chains
-    assert preflight.Listener("tcp", "127.0.0.1", tcp_port) in facts.listeners
-    assert preflight.Listener("udp", "127.0.0.1", udp_port) in facts.listeners
-    assert preflight.HostRoute(inside, foreign, None, 3, "unicast", None) in facts.routes  # proto boot: `ip route add`
+    assert checks.Listener("tcp", "127.0.0.1", tcp_port) in facts.listeners
+    assert checks.Listener("udp", "127.0.0.1", udp_port) in facts.listeners
+    assert checks.HostRoute(inside, foreign, None, 3, "unicast", None) in facts.routes  # proto boot: `ip route add`
 
-    warnings = preflight.check(topology, facts)
+    warnings = checks.check(topology, facts)
     drops = [w for w in _by_code(warnings, "forward-policy-drop") if f"nft chain ip {table} fwd" in w.message]
     assert len(drops) == 1 and f"bridge {p}br" in drops[0].message and "port forwards" in drops[0].message
     ports = _by_code(warnings, "host-port-in-use")
@@ -122,24 +122,24 @@ def test_the_bridges_own_route_is_not_an_overlap_once_applied(lab):
     rc, out, err = lab.nsnet("apply", path)
     assert rc == 0, out + err
     topology = load_file(path)
-    facts = preflight.gather(topology)
+    facts = hostfacts.gather(topology)
     own = [r for r in facts.routes if r.device == f"{p}br"]
-    assert own == [preflight.HostRoute(lab.subnet, f"{p}br", p, preflight.PROTO_KERNEL, "unicast", None)]
-    overlaps = _by_code(preflight.check(topology, facts), "subnet-overlaps-route")
+    assert own == [checks.HostRoute(lab.subnet, f"{p}br", p, checks.PROTO_KERNEL, "unicast", None)]
+    overlaps = _by_code(checks.check(topology, facts), "subnet-overlaps-route")
     assert len(overlaps) == 1 and f"dev {foreign}" in overlaps[0].message
 
 
 IN_PRIVATE_NETNS = r"""
 import json, subprocess, sys
 from netplan_lite.model import loader
-from netplan_lite.kernel import preflight
+from netplan_lite.kernel.preflight import checks, hostfacts
 for cmd in json.loads(sys.argv[1]):
     subprocess.run(cmd, check=True, capture_output=True)
 topology = loader.load_file(sys.argv[2])
-facts = preflight.gather(topology)
+facts = hostfacts.gather(topology)
 print(json.dumps({
     "chains": [[c.family, c.table, c.chain, c.policy, sorted(c.accepts_in), sorted(c.accepts_out)] for c in facts.forward_chains],
-    "warnings": [w.line() for w in preflight.check(topology, facts)],
+    "warnings": [w.line() for w in checks.check(topology, facts)],
 }))
 """
 
@@ -165,7 +165,7 @@ def test_legacy_iptables_forward_drop_is_read_without_nft(lab):
         ["iptables-legacy", "-A", "INPUT", "-i", bridge, "-j", "ACCEPT"],  # input: does not count
         ["iptables-legacy", "-A", "FORWARD", "-i", "docker0", "-o", "docker0", "-j", "ACCEPT"],
     ])
-    assert [preflight.LEGACY, "filter", "FORWARD", "drop", ["docker0"], ["docker0"]] in found["chains"]
+    assert [checks.LEGACY, "filter", "FORWARD", "drop", ["docker0"], ["docker0"]] in found["chains"]
     assert any(f"iptables-legacy chain filter FORWARD (hook forward) has policy drop and no rule there accepts bridge {bridge}" in w
                for w in found["warnings"]), found["warnings"]
 

@@ -6,6 +6,7 @@ Nothing here touches the kernel.
 from __future__ import annotations
 
 import contextlib
+import struct
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,7 +17,10 @@ from netplan_lite.engine import reconcile
 from netplan_lite.errors import TopologyError
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.model.topology import Topology
-from netplan_lite.kernel.netlink import Address, Link, RouteEntry, Snapshot
+from netplan_lite.kernel.netlink import Snapshot
+from netplan_lite.kernel.rtnl.address import AddrMsg
+from netplan_lite.kernel.rtnl.link import LinkMsg
+from netplan_lite.kernel.rtnl.route import RouteMsg
 from netplan_lite.engine.observation import Observation
 from netplan_lite.engine.plan import Plan
 from netplan_lite.resources.ids import Kind, ResourceId
@@ -148,20 +152,36 @@ def ops(plan: Plan) -> list[tuple[str, str]]:
 
 
 def link(index: int, name: str, kind: str | None = None, alias: str | None = None, master: int | None = None,
-         peer: int | None = None, mtu: int = 1500, up: bool = True, mac: str | None = None, **extra: Any) -> Link:
-    return Link(index, name, kind, alias, master, peer, mtu, up, mac, **extra)
+         peer: int | None = None, mtu: int = 1500, up: bool = True, mac: str | None = None, **extra: Any) -> LinkMsg:
+    return LinkMsg(index, name, kind, alias, master, peer, mtu, up, mac, **extra)
 
 
-def address(index: int, cidr: str, proto: int = 0) -> Address:
-    return Address(index, cidr, proto)
+def address(index: int, cidr: str, proto: int = 0) -> AddrMsg:
+    return AddrMsg(index, cidr, proto)
 
 
-def route_entry(to: str, via: str, proto: int = 225) -> RouteEntry:
-    return RouteEntry(to, via, proto)
+def route_entry(to: str, via: str, proto: int = 225) -> RouteMsg:
+    return RouteMsg(to, via, proto)
 
 
-def snapshot(*links: Link, addresses: tuple[Address, ...] = (), routes: tuple[RouteEntry, ...] = ()) -> Snapshot:
+def snapshot(*links: LinkMsg, addresses: tuple[AddrMsg, ...] = (), routes: tuple[RouteMsg, ...] = ()) -> Snapshot:
     return Snapshot(tuple(links), tuple(addresses), tuple(routes))
+
+
+# netlink messages (the codec tests cross-check them against pyroute2)
+
+NLMSG_HEADER = 16  # struct nlmsghdr: a message body starts here
+
+
+def encoded(msg: Any) -> bytes:
+    """The bytes of a pyroute2 message object."""
+    msg.encode()
+    return bytes(msg.data)
+
+
+def nl_message(kind: int, body: bytes) -> bytes:
+    """One netlink message of type `kind` around `body`, as pyroute2's parsers take it."""
+    return struct.pack("=IHHII", NLMSG_HEADER + len(body), kind, 5, 1, 0) + body
 
 
 # kernel

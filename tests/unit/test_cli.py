@@ -17,7 +17,7 @@ from netplan_lite.cli import main as cli
 from netplan_lite.engine import journal, rundir
 from netplan_lite.errors import ExitCode
 from netplan_lite.engine.fake import FakeKernel
-from netplan_lite.kernel.preflight import HostFacts
+from netplan_lite.kernel.preflight.checks import HostFacts
 
 COMMANDS = ["validate", "plan", "apply", "destroy", "show", "ls", "graph", "init", "fmt", "exec", "completion", "agent"]
 BAD = "name: demo\nbridges:\n  br0: {subnet: 172.30.0.5/24, colour: red}\nnamespaces:\n  a:\n    interfaces:\n      eth0: {bridge: nope}\n"

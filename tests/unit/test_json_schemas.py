@@ -18,7 +18,8 @@ from referencing import Registry, Resource
 from netplan_lite.cli import main as cli
 from netplan_lite.engine import journal, rundir
 from netplan_lite.engine.fake import FakeKernel
-from netplan_lite.kernel.preflight import HostFacts, PreflightWarning
+from netplan_lite.engine.warnings import PreflightWarning
+from netplan_lite.kernel.preflight.checks import HostFacts
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 WARNING = PreflightWarning("host-port-in-use", "a socket listens on 127.0.0.1:8080", "stop it or pick another port")

@@ -1,19 +1,16 @@
-"""Pre-flight warnings: pure checks over plain host facts (no root, no kernel)."""
+"""Pre-flight warnings (kernel/preflight/checks.py): pure checks over plain host facts (no root, no kernel)."""
 
 from __future__ import annotations
 
-import ctypes
-import json
-import struct
-import subprocess
 from ipaddress import IPv4Network
 
 import pytest
 
-from netplan_lite.kernel import preflight
+from netplan_lite.kernel.preflight import checks
 from netplan_lite.engine.desired import allocate
 from netplan_lite.resources.nat import IP_FORWARD, desired_nat
-from netplan_lite.kernel.preflight import ForwardChain, HostFacts, HostRoute, Listener, PreflightWarning, check
+from netplan_lite.engine.warnings import PreflightWarning
+from netplan_lite.kernel.preflight.checks import ForwardChain, HostFacts, HostRoute, Listener, check
 
 from builders import doc, topology
 
@@ -90,7 +87,7 @@ def test_ip_forward_off_is_not_a_warning_when_nsnet_turns_it_on():
 def test_nsnet_enables_ip_forward_agrees_with_the_plan(build):
     t = build()
     _, sysctls = desired_nat(t, allocate(t, {}))
-    assert preflight.nsnet_enables_ip_forward(t) == any(s.key == IP_FORWARD for s in sysctls)
+    assert checks.nsnet_enables_ip_forward(t) == any(s.key == IP_FORWARD for s in sysctls)
 
 
 def test_ip_forward_off_is_silent_without_routing_between_bridges():
@@ -108,7 +105,7 @@ def test_a_route_through_a_router_namespace_needs_no_host_forwarding():
          "router": {"interfaces": {"eth0": {"bridge": "br-a", "address": "10.1.0.254"},
                                    "eth1": {"bridge": "br-b", "address": "10.2.0.254"}}, "routes": []},
          "b": {"interfaces": {"eth0": {"bridge": "br-b"}}, "routes": [{"to": "10.1.0.0/24", "via": "10.2.0.254"}]}}))
-    assert preflight.cross_bridge_routes(t) == []
+    assert checks.cross_bridge_routes(t) == []
     assert check(t, HostFacts(ip_forward=False)) == []
 
 
@@ -119,7 +116,7 @@ def test_a_more_specific_route_through_a_router_wins_over_the_default_route():
                "routes": [{"to": "default", "via": "10.1.0.1"}, {"to": "10.2.0.0/24", "via": "10.1.0.254"}]},
          "router": {"interfaces": {"eth0": {"bridge": "br-a", "address": "10.1.0.254"},
                                    "eth1": {"bridge": "br-b", "address": "10.2.0.254"}}, "routes": []}}))
-    assert preflight.cross_bridge_routes(t) == []
+    assert checks.cross_bridge_routes(t) == []
 
 
 def test_an_explicit_route_via_the_gateway_to_the_other_subnet_counts():
@@ -127,7 +124,7 @@ def test_an_explicit_route_via_the_gateway_to_the_other_subnet_counts():
         {"br-a": {"subnet": "10.1.0.0/24"}, "br-b": {"subnet": "10.2.0.0/24"}},
         {"a": {"interfaces": {"eth0": {"bridge": "br-a"}}, "routes": [{"to": "10.0.0.0/8", "via": "10.1.0.1"}]},
          "b": {"interfaces": {"eth0": {"bridge": "br-b"}}, "routes": [{"to": "10.3.0.0/16", "via": "10.2.0.1"}]}}))
-    assert preflight.cross_bridge_routes(t) == [("a", "br-a", "br-b")]  # b's route leads elsewhere
+    assert checks.cross_bridge_routes(t) == [("a", "br-a", "br-b")]  # b's route leads elsewhere
     assert "br-a -> br-b" in only(check(t, HostFacts(ip_forward=False)), "ip-forward-off").message
 
 
@@ -191,98 +188,9 @@ def test_bridge_family_forward_drop_blocks_frames_between_ports():
 
 
 def test_legacy_iptables_chain_is_named_as_such():
-    legacy = ForwardChain(preflight.LEGACY, "filter", "FORWARD", "drop")
+    legacy = ForwardChain(checks.LEGACY, "filter", "FORWARD", "drop")
     w = only(check(one_bridge(masquerade=True), HostFacts(forward_chains=(legacy,))), "forward-policy-drop")
     assert "iptables-legacy chain filter FORWARD" in w.message and "iptables-legacy -I FORWARD -i br0 -j ACCEPT" in w.hint
-
-
-def _match(key: str, right, op: str = "==") -> dict:
-    return {"match": {"op": op, "left": {"meta": {"key": key}}, "right": right}}
-
-
-def test_parse_ruleset_finds_forward_base_chains_and_accepted_interfaces():
-    ruleset = {"nftables": [
-        {"metainfo": {"version": "1.0.6"}},
-        {"table": {"family": "ip", "name": "filter", "handle": 1}},
-        {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "handle": 1, "type": "filter",
-                   "hook": "forward", "prio": 0, "policy": "drop"}},
-        {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 2, "type": "filter",
-                   "hook": "input", "prio": 0, "policy": "accept"}},
-        {"chain": {"family": "ip", "table": "filter", "name": "DOCKER-USER", "handle": 3}},
-        {"chain": {"family": "ip", "table": "nat", "name": "PREROUTING", "handle": 1, "type": "nat",
-                   "hook": "prerouting", "prio": -100, "policy": "accept"}},
-        {"chain": {"family": "ip6", "table": "filter6", "name": "FORWARD", "handle": 1, "type": "filter",
-                   "hook": "forward", "prio": 0, "policy": "drop"}},
-        {"chain": {"family": "inet", "table": "fw", "name": "fwd", "handle": 1, "type": "filter",
-                   "hook": "forward", "prio": 0, "policy": "accept"}},
-        {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD",
-                  "expr": [_match("iifname", "docker0"), _match("oifname", "docker0", "!="), {"counter": None}, {"accept": None}]}},
-        {"rule": {"family": "ip", "table": "filter", "chain": "DOCKER-USER",
-                  "expr": [_match("oifname", {"set": ["br-x", "br-y*"]}), {"accept": None}]}},
-        {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "expr": [_match("iifname", "jumped"), {"jump": {"target": "X"}}]}},
-        {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "expr": [_match("iifname", "inputonly"), {"accept": None}]}},
-    ]}
-    chains = preflight.parse_ruleset(ruleset)
-    assert chains == [
-        ForwardChain("inet", "fw", "fwd", "accept"),
-        ForwardChain("ip", "filter", "FORWARD", "drop", frozenset({"docker0"}), frozenset({"br-x", "br-y*"})),
-    ]
-
-
-def test_nft_rules_are_listed_only_for_tables_with_a_dropping_forward_chain(monkeypatch):
-    chains = {"nftables": [
-        {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter", "hook": "forward", "policy": "drop"}},
-        {"chain": {"family": "inet", "table": "open", "name": "fwd", "type": "filter", "hook": "forward", "policy": "accept"}},
-        {"chain": {"family": "ip", "table": "nsnet-demo", "name": "guard", "type": "filter", "hook": "prerouting", "policy": "accept"}},
-    ]}
-    table = {"nftables": [
-        {"table": {"family": "ip", "name": "filter"}},
-        {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter", "hook": "forward", "policy": "drop"}},
-        {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "expr": [_match("iifname", "br0"), {"accept": None}]}},
-    ]}
-    calls = []
-
-    def nft(args, stdin=None):
-        calls.append(args)
-        doc = chains if args == ["-j", "list", "chains"] else table
-        return subprocess.CompletedProcess(args, 0, json.dumps(doc), "")
-
-    monkeypatch.setattr(preflight.shutil, "which", lambda name: "/usr/sbin/nft")
-    monkeypatch.setattr(preflight.nftables, "_nft", nft)
-    assert preflight.read_nft_forward_chains() == [
-        ForwardChain("inet", "open", "fwd", "accept"),
-        ForwardChain("ip", "filter", "FORWARD", "drop", frozenset({"br0"})),
-    ]
-    assert calls == [["-j", "list", "chains"], ["-j", "list", "table", "ip", "filter"]]
-
-
-def _ipt_entry(verdict: int, iniface: bytes = b"", outiface: bytes = b"", invflags: int = 0) -> bytes:
-    """One legacy iptables entry with a standard target (as IPT_SO_GET_ENTRIES returns it)."""
-    entry = preflight._IptEntry()
-    entry.ip.iniface, entry.ip.outiface, entry.ip.invflags = iniface, outiface, invflags
-    target = struct.pack("=H29sB", 40, b"", 0) + struct.pack("=i", verdict) + b"\0" * 4  # XT_ALIGN(36) == 40
-    entry.target_offset = ctypes.sizeof(entry)
-    entry.next_offset = ctypes.sizeof(entry) + len(target)
-    return bytes(entry) + target
-
-
-def test_parse_ipt_entries_reads_the_forward_policy_and_accepted_interfaces():
-    ACCEPT, DROP = -2, -1
-    entries = [
-        _ipt_entry(ACCEPT, iniface=b"inputonly"),  # INPUT rule
-        _ipt_entry(ACCEPT),  # INPUT policy
-        _ipt_entry(ACCEPT, iniface=b"docker0", outiface=b"docker0"),  # FORWARD rules
-        _ipt_entry(ACCEPT, iniface=b"br-+"),
-        _ipt_entry(ACCEPT, iniface=b"notme", invflags=preflight.IPT_INV_VIA_IN),
-        _ipt_entry(DROP),  # FORWARD policy
-        _ipt_entry(ACCEPT),  # OUTPUT policy
-    ]
-    offsets = [sum(len(e) for e in entries[:i]) for i in range(len(entries))]
-    hooks = 0b1110  # INPUT, FORWARD, OUTPUT
-    hook_entry = [0, offsets[0], offsets[2], offsets[6], 0]
-    underflow = [0, offsets[1], offsets[5], offsets[6], 0]
-    chain = preflight.parse_ipt_entries(b"".join(entries), hook_entry, underflow, hooks)
-    assert chain == ForwardChain(preflight.LEGACY, "filter", "FORWARD", "drop", frozenset({"docker0", "br-*"}), frozenset({"docker0"}))
 
 
 # host-port-in-use
@@ -338,39 +246,6 @@ def test_several_listeners_on_a_port_give_one_warning():
     assert "0.0.0.0:8080 and [::]:8080" in w.message
 
 
-TCP = """\
-  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1522 1 0 100 0 0 10 0
-   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1523 1 0 100 0 0 10 0
-   2: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1524 1 0 100 0 0 10 0
-"""
-TCP6 = """\
-  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when
-   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000
-   1: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000
-   2: 0000000000000000FFFF00000100007F:1F91 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000
-"""
-UDP = """\
-   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
-  10: 3500007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 99 2 0 0
-  11: 0100007F:0035 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 98 2 0 0
-"""
-
-
-@pytest.mark.skipif(struct.pack("=I", 1)[0] != 1, reason="the sample /proc lines are little-endian")
-def test_read_listeners_parses_proc_net_tables(tmp_path):
-    for name, text in {"tcp": TCP, "tcp6": TCP6, "udp": UDP}.items():
-        (tmp_path / name).write_text(text)
-    found = preflight.read_listeners({("tcp", 8080), ("tcp", 8081), ("udp", 53)}, proc_net=str(tmp_path), diag=False)
-    assert found == [
-        Listener("tcp", "127.0.0.1", 8080), Listener("tcp", "::", 8080), Listener("tcp", "::1", 8080),
-        Listener("tcp", "::ffff:127.0.0.1", 8081),
-        Listener("udp", "127.0.0.53", 53),  # the connected socket on 127.0.0.1:53 is not a server
-    ]
-    assert preflight.read_listeners(set(), proc_net=str(tmp_path), diag=False) == []
-    assert preflight.read_listeners({("tcp", 22)}, proc_net=str(tmp_path / "missing"), diag=False) == []
-
-
 # subnet-overlaps-route
 
 
@@ -412,11 +287,11 @@ def test_routes_elsewhere_do_not_overlap():
 
 
 def test_the_bridges_own_routes_are_ignored_but_another_topologys_bridge_is_not():
-    own = route("10.1.0.0/24", "br0", owner="demo", proto=preflight.PROTO_KERNEL)
+    own = route("10.1.0.0/24", "br0", owner="demo", proto=checks.PROTO_KERNEL)
     assert routes_check(own) == []
     assert routes_check(route("10.1.0.0/25", "br0", owner="demo", proto=225)) == []
     assert routes_check(route("10.1.0.128/25", "br0", owner="demo", proto=4)) == []  # by hand, but to the bridge itself
-    other = only(routes_check(route("10.1.0.0/24", "br9", owner="other", proto=preflight.PROTO_KERNEL)), "subnet-overlaps-route")
+    other = only(routes_check(route("10.1.0.0/24", "br9", owner="other", proto=checks.PROTO_KERNEL)), "subnet-overlaps-route")
     assert "dev br9 (a bridge of nsnet topology other)" in other.message
     unlabelled = only(routes_check(route("10.1.0.0/24", "br0", owner=None)), "subnet-overlaps-route")
     assert "dev br0" in unlabelled.message  # a foreign br0: plan refuses it too
@@ -431,21 +306,3 @@ def test_warnings_come_in_a_stable_order():
     t = two_bridges()
     assert codes(check(t, facts))[0] == "ip-forward-off"
     assert check(t, facts) == check(t, facts)
-
-
-# gather: best effort
-
-
-def test_gather_never_raises_and_skips_what_it_cannot_read(monkeypatch):
-    def broken(*_args, **_kwargs):
-        raise OSError(13, "Permission denied")
-
-    monkeypatch.setattr(preflight.hostsysctl, "read", broken)
-    monkeypatch.setattr(preflight, "BRIDGE_NF_CALL_IPTABLES", "/nonexistent/bridge-nf-call-iptables")
-    monkeypatch.setattr(preflight.shutil, "which", lambda _name: None)
-    monkeypatch.setattr(preflight, "read_legacy_forward", broken)
-    monkeypatch.setattr(preflight, "read_listeners", broken)
-    monkeypatch.setattr(preflight.rtnl, "RtnlSocket", broken)
-    facts = preflight.gather(forward())
-    assert facts == HostFacts(bridge_nf_call_iptables=False)
-    assert check(forward(), facts) == []
