@@ -30,6 +30,7 @@ from ..kernel.fanout import fan_out
 from ..kernel.netlink import Snapshot, read_snapshot
 from ..kernel.observe import Prefetched
 from ..kernel.rtnl.listener import ChangeListener
+from ..kernel.readers import announcing_groups
 from ..kernel.rtnl.nsid import nsid_of
 from ..kernel.rtnl.socket import RtnlSocket
 
@@ -63,7 +64,8 @@ def _read(name: str, inode: int, nsid: int) -> Cached | None:
 
 class SnapshotCache:
     def __init__(self) -> None:
-        self.listener = ChangeListener()  # first: nothing read below can miss a change
+        # first: nothing read below can miss a change; exactly the groups the kinds' readers declare
+        self.listener = ChangeListener(announcing_groups())
         self.host_sock = RtnlSocket()
         self.host: Snapshot | None = None
         self.namespaces: dict[str, Cached] = {}

@@ -70,3 +70,24 @@ def test_plan_documents_name_every_kind():
 def test_creation_order_follows_the_edges_then_the_declaration():
     assert [k.value for k in KINDS] == ["bridge", "namespace", "interface", "route", "namespace_sysctl", "nft_table",
                                       "sysctl"]
+
+
+def test_the_agent_listens_to_exactly_the_groups_the_readers_declare(monkeypatch):
+    from netplan_lite.agent import cache
+    from netplan_lite.kernel.readers import announcing_groups
+    from netplan_lite.kernel.rtnl.address import RTMGRP_IPV4_IFADDR
+    from netplan_lite.kernel.rtnl.link import RTMGRP_LINK
+    from netplan_lite.kernel.rtnl.route import RTMGRP_IPV4_ROUTE
+
+    assert announcing_groups() == RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE  # what a Snapshot holds
+    subscribed = []
+
+    class Recorder:
+        def __init__(self, groups: int):
+            subscribed.append(groups)
+            raise RuntimeError("recorded")
+
+    monkeypatch.setattr(cache, "ChangeListener", Recorder)
+    with pytest.raises(RuntimeError, match="recorded"):
+        cache.SnapshotCache()
+    assert subscribed == [announcing_groups()]

@@ -6,10 +6,7 @@ import errno
 import socket
 import struct
 
-from .address import RTMGRP_IPV4_IFADDR
-from .link import RTMGRP_LINK
 from .nsid import RTM_DELNSID, RTM_NEWNSID, RTMGRP_NSID, decode_nsid
-from .route import RTMGRP_IPV4_ROUTE
 from .socket import SOL_NETLINK, NetlinkError, messages
 
 NETLINK_LISTEN_ALL_NSID = 8
@@ -22,14 +19,15 @@ class ChangeListener:
     namespace's id is taken back when it dies, before its inode number can be reused): one
     socket, which, unlike a socket opened inside each namespace, keeps none of them alive."""
 
-    def __init__(self, buffer_bytes: int = 32 << 20) -> None:
+    def __init__(self, groups: int, buffer_bytes: int = 32 << 20) -> None:
+        """`groups`: the RTMGRP_* bits of what the caller caches (the id announcements come too)."""
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
                                   socket.NETLINK_ROUTE)
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)
         except PermissionError:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
-        self.sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_NSID))
+        self.sock.bind((0, groups | RTMGRP_NSID))
         self.sock.setsockopt(SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, 1)
 
     def fileno(self) -> int:
