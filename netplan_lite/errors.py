@@ -99,8 +99,7 @@ class TopologyError(NsnetError):
         return [str(p) for p in self.problems]
 
     def problem_docs(self) -> list[dict[str, Any]]:
-        return [{"file": p.file, "line": p.line, "column": p.column, "key": p.path or None, "message": _printable(p.message)}
-                for p in self.problems]
+        return [{"file": p.file, "line": p.line, "column": p.column, "key": p.path or None, "message": _printable(p.message)} for p in self.problems]
 
 
 class ConflictError(NsnetError):

@@ -21,5 +21,5 @@ def label(topology: str) -> str:
 def owner_of(alias: str | None) -> str | None:
     """The topology named by a link alias, or None if nsnet did not make it."""
     if alias and alias.startswith(LABEL_PREFIX):
-        return alias[len(LABEL_PREFIX):]
+        return alias[len(LABEL_PREFIX) :]
     return None

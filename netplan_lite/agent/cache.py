@@ -110,13 +110,11 @@ class SnapshotCache:
         stale = {name for name, c in self.namespaces.items() if c.nsid in self.stale_ids}
         self.stale_ids.clear()
         inodes = self._inodes()
-        self.namespaces = {name: c for name, c in self.namespaces.items()
-                           if name not in stale and inodes.get(name) == c.inode}
+        self.namespaces = {name: c for name, c in self.namespaces.items() if name not in stale and inodes.get(name) == c.inode}
         self._read_new(inodes)
         if self.host is None:
             self.host = read_snapshot(self.host_sock)
-        return Prefetched(self.host, {name: c.snapshot for name, c in self.namespaces.items()},
-                          {name: c.nsid for name, c in self.namespaces.items()})
+        return Prefetched(self.host, {name: c.snapshot for name, c in self.namespaces.items()}, {name: c.nsid for name, c in self.namespaces.items()})
 
     def _inodes(self) -> dict[str, int]:
         found = {}

@@ -42,8 +42,7 @@ def code_fingerprint() -> str:
 
 def _code_files() -> list[str]:
     """The .py files of the package and its subpackages, and the JSON Schemas it ships."""
-    found = [os.path.join(PACKAGE_DIR, "schemas", name) for name in os.listdir(os.path.join(PACKAGE_DIR, "schemas"))
-             if name.endswith(".json")]
+    found = [os.path.join(PACKAGE_DIR, "schemas", name) for name in os.listdir(os.path.join(PACKAGE_DIR, "schemas")) if name.endswith(".json")]
     for folder, subfolders, files in os.walk(PACKAGE_DIR):
         subfolders[:] = [d for d in subfolders if os.path.exists(os.path.join(folder, d, "__init__.py"))]
         found += [os.path.join(folder, name) for name in files if name.endswith(".py")]
@@ -87,8 +86,7 @@ def run(argv: Sequence[str]) -> int | None:
     with sock:
         if peer_uid(sock) != os.geteuid():
             return None  # not an agent of this user's: never hand it our files
-        request = {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask(),
-                   "fingerprint": code_fingerprint()}
+        request = {"argv": list(argv), "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask(), "fingerprint": code_fingerprint()}
         socket.send_fds(sock, [json.dumps(request).encode() + b"\n"], _standard_fds())
         replies = sock.makefile("rb")
         started = json.loads(replies.readline() or b'{"refused": "the agent closed the connection"}')

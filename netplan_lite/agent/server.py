@@ -84,8 +84,7 @@ def serve(run: Callable[[Sequence[str]], int]) -> int:
                 os.read(wakeup, 4096)
             _reap(running)
             if server in ready:
-                _accept(server, cache, [server, cache.listener.sock, cache.host_sock.sock, wakeup], fingerprint, running,
-                        run)
+                _accept(server, cache, [server, cache.listener.sock, cache.host_sock.sock, wakeup], fingerprint, running, run)
         server.close()  # no new commands; the running ones finish, a second signal stops them
         _finish(running, wakeup, stop)
         cache.close()
@@ -161,8 +160,14 @@ def _wakeup_on_signals() -> Iterator[tuple[int, list[str]]]:
         os.close(write_end)
 
 
-def _accept(server: socket.socket, cache: SnapshotCache, agent_files: list[socket.socket | int], fingerprint: str,
-            running: dict[int, Running], run: Callable[[Sequence[str]], int]) -> None:
+def _accept(
+    server: socket.socket,
+    cache: SnapshotCache,
+    agent_files: list[socket.socket | int],
+    fingerprint: str,
+    running: dict[int, Running],
+    run: Callable[[Sequence[str]], int],
+) -> None:
     conn, _ = server.accept()
     try:
         request, fds = _receive(conn)
@@ -213,8 +218,12 @@ def _asker(server: socket.socket, generation: int) -> Callable[[], list[int | No
 
 
 def _is_changes_query(request: Any) -> bool:
-    return isinstance(request, dict) and request.keys() == {"query", "since"} \
-        and request["query"] == agentclient.CHANGES_QUERY and isinstance(request["since"], int)
+    return (
+        isinstance(request, dict)
+        and request.keys() == {"query", "since"}
+        and request["query"] == agentclient.CHANGES_QUERY
+        and isinstance(request["since"], int)
+    )
 
 
 def _load_named_topologies(request: dict[str, Any]) -> None:
@@ -278,8 +287,13 @@ def _reap(running: dict[int, Running]) -> None:
             _log(f"{' '.join(job.argv)}: exit {code} in {time.monotonic() - job.started:.2f} s")
 
 
-def _run_child(run: Callable[[Sequence[str]], int], request: dict[str, Any], fds: list[int],
-               prefetched: observe.Prefetched, agent_files: list[socket.socket | int]) -> None:
+def _run_child(
+    run: Callable[[Sequence[str]], int],
+    request: dict[str, Any],
+    fds: list[int],
+    prefetched: observe.Prefetched,
+    agent_files: list[socket.socket | int],
+) -> None:
     """In the forked child: become the client's `nsnet` process, run the command, exit."""
     code = 1
     try:

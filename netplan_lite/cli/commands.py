@@ -45,13 +45,14 @@ def _load(path: str) -> tuple[Any, bytes]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     topology, _ = _load(args.file)
-    counts = {"bridges": len(topology.bridges), "namespaces": len(topology.namespaces),
-              "port_forwards": len(topology.port_forwards)}
+    counts = {"bridges": len(topology.bridges), "namespaces": len(topology.namespaces), "port_forwards": len(topology.port_forwards)}
     if args.json:
         print_json({"format_version": 1, "file": args.file, "valid": True, "topology": topology.name, "counts": counts})
     else:
-        print(f"{args.file}: valid topology {topology.name!r} ({counts['bridges']} bridges, "
-              f"{counts['namespaces']} namespaces, {counts['port_forwards']} port forwards)")
+        print(
+            f"{args.file}: valid topology {topology.name!r} ({counts['bridges']} bridges, "
+            f"{counts['namespaces']} namespaces, {counts['port_forwards']} port forwards)"
+        )
     return ExitCode.OK
 
 

@@ -154,8 +154,8 @@ def _bash(global_options: list[Option], cmds: list[Command]) -> str:
     branches = []
     for c in cmds:
         value_branches = "\n".join(
-            f"                {'|'.join(o.strings)}) {_bash_reply(o.value)}; return 0 ;;"
-            for o in c.options if o.takes_value and o.strings)
+            f"                {'|'.join(o.strings)}) {_bash_reply(o.value)}; return 0 ;;" for o in c.options if o.takes_value and o.strings
+        )
         positional = []
         for i, arg in enumerate(c.positionals):
             last = i == len(c.positionals) - 1 and c.repeat_last
@@ -378,8 +378,7 @@ def _fish_value(arg: Arg) -> str:
 
 def _fish(global_options: list[Option], cmds: list[Command]) -> str:
     value_pairs = " ".join(_fish_quote(f"{c.name} {s}") for c in cmds for s in _value_options(c))
-    rest = "\n".join(f"                    case {c.name}\n                        set rest_at {c.rest_at}"
-                     for c in cmds if c.rest_at is not None)
+    rest = "\n".join(f"                    case {c.name}\n                        set rest_at {c.rest_at}" for c in cmds if c.rest_at is not None)
     lines = []
     for option in global_options:
         flags = " ".join(f"-s {s[1:]}" if len(s) == 2 else f"-l {s[2:]}" for s in option.strings)

@@ -14,7 +14,23 @@ import traceback
 from typing import Callable, NoReturn, Sequence
 
 from .. import __version__
-from .commands import (DEFAULT_FILE, cmd_agent, cmd_apply, cmd_completion, cmd_destroy, cmd_exec, cmd_fmt, cmd_graph, cmd_init, cmd_ls, cmd_plan, cmd_show, cmd_validate, default_file, print_json)
+from .commands import (
+    DEFAULT_FILE,
+    cmd_agent,
+    cmd_apply,
+    cmd_completion,
+    cmd_destroy,
+    cmd_exec,
+    cmd_fmt,
+    cmd_graph,
+    cmd_init,
+    cmd_ls,
+    cmd_plan,
+    cmd_show,
+    cmd_validate,
+    default_file,
+    print_json,
+)
 from ..errors import ExitCode, InternalError, NsnetError
 
 EXIT_CODES = """exit codes:
@@ -39,15 +55,14 @@ open a new shell afterwards."""
 
 
 def _add_file(parser: argparse.ArgumentParser, what: str = "topology file") -> None:
-    parser.add_argument("file", nargs="?", default=default_file(),
-                        help=f"{what} (default: $NSNET_FILE or ./{DEFAULT_FILE})")
+    parser.add_argument("file", nargs="?", default=default_file(), help=f"{what} (default: $NSNET_FILE or ./{DEFAULT_FILE})")
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-rollback", action="store_true",
-                        help="on failure keep the partial progress instead of undoing this run's actions")
-    parser.add_argument("--lock-timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="wait this long for another run on the same topology (default 30)")
+    parser.add_argument("--no-rollback", action="store_true", help="on failure keep the partial progress instead of undoing this run's actions")
+    parser.add_argument(
+        "--lock-timeout", type=float, default=30.0, metavar="SECONDS", help="wait this long for another run on the same topology (default 30)"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,35 +80,47 @@ def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> N
     p.add_argument("--name", default="lab", help="topology name (default: lab); labels everything it creates")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     p = command("fmt", cmd_fmt, "Rewrite topology files in canonical form, keeping comments and meaning.", reports=False)
-    p.add_argument("files", nargs="*", metavar="FILE",
-                   help=f"topology files, - for stdin to stdout (default: $NSNET_FILE or ./{DEFAULT_FILE})")
+    p.add_argument("files", nargs="*", metavar="FILE", help=f"topology files, - for stdin to stdout (default: $NSNET_FILE or ./{DEFAULT_FILE})")
     p.add_argument("--check", action="store_true", help="write nothing; print a diff and exit 1 if a file is not canonical")
     p.add_argument("--diff", action="store_true", help="write nothing; print the diff fmt would apply")
-    p.epilog = ("canonical form: name, bridges, namespaces, port_forwards, schema key order inside objects, your\n"
-                "order of bridges, namespaces and interfaces; two-space block style, one flow line per bridge,\n"
-                "interface, route or port forward ({bridge: br0, address: 10.0.0.2}); comments kept.\n\n" + EXIT_CODES)
+    p.epilog = (
+        "canonical form: name, bridges, namespaces, port_forwards, schema key order inside objects, your\n"
+        "order of bridges, namespaces and interfaces; two-space block style, one flow line per bridge,\n"
+        "interface, route or port forward ({bridge: br0, address: 10.0.0.2}); comments kept.\n\n" + EXIT_CODES
+    )
     p = command("exec", cmd_exec, "Run a command inside one of the topology's namespaces (like `ip netns exec`).", reports=False)
-    p.add_argument("-f", "--file", default=default_file(), metavar="FILE",
-                   help=f"topology file (default: $NSNET_FILE or ./{DEFAULT_FILE})")
+    p.add_argument("-f", "--file", default=default_file(), metavar="FILE", help=f"topology file (default: $NSNET_FILE or ./{DEFAULT_FILE})")
     p.add_argument("namespace", help="a namespace declared in the topology and applied on this host")
-    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG ...]",
-                   help="the command and its arguments, run directly (no shell); its exit code is nsnet's")
+    p.add_argument(
+        "argv",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND [ARG ...]",
+        help="the command and its arguments, run directly (no shell); its exit code is nsnet's",
+    )
     p.usage = "nsnet exec [-h] [-f FILE] NAMESPACE -- COMMAND [ARG ...]"
-    p.epilog = ("Like `ip netns exec`: enters the network namespace, remounts /sys for it and binds\n"
-                "/etc/netns/NAMESPACE/* over /etc, then executes the command (no new PID/user namespace,\n"
-                "same user and environment). Refuses namespaces not declared, not applied yet, or\n"
-                "labelled for another topology. Options go before NAMESPACE.\n\n" + EXIT_CODES)
+    p.epilog = (
+        "Like `ip netns exec`: enters the network namespace, remounts /sys for it and binds\n"
+        "/etc/netns/NAMESPACE/* over /etc, then executes the command (no new PID/user namespace,\n"
+        "same user and environment). Refuses namespaces not declared, not applied yet, or\n"
+        "labelled for another topology. Options go before NAMESPACE.\n\n" + EXIT_CODES
+    )
     p = command("completion", _completion, "Print a shell completion script (bash, zsh or fish).", reports=False)
     p.add_argument("shell", nargs="?", choices=SHELLS, help="the shell to complete for")
     p.add_argument("--list-namespaces", metavar="FILE", help=argparse.SUPPRESS)
     p.epilog = COMPLETION_INSTALL + "\n\n" + EXIT_CODES
-    p = command("agent", _agent, "Serve nsnet commands from one resident process that keeps the kernel's state "
-                "current (optional: faster commands on big labs).", reports=False)
-    p.epilog = ("While it runs, `nsnet` hands every command to it: the agent has nsnet imported and reads again only\n"
-                "the namespaces the kernel announced changes in, then runs the command in a child process with your\n"
-                "files, directory and environment; output and exit codes are the same. Socket: /run/nsnet/agent.sock\n"
-                "(NSNET_AGENT_SOCKET); NSNET_AGENT=off runs a command without it. Stop it with Ctrl-C or SIGTERM:\n"
-                "running commands finish first.\n\n" + EXIT_CODES)
+    p = command(
+        "agent",
+        _agent,
+        "Serve nsnet commands from one resident process that keeps the kernel's state current (optional: faster commands on big labs).",
+        reports=False,
+    )
+    p.epilog = (
+        "While it runs, `nsnet` hands every command to it: the agent has nsnet imported and reads again only\n"
+        "the namespaces the kernel announced changes in, then runs the command in a child process with your\n"
+        "files, directory and environment; output and exit codes are the same. Socket: /run/nsnet/agent.sock\n"
+        "(NSNET_AGENT_SOCKET); NSNET_AGENT=off runs a command without it. Stop it with Ctrl-C or SIGTERM:\n"
+        "running commands finish first.\n\n" + EXIT_CODES
+    )
 
 
 def _completion(args: argparse.Namespace) -> int:
@@ -105,9 +132,12 @@ def _agent(args: argparse.Namespace) -> int:
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", action="append", metavar="NAMESPACE",
-                   help="read and change only this namespace and the host objects it needs (repeatable); "
-                        "the plan says it is partial")
+    p.add_argument(
+        "--target",
+        action="append",
+        metavar="NAMESPACE",
+        help="read and change only this namespace and the host objects it needs (repeatable); the plan says it is partial",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,8 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, func: Callable, help: str, reports: bool = True) -> argparse.ArgumentParser:
         """A subcommand; one that `reports` on a topology also takes --json and --no-color."""
-        p = sub.add_parser(name, help=help, description=help, epilog=EXIT_CODES,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(name, help=help, description=help, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(func=func)
         if reports:
             p.add_argument("--json", action="store_true", help="print machine-readable JSON (schemas/ describes it)")

@@ -33,6 +33,7 @@ class Kernel(Protocol):
 
     def observe(self, scope: Scope = EVERYTHING) -> Observation:
         """Owned state: every namespace's, or those of the scope (and the host, whole or in part)."""
+
     def create(self, resource: Resource) -> str | None: ...
     def update(self, before: Resource, after: Resource, fields: tuple[FieldChange, ...]) -> str | None: ...
     def delete(self, resource: Resource) -> str | None: ...
@@ -137,8 +138,9 @@ def _created_nothing(err: ActionFailed) -> bool:
     return err.action.op is Op.CREATE and getattr(err.cause, "errno", getattr(err.cause, "code", None)) == errno.EEXIST
 
 
-def execute(plan: Plan, kernel: Kernel, listener: ActionListener | None = None, journal: Journal | None = None,
-            stop: Callable[[], str | None] = lambda: None) -> Outcome:
+def execute(
+    plan: Plan, kernel: Kernel, listener: ActionListener | None = None, journal: Journal | None = None, stop: Callable[[], str | None] = lambda: None
+) -> Outcome:
     """Run every action in order, journalled; stop at the first failure or at a stop request."""
     outcome = Outcome()
     for action in plan.actions:
@@ -170,8 +172,11 @@ def rollback(kernel: Kernel, outcome: Outcome, journal: Journal | None = None) -
     """Undo, newest first, the actions of `outcome` (and the one that failed, best effort)."""
     undo = [r.action for r in outcome.results]
     failure = outcome.failure
-    if isinstance(failure, (ActionFailed, ActionBug)) and failure.action.op is Op.CREATE and not (
-            isinstance(failure, ActionFailed) and _created_nothing(failure)):
+    if (
+        isinstance(failure, (ActionFailed, ActionBug))
+        and failure.action.op is Op.CREATE
+        and not (isinstance(failure, ActionFailed) and _created_nothing(failure))
+    ):
         _undo_partial_create(kernel, failure.action)
     for action in reversed(undo):
         back = inverse(action)

@@ -21,8 +21,9 @@ from ..resources.state import State, state_of
 from ..resources.sysctl import SysctlState
 
 
-def allocate(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface],
-             reserved: frozenset[IPv4Address] = frozenset()) -> dict[InterfaceKey, IPv4Interface]:
+def allocate(
+    topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface], reserved: frozenset[IPv4Address] = frozenset()
+) -> dict[InterfaceKey, IPv4Interface]:
     """The address of every addressed interface; `kept` are nsnet's earlier assignments,
     `reserved` addresses held by interfaces out of the plan's scope (never given out)."""
     result: dict[InterfaceKey, IPv4Interface] = {}
@@ -35,8 +36,9 @@ def allocate(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface],
     return result
 
 
-def _allocate_bridge(topology: Topology, bridge: Bridge, kept: Mapping[InterfaceKey, IPv4Interface],
-                     reserved: frozenset[IPv4Address]) -> dict[InterfaceKey, IPv4Interface]:
+def _allocate_bridge(
+    topology: Topology, bridge: Bridge, kept: Mapping[InterfaceKey, IPv4Interface], reserved: frozenset[IPv4Address]
+) -> dict[InterfaceKey, IPv4Interface]:
     subnet = bridge.subnet
     if subnet is None:
         return {}
@@ -46,7 +48,13 @@ def _allocate_bridge(topology: Topology, bridge: Bridge, kept: Mapping[Interface
     result: dict[InterfaceKey, IPv4Interface] = {}
     for key in auto:
         previous = kept.get(key)
-        if previous is not None and previous.network == subnet and previous.ip not in used and previous.ip != subnet.broadcast_address and previous.ip != subnet.network_address:
+        if (
+            previous is not None
+            and previous.network == subnet
+            and previous.ip not in used
+            and previous.ip != subnet.broadcast_address
+            and previous.ip != subnet.network_address
+        ):
             result[key] = previous
             used.add(previous.ip)
     free = _free_hosts(subnet.hosts(), used)

@@ -58,11 +58,7 @@ class Change:
 def field_changes(before: Resource, after: Resource) -> tuple[FieldChange, ...]:
     """Fields where `after` (desired) asks for something `before` does not have."""
     old = attributes(before)
-    return tuple(
-        FieldChange(name, old[name], value)
-        for name, value in attributes(after).items()
-        if value is not None and old[name] != value
-    )
+    return tuple(FieldChange(name, old[name], value) for name, value in attributes(after).items() if value is not None and old[name] != value)
 
 
 def diff(desired: State, observed: State) -> list[Change]:

@@ -43,8 +43,9 @@ class FakeHandler:
 
 
 class FakeKernel:
-    def __init__(self, resources: Iterable[Resource] = (), foreign_links: dict[str, str] | None = None,
-                 foreign_namespaces: dict[str, str] | None = None):
+    def __init__(
+        self, resources: Iterable[Resource] = (), foreign_links: dict[str, str] | None = None, foreign_namespaces: dict[str, str] | None = None
+    ):
         self.resources: dict[ResourceId, Resource] = {r.id: r for r in resources}
         self.foreign_links = dict(foreign_links or {})
         self.foreign_namespaces = dict(foreign_namespaces or {})
@@ -54,8 +55,7 @@ class FakeKernel:
 
     def observe(self, scope: Scope = EVERYTHING) -> Observation:
         resources = {rid: r for rid, r in self.resources.items() if rid.home is None or rid in scope}
-        assigned = {key: IPv4Interface(a) for r in self.resources.values() for key, a in _addresses(r)
-                    if (key, a) in self.written}
+        assigned = {key: IPv4Interface(a) for r in self.resources.values() for key, a in _addresses(r) if (key, a) in self.written}
         return Observation(resources, self.foreign_links, self.foreign_namespaces, assigned)
 
     def _check_fail(self, rid: ResourceId) -> None:

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from ..resources.registry import KINDS, Resource
 from .rundir import topology_dir, topology_file
 
+
 def journal_path(topology: str) -> str:
     return topology_file(topology, "journal.jsonl")
 

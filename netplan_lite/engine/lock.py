@@ -79,8 +79,7 @@ def _acquire(fd: int, topology: str, timeout: float, deadline: float) -> None:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 raise LockTimeout(
-                    f"topology {topology!r} is locked by another nsnet run (PID {_holder(fd)}); "
-                    f"gave up after {timeout:g} s (--lock-timeout)"
+                    f"topology {topology!r} is locked by another nsnet run (PID {_holder(fd)}); gave up after {timeout:g} s (--lock-timeout)"
                 ) from None
             time.sleep(POLL_SECONDS)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Callable, Iterable, Mapping
 
-from .apply import (ActionBug, ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, touched_namespaces, verify)
+from .apply import ActionBug, ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, touched_namespaces, verify
 from .journal import Journal
 from .desired import allocate, desired_state
 from .diff import Change, Op, diff
@@ -61,8 +61,13 @@ class Applied:
         return self.outcome.converged
 
 
-def compute(topology: Topology, observation: Observation, targets: frozenset[str] | None = None,
-            recorded: Mapping[InterfaceKey, IPv4Interface] | None = None, read: Scope = EVERYTHING) -> Planned:
+def compute(
+    topology: Topology,
+    observation: Observation,
+    targets: frozenset[str] | None = None,
+    recorded: Mapping[InterfaceKey, IPv4Interface] | None = None,
+    read: Scope = EVERYTHING,
+) -> Planned:
     """The plan that makes `observation` match `topology`: all of it, or only the `targets`
     namespaces (and the host objects they need). `recorded` are the addresses of the
     namespaces a targeted observation did not read (assignments.py); `read` what was observed."""
@@ -79,8 +84,7 @@ def compute(topology: Topology, observation: Observation, targets: frozenset[str
     return Planned(topology.name, plan, desired, observation, scope, addresses, data_sources(topology))
 
 
-def _out_of_scope(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface],
-                  targets: frozenset[str] | None) -> frozenset[IPv4Address]:
+def _out_of_scope(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface], targets: frozenset[str] | None) -> frozenset[IPv4Address]:
     """Addresses a targeted plan leaves alone: those of live namespaces outside it that left the file."""
     if targets is None:
         return frozenset()
@@ -105,17 +109,25 @@ def _reading(topology: str, sources: Mapping[str, str] | None = None, targets: f
 
 def _refuse_conflicts(topology: Topology, desired: State, observation: Observation) -> None:
     problems = claim_clashes(desired_claims(topology), observation.foreign_claims)
-    missing = [f"namespace {rid.name}: nothing at {path} is a network namespace (a `path:` namespace is used, "
-               "never created)" for rid, r in desired.items()
-               if (path := KINDS[rid.kind].data_source(r)) and rid not in observation.state]
+    missing = [
+        f"namespace {rid.name}: nothing at {path} is a network namespace (a `path:` namespace is used, never created)"
+        for rid, r in desired.items()
+        if (path := KINDS[rid.kind].data_source(r)) and rid not in observation.state
+    ]
     if missing:
         raise KernelError("; ".join(missing))
     for rid, resource in desired.items():
         names = KINDS[rid.kind].creates(resource)
-        problems += [f"namespace {name} already exists ({observation.foreign_namespaces[name]})"
-                     for name in names.namespaces if name in observation.foreign_namespaces]
-        problems += [f"link {link} (for {rid}) already exists on the host ({observation.foreign_links[link]})"
-                     for link in names.links if link in observation.foreign_links]
+        problems += [
+            f"namespace {name} already exists ({observation.foreign_namespaces[name]})"
+            for name in names.namespaces
+            if name in observation.foreign_namespaces
+        ]
+        problems += [
+            f"link {link} (for {rid}) already exists on the host ({observation.foreign_links[link]})"
+            for link in names.links
+            if link in observation.foreign_links
+        ]
     if problems:
         raise ConflictError("refusing to take over what nsnet does not own: " + "; ".join(problems))
 

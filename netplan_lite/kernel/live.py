@@ -93,8 +93,7 @@ class LiveKernel:
             Kind.NAMESPACE: LiveHandler(self._create_namespace, self._update_namespace, self._delete_namespace),
             Kind.INTERFACE: LiveHandler(self._create_interface, self._update_interface, self._delete_interface),
             Kind.ROUTE: LiveHandler(self._create_route, _by_creating(self._create_route), self._delete_route),
-            Kind.NAMESPACE_SYSCTL: LiveHandler(self._set_namespace_sysctl, _by_creating(self._set_namespace_sysctl),
-                                               self._restore_namespace_sysctl),
+            Kind.NAMESPACE_SYSCTL: LiveHandler(self._set_namespace_sysctl, _by_creating(self._set_namespace_sysctl), self._restore_namespace_sysctl),
             Kind.NFT_TABLE: LiveHandler(self._publish_table, _by_creating(self._publish_table), self._delete_table),
             Kind.SYSCTL: LiveHandler(self._set_sysctl, _by_creating(self._set_sysctl), self._release_sysctl),
         }
@@ -132,8 +131,7 @@ class LiveKernel:
 
     def _create_bridge(self, bridge: BridgeState) -> None:
         index = self.nl.add_bridge(bridge.name)
-        self.nl.set_link(None, index, alias=self.label, mtu=bridge.mtu, mac=stable_mac(self.topology, bridge.name),
-                         ipv6_link_local=False)
+        self.nl.set_link(None, index, alias=self.label, mtu=bridge.mtu, mac=stable_mac(self.topology, bridge.name), ipv6_link_local=False)
         for cidr in bridge.addresses:
             self.nl.add_address(None, index, cidr, ADDRESS_PROTO)
         self.nl.set_link(None, index, up=bridge.up)

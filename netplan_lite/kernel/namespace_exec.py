@@ -67,8 +67,10 @@ def _listing(names: Sequence[str]) -> str:
 def check_declared(topology: object, namespace: str, source: str) -> None:
     names = [ns.name for ns in topology.namespaces]  # type: ignore[attr-defined]
     if namespace not in names:
-        raise ExecError(f"namespace {namespace!r} is not in topology {topology.name!r} ({source}); "  # type: ignore[attr-defined]
-                        f"its namespaces: {_listing(names)}")
+        raise ExecError(
+            f"namespace {namespace!r} is not in topology {topology.name!r} ({source}); "  # type: ignore[attr-defined]
+            f"its namespaces: {_listing(names)}"
+        )
 
 
 def _read_lo_alias(fd: int) -> str | None:
@@ -84,8 +86,7 @@ def _read_lo_alias(fd: int) -> str | None:
         sock.close()
 
 
-def open_target(topology_name: str, namespace: str, source: str,
-                read_alias: Callable[[int], str | None] = _read_lo_alias) -> Target:
+def open_target(topology_name: str, namespace: str, source: str, read_alias: Callable[[int], str | None] = _read_lo_alias) -> Target:
     """Open the namespace and check it is this topology's; raise a one-line error if not."""
     apply_hint = f"run `nsnet apply {source}` first"
     try:
@@ -102,15 +103,13 @@ def open_target(topology_name: str, namespace: str, source: str,
     except OSError as err:
         os.close(fd)
         if err.errno == errno.EINVAL:  # a file left by an interrupted run, not a mounted namespace
-            raise ExecError(f"{netns.path_of(namespace)} is not a namespace (left by an interrupted run?): "
-                            f"{apply_hint}") from None
+            raise ExecError(f"{netns.path_of(namespace)} is not a namespace (left by an interrupted run?): {apply_hint}") from None
         raise ExecError(f"cannot read namespace {namespace!r}: {err.strerror or err}") from None
     if alias != label(topology_name):
         os.close(fd)
         owner = owner_of(alias)
         if owner is None and namespace in _intents(topology_name):
-            raise ExecError(f"namespace {namespace!r} was created by an interrupted nsnet run and is not "
-                            f"labelled yet: {apply_hint}")
+            raise ExecError(f"namespace {namespace!r} was created by an interrupted nsnet run and is not labelled yet: {apply_hint}")
         whose = f"it belongs to topology {owner!r}" if owner else "nsnet did not make it (its lo has no nsnet label)"
         raise ConflictError(f"namespace {namespace!r} exists but is not part of topology {topology_name!r}: {whose}")
     return Target(namespace, fd)

@@ -47,8 +47,7 @@ def raise_open_file_limit() -> None:
 
 def read_snapshot(sock: RtnlSocket, links: tuple[LinkMsg, ...] | None = None) -> Snapshot:
     """What `sock`'s namespace holds: links (unless already read), IPv4 addresses, main-table routes."""
-    return Snapshot(tuple(link.dump_links(sock)) if links is None else links, tuple(address.dump_addresses(sock)),
-                    tuple(route.gateway_routes(sock)))
+    return Snapshot(tuple(link.dump_links(sock)) if links is None else links, tuple(address.dump_addresses(sock)), tuple(route.gateway_routes(sock)))
 
 
 class Netlink:

@@ -48,10 +48,7 @@ def list_tables() -> list[str]:
     if shutil.which("nft") is None:
         return []
     doc = json.loads(_run(["-j", "list", "tables", FAMILY]) or '{"nftables": []}')
-    return sorted(
-        item["table"]["name"] for item in doc["nftables"]
-        if "table" in item and item["table"]["name"].startswith(TABLE_PREFIX)
-    )
+    return sorted(item["table"]["name"] for item in doc["nftables"] if "table" in item and item["table"]["name"].startswith(TABLE_PREFIX))
 
 
 def read_table(name: str) -> NftTableState | None:
@@ -95,15 +92,35 @@ def replace_table(table: NftTableState) -> None:
         {"add": _table_ref(table.name)},
     ]
     for chain in table.chains:
-        commands.append({"add": {"chain": {
-            "family": FAMILY, "table": table.name, "name": chain.name,
-            "type": chain.type, "hook": chain.hook, "prio": chain.prio, "policy": "accept",
-        }}})
+        commands.append(
+            {
+                "add": {
+                    "chain": {
+                        "family": FAMILY,
+                        "table": table.name,
+                        "name": chain.name,
+                        "type": chain.type,
+                        "hook": chain.hook,
+                        "prio": chain.prio,
+                        "policy": "accept",
+                    }
+                }
+            }
+        )
     for rule in table.rules:
-        commands.append({"add": {"rule": {
-            "family": FAMILY, "table": table.name, "chain": rule.chain,
-            "expr": json.loads(rule.expr), "comment": rule.comment,
-        }}})
+        commands.append(
+            {
+                "add": {
+                    "rule": {
+                        "family": FAMILY,
+                        "table": table.name,
+                        "chain": rule.chain,
+                        "expr": json.loads(rule.expr),
+                        "comment": rule.comment,
+                    }
+                }
+            }
+        )
     _run(["-j", "-f", "-"], json.dumps({"nftables": commands}))
 
 
@@ -117,8 +134,5 @@ def other_firewall_tables() -> str | None:
     if shutil.which("nft") is None:
         return None
     doc = json.loads(_run(["-j", "list", "tables"]) or '{"nftables": []}')
-    others = sorted(
-        f"{t['family']} {t['name']}" for item in doc["nftables"]
-        if (t := item.get("table")) and not t["name"].startswith(TABLE_PREFIX)
-    )
+    others = sorted(f"{t['family']} {t['name']}" for item in doc["nftables"] if (t := item.get("table")) and not t["name"].startswith(TABLE_PREFIX))
     return f"other firewall tables may rely on it ({', '.join(others)})" if others else None

@@ -55,8 +55,9 @@ class Prefetched:
         if changed is None:
             return None
         changed = set(changed)
-        return Prefetched(None if None in changed else self.host,
-                          {name: snap for name, snap in self.namespaces.items() if self.nsids.get(name) not in changed})
+        return Prefetched(
+            None if None in changed else self.host, {name: snap for name, snap in self.namespaces.items() if self.nsids.get(name) not in changed}
+        )
 
 
 _prefetched: Prefetched | None = None
@@ -147,8 +148,17 @@ def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observatio
         host = nl.snapshot(None) if scope.whole_host else _host_part(nl, namespaces.values())
     tables = nftables.read_tables()
     inside = _namespace_sysctls(nl, topology, [name for name, snap in namespaces.items() if ours.namespace(name, snap)])
-    observation = build_observation(topology, host, namespaces, tables, _held_sysctls(topology, host), intents,
-                                    orphans=not scope.partial, namespace_sysctls=inside, sources=sources)
+    observation = build_observation(
+        topology,
+        host,
+        namespaces,
+        tables,
+        _held_sysctls(topology, host),
+        intents,
+        orphans=not scope.partial,
+        namespace_sysctls=inside,
+        sources=sources,
+    )
     _hold_ours(nl, namespaces.keys(), {rid.name for rid in observation.state if rid.kind is Kind.NAMESPACE})
     return observation
 

@@ -35,5 +35,3 @@ class Ownership:
         if name not in self.intents.namespaces or (lo is not None and lo.alias):
             return None
         return NamespaceState(name, lo.up if lo else False, owned=False, usable=snap is not None)
-
-

@@ -81,8 +81,7 @@ def _interfaces(read: Read) -> Iterator[InterfaceState]:
         yield from _orphans(read.host, read.ours, claimed)
 
 
-def _veths(ns: str, snap: Snapshot, host_links: Mapping[int, LinkMsg], ours: Ownership,
-           source: bool) -> Iterator[tuple[InterfaceState, int | None]]:
+def _veths(ns: str, snap: Snapshot, host_links: Mapping[int, LinkMsg], ours: Ownership, source: bool) -> Iterator[tuple[InterfaceState, int | None]]:
     """Every veth of a namespace of ours; in a data source, only those nsnet labelled."""
     for link in snap.links:
         if link.kind != "veth" or (source and link.alias != ours.label):
@@ -91,19 +90,22 @@ def _veths(ns: str, snap: Snapshot, host_links: Mapping[int, LinkMsg], ours: Own
         if host is not None and (not ours.link(host) or host.peer != link.index):
             host = None  # the index belongs to an unrelated host link
         master = host_links.get(host.master) if host and host.master else None
-        yield InterfaceState(
-            namespace=ns,
-            name=link.name,
-            host_name=host.name if host else None,
-            bridge=master.name if master else None,
-            addresses=_cidrs(snap, link.index),
-            mtu=link.mtu,
-            mac=link.mac,
-            up=link.up,
-            host_up=host.up if host else False,
-            hairpin=host.hairpin if host else False,
-            owned=host.alias == ours.label if host else True,
-        ), (host.index if host else None)
+        yield (
+            InterfaceState(
+                namespace=ns,
+                name=link.name,
+                host_name=host.name if host else None,
+                bridge=master.name if master else None,
+                addresses=_cidrs(snap, link.index),
+                mtu=link.mtu,
+                mac=link.mac,
+                up=link.up,
+                host_up=host.up if host else False,
+                hairpin=host.hairpin if host else False,
+                owned=host.alias == ours.label if host else True,
+            ),
+            (host.index if host else None),
+        )
 
 
 def _orphans(host: Snapshot, ours: Ownership, claimed: set[int]) -> Iterator[InterfaceState]:
@@ -135,16 +137,23 @@ def _own_table(read: Read) -> Iterable[NftTableState]:
     return () if table is None else (table,)
 
 
-READERS: Mapping[Kind, Reader] = {kind: reader for kind, reader in sorted({
-    Kind.BRIDGE: Reader(_bridges, RTMGRP_LINK | RTMGRP_IPV4_IFADDR),
-    Kind.NAMESPACE: Reader(_namespaces, RTMGRP_LINK),  # its lo carries the label
-    Kind.INTERFACE: Reader(_interfaces, RTMGRP_LINK | RTMGRP_IPV4_IFADDR),
-    Kind.ROUTE: Reader(_routes, RTMGRP_IPV4_ROUTE),
-    Kind.NAMESPACE_SYSCTL: Reader(lambda read: (s for s in read.namespace_sysctls if s.namespace in read.namespaces),
-                                  NOT_ANNOUNCED),  # /proc/sys
-    Kind.NFT_TABLE: Reader(_own_table, NOT_ANNOUNCED),  # nft, not rtnetlink
-    Kind.SYSCTL: Reader(lambda read: read.sysctls, NOT_ANNOUNCED),  # /proc/sys
-}.items(), key=lambda item: list(KINDS).index(item[0]))}
+READERS: Mapping[Kind, Reader] = {
+    kind: reader
+    for kind, reader in sorted(
+        {
+            Kind.BRIDGE: Reader(_bridges, RTMGRP_LINK | RTMGRP_IPV4_IFADDR),
+            Kind.NAMESPACE: Reader(_namespaces, RTMGRP_LINK),  # its lo carries the label
+            Kind.INTERFACE: Reader(_interfaces, RTMGRP_LINK | RTMGRP_IPV4_IFADDR),
+            Kind.ROUTE: Reader(_routes, RTMGRP_IPV4_ROUTE),
+            Kind.NAMESPACE_SYSCTL: Reader(
+                lambda read: (s for s in read.namespace_sysctls if s.namespace in read.namespaces), NOT_ANNOUNCED
+            ),  # /proc/sys
+            Kind.NFT_TABLE: Reader(_own_table, NOT_ANNOUNCED),  # nft, not rtnetlink
+            Kind.SYSCTL: Reader(lambda read: read.sysctls, NOT_ANNOUNCED),  # /proc/sys
+        }.items(),
+        key=lambda item: list(KINDS).index(item[0]),
+    )
+}
 
 
 def announcing_groups() -> int:

@@ -74,7 +74,7 @@ def find_topologies(nl: Netlink) -> list[Found]:
         if owner:
             of(owner).namespaces += 1
     for table in nftables.list_tables():
-        of(table[len(TABLE_PREFIX):]).nft_table = True
+        of(table[len(TABLE_PREFIX) :]).nft_table = True
     for item in found.values():
         item.file = remembered_source(item.name)
     return sorted(found.values(), key=lambda f: f.name)

@@ -205,8 +205,7 @@ class _Source:
     # the tree, from the parser's events
 
     def _document(self) -> Node:
-        while not isinstance(self._events[self._next], (yaml.MappingStartEvent, yaml.SequenceStartEvent,
-                                                         yaml.ScalarEvent, yaml.AliasEvent)):
+        while not isinstance(self._events[self._next], (yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.ScalarEvent, yaml.AliasEvent)):
             self._next += 1
         return self._node("top", None, 0)
 
@@ -224,8 +223,7 @@ class _Source:
                 value: Any = event.value
             else:
                 value = self._constructor.construct_object(yaml.ScalarNode(tag, event.value, style=event.style))
-            return Node("scalar", event.anchor, mark.line, mark.column, event.end_mark.line, value=value, tag=tag,
-                        context=context, owner=owner)
+            return Node("scalar", event.anchor, mark.line, mark.column, event.end_mark.line, value=value, tag=tag, context=context, owner=owner)
         kind = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
         node = Node(kind, event.anchor, mark.line, mark.column, mark.line, context=context, owner=owner)
         end_kind = yaml.MappingEndEvent if kind == "map" else yaml.SequenceEndEvent
@@ -529,8 +527,7 @@ class _Writer:
 
     # block style
 
-    def _block_map(self, node: Node, indent: int, first_prefix: str | None = None,
-                   first_comment: Comment | None = None) -> None:
+    def _block_map(self, node: Node, indent: int, first_prefix: str | None = None, first_comment: Comment | None = None) -> None:
         for i, entry in enumerate(self.ordered(node)):
             compact = i == 0 and first_prefix is not None
             self._trivia(_tidy(entry.leading + entry.trailing[1:], strip_start=i == 0), indent)
@@ -612,8 +609,7 @@ def _data(raw: bytes) -> Any:
 
 
 def unified_diff(old: str, new: str, path: str) -> str:
-    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
-                                 fromfile=path, tofile=f"{path} (formatted)")
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=path, tofile=f"{path} (formatted)")
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 

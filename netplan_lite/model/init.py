@@ -109,8 +109,14 @@ def render(path: str, name: str = DEFAULT_NAME, default_path: str = "topology.ya
     width = max(len(command) for command, _ in steps)
     lines = "\n".join(f"#   {command.ljust(width)}  # {why}" for command, why in steps)
     return TEMPLATE.format(
-        steps=lines, name=name, bridge=f"br-{name}"[:15], subnet=SUBNET, gateway=SUBNET[1],
-        prefix=SUBNET.prefixlen, pinned=pinned, allocated=allocated,
+        steps=lines,
+        name=name,
+        bridge=f"br-{name}"[:15],
+        subnet=SUBNET,
+        gateway=SUBNET[1],
+        prefix=SUBNET.prefixlen,
+        pinned=pinned,
+        allocated=allocated,
     )
 
 
@@ -118,8 +124,7 @@ def create(path: str, name: str = DEFAULT_NAME, force: bool = False, default_pat
     """Write the starter topology to `path` ("-": return it only); refuse to overwrite unless `force`."""
     pattern = loader.topology_schema()["properties"]["name"]["pattern"]
     if not re.search(pattern, name):
-        raise InitError(f"--name {name!r} is not allowed: lower-case letters, digits and `-`, "
-                        "starting with a letter, at most 32 characters")
+        raise InitError(f"--name {name!r} is not allowed: lower-case letters, digits and `-`, starting with a letter, at most 32 characters")
     text = render(path, name, default_path)
     loader.load_bytes(text.encode(), path)  # the starter always validates (a unit test checks it too)
     if path == "-":

@@ -17,8 +17,7 @@ from typing import Any
 
 from . import semantic as checks, schemacheck, yamlsource
 from ..errors import Problem, TopologyError
-from .topology import (FORWARDING_KEYS, FORWARDING_ON, Bridge, Interface, Namespace, PortForward, Protocol, Route, Topology,
-                       sysctl_text)
+from .topology import FORWARDING_KEYS, FORWARDING_ON, Bridge, Interface, Namespace, PortForward, Protocol, Route, Topology, sysctl_text
 
 HOST_VETH_PREFIX = "nsv"
 
@@ -92,8 +91,9 @@ def _schema_problems(doc: yamlsource.Document) -> list[tuple[tuple[Any, ...], st
     return sorted(problems, key=lambda p: list(map(str, p[0])))
 
 
-def _split_problems(validator: Any, distinct: dict[str, Any], names: dict[str, Any],
-                    twins: dict[tuple[str, str], list[str]]) -> list[tuple[tuple[Any, ...], str]]:
+def _split_problems(
+    validator: Any, distinct: dict[str, Any], names: dict[str, Any], twins: dict[tuple[str, str], list[str]]
+) -> list[tuple[tuple[Any, ...], str]]:
     """Problems of the whole document from its distinct specs and its names (see _deduplicated)."""
     problems = []
     for error in validator.iter_errors(distinct):
@@ -114,6 +114,8 @@ def _name_pattern(section: str) -> re.Pattern[str]:
     """The schema's pattern for the keys of `section` (bridges: ifname, namespaces: nsname)."""
     ref = topology_schema()["properties"][section]["propertyNames"]["$ref"]
     return re.compile(topology_schema()["$defs"][ref.rsplit("/", 1)[1]]["pattern"])
+
+
 def _empty_maps_as_mappings(data: Any) -> Any:
     """`web1:` with nothing under it means an empty mapping, not null."""
     if not isinstance(data, dict):
@@ -135,7 +137,8 @@ def _validator_class() -> Any:
     import jsonschema
 
     checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    )
     return jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
 
 
@@ -166,7 +169,7 @@ def _deduplicated(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any],
         names[section] = list(items)
     forwards = data.get("port_forwards")
     if isinstance(forwards, list) and len(forwards) > MAX_FORWARDS:  # maxItems fails anyway: validate no more
-        distinct["port_forwards"] = forwards[:MAX_FORWARDS + 1]
+        distinct["port_forwards"] = forwards[: MAX_FORWARDS + 1]
     return distinct, names, twins
 
 
@@ -232,9 +235,7 @@ def build(data: dict[str, Any], source: str = "<memory>") -> Topology:
     name = data["name"]
     bridges = tuple(_bridge(n, b or {}) for n, b in sorted((data.get("bridges") or {}).items()))
     subnets = {b.name: b.subnet for b in bridges}
-    namespaces = tuple(
-        _namespace(name, n, ns or {}, subnets) for n, ns in sorted((data.get("namespaces") or {}).items())
-    )
+    namespaces = tuple(_namespace(name, n, ns or {}, subnets) for n, ns in sorted((data.get("namespaces") or {}).items()))
     forwards = tuple(_forward(f) for f in data.get("port_forwards") or ())
     return Topology(name, bridges, namespaces, forwards, source)
 

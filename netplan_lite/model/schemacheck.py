@@ -14,11 +14,28 @@ import functools
 import re
 from typing import Any
 
-KEYWORDS = frozenset({
-    "$schema", "$id", "$defs", "$ref", "title", "description", "default",
-    "type", "properties", "additionalProperties", "required", "propertyNames",
-    "pattern", "minimum", "maximum", "enum", "items", "maxItems",
-})
+KEYWORDS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "$defs",
+        "$ref",
+        "title",
+        "description",
+        "default",
+        "type",
+        "properties",
+        "additionalProperties",
+        "required",
+        "propertyNames",
+        "pattern",
+        "minimum",
+        "maximum",
+        "enum",
+        "items",
+        "maxItems",
+    }
+)
 
 _TYPES = {
     "object": lambda v: isinstance(v, dict),

@@ -211,7 +211,10 @@ def _check_interfaces(data: dict[str, Any], subnets: dict[str, IPv4Network | Non
             continue
         ports[bridge] += 1
         if ports[bridge] == MAX_BRIDGE_PORTS + 1:
-            yield (*path, "bridge"), f"bridge {bridge} would get more than {MAX_BRIDGE_PORTS} ports, the Linux bridge limit; split the namespaces over several bridges"
+            yield (
+                (*path, "bridge"),
+                f"bridge {bridge} would get more than {MAX_BRIDGE_PORTS} ports, the Linux bridge limit; split the namespaces over several bridges",
+            )
         if "address" in spec:
             yield from _check_address(data, path, spec["address"], bridge, subnets[bridge], used)
         if "mac" in spec:
@@ -232,7 +235,10 @@ def _check_capacity(data: dict[str, Any], subnets: dict[str, IPv4Network | None]
         subnet = subnets.get(bridge)
         if subnet is not None and count > subnet.num_addresses - 3:
             room = subnet.num_addresses - 3
-            yield ("bridges", bridge, "subnet"), f"{subnet} has room for {room} interface address{'es' if room != 1 else ''} besides the gateway, but {count} interfaces use bridge {bridge}"
+            yield (
+                ("bridges", bridge, "subnet"),
+                f"{subnet} has room for {room} interface address{'es' if room != 1 else ''} besides the gateway, but {count} interfaces use bridge {bridge}",
+            )
 
 
 def _check_address(
@@ -340,7 +346,9 @@ def _check_forwards(data: dict[str, Any], subnets: dict[str, IPv4Network | None]
         same_port.append((claim, index))
 
 
-def _check_forward_target(path: tuple[Any, ...], forward: dict[str, Any], namespaces: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Found:
+def _check_forward_target(
+    path: tuple[Any, ...], forward: dict[str, Any], namespaces: dict[str, Any], subnets: dict[str, IPv4Network | None]
+) -> Found:
     ns_name = forward["namespace"]
     if ns_name not in namespaces:
         yield (*path, "namespace"), f"unknown namespace {ns_name!r} (not under namespaces:)"

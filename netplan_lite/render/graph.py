@@ -120,9 +120,11 @@ def _untangled(topology: Topology, column: Mapping[str, int]) -> list[Namespace]
     so a namespace on two bridges drawn between each bridge's other namespaces
     keeps the veth links from crossing; name order would tangle them.
     """
+
     def key(ns: Namespace) -> tuple[float, str]:
         places = [column[i.bridge] for i in ns.interfaces]
         return (sum(places) / len(places) if places else float("inf"), ns.name)
+
     return sorted(topology.namespaces, key=key)
 
 
@@ -178,8 +180,7 @@ def to_dot(topology: Topology) -> str:
     d = drawing(topology)
     lines = [
         f"digraph {dot_quote(d.title)} {{",
-        f'  graph [rankdir=LR, label={dot_quote(d.title)}, labelloc=t, fontname="{FONT}", fontsize=16, '
-        'nodesep=0.35, ranksep=1.1, newrank=true];',
+        f'  graph [rankdir=LR, label={dot_quote(d.title)}, labelloc=t, fontname="{FONT}", fontsize=16, nodesep=0.35, ranksep=1.1, newrank=true];',
         f'  node [fontname="{FONT}", fontsize=11, margin="0.15,0.06"];',
         f'  edge [fontname="{FONT}", fontsize=11];',
     ]

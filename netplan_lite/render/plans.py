@@ -37,8 +37,14 @@ def value_text(value: Any, field: str = "up") -> str:
     return "(none)" if value is None else str(value)
 
 
-FIELD_NAMES = {"addresses": "address", "up": "state", "host_up": "host end state", "lo_up": "lo state",
-               "host_name": "host veth", "owned": "nsnet label"}
+FIELD_NAMES = {
+    "addresses": "address",
+    "up": "state",
+    "host_up": "host end state",
+    "lo_up": "lo state",
+    "host_name": "host veth",
+    "owned": "nsnet label",
+}
 
 
 def resource_label(rid: ResourceId) -> str:
@@ -75,9 +81,9 @@ def _rule_texts(before: tuple[NftRule, ...], after: tuple[NftRule, ...]) -> list
         chain, comment = key
         if key in old and key in new:
             detail = DeepDiff(json.loads(old[key].expr), json.loads(new[key].expr), verbose_level=2).pretty()
-            texts.append(f"rule {chain} \"{comment}\" changed: {'; '.join(detail.splitlines())}")
+            texts.append(f'rule {chain} "{comment}" changed: {"; ".join(detail.splitlines())}')
         else:
-            texts.append(f"rule {chain} \"{comment}\" {'added' if key in new else 'removed'}")
+            texts.append(f'rule {chain} "{comment}" {"added" if key in new else "removed"}')
     return texts
 
 
@@ -161,8 +167,10 @@ def _targets_text(planned: Planned) -> str:
 
 
 def partial_note(planned: Planned) -> str:
-    return (f"This plan is partial (--target): only {_targets_text(planned)} and the host objects it needs were "
-            "read and compared; `nsnet plan` without --target shows the whole topology.")
+    return (
+        f"This plan is partial (--target): only {_targets_text(planned)} and the host objects it needs were "
+        "read and compared; `nsnet plan` without --target shows the whole topology."
+    )
 
 
 def action_json(action: Action) -> dict[str, Any]:
@@ -199,7 +207,9 @@ def plan_json(planned: Planned, warnings: Sequence[PreflightWarning] = ()) -> di
 def applied_line(result: ActionResult, style: Style = PLAIN) -> str:
     """An action as it ran, with its duration: `+ namespace web1 / route default  [0 ms]`."""
     action = result.action
-    line = f"  {style.marker(MARKERS[action.op])} {resource_label(action.id)}{_why(action)}  {style.paint('dim', f'[{result.seconds * 1000:.0f} ms]')}"
+    line = (
+        f"  {style.marker(MARKERS[action.op])} {resource_label(action.id)}{_why(action)}  {style.paint('dim', f'[{result.seconds * 1000:.0f} ms]')}"
+    )
     return line + (f"\n      {result.note}" if result.note else "")
 
 
@@ -207,8 +217,7 @@ def failure_lines(outcome: Outcome, rollback: bool) -> list[str]:
     """What failed, what was undone, what could not be: one line each."""
     lines = [str(outcome.failure)] if outcome.failure else []
     if isinstance(outcome.failure, VerificationFailed):
-        lines += [f"still differs: {c.id}" + (f" ({', '.join(f.field for f in c.fields)})" if c.fields else "")
-                  for c in outcome.failure.remaining]
+        lines += [f"still differs: {c.id}" + (f" ({', '.join(f.field for f in c.fields)})" if c.fields else "") for c in outcome.failure.remaining]
     if not rollback:
         lines.append(f"kept the partial progress ({len(outcome.results)} actions done, --no-rollback); `nsnet plan` shows the rest")
         return lines
@@ -237,8 +246,7 @@ def applied_json(applied: Applied, seconds: float, warnings: Sequence[PreflightW
     doc = plan_json(applied.planned, warnings)
     outcome = applied.outcome
     doc["run"] = {
-        "applied": [{"op": r.action.op.value, "id": str(r.action.id), "seconds": round(r.seconds, 6), "note": r.note}
-                    for r in applied.results],
+        "applied": [{"op": r.action.op.value, "id": str(r.action.id), "seconds": round(r.seconds, 6), "note": r.note} for r in applied.results],
         "converged": applied.converged,
         "failure": str(outcome.failure) if outcome.failure else None,
         "rolled_back": [str(a.id) for a in outcome.rolled_back],

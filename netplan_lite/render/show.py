@@ -26,7 +26,7 @@ def show_text(topology: str, state: State, drift: Plan, forwards: Sequence[PortF
     rows.update({a.id: a.after for a in drift.actions if a.after is not None and a.id not in rows})
     details = {a.id: [t for f in a.fields for t in field_texts(f)] for a in drift.actions}
     view = _ShowView(rows, marks, details, style)
-    verdict = "in sync" if drift.empty else f"drifted: {summary(drift)[len('Plan: '):-1]} (`nsnet apply` repairs it)"
+    verdict = "in sync" if drift.empty else f"drifted: {summary(drift)[len('Plan: ') : -1]} (`nsnet apply` repairs it)"
     lines = [style.paint("bold", f"Topology {topology}: {verdict}")]
     lines += view.host()
     for ns in _of_kind(rows, Kind.NAMESPACE):
@@ -51,8 +51,9 @@ class _ShowView:
         if not bridges and not others and not orphans:
             return []
         lines = ["", self._mark(None) + self.style.paint("bold", "host")]
-        lines += self.table(["BRIDGE", "ADDRESS", "MTU", "STATE"], [
-            (b, [b.name, value_text(b.addresses), str(b.mtu or "-"), value_text(b.up)]) for b in bridges])  # type: ignore[attr-defined]
+        lines += self.table(
+            ["BRIDGE", "ADDRESS", "MTU", "STATE"], [(b, [b.name, value_text(b.addresses), str(b.mtu or "-"), value_text(b.up)]) for b in bridges]
+        )  # type: ignore[attr-defined]
         lines += self.table(["HOST SETTING", "VALUE"], [(r, self._setting(r)) for r in others])
         lines += self.table(["ORPHANED VETH END", "STATE"], [(i, [i.name, value_text(i.host_up)]) for i in orphans])  # type: ignore[attr-defined]
         return lines
@@ -62,9 +63,13 @@ class _ShowView:
         lines = ["", self._mark(ns) + self.style.paint("bold", f"namespace {name}") + f" (lo {value_text(ns.lo_up)})"]
         lines += self.details_of(ns)
         interfaces = _of_kind(self.rows, Kind.INTERFACE, name)
-        lines += self.table(["INTERFACE", "ADDRESS", "BRIDGE", "HOST VETH", "STATE"], [
-            (i, [i.name, value_text(i.addresses), value_text(i.bridge), value_text(i.host_name), value_text(i.up)])  # type: ignore[attr-defined]
-            for i in interfaces])
+        lines += self.table(
+            ["INTERFACE", "ADDRESS", "BRIDGE", "HOST VETH", "STATE"],
+            [
+                (i, [i.name, value_text(i.addresses), value_text(i.bridge), value_text(i.host_name), value_text(i.up)])  # type: ignore[attr-defined]
+                for i in interfaces
+            ],
+        )
         lines += self.table(["ROUTE", "VIA"], [(r, [r.to, r.via]) for r in _of_kind(self.rows, Kind.ROUTE, name)])  # type: ignore[attr-defined]
         lines += self.table(["SYSCTL", "VALUE"], [(s, [s.key, s.value]) for s in _of_kind(self.rows, Kind.NAMESPACE_SYSCTL, name)])  # type: ignore[attr-defined]
         lines += self.table(["FORWARD (host -> here)", ""], [(None, [_forward_text(f), ""]) for f in forwards])
@@ -113,16 +118,30 @@ def _of_kind(state: State, kind: Kind, namespace: str | None = None) -> list[Res
 
 def ls_rows(found: Sequence[Any], drifts: Sequence[Any]) -> list[dict[str, Any]]:
     """`nsnet ls --json` topologies (schemas/ls.schema.json)."""
-    return [{"name": f.name, "bridges": f.bridges, "namespaces": f.namespaces, "veths": f.veths, "nft_table": f.nft_table,
-             "file": f.file, "drifted": d.drifted, "changes": d.changes, "note": d.note} for f, d in zip(found, drifts)]
+    return [
+        {
+            "name": f.name,
+            "bridges": f.bridges,
+            "namespaces": f.namespaces,
+            "veths": f.veths,
+            "nft_table": f.nft_table,
+            "file": f.file,
+            "drifted": d.drifted,
+            "changes": d.changes,
+            "note": d.note,
+        }
+        for f, d in zip(found, drifts)
+    ]
 
 
 def ls_text(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "No nsnet topologies on this host.\n"
     headers = ["TOPOLOGY", "BRIDGES", "NAMESPACES", "VETHS", "NFT TABLE", "DRIFT", "FILE"]
-    cells = [[r["name"], str(r["bridges"]), str(r["namespaces"]), str(r["veths"]), "yes" if r["nft_table"] else "no",
-              _drift_cell(r), r["file"] or "-"] for r in rows]
+    cells = [
+        [r["name"], str(r["bridges"]), str(r["namespaces"]), str(r["veths"]), "yes" if r["nft_table"] else "no", _drift_cell(r), r["file"] or "-"]
+        for r in rows
+    ]
     widths = [max(len(c[i]) for c in [headers] + cells) for i in range(len(headers))]
     return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in [headers] + cells)
 
@@ -131,4 +150,3 @@ def _drift_cell(row: dict[str, Any]) -> str:
     if row["drifted"] is None:
         return f"unknown: {row['note']}"
     return f"yes ({row['changes']} actions)" if row["drifted"] else "no"
-

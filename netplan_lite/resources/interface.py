@@ -56,9 +56,11 @@ def _describe(iface: InterfaceState) -> str:
 
 
 SPEC = KindSpec(
-    Kind.INTERFACE, InterfaceState, _lower, _describe,
-    after=(Edge(Kind.BRIDGE, "the host end joins its bridge as it is made"),
-           Edge(Kind.NAMESPACE, "the namespace end is made inside its namespace")),
+    Kind.INTERFACE,
+    InterfaceState,
+    _lower,
+    _describe,
+    after=(Edge(Kind.BRIDGE, "the host end joins its bridge as it is made"), Edge(Kind.NAMESPACE, "the namespace end is made inside its namespace")),
     replaced_by={"host_name": Replacement(ReplaceCode.HOST_NAME_CHANGED, "the host-side veth name changed")},
     parents=in_namespace_parent,
     creates=lambda iface: CreatedNames(links=(iface.host_name,) if iface.host_name else ()),

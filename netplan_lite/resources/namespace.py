@@ -29,7 +29,10 @@ def _lower(lowering: Lowering) -> Iterator[NamespaceState]:
 
 
 SPEC = KindSpec(
-    Kind.NAMESPACE, NamespaceState, _lower, lambda ns: f"data source {ns.path}" if ns.path else "",
+    Kind.NAMESPACE,
+    NamespaceState,
+    _lower,
+    lambda ns: f"data source {ns.path}" if ns.path else "",
     replaced_by={"usable": Replacement(ReplaceCode.HALF_CREATED, "left half-created by an interrupted run")},
     creates=lambda ns: CreatedNames() if ns.path else CreatedNames(namespaces=(ns.name,)),
     data_source=lambda ns: ns.path,

@@ -32,8 +32,13 @@ def _lower(lowering: Lowering) -> Iterator[NamespaceSysctlState]:
 
 
 SPEC = KindSpec(
-    Kind.NAMESPACE_SYSCTL, NamespaceSysctlState, _lower, lambda sysctl: f"= {sysctl.value}",
-    after=(Edge(Kind.NAMESPACE, "it is set inside its namespace"),
-           Edge(Kind.INTERFACE, "per-interface keys (net.ipv4.conf.eth0.*) exist once their interface does")),
+    Kind.NAMESPACE_SYSCTL,
+    NamespaceSysctlState,
+    _lower,
+    lambda sysctl: f"= {sysctl.value}",
+    after=(
+        Edge(Kind.NAMESPACE, "it is set inside its namespace"),
+        Edge(Kind.INTERFACE, "per-interface keys (net.ipv4.conf.eth0.*) exist once their interface does"),
+    ),
     parents=in_namespace_parent,
 )

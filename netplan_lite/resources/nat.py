@@ -116,7 +116,11 @@ def _forward_rules(forward: PortForward, target: IPv4Interface) -> Iterator[NftR
 def _bridge_rules(bridge: str, subnet: IPv4Network | None, localhost: bool, hairpin: bool, masquerade: bool) -> Iterator[NftRule]:
     out = _match(_meta("oifname"), bridge)
     if localhost:
-        yield NftRule("postrouting", f"localhost to {bridge}: masquerade 127.0.0.0/8", canonical([out, _match(_payload("ip", "saddr"), _prefix(LOOPBACK)), MASQUERADE]))
+        yield NftRule(
+            "postrouting",
+            f"localhost to {bridge}: masquerade 127.0.0.0/8",
+            canonical([out, _match(_payload("ip", "saddr"), _prefix(LOOPBACK)), MASQUERADE]),
+        )
         guard = [_match(_meta("iifname"), bridge), _match(_payload("ip", "daddr"), _prefix(LOOPBACK)), {"drop": None}]
         yield NftRule("guard", f"guard {bridge}: no 127.0.0.0/8 from the bridge (CVE-2020-8558)", canonical(guard))
     if subnet is None:
@@ -126,7 +130,9 @@ def _bridge_rules(bridge: str, subnet: IPv4Network | None, localhost: bool, hair
         dnatted = _match({"ct": {"key": "status"}}, "dnat", op="in")
         yield NftRule("postrouting", f"hairpin on {bridge}: masquerade {subnet}", canonical([dnatted, out, source, MASQUERADE]))
     if masquerade:
-        yield NftRule("postrouting", f"masquerade {subnet} leaving {bridge}", canonical([source, _match(_meta("oifname"), bridge, op="!="), MASQUERADE]))
+        yield NftRule(
+            "postrouting", f"masquerade {subnet} leaving {bridge}", canonical([source, _match(_meta("oifname"), bridge, op="!="), MASQUERADE])
+        )
 
 
 def desired_nat(topology: Topology, addresses: Mapping[InterfaceKey, IPv4Interface]) -> tuple[NftTableState | None, list[SysctlState]]:
@@ -141,8 +147,7 @@ def desired_nat(topology: Topology, addresses: Mapping[InterfaceKey, IPv4Interfa
         if publishes_on_loopback(forward):
             localhost_bridges.add(bridge)
     for bridge in topology.bridges:
-        rules.extend(_bridge_rules(bridge.name, bridge.subnet, bridge.name in localhost_bridges,
-                                   bridge.name in forward_bridges, bridge.masquerade))
+        rules.extend(_bridge_rules(bridge.name, bridge.subnet, bridge.name in localhost_bridges, bridge.name in forward_bridges, bridge.masquerade))
     if not rules:
         return None, []
     used = {rule.chain for rule in rules}
@@ -164,7 +169,7 @@ def forward_claims(table: NftTableState) -> Iterator[Claim]:
 
 def taken_claims(tables: Mapping[str, NftTableState], own_table: str) -> dict[Claim, str]:
     """Host ports published by the other topologies' tables -> the topology publishing each."""
-    return {c: name[len(TABLE_PREFIX):] for name, t in tables.items() if name != own_table for c in forward_claims(t)}
+    return {c: name[len(TABLE_PREFIX) :] for name, t in tables.items() if name != own_table for c in forward_claims(t)}
 
 
 def claim_clashes(wanted: Iterable[Claim], taken: Mapping[Claim, str]) -> list[str]:
@@ -180,5 +185,3 @@ def claim_clashes(wanted: Iterable[Claim], taken: Mapping[Claim, str]) -> list[s
 def desired_claims(topology: Topology) -> Iterator[Claim]:
     for f in topology.port_forwards:
         yield f.protocol.value, "*" if f.host_address is None else str(f.host_address), f.host_port
-
-

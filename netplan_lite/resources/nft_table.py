@@ -44,7 +44,10 @@ def _lower(lowering: Lowering) -> Iterable[NftTableState]:
 
 
 SPEC = KindSpec(
-    Kind.NFT_TABLE, NftTableState, _lower, lambda table: f"{len(table.chains)} chains, {len(table.rules)} rules",
+    Kind.NFT_TABLE,
+    NftTableState,
+    _lower,
+    lambda table: f"{len(table.chains)} chains, {len(table.rules)} rules",
     listed=lambda table: tuple(f'rule {r.chain} "{r.comment}"' for r in table.rules),
     host_wide=True,  # one table holds every namespace's forwards
 )

@@ -41,7 +41,10 @@ def _lower(lowering: Lowering) -> Iterator[RouteState]:
 
 
 SPEC = KindSpec(
-    Kind.ROUTE, RouteState, _lower, lambda route: f"via {route.via}",
+    Kind.ROUTE,
+    RouteState,
+    _lower,
+    lambda route: f"via {route.via}",
     after=(Edge(Kind.INTERFACE, "its gateway is reached through an interface's address"),),
     parents=in_namespace_parent,
 )

@@ -30,9 +30,13 @@ def _lower(lowering: Lowering) -> Iterable[SysctlState]:
 
 
 SPEC = KindSpec(
-    Kind.SYSCTL, SysctlState, _lower, lambda sysctl: f"= {sysctl.value}",
-    after=(Edge(Kind.BRIDGE, "per-link keys exist once their bridge does"),
-           Edge(Kind.NFT_TABLE, "route_localnet=1 must never be on while the guard rule that makes it safe "
-                                "is missing (CVE-2020-8558)")),
+    Kind.SYSCTL,
+    SysctlState,
+    _lower,
+    lambda sysctl: f"= {sysctl.value}",
+    after=(
+        Edge(Kind.BRIDGE, "per-link keys exist once their bridge does"),
+        Edge(Kind.NFT_TABLE, "route_localnet=1 must never be on while the guard rule that makes it safe is missing (CVE-2020-8558)"),
+    ),
     host_wide=True,
 )

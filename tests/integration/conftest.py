@@ -355,8 +355,7 @@ class Lab:
 
     def spawn(self, ns: str, *argv: str) -> subprocess.Popen:
         """Start a process inside NS; killed in cleanup."""
-        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.procs.append(proc)
         return proc
 
@@ -370,8 +369,7 @@ class Lab:
 
     def connect_from(self, ns: str, address: str, port: int, timeout: float = 5.0) -> str:
         """Connect to ADDRESS:PORT from inside NS (giving up after TIMEOUT); what the server sent."""
-        rc, out, err = run("ip", "netns", "exec", ns, sys.executable, CLIENT, address, str(port), str(timeout),
-                           timeout=timeout + 15)
+        rc, out, err = run("ip", "netns", "exec", ns, sys.executable, CLIENT, address, str(port), str(timeout), timeout=timeout + 15)
         assert rc == 0, err
         return out.strip()
 

@@ -2,6 +2,7 @@
 prints what the server sent, or "failed: <reason>" and exits 3 when no connection is made."""
 
 import socket, sys
+
 address, port = sys.argv[1], int(sys.argv[2])
 timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 5.0
 try:

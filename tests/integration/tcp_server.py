@@ -3,6 +3,7 @@
 "<REPLY> <peer address>" and closes it; prints "ready" once it listens."""
 
 import socket, sys, time
+
 address, port, reply, lifetime = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

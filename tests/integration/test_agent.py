@@ -117,27 +117,27 @@ class Agent:
         """Run `nsnet ARGS` through the agent; check the agent ran it (and logged exit `logged`,
         by default the client's own exit code)."""
         before = self.served()
-        done = subprocess.run(self._cmd(args), env=self.env(**extra), cwd=self.lab.dir, capture_output=True,
-                              text=True, timeout=CLI_TIMEOUT)
+        done = subprocess.run(self._cmd(args), env=self.env(**extra), cwd=self.lab.dir, capture_output=True, text=True, timeout=CLI_TIMEOUT)
         assert WITHOUT_AGENT not in done.stderr, done.stderr
         self.wait_logged(before, " ".join(args), done.returncode if logged is None else logged)
         return done
 
     def wait_logged(self, before: list[tuple[str, int]], argv: str, code: int) -> None:
         """The agent logs a command after it sent its exit status: wait for the line."""
-        new = lambda: self.served()[len(before):]  # noqa: E731
-        assert self.lab.wait_until(lambda: (argv, code) in new(), timeout=10), \
+        new = lambda: self.served()[len(before) :]  # noqa: E731
+        assert self.lab.wait_until(lambda: (argv, code) in new(), timeout=10), (
             f"the agent did not log {argv!r} with exit {code}; new lines: {new()}\n{self.log_text()}"
+        )
 
     def local(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
         """Run `nsnet ARGS` with NSNET_AGENT=off while this agent serves."""
-        return subprocess.run(self._cmd(args), env=self.env(NSNET_AGENT="off", **extra), cwd=self.lab.dir,
-                              capture_output=True, text=True, timeout=CLI_TIMEOUT)
+        return subprocess.run(
+            self._cmd(args), env=self.env(NSNET_AGENT="off", **extra), cwd=self.lab.dir, capture_output=True, text=True, timeout=CLI_TIMEOUT
+        )
 
     def start(self, *args: str, **extra: str) -> subprocess.Popen:
         """Start `nsnet ARGS` through the agent without waiting."""
-        return subprocess.Popen(self._cmd(args), env=self.env(**extra), cwd=self.lab.dir, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(self._cmd(args), env=self.env(**extra), cwd=self.lab.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def children(self) -> list[int]:
         return proc_children(self.pid)
@@ -167,8 +167,7 @@ class Agent:
                         os.kill(pid, signal.SIGKILL)
                 self.proc.kill()
                 self.proc.wait()
-                pytest.fail(f"the agent did not stop within {STOP_TIMEOUT} s (killed it and {stuck})\n"
-                            f"{self.log_text()}")
+                pytest.fail(f"the agent did not stop within {STOP_TIMEOUT} s (killed it and {stuck})\n{self.log_text()}")
             assert self.log_text().splitlines()[-1] == f"nsnet agent: stopped ({sig.name})", self.log_text()
         assert self.proc.returncode == 0, self.log_text()
         assert self.log_text().splitlines()[-1].startswith("nsnet agent: stopped ("), self.log_text()
@@ -181,8 +180,9 @@ def start_agent(lab, sock: Path, log: Path, package_parent: Path | None = None) 
     assert len(os.fsencode(sock)) < 100, f"socket path too long for AF_UNIX: {sock}"
     env = agent_env(sock, **({"PYTHONPATH": str(package_parent)} if package_parent else {}))
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "netplan_lite", "agent"], env=env, cwd=lab.dir,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "netplan_lite", "agent"], env=env, cwd=lab.dir, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
     agent = Agent(lab, sock, log, proc)
     serving = f"nsnet agent: serving {sock} (pid {proc.pid})"
     deadline = time.monotonic() + START_TIMEOUT
@@ -216,8 +216,9 @@ def nothing_left(lab, ex) -> list[str]:
 
 
 def assert_same_run(via: subprocess.CompletedProcess[str], local: subprocess.CompletedProcess[str]) -> None:
-    assert (via.returncode, via.stdout, via.stderr) == (local.returncode, local.stdout, local.stderr), \
+    assert (via.returncode, via.stdout, via.stderr) == (local.returncode, local.stdout, local.stderr), (
         f"through the agent:\n{via.stdout}{via.stderr}\nwithout:\n{local.stdout}{local.stderr}"
+    )
 
 
 def converged(lab, agent: Agent, ex) -> None:
@@ -319,9 +320,15 @@ def test_the_clients_directory_environment_and_umask_are_the_commands(lab, agent
     assert agent.run("apply", ex.path.name).returncode == 0
     lab.ip("-n", ex.web1, "addr", "add", ex.cidr(99), "dev", "eth0")
     before = agent.served()
-    saved = subprocess.run([sys.executable, "-m", "netplan_lite", "plan", "-o", "saved.plan"],
-                           env=agent.env(NSNET_FILE=ex.path.name), cwd=lab.dir, umask=0o027,
-                           capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    saved = subprocess.run(
+        [sys.executable, "-m", "netplan_lite", "plan", "-o", "saved.plan"],
+        env=agent.env(NSNET_FILE=ex.path.name),
+        cwd=lab.dir,
+        umask=0o027,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
     assert saved.returncode == 0, saved.stdout + saved.stderr
     agent.wait_logged(before, "plan -o saved.plan", 0)
     plan_file = lab.dir / "saved.plan"
@@ -356,8 +363,7 @@ def bridge_down(lab, ex):
     return f"~ bridge {ex.bridge}: state down -> up"
 
 
-@pytest.mark.parametrize("drift", [foreign_address, default_route_deleted, host_end_down, bridge_down],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("drift", [foreign_address, default_route_deleted, host_end_down, bridge_down], ids=lambda f: f.__name__)
 def test_drift_made_by_hand_is_seen_and_repaired_through_the_agent(lab, agent, drift):
     ex = lab.example()
     name = ex.path.name
@@ -388,8 +394,9 @@ def test_a_namespace_deleted_by_hand_is_not_pinned_and_a_foreign_one_is_refused(
 
     lab.ip("netns", "del", ex.web1)
     # the agent keeps no fd or socket of the namespace: it goes, and its veth with it
-    assert lab.wait_until(lambda: lab.link(ex.host_veth(ex.web1)) is None, timeout=30), \
+    assert lab.wait_until(lambda: lab.link(ex.host_veth(ex.web1)) is None, timeout=30), (
         f"host end {ex.host_veth(ex.web1)} still there: the namespace is kept alive"
+    )
     via = agent.run("plan", "--detailed-exitcode", name)
     assert via.returncode == 2, via.stdout + via.stderr
     assert f"+ namespace {ex.web1}" in lab.lines(via.stdout), via.stdout
@@ -473,8 +480,7 @@ def test_nothing_listening_runs_the_command_here(lab, where):
         assert sock.is_socket()
     args = [sys.executable, "-m", "netplan_lite", "plan", "--detailed-exitcode", ex.path.name]
     here = subprocess.run(args, env=agent_env(sock), cwd=lab.dir, capture_output=True, text=True, timeout=CLI_TIMEOUT)
-    off = subprocess.run(args, env=agent_env(sock, NSNET_AGENT="off"), cwd=lab.dir, capture_output=True, text=True,
-                         timeout=CLI_TIMEOUT)
+    off = subprocess.run(args, env=agent_env(sock, NSNET_AGENT="off"), cwd=lab.dir, capture_output=True, text=True, timeout=CLI_TIMEOUT)
     assert here.returncode == 2 and here.stdout.startswith("nsnet will perform"), here.stdout + here.stderr
     assert_same_run(here, off)
     assert here.stderr == ""
@@ -497,8 +503,14 @@ def test_nsnet_agent_off_and_local_commands_run_without_the_agent(lab, agent):
     ex = lab.example()
     off = agent.local("apply", ex.path.name)
     assert off.returncode == 0, off.stdout + off.stderr
-    valid = subprocess.run([sys.executable, "-m", "netplan_lite", "validate", ex.path.name], env=agent.env(),
-                           cwd=lab.dir, capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    valid = subprocess.run(
+        [sys.executable, "-m", "netplan_lite", "validate", ex.path.name],
+        env=agent.env(),
+        cwd=lab.dir,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT,
+    )
     assert valid.returncode == 0, valid.stderr  # validate never goes to the agent
     assert agent.local("plan", "--detailed-exitcode", ex.path.name).returncode == 0
     assert agent.served() == [], agent.log_text()
@@ -510,17 +522,21 @@ def test_an_agent_of_another_installation_is_not_used(lab, tmp_path):
     """An agent running another copy of nsnet (its files have other times: another fingerprint)
     refuses the command, which then runs here with a one-line notice."""
     other = tmp_path / "other"
-    shutil.copytree(Path(netplan_lite.__file__).parent, other / "netplan_lite",  # copies get new times
-                    ignore=shutil.ignore_patterns("__pycache__"), copy_function=shutil.copy)
+    shutil.copytree(
+        Path(netplan_lite.__file__).parent,
+        other / "netplan_lite",  # copies get new times
+        ignore=shutil.ignore_patterns("__pycache__"),
+        copy_function=shutil.copy,
+    )
     started = start_agent(lab, lab.dir / SOCKET_NAME, lab.dir / LOG_NAME, package_parent=other)
     try:
         ex = lab.example()
         args = [sys.executable, "-m", "netplan_lite", "plan", "--detailed-exitcode", ex.path.name]
-        refused = subprocess.run(args, env=started.env(), cwd=lab.dir, capture_output=True, text=True,
-                                 timeout=CLI_TIMEOUT)
+        refused = subprocess.run(args, env=started.env(), cwd=lab.dir, capture_output=True, text=True, timeout=CLI_TIMEOUT)
         assert refused.returncode == 2, refused.stdout + refused.stderr
-        assert refused.stderr == ("nsnet: the agent runs another nsnet installation (restart it after an upgrade); "
-                                  "running without the agent\n"), refused.stderr
+        assert refused.stderr == ("nsnet: the agent runs another nsnet installation (restart it after an upgrade); running without the agent\n"), (
+            refused.stderr
+        )
         assert refused.stdout == started.local("plan", "--detailed-exitcode", ex.path.name).stdout
         assert started.served() == []
     finally:
@@ -533,8 +549,9 @@ def test_an_agent_whose_code_changed_in_a_subpackage_is_not_used(lab, tmp_path, 
     agent (an upgrade, a checkout), that installation's commands are refused by it and run here,
     with the new code (the edit announces itself on stderr when it is imported)."""
     copy = tmp_path / "copy"
-    shutil.copytree(Path(netplan_lite.__file__).parent, copy / "netplan_lite",
-                    ignore=shutil.ignore_patterns("__pycache__"), copy_function=shutil.copy)
+    shutil.copytree(
+        Path(netplan_lite.__file__).parent, copy / "netplan_lite", ignore=shutil.ignore_patterns("__pycache__"), copy_function=shutil.copy
+    )
     started = start_agent(lab, lab.dir / SOCKET_NAME, lab.dir / LOG_NAME, package_parent=copy)
     try:
         ex = lab.example()
@@ -543,11 +560,18 @@ def test_an_agent_whose_code_changed_in_a_subpackage_is_not_used(lab, tmp_path, 
         assert served.returncode == 2, served.stdout + served.stderr
         edited = copy / "netplan_lite" / module
         edited.write_text(edited.read_text() + '\nimport sys as _sys\n_sys.stderr.write("nsnet-test: new code\\n")\n')
-        after = subprocess.run([sys.executable, "-m", "netplan_lite", *plan], env=started.env(PYTHONPATH=str(copy)),
-                               cwd=lab.dir, capture_output=True, text=True, timeout=CLI_TIMEOUT)
+        after = subprocess.run(
+            [sys.executable, "-m", "netplan_lite", *plan],
+            env=started.env(PYTHONPATH=str(copy)),
+            cwd=lab.dir,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+        )
         assert after.returncode == 2, after.stdout + after.stderr
-        assert after.stderr == ("nsnet: the agent runs another nsnet installation (restart it after an upgrade); "
-                                "running without the agent\nnsnet-test: new code\n"), after.stderr
+        assert after.stderr == (
+            "nsnet: the agent runs another nsnet installation (restart it after an upgrade); running without the agent\nnsnet-test: new code\n"
+        ), after.stderr
         assert after.stdout == served.stdout
         assert started.served() == [(" ".join(plan), 2)], started.log_text()  # the first only
     finally:
@@ -585,8 +609,7 @@ def test_sigterm_to_the_client_stops_the_command_and_rolls_back(lab, agent):
     client = agent.start("apply", ex.path.name, NSNET_STOP_AT="2")
     try:
         child = agent.stopped_child()
-        assert lab.wait_until(lambda: catches(client.pid, signal.SIGTERM), timeout=10), \
-            "the client never started forwarding signals"
+        assert lab.wait_until(lambda: catches(client.pid, signal.SIGTERM), timeout=10), "the client never started forwarding signals"
         client.send_signal(signal.SIGTERM)
         assert lab.wait_until(lambda: pending(child, signal.SIGTERM), timeout=10), "SIGTERM was not forwarded"
         os.kill(child, signal.SIGCONT)
@@ -607,8 +630,14 @@ def test_sigterm_to_the_agent_waits_for_running_commands(lab, agent):
         agent.proc.send_signal(signal.SIGTERM)
         # it stops accepting: a new command runs here
         assert lab.wait_until(lambda: not _accepts(agent.socket), timeout=10)
-        here = subprocess.run([sys.executable, "-m", "netplan_lite", "plan", ex.path.name], env=agent.env(),
-                              cwd=lab.dir, capture_output=True, text=True, timeout=CLI_TIMEOUT)
+        here = subprocess.run(
+            [sys.executable, "-m", "netplan_lite", "plan", ex.path.name],
+            env=agent.env(),
+            cwd=lab.dir,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+        )
         assert here.returncode == 0 and here.stderr == "", here.stderr
         assert agent.proc.poll() is None  # still waiting for the apply
         os.kill(child, signal.SIGCONT)
@@ -655,8 +684,9 @@ def test_an_apply_that_waited_for_the_lock_sees_what_the_holder_did(lab, agent):
     try:
         holder_child = agent.stopped_child()
         waiter = agent.start("apply", name)
-        assert lab.wait_until(lambda: catches(waiter.pid, signal.SIGTERM), timeout=10), \
-            "the second apply was not started by the agent"  # it has its pid: forked, snapshot taken
+        assert lab.wait_until(lambda: catches(waiter.pid, signal.SIGTERM), timeout=10), (
+            "the second apply was not started by the agent"
+        )  # it has its pid: forked, snapshot taken
         time.sleep(0.5)  # waiting for the lock
         os.kill(holder_child, signal.SIGCONT)
         out, err = end(holder)
@@ -681,8 +711,9 @@ def test_an_idle_agent_stops_cleanly(lab, agent, sig):
 
 
 def test_a_second_agent_on_the_same_socket_is_refused(lab, agent):
-    second = subprocess.run([sys.executable, "-m", "netplan_lite", "agent"], env=agent.env(), cwd=lab.dir,
-                            capture_output=True, text=True, timeout=CLI_TIMEOUT)
+    second = subprocess.run(
+        [sys.executable, "-m", "netplan_lite", "agent"], env=agent.env(), cwd=lab.dir, capture_output=True, text=True, timeout=CLI_TIMEOUT
+    )
     assert second.returncode == 1, second.stdout + second.stderr
     assert second.stderr == f"nsnet: an agent already serves {agent.socket}\n", second.stderr
     assert agent.socket.is_socket()  # the first one's socket is left alone

@@ -37,8 +37,7 @@ def test_a_containers_namespace_gets_an_interface_and_keeps_what_is_its_own(lab,
     in_container(lab, proc, "ip", "link", "set", "lo", "up")
     doc = ex.doc()
     app = lab.prefix + "-app"
-    doc["namespaces"][app] = {"path": f"/proc/{proc.pid}/ns/net", "forwarding": True,
-                              "interfaces": {"eth0": {"bridge": ex.bridge}}}
+    doc["namespaces"][app] = {"path": f"/proc/{proc.pid}/ns/net", "forwarding": True, "interfaces": {"eth0": {"bridge": ex.bridge}}}
     lab.write(doc, ex.path)
 
     rc, out, err = lab.nsnet("apply", ex.path)

@@ -38,8 +38,9 @@ def delete_default_route(lab, ex):
     return [f"+ namespace {ex.web1} / route default: via "]
 
 
-@pytest.mark.parametrize("drift", [delete_veth, change_address, namespace_end_down, host_end_down,
-                                   foreign_address, delete_default_route], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "drift", [delete_veth, change_address, namespace_end_down, host_end_down, foreign_address, delete_default_route], ids=lambda f: f.__name__
+)
 def test_drift_is_planned_and_repaired(lab, applied, drift):
     ex = applied
     expected = drift(lab, ex)
@@ -56,4 +57,3 @@ def test_drift_is_planned_and_repaired(lab, applied, drift):
     assert rc == 0 and lab.no_changes(out), out + err
     assert lab.nsnet("show", "--check", ex.path)[0] == 0
     lab.assert_example_live(ex)
-

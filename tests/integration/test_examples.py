@@ -133,16 +133,16 @@ def udp_from_host(address: str, port: int, payload: str) -> str:
 
 def tcp_from(ns: str, address: str, port: int, timeout: float = SHORT) -> str:
     """What a server at ADDRESS:PORT sends to a connection from inside NS, or "failed: <reason>"."""
-    rc, out, err = run("ip", "netns", "exec", ns, sys.executable, TCP_CLIENT, address, str(port), str(timeout),
-                       timeout=timeout + 20)
+    rc, out, err = run("ip", "netns", "exec", ns, sys.executable, TCP_CLIENT, address, str(port), str(timeout), timeout=timeout + 20)
     assert rc in (0, 3), err
     return out.strip()
 
 
 def udp_from(ns: str, address: str, port: int, payload: str, timeout: float = SHORT) -> str:
     """The answer to a datagram sent from inside NS, or "failed: <reason>"."""
-    rc, out, err = run("ip", "netns", "exec", ns, sys.executable, "-c", UDP_CLIENT, address, str(port), payload,
-                       str(timeout), timeout=3 * timeout + 20)
+    rc, out, err = run(
+        "ip", "netns", "exec", ns, sys.executable, "-c", UDP_CLIENT, address, str(port), payload, str(timeout), timeout=3 * timeout + 20
+    )
     assert rc in (0, 3), err
     return out.strip()
 
@@ -392,8 +392,12 @@ def test_two_bridges_namespaces_reach_their_own_bridge_only(lab, host):
     ex = bring_up(lab, host, "two-bridges.yaml")
     blue_app, blue_client, red_app, red_client = (ex.ns(n) for n in ("blue-app", "blue-client", "red-app", "red-client"))
     blue_app_ip, red_app_ip = ex.ip("172.30.10.10"), ex.ip("172.30.11.10")
-    addresses = {blue_app: ex.addr("172.30.10.10/24"), blue_client: ex.addr("172.30.10.2/24"),
-                 red_app: ex.addr("172.30.11.10/24"), red_client: ex.addr("172.30.11.2/24")}
+    addresses = {
+        blue_app: ex.addr("172.30.10.10/24"),
+        blue_client: ex.addr("172.30.10.2/24"),
+        red_app: ex.addr("172.30.11.10/24"),
+        red_client: ex.addr("172.30.11.2/24"),
+    }
     for ns, address in addresses.items():
         assert lab.addresses(ns, "eth0") == [address], ns
         assert lab.default_routes(ns) == [], f"{ns} has a default route: the isolation needs none"
@@ -536,7 +540,11 @@ def test_pinned_addresses_macs_mtus_and_routes_are_exactly_as_written(lab, host)
         for iface, want in spec["interfaces"].items():
             address = want["address"] if "/" in want["address"] else want["address"] + "/24"
             assert interface_state(lab, ex.ns(name), iface) == {
-                "addresses": [ex.addr(address)], "mac": want["mac"], "mtu": want["mtu"], "up": True, "master": None,
+                "addresses": [ex.addr(address)],
+                "mac": want["mac"],
+                "mtu": want["mtu"],
+                "up": True,
+                "master": None,
             }, f"{name}/{iface}"
             outside = interface_state(lab, None, ex.host_veth(name, iface))
             assert (outside["mtu"], outside["master"], outside["up"]) == (want["mtu"], ex.br(want["bridge"]), True)
@@ -545,15 +553,18 @@ def test_pinned_addresses_macs_mtus_and_routes_are_exactly_as_written(lab, host)
     lan_net, san_net = ex.net("172.30.50.0/24"), ex.net("172.30.51.0/24")
     static = lambda to, via, dev: (to, ex.ip(via), dev, "225")  # noqa: E731
     assert route_table(lab, ex.ns("router")) == {
-        (lan_net, None, "lan0", "kernel"), (san_net, None, "san0", "kernel"),
+        (lan_net, None, "lan0", "kernel"),
+        (san_net, None, "san0", "kernel"),
         static("default", "172.30.50.254", "lan0"),
     }
     assert route_table(lab, ex.ns("desk")) == {
         (lan_net, None, "eth0", "kernel"),
-        static("default", "172.30.50.254", "eth0"), static(san_net, "172.30.50.1", "eth0"),
+        static("default", "172.30.50.254", "eth0"),
+        static(san_net, "172.30.50.1", "eth0"),
     }
     assert route_table(lab, ex.ns("nas")) == {
-        (san_net, None, "eth0", "kernel"), static(lan_net, "172.30.51.1", "eth0"),
+        (san_net, None, "eth0", "kernel"),
+        static(lan_net, "172.30.51.1", "eth0"),
     }
 
     # desk -> nas goes through the router namespace, without NAT: only while the router forwards

@@ -40,8 +40,9 @@ def test_exec_sees_the_namespaces_sys_and_reaches_a_neighbour(lab, applied):
 
 def test_the_exit_code_is_the_commands(lab, applied):
     ex = applied
-    rc, out, err = lab.nsnet("exec", "-f", ex.path, ex.web1, "--", sys.executable, "-c",
-                             "import sys; print('out'); print('err', file=sys.stderr); sys.exit(7)")
+    rc, out, err = lab.nsnet(
+        "exec", "-f", ex.path, ex.web1, "--", sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr); sys.exit(7)"
+    )
     assert (rc, out, err) == (7, "out\n", "err\n")
 
 
@@ -56,8 +57,7 @@ def test_an_unknown_namespace_is_one_line_listing_the_topologys(lab, applied):
     rc, out, err = lab.nsnet("exec", "-f", ex.path, f"{lab.prefix}-nope", "--", "true")
     assert (rc, out) == (1, "")
     web1, web2 = sorted((ex.web1, ex.web2))
-    assert err == (f"nsnet: namespace '{lab.prefix}-nope' is not in topology '{ex.topology}' ({ex.path}); "
-                   f"its namespaces: {web1}, {web2}\n")
+    assert err == (f"nsnet: namespace '{lab.prefix}-nope' is not in topology '{ex.topology}' ({ex.path}); its namespaces: {web1}, {web2}\n")
 
 
 def test_a_declared_namespace_not_applied_yet_suggests_apply(lab):
@@ -80,8 +80,9 @@ def test_a_namespace_of_the_same_name_that_is_not_the_topologys_is_refused(lab, 
     lab.write(doc, ex.path)
     rc, _, err = lab.nsnet("exec", "-f", ex.path, foreign, "--", "true")
     assert rc == 1
-    assert err == (f"nsnet: namespace '{foreign}' exists but is not part of topology '{ex.topology}': "
-                   "nsnet did not make it (its lo has no nsnet label)\n")
+    assert err == (
+        f"nsnet: namespace '{foreign}' exists but is not part of topology '{ex.topology}': nsnet did not make it (its lo has no nsnet label)\n"
+    )
     other = lab.example("b")  # another topology's namespace, under the same name in this file
     rc, out, err = lab.nsnet("apply", other.path)
     assert rc == 0, out + err

@@ -87,8 +87,10 @@ def foreign(lab):
     ]
     for cmd in cmds:
         subprocess.run(cmd, check=True)
-    rules = (f"table ip {names['table']} {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat;\n"
-             f"    tcp dport {30000 + secrets.randbelow(10000)} dnat to {subnet[2]}:80\n  }}\n}}\n")
+    rules = (
+        f"table ip {names['table']} {{\n  chain prerouting {{\n    type nat hook prerouting priority dstnat;\n"
+        f"    tcp dport {30000 + secrets.randbelow(10000)} dnat to {subnet[2]}:80\n  }}\n}}\n"
+    )
     subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
     forward = Path(IP_FORWARD).read_text()
     try:

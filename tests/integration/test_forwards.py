@@ -89,8 +89,7 @@ def table_rules(name: str) -> list[dict[str, Any]]:
 
 
 def start_host_server(address: str, port: int, reply: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, TCP_SERVER, address, str(port), reply, "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, TCP_SERVER, address, str(port), reply, "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_ready(proc, "host")
     return proc
 
@@ -116,8 +115,7 @@ def udp_from_host(address: str, port: int, payload: str, tries: int = 3) -> str 
 
 def tcp_from(ns: str, address: str, port: int, timeout: float = SHORT) -> str | None:
     """What a server at ADDRESS:PORT sends to a connection from inside NS, or None if none is made."""
-    rc, out, err = run("ip", "netns", "exec", ns, sys.executable, CLIENT, address, str(port), str(timeout),
-                       timeout=timeout + 20)
+    rc, out, err = run("ip", "netns", "exec", ns, sys.executable, CLIENT, address, str(port), str(timeout), timeout=timeout + 20)
     assert rc in (0, 3), err
     return out.strip() if rc == 0 else None
 
@@ -153,7 +151,6 @@ class Host:
         assert not journals, f"journals left behind after destroy: {journals}"
 
 
-
 @pytest.fixture(autouse=True)
 def host() -> Iterator[Host]:
     """Autouse, so set up before `lab` and torn down after the lab's cleanup (its destroys)."""
@@ -175,8 +172,13 @@ class Net:
     def name(self, suffix: str) -> str:
         return f"{self.prefix}-{suffix}"
 
-    def topology(self, suffix: str = "", bridges: dict[str, Any] | None = None,
-                 namespaces: dict[str, Any] | None = None, forwards: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def topology(
+        self,
+        suffix: str = "",
+        bridges: dict[str, Any] | None = None,
+        namespaces: dict[str, Any] | None = None,
+        forwards: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": f"{self.prefix}{suffix}", "bridges": bridges or {}, "namespaces": namespaces or {}}
         if forwards:
             doc["port_forwards"] = forwards
@@ -214,8 +216,9 @@ def net(lab: Any, host: Host) -> Net:
     return Net(lab, host)
 
 
-def one_bridge(net: Net, names: list[str], forwards: list[dict[str, Any]], masquerade: bool | None = None,
-               pinned: dict[str, int] | None = None) -> tuple[dict[str, Any], str, Any]:
+def one_bridge(
+    net: Net, names: list[str], forwards: list[dict[str, Any]], masquerade: bool | None = None, pinned: dict[str, int] | None = None
+) -> tuple[dict[str, Any], str, Any]:
     """A topology with one bridge (subnet lab.subnet) and a namespace per name: (doc, bridge, subnet)."""
     subnet = net.lab.subnet
     bridge = f"{net.prefix}b"
@@ -241,8 +244,7 @@ def forward(host_port: int, ns: str, port: int, **extra: Any) -> dict[str, Any]:
 def test_two_servers_on_port_80_are_reached_through_their_own_host_ports(net, lab):
     p1, p2 = lab.free_ports(2)
     web1, web2 = net.name("web1"), net.name("web2")
-    doc, bridge, subnet = one_bridge(net, ["web1", "web2"], [forward(p1, web1, 80), forward(p2, web2, 80)],
-                                     masquerade=True, pinned={"web1": 10})
+    doc, bridge, subnet = one_bridge(net, ["web1", "web2"], [forward(p1, web1, 80), forward(p2, web2, 80)], masquerade=True, pinned={"web1": 10})
     path = net.write(doc)
     gateway = str(subnet[1])
 
@@ -353,8 +355,14 @@ def test_guard_drops_packets_for_127_0_0_0_8_arriving_on_the_bridge(net, lab):
 
 def _nsnet_killed_at(lab, command: str, path: Path, checkpoint: int) -> None:
     """Run nsnet with its fault injection: SIGKILL at the given kernel-changing step."""
-    done = subprocess.run([sys.executable, "-m", "netplan_lite", command, str(path)], capture_output=True, text=True,
-                          cwd=lab.dir, env={**os.environ, "NSNET_KILL_AT": str(checkpoint)}, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "netplan_lite", command, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=lab.dir,
+        env={**os.environ, "NSNET_KILL_AT": str(checkpoint)},
+        timeout=60,
+    )
     assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
 
 
@@ -404,8 +412,10 @@ def test_masquerade_hides_the_client_address_and_turning_it_off_shows_it(net, la
     def doc(masquerade: bool) -> dict[str, Any]:
         return net.topology(
             bridges={bridge_a: {"subnet": str(net_a), "masquerade": masquerade}, bridge_b: {"subnet": str(net_b)}},
-            namespaces={client: {"interfaces": {"eth0": {"bridge": bridge_a, "address": str(net_a[10])}}},
-                        server: {"interfaces": {"eth0": {"bridge": bridge_b, "address": str(net_b[10])}}}},
+            namespaces={
+                client: {"interfaces": {"eth0": {"bridge": bridge_a, "address": str(net_a[10])}}},
+                server: {"interfaces": {"eth0": {"bridge": bridge_b, "address": str(net_b[10])}}},
+            },
             # the forward keeps net.ipv4.ip_forward held when masquerade is off
             forwards=[forward(p1, server, 80)],
         )
@@ -533,8 +543,7 @@ def test_a_switch_turned_off_by_hand_is_drift_and_apply_turns_it_back_on(net, la
 def test_destroy_removes_table_links_namespaces_and_releases_ip_forward(net, lab):
     p1, p2 = lab.free_ports(2)
     web1, web2 = net.name("web1"), net.name("web2")
-    doc, bridge, subnet = one_bridge(net, ["web1", "web2"], [forward(p1, web1, 80), forward(p2, web2, 53, protocol="udp")],
-                                     masquerade=True)
+    doc, bridge, subnet = one_bridge(net, ["web1", "web2"], [forward(p1, web1, 80), forward(p2, web2, 53, protocol="udp")], masquerade=True)
     path = net.write(doc)
     if not ip_forward_holders() and all(n.startswith("nsnet-") for _, n in nft_tables()):
         write_ip_forward("0")  # nothing needs it: start from 0 so that the restore is seen (put back in cleanup)
@@ -578,14 +587,17 @@ def test_a_foreign_nft_table_is_untouched_by_apply_reapply_and_destroy(net, lab)
     web1 = net.name("web1")
     doc, bridge, subnet = one_bridge(net, ["web1"], [forward(p1, web1, 80)])
     foreign = f"{net.prefix}-foreign"
-    net.foreign_table(foreign, f"""
+    net.foreign_table(
+        foreign,
+        f"""
 table ip {foreign} {{
     chain pre {{
         type nat hook prerouting priority -100; policy accept;
         iifname "{bridge}" tcp dport {q} dnat to {subnet[200]}:80
     }}
 }}
-""")
+""",
+    )
     snapshot = table_text(foreign)
     path = net.write(doc)
 
@@ -614,9 +626,12 @@ def test_a_host_port_forwarded_by_another_topology_is_refused_and_nothing_change
 
     subnet = lab.new_subnet()
     bridge, web = f"{net.prefix}xb", f"{net.prefix}x-web"
-    second = net.topology("x", bridges={bridge: {"subnet": str(subnet)}},
-                          namespaces={web: {"interfaces": {"eth0": {"bridge": bridge}}}},
-                          forwards=[forward(p1, web, 8000, host_address="127.0.0.1")])
+    second = net.topology(
+        "x",
+        bridges={bridge: {"subnet": str(subnet)}},
+        namespaces={web: {"interfaces": {"eth0": {"bridge": bridge}}}},
+        forwards=[forward(p1, web, 8000, host_address="127.0.0.1")],
+    )
     second_path = net.write(second, "second.yaml")
 
     for command in ("plan", "apply"):
@@ -632,7 +647,6 @@ def test_a_host_port_forwarded_by_another_topology_is_refused_and_nothing_change
     assert table_text(f"nsnet-{first['name']}") == first_table
 
 
-
 def _stopped(proc: subprocess.Popen) -> bool:
     with open(f"/proc/{proc.pid}/stat") as f:
         return f.read().rpartition(")")[2].split()[0] == "T"
@@ -645,13 +659,21 @@ def test_two_applies_racing_for_one_host_port_cannot_both_publish_it(net, lab):
     (port,) = lab.free_ports(1)
     subnet = lab.new_subnet()
     bridge, web = f"{net.prefix}xb", f"{net.prefix}x-web"
-    second = net.topology("x", bridges={bridge: {"subnet": str(subnet)}},
-                          namespaces={web: {"interfaces": {"eth0": {"bridge": bridge}}}},
-                          forwards=[forward(port, web, 8000)])
+    second = net.topology(
+        "x",
+        bridges={bridge: {"subnet": str(subnet)}},
+        namespaces={web: {"interfaces": {"eth0": {"bridge": bridge}}}},
+        forwards=[forward(port, web, 8000)],
+    )
     second_path = net.write(second, "second.yaml")
-    racer = subprocess.Popen([sys.executable, "-m", "netplan_lite", "apply", str(second_path)], cwd=lab.dir,
-                             env={**os.environ, "NSNET_STOP_AT": "1"}, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    racer = subprocess.Popen(
+        [sys.executable, "-m", "netplan_lite", "apply", str(second_path)],
+        cwd=lab.dir,
+        env={**os.environ, "NSNET_STOP_AT": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert lab.wait_until(lambda: racer.poll() is not None or _stopped(racer), timeout=30), "never stopped"
         assert racer.poll() is None, racer.communicate()

@@ -42,8 +42,7 @@ def test_forwarding_sets_both_families_and_leaves_other_namespaces_alone(lab, ap
     assert sysctl(lab, ex.web1, "net.ipv4.conf.all.rp_filter") == "2"
     assert sysctl(lab, ex.web2, "net.ipv4.ip_forward") == "0"
     record = json.loads((RUN / ex.topology / "sysctls.json").read_text())
-    assert record[ex.web1]["original"] == {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0",
-                                           "net.ipv4.conf.all.rp_filter": "0"}
+    assert record[ex.web1]["original"] == {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0", "net.ipv4.conf.all.rp_filter": "0"}
 
 
 def test_a_key_changed_by_hand_is_drift_and_repaired(lab, applied):
@@ -73,8 +72,7 @@ def test_destroy_takes_the_sysctls_with_the_namespace(lab, applied):
     apply(lab, ex, with_sysctls(ex, **{ex.web1: {"forwarding": True}}))
     rc, out, err = lab.nsnet("destroy", ex.path)
     assert rc == 0, out + err
-    assert any(line.startswith(f"- namespace {ex.web1} / sysctl net.ipv4.ip_forward (goes with namespace {ex.web1})")
-               for line in lab.lines(out)), out
+    assert any(line.startswith(f"- namespace {ex.web1} / sysctl net.ipv4.ip_forward (goes with namespace {ex.web1})") for line in lab.lines(out)), out
     assert not (RUN / ex.topology / "sysctls.json").exists()
     rc, out, err = lab.nsnet("apply", ex.path)  # made again: a fresh namespace, set afresh
     assert rc == 0, out + err

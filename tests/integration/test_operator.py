@@ -31,8 +31,7 @@ def on_terminal(lab, *args: str, env: dict[str, str] | None = None) -> str:
     main, child = os.openpty()
     base = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
     env = {**base, "TERM": "xterm", **(env or {})}
-    proc = subprocess.Popen([sys.executable, "-m", "netplan_lite", *args], stdout=child, stderr=subprocess.PIPE,
-                            cwd=REPO, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "netplan_lite", *args], stdout=child, stderr=subprocess.PIPE, cwd=REPO, env=env)
     os.close(child)
     chunks = []
     while True:
@@ -59,8 +58,17 @@ def test_ls_lists_the_topology_with_counts_and_drift(lab):
         assert_valid("ls.schema.json", doc)
         return next((t for t in doc["topologies"] if t["name"] == ex.topology), None)
 
-    assert mine() == {"name": ex.topology, "bridges": 1, "namespaces": 2, "veths": 2, "nft_table": False,
-                      "file": str(ex.path), "drifted": False, "changes": 0, "note": None}
+    assert mine() == {
+        "name": ex.topology,
+        "bridges": 1,
+        "namespaces": 2,
+        "veths": 2,
+        "nft_table": False,
+        "file": str(ex.path),
+        "drifted": False,
+        "changes": 0,
+        "note": None,
+    }
     lab.ip("-n", ex.web1, "route", "del", "default")
     found = mine()
     assert (found["drifted"], found["changes"]) == (True, 1)
@@ -103,8 +111,12 @@ def test_apply_shows_a_progress_bar_when_the_actions_do_not_fit_the_screen(lab):
 
 def test_json_of_the_real_kernel_matches_the_schemas(lab):
     ex = lab.example()
-    for command, schema in (("plan", "plan.schema.json"), ("apply", "plan.schema.json"),
-                            ("show", "state.schema.json"), ("destroy", "plan.schema.json")):
+    for command, schema in (
+        ("plan", "plan.schema.json"),
+        ("apply", "plan.schema.json"),
+        ("show", "state.schema.json"),
+        ("destroy", "plan.schema.json"),
+    ):
         rc, out, err = lab.nsnet(command, "--json", ex.path)
         assert rc == 0, err
         assert_valid(schema, json.loads(out))

@@ -27,8 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _nft_json(commands: list[dict]) -> None:
-    done = subprocess.run(["nft", "-j", "-f", "-"], input=json.dumps({"nftables": commands}),
-                          capture_output=True, text=True, timeout=10)
+    done = subprocess.run(["nft", "-j", "-f", "-"], input=json.dumps({"nftables": commands}), capture_output=True, text=True, timeout=10)
     assert done.returncode == 0, done.stderr
 
 
@@ -37,8 +36,7 @@ def _doc(lab, forwards: list[dict] | None = None) -> dict:
     doc = {
         "name": p,
         "bridges": {f"{p}br": {"subnet": str(lab.subnet)}},
-        "namespaces": {f"{p}-a": {"interfaces": {"eth0": {"bridge": f"{p}br"}}},
-                       f"{p}-b": {"interfaces": {"eth0": {"bridge": f"{p}br"}}}},
+        "namespaces": {f"{p}-a": {"interfaces": {"eth0": {"bridge": f"{p}br"}}}, f"{p}-b": {"interfaces": {"eth0": {"bridge": f"{p}br"}}}},
     }
     if forwards:
         doc["port_forwards"] = forwards
@@ -68,21 +66,28 @@ def test_gather_and_check_report_what_the_host_has(lab):
         tcp.listen()
         udp.bind(("127.0.0.1", 0))
         tcp_port, udp_port = tcp.getsockname()[1], udp.getsockname()[1]
-        path = lab.write(_doc(lab, [
-            {"host_port": tcp_port, "namespace": f"{p}-a", "port": 80},
-            {"host_port": udp_port, "namespace": f"{p}-b", "port": 53, "protocol": "udp"},
-        ]), lab.dir / "topology.yaml")
+        path = lab.write(
+            _doc(
+                lab,
+                [
+                    {"host_port": tcp_port, "namespace": f"{p}-a", "port": 80},
+                    {"host_port": udp_port, "namespace": f"{p}-b", "port": 53, "protocol": "udp"},
+                ],
+            ),
+            lab.dir / "topology.yaml",
+        )
         topology = load_file(path)
 
         # a forward base chain with policy drop, made harmless by an unconditional accept rule in the
         # same transaction (the policy never applies); it lives only while gather() reads it
         table = f"{p}-pf"
-        _nft_json([
-            {"add": {"table": {"family": "ip", "name": table}}},
-            {"add": {"chain": {"family": "ip", "table": table, "name": "fwd", "type": "filter",
-                               "hook": "forward", "prio": 0, "policy": "drop"}}},
-            {"add": {"rule": {"family": "ip", "table": table, "chain": "fwd", "expr": [{"accept": None}]}}},
-        ])
+        _nft_json(
+            [
+                {"add": {"table": {"family": "ip", "name": table}}},
+                {"add": {"chain": {"family": "ip", "table": table, "name": "fwd", "type": "filter", "hook": "forward", "prio": 0, "policy": "drop"}}},
+                {"add": {"rule": {"family": "ip", "table": table, "chain": "fwd", "expr": [{"accept": None}]}}},
+            ]
+        )
         try:
             facts = hostfacts.gather(topology)
         finally:
@@ -104,12 +109,10 @@ def test_gather_and_check_report_what_the_host_has(lab):
     drops = [w for w in _by_code(warnings, "forward-policy-drop") if f"nft chain ip {table} fwd" in w.message]
     assert len(drops) == 1 and f"bridge {p}br" in drops[0].message and "port forwards" in drops[0].message
     ports = _by_code(warnings, "host-port-in-use")
-    assert any(f"tcp port {tcp_port}" in w.message and f"this host's connections to 127.0.0.1:{tcp_port} to {p}-a" in w.message
-               for w in ports), ports
+    assert any(f"tcp port {tcp_port}" in w.message and f"this host's connections to 127.0.0.1:{tcp_port} to {p}-a" in w.message for w in ports), ports
     assert any(f"udp port {udp_port}" in w.message and f"127.0.0.1:{udp_port}" in w.message for w in ports), ports
     overlaps = _by_code(warnings, "subnet-overlaps-route")
-    assert [w.message.split(":")[0] for w in overlaps] == [
-        f"host route {inside} dev {foreign} lies inside bridge {p}br's subnet {lab.subnet}"]
+    assert [w.message.split(":")[0] for w in overlaps] == [f"host route {inside} dev {foreign} lies inside bridge {p}br's subnet {lab.subnet}"]
     # nothing of ours in the lines either way: plan prints them as they are
     assert all(w.line().startswith("warning: ") for w in warnings)
 
@@ -150,8 +153,14 @@ def _in_private_netns(lab, commands: list[list[str]]) -> dict:
         pytest.skip("unshare (util-linux) is not installed")
     path = lab.write(_doc(lab, [{"host_port": 18080, "namespace": f"{lab.prefix}-a", "port": 80}]), lab.dir / "topology.yaml")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(["unshare", "--net", sys.executable, "-c", IN_PRIVATE_NETNS, json.dumps(commands), str(path)],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+    done = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", IN_PRIVATE_NETNS, json.dumps(commands), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -160,36 +169,47 @@ def test_legacy_iptables_forward_drop_is_read_without_nft(lab):
     if shutil.which("iptables-legacy") is None:
         pytest.skip("iptables-legacy is not installed")
     bridge = f"{lab.prefix}br"
-    found = _in_private_netns(lab, [
-        ["iptables-legacy", "-P", "FORWARD", "DROP"],
-        ["iptables-legacy", "-A", "INPUT", "-i", bridge, "-j", "ACCEPT"],  # input: does not count
-        ["iptables-legacy", "-A", "FORWARD", "-i", "docker0", "-o", "docker0", "-j", "ACCEPT"],
-    ])
+    found = _in_private_netns(
+        lab,
+        [
+            ["iptables-legacy", "-P", "FORWARD", "DROP"],
+            ["iptables-legacy", "-A", "INPUT", "-i", bridge, "-j", "ACCEPT"],  # input: does not count
+            ["iptables-legacy", "-A", "FORWARD", "-i", "docker0", "-o", "docker0", "-j", "ACCEPT"],
+        ],
+    )
     assert [checks.LEGACY, "filter", "FORWARD", "drop", ["docker0"], ["docker0"]] in found["chains"]
-    assert any(f"iptables-legacy chain filter FORWARD (hook forward) has policy drop and no rule there accepts bridge {bridge}" in w
-               for w in found["warnings"]), found["warnings"]
+    assert any(
+        f"iptables-legacy chain filter FORWARD (hook forward) has policy drop and no rule there accepts bridge {bridge}" in w
+        for w in found["warnings"]
+    ), found["warnings"]
 
 
 def test_docker_shaped_iptables_nft_ruleset(lab):
     if shutil.which("iptables-nft") is None or shutil.which("nft") is None:
         pytest.skip("iptables-nft or nft is not installed")
     bridge = f"{lab.prefix}br"
-    found = _in_private_netns(lab, [
-        ["iptables-nft", "-P", "FORWARD", "DROP"],
-        ["iptables-nft", "-N", "DOCKER-USER"],
-        ["iptables-nft", "-A", "FORWARD", "-j", "DOCKER-USER"],
-        ["iptables-nft", "-A", "FORWARD", "-i", "docker0", "!", "-o", "docker0", "-j", "ACCEPT"],
-        ["iptables-nft", "-A", "FORWARD", "-o", "docker0", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
-    ])
+    found = _in_private_netns(
+        lab,
+        [
+            ["iptables-nft", "-P", "FORWARD", "DROP"],
+            ["iptables-nft", "-N", "DOCKER-USER"],
+            ["iptables-nft", "-A", "FORWARD", "-j", "DOCKER-USER"],
+            ["iptables-nft", "-A", "FORWARD", "-i", "docker0", "!", "-o", "docker0", "-j", "ACCEPT"],
+            ["iptables-nft", "-A", "FORWARD", "-o", "docker0", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+        ],
+    )
     assert ["ip", "filter", "FORWARD", "drop", ["docker0"], ["docker0"]] in found["chains"]
     drop = [w for w in found["warnings"] if "nft chain ip filter FORWARD" in w]
     assert len(drop) == 1 and f"DOCKER-USER -i {bridge} -j ACCEPT" in drop[0], found["warnings"]
     # once DOCKER-USER accepts the bridge both ways, the warning goes
-    found = _in_private_netns(lab, [
-        ["iptables-nft", "-P", "FORWARD", "DROP"],
-        ["iptables-nft", "-N", "DOCKER-USER"],
-        ["iptables-nft", "-A", "FORWARD", "-j", "DOCKER-USER"],
-        ["iptables-nft", "-A", "DOCKER-USER", "-i", bridge, "-j", "ACCEPT"],
-        ["iptables-nft", "-A", "DOCKER-USER", "-o", bridge, "-j", "ACCEPT"],
-    ])
+    found = _in_private_netns(
+        lab,
+        [
+            ["iptables-nft", "-P", "FORWARD", "DROP"],
+            ["iptables-nft", "-N", "DOCKER-USER"],
+            ["iptables-nft", "-A", "FORWARD", "-j", "DOCKER-USER"],
+            ["iptables-nft", "-A", "DOCKER-USER", "-i", bridge, "-j", "ACCEPT"],
+            ["iptables-nft", "-A", "DOCKER-USER", "-o", bridge, "-j", "ACCEPT"],
+        ],
+    )
     assert not [w for w in found["warnings"] if "nft chain ip filter FORWARD" in w], found["warnings"]

@@ -47,7 +47,7 @@ class Runner:
         bin_dir = self.dir / "bin"
         bin_dir.mkdir(exist_ok=True)
         shim = bin_dir / "nsnet"
-        shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m netplan_lite \"$@\"\n")
+        shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m netplan_lite "$@"\n')
         shim.chmod(0o755)
         self.env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(REPO), "NO_COLOR": "1"}
         self.env.pop("NSNET_FILE", None)
@@ -75,14 +75,14 @@ class Runner:
         command = "\n".join([*self.exports, self.swap(line)])
         bare = re.sub(r"\s#[^'\"]*$", "", command).rstrip()  # without a trailing comment
         if bare.endswith("&"):
-            self.lab.procs.append(subprocess.Popen(["bash", "-c", bare.rstrip("&")], cwd=self.dir,
-                                                   env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            self.lab.procs.append(
+                subprocess.Popen(["bash", "-c", bare.rstrip("&")], cwd=self.dir, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            )
             return ""
         expected = re.search(r"#.*?(hello from \S+)", command)
         deadline = time.monotonic() + (10 if "curl" in command else 0)
         while True:
-            done = subprocess.run(["bash", "-c", command], cwd=self.dir, env=self.env, capture_output=True, text=True,
-                                  timeout=120)
+            done = subprocess.run(["bash", "-c", command], cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=120)
             if done.returncode in codes or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
@@ -96,8 +96,7 @@ def test_quickstart(lab):
     if shutil.which("dot") is None:
         pytest.skip("graphviz is not installed (scripts/setup installs it)")
     p = lab.prefix
-    runner = Runner(lab, {"lab": p, "br-lab": f"{p}br", "web": f"{p}-web", "client": f"{p}-client"}, "172.31.254.",
-                    lab.free_ports(1))
+    runner = Runner(lab, {"lab": p, "br-lab": f"{p}br", "web": f"{p}-web", "client": f"{p}-client"}, "172.31.254.", lab.free_ports(1))
     lines = block("quickstart")
     assert lines[0].startswith("nsnet init")
     runner.run(lines[0])
@@ -111,8 +110,7 @@ def test_quickstart(lab):
 
 def test_main_example(lab):
     p = lab.prefix
-    runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.",
-                    lab.free_ports(2))
+    runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.", lab.free_ports(2))
     (runner.dir / "examples").mkdir()
     shutil.copy(REPO / "examples" / "webserver.py", runner.dir / "examples")
     shutil.copy(REPO / "examples" / "topology.yaml", runner.dir / "examples")
@@ -123,8 +121,7 @@ def test_main_example(lab):
 
 def test_ci_block(lab):
     p = lab.prefix
-    runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.",
-                    lab.free_ports(2))
+    runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.", lab.free_ports(2))
     shutil.copy(REPO / "examples" / "topology.yaml", runner.dir / "topology.yaml")
     runner.adopt(runner.dir / "topology.yaml")
     fmt, validate, plan, show = block("ci")
@@ -140,8 +137,7 @@ def test_ci_block(lab):
 
 def test_agent_block(lab):
     p = lab.prefix
-    runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.",
-                    lab.free_ports(2))
+    runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.", lab.free_ports(2))
     agent_socket = runner.dir / "agent.sock"  # the test's own agent, never the host's
     runner.env.pop("NSNET_AGENT", None)
     runner.env["NSNET_AGENT_SOCKET"] = str(agent_socket)

@@ -26,8 +26,7 @@ class Walk:
         self.subnet = lab.subnet
         self.port_base = 20000 + secrets.randbelow(20000)
         self.counter = 0
-        self.doc = {"name": lab.prefix, "bridges": {self.bridge: {"subnet": str(self.subnet)}},
-                    "namespaces": {}, "port_forwards": []}
+        self.doc = {"name": lab.prefix, "bridges": {self.bridge: {"subnet": str(self.subnet)}}, "namespaces": {}, "port_forwards": []}
         self.path = lab.dir / "soak.yaml"
         for _ in range(3):
             self.add_namespace()
@@ -70,8 +69,7 @@ class Walk:
         port = self.port_base + self.rng.randrange(500)
         if any(f["host_port"] == port for f in self.doc["port_forwards"]):
             return "forward skipped (taken)"
-        forward = {"host_port": port, "namespace": self.rng.choice(self.namespaces), "port": 80,
-                   "protocol": self.rng.choice(["tcp", "udp"])}
+        forward = {"host_port": port, "namespace": self.rng.choice(self.namespaces), "port": 80, "protocol": self.rng.choice(["tcp", "udp"])}
         self.doc["port_forwards"].append(forward)
         return f"forward {forward}"
 
@@ -109,8 +107,16 @@ class Walk:
 def test_random_walk_always_converges_and_destroy_leaks_nothing(lab):
     rng = random.Random(SEED)
     walk = Walk(lab, rng)
-    edits = [walk.add_namespace, walk.remove_namespace, walk.pin_address, walk.add_forward,
-             walk.remove_forward, walk.toggle_masquerade, walk.drift, walk.drift]
+    edits = [
+        walk.add_namespace,
+        walk.remove_namespace,
+        walk.pin_address,
+        walk.add_forward,
+        walk.remove_forward,
+        walk.toggle_masquerade,
+        walk.drift,
+        walk.drift,
+    ]
     history = []
     for step in range(STEPS):
         history.append(rng.choice(edits)())

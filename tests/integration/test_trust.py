@@ -20,8 +20,9 @@ IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
 
 def _run(lab, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "netplan_lite", *args], capture_output=True, text=True,
-                          cwd=lab.dir, env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "netplan_lite", *args], capture_output=True, text=True, cwd=lab.dir, env={**os.environ, **(env or {})}, timeout=timeout
+    )
 
 
 def _table_exists(topology: str) -> bool:
@@ -135,10 +136,16 @@ def test_second_run_waits_for_the_lock_then_names_the_holder(trust):
     lab = trust
     ex = lab.example()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from netplan_lite.engine.lock import topology_lock\n"
-         "with topology_lock(sys.argv[1], 5):\n    print('locked', flush=True); time.sleep(20)", ex.topology],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from netplan_lite.engine.lock import topology_lock\n"
+            "with topology_lock(sys.argv[1], 5):\n    print('locked', flush=True); time.sleep(20)",
+            ex.topology,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
@@ -156,14 +163,18 @@ def test_two_topologies_apply_concurrently(trust):
     lab = trust
     first, second = lab.example(), lab.example("b")
     paths = [_with_forward(lab, first), _with_forward(lab, second)]
-    runs = [subprocess.Popen([sys.executable, "-m", "netplan_lite", "apply", str(p)], cwd=lab.dir,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in paths]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "netplan_lite", "apply", str(p)], cwd=lab.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for p in paths
+    ]
     for run in runs:
         out, err = run.communicate(timeout=60)
         assert run.returncode == 0, out + err
     for path in paths:
         assert _run(lab, "plan", "--detailed-exitcode", str(path)).returncode == 0
-    forward_holders = (Path("/run/nsnet/sysctl.json").read_text())
+    forward_holders = Path("/run/nsnet/sysctl.json").read_text()
     assert first.topology in forward_holders and second.topology in forward_holders
     for path in paths:
         assert _run(lab, "destroy", str(path)).returncode == 0
@@ -177,8 +188,9 @@ def test_sigterm_stops_after_the_current_action_and_rolls_back(trust):
         name = f"{lab.prefix}-n{i}"
         doc["namespaces"][name] = {"interfaces": {"eth0": {"bridge": ex.bridge}}}
     lab.write(doc, ex.path)
-    run = subprocess.Popen([sys.executable, "-m", "netplan_lite", "apply", str(ex.path)], cwd=lab.dir,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "netplan_lite", "apply", str(ex.path)], cwd=lab.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     for line in run.stdout:
         if line.lstrip().startswith("+ namespace"):
             run.send_signal(signal.SIGTERM)
@@ -194,9 +206,20 @@ def test_without_privileges_one_line_and_nothing_changed(trust):
     lab = trust
     ex = lab.example()
     dropped = subprocess.run(
-        ["setpriv", "--inh-caps=-net_admin,-sys_admin", "--bounding-set=-net_admin,-sys_admin",
-         sys.executable, "-m", "netplan_lite", "apply", str(ex.path)],
-        capture_output=True, text=True, cwd=lab.dir)
+        [
+            "setpriv",
+            "--inh-caps=-net_admin,-sys_admin",
+            "--bounding-set=-net_admin,-sys_admin",
+            sys.executable,
+            "-m",
+            "netplan_lite",
+            "apply",
+            str(ex.path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=lab.dir,
+    )
     assert dropped.returncode == 1
     assert dropped.stderr.count("\n") == 1 and "needs root" in dropped.stderr, dropped.stderr
     assert ex.web1 not in lab.netns_names()

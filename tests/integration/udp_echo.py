@@ -3,6 +3,7 @@
 " <peer address>", a bigger one with "<size> bytes <peer address>"; prints "ready" once bound."""
 
 import socket, sys, time
+
 address, port, lifetime = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((address, port))

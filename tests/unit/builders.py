@@ -35,7 +35,6 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "topology.yaml"
 SOURCE = "t.yaml"
 
 
-
 def rid(text: str) -> ResourceId:
     """An id from its display form: "interface a/eth0", "route a/default", "bridge br0"."""
     kind, key = text.split(" ")
@@ -46,8 +45,12 @@ def rid(text: str) -> ResourceId:
 # topology documents
 
 
-def doc(bridges: dict[str, Any] | None = None, namespaces: dict[str, Any] | None = None,
-        port_forwards: list[dict[str, Any]] | None = None, name: str = "demo") -> dict[str, Any]:
+def doc(
+    bridges: dict[str, Any] | None = None,
+    namespaces: dict[str, Any] | None = None,
+    port_forwards: list[dict[str, Any]] | None = None,
+    name: str = "demo",
+) -> dict[str, Any]:
     """A topology document (plain data), leaving out the sections not given."""
     data: dict[str, Any] = {"name": name}
     if bridges is not None:
@@ -113,8 +116,9 @@ def namespace(name: str, lo_up: bool = True) -> NamespaceState:
     return NamespaceState(name, lo_up)
 
 
-def iface(ns: str, name: str = "eth0", bridge: str | None = "br0", *addresses: str, topo: str = "demo",
-          host: str | None = "", **fields: Any) -> InterfaceState:
+def iface(
+    ns: str, name: str = "eth0", bridge: str | None = "br0", *addresses: str, topo: str = "demo", host: str | None = "", **fields: Any
+) -> InterfaceState:
     """An interface; its host end name is the loader's unless `host` is given."""
     host_end = host_name(ns, name, topo) if host == "" else host
     return InterfaceState(ns, name, host_end, bridge, tuple(addresses), **fields)
@@ -151,8 +155,18 @@ def ops(plan: Plan) -> list[tuple[str, str]]:
 # netlink records
 
 
-def link(index: int, name: str, kind: str | None = None, alias: str | None = None, master: int | None = None,
-         peer: int | None = None, mtu: int = 1500, up: bool = True, mac: str | None = None, **extra: Any) -> LinkMsg:
+def link(
+    index: int,
+    name: str,
+    kind: str | None = None,
+    alias: str | None = None,
+    master: int | None = None,
+    peer: int | None = None,
+    mtu: int = 1500,
+    up: bool = True,
+    mac: str | None = None,
+    **extra: Any,
+) -> LinkMsg:
     return LinkMsg(index, name, kind, alias, master, peer, mtu, up, mac, **extra)
 
 
@@ -200,4 +214,3 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
-

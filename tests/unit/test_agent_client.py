@@ -161,6 +161,7 @@ def replies(*docs: dict[str, Any]) -> Callable[[socket.socket, dict[str, Any], l
     def answer(conn: socket.socket, _request: dict[str, Any], _fds: list[int]) -> None:
         for doc in docs:
             send(conn, doc)
+
     return answer
 
 
@@ -214,13 +215,12 @@ def test_the_default_socket_path_and_the_override(monkeypatch):
 # the request and the replies
 
 
-def test_the_request_carries_argv_cwd_env_umask_fingerprint_and_our_stdio(env, monkeypatch, tmp_path,
-                                                                         restored_signals):
+def test_the_request_carries_argv_cwd_env_umask_fingerprint_and_our_stdio(env, monkeypatch, tmp_path, restored_signals):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NSNET_TEST_MARKER", "agent-client")
     old_umask = os.umask(0o027)
     try:
-        fake = FakeAgent(env, replies({"pid": 2 ** 22 + 1}, {"exit": 2}))
+        fake = FakeAgent(env, replies({"pid": 2**22 + 1}, {"exit": 2}))
         code = agentclient.run(["plan", "--detailed-exitcode", "t.yaml"])
     finally:
         os.umask(old_umask)
@@ -241,8 +241,7 @@ def test_a_refusal_runs_the_command_here_and_says_why(env, capsys):
     fake = FakeAgent(env, replies({"refused": "the agent runs another nsnet installation"}))
     assert agentclient.run(["apply", "t.yaml"]) is None
     fake.finish()
-    assert capsys.readouterr().err == ("nsnet: the agent runs another nsnet installation; "
-                                       "running without the agent\n")
+    assert capsys.readouterr().err == ("nsnet: the agent runs another nsnet installation; running without the agent\n")
 
 
 def test_a_connection_closed_without_an_answer_runs_the_command_here(env, capsys):
@@ -253,7 +252,7 @@ def test_a_connection_closed_without_an_answer_runs_the_command_here(env, capsys
 
 
 def test_an_agent_gone_before_the_exit_status_is_an_error(env, capsys, restored_signals):
-    fake = FakeAgent(env, replies({"pid": 2 ** 22 + 1}))
+    fake = FakeAgent(env, replies({"pid": 2**22 + 1}))
     assert agentclient.run(["destroy", "t.yaml"]) == 1
     fake.finish()
     assert "the agent stopped before the command finished" in capsys.readouterr().err
@@ -264,6 +263,7 @@ def test_stop_signals_are_forwarded_to_the_command(env, restored_signals):
     command = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     ours = signal.getsignal(signal.SIGHUP)
     try:
+
         def answer(conn: socket.socket, _request: dict[str, Any], _fds: list[int]) -> None:
             send(conn, {"pid": command.pid})
             for _ in range(REPLY_TIMEOUT * 100):  # until the client has put its forwarding handler in
@@ -293,19 +293,24 @@ print("returned", agentclient.run(["apply", "t.yaml"]), flush=True)
 """
 
 
-@pytest.mark.parametrize("sig", [
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGKILL,
-], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "sig",
+    [
+        signal.SIGTERM,
+        signal.SIGINT,
+        signal.SIGKILL,
+    ],
+    ids=lambda s: s.name,
+)
 def test_a_command_killed_by_a_signal_kills_the_client_the_same_way(env, sig):
     def answer(conn: socket.socket, _request: dict[str, Any], _fds: list[int]) -> None:
-        send(conn, {"pid": 2 ** 22 + 1})
+        send(conn, {"pid": 2**22 + 1})
         send(conn, {"exit": -sig})
 
     fake = FakeAgent(env, answer)
-    client = subprocess.run([sys.executable, "-c", CLIENT], capture_output=True, text=True, timeout=30,
-                            env={k: v for k, v in os.environ.items() if k != "NSNET_AGENT"})
+    client = subprocess.run(
+        [sys.executable, "-c", CLIENT], capture_output=True, text=True, timeout=30, env={k: v for k, v in os.environ.items() if k != "NSNET_AGENT"}
+    )
     fake.finish()
     assert "Traceback" not in client.stderr, client.stderr
     assert client.returncode == -sig, client.stdout + client.stderr
@@ -339,15 +344,18 @@ def test_the_fingerprint_is_the_code_not_the_place(package):
     # (an upgrade that changes no file in place is not told apart either)
 
 
-@pytest.mark.parametrize("change", [
-    "edit a module",
-    "touch a module",
-    "edit a schema",
-    "add a module",
-    "remove a module",
-    "another python",
-    "another environment",
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "edit a module",
+        "touch a module",
+        "edit a schema",
+        "add a module",
+        "remove a module",
+        "another python",
+        "another environment",
+    ],
+)
 def test_the_fingerprint_changes_with_the_code(package, monkeypatch, change):
     before = agentclient.code_fingerprint()
     module = package / "model" / "loader.py"  # a module in a subpackage
@@ -501,18 +509,20 @@ def test_checkpoints_count_the_changes(monkeypatch):
     assert faults.changes_made() == 2
 
 
-@pytest.mark.parametrize("changed, host_kept, kept", [
-    ([], True, {"web1", "web2"}),
-    ([7], True, {"web2"}),  # web1 (id 7) changed since: read by the command itself
-    ([None], False, {"web1", "web2"}),  # the host changed: read by the command itself
-    ([None, 7, 8], False, set()),
-    (None, None, None),  # announcements lost: nothing is trusted
-])
+@pytest.mark.parametrize(
+    "changed, host_kept, kept",
+    [
+        ([], True, {"web1", "web2"}),
+        ([7], True, {"web2"}),  # web1 (id 7) changed since: read by the command itself
+        ([None], False, {"web1", "web2"}),  # the host changed: read by the command itself
+        ([None, 7, 8], False, set()),
+        (None, None, None),  # announcements lost: nothing is trusted
+    ],
+)
 def test_only_what_did_not_change_since_the_snapshots_is_used(changed, host_kept, kept):
     host, web1, web2 = (Snapshot((), (), ()) for _ in range(3))
     asked = []
-    prefetched = observe.Prefetched(host, {"web1": web1, "web2": web2}, {"web1": 7, "web2": 8},
-                                    changed_since=lambda: asked.append(1) or changed)
+    prefetched = observe.Prefetched(host, {"web1": web1, "web2": web2}, {"web1": 7, "web2": 8}, changed_since=lambda: asked.append(1) or changed)
     current = prefetched.without_changes()
     assert asked == [1]  # asked once, when about to be used
     if kept is None:

@@ -102,9 +102,7 @@ def test_bad_gateway(gateway, message):
 
 
 def test_gateway_without_subnet():
-    assert problems(doc(bridges={"br0": {"gateway": "10.0.0.1"}})) == [
-        "t.yaml:4:5: bridges.br0.gateway: a gateway needs a subnet on the bridge"
-    ]
+    assert problems(doc(bridges={"br0": {"gateway": "10.0.0.1"}})) == ["t.yaml:4:5: bridges.br0.gateway: a gateway needs a subnet on the bridge"]
 
 
 def test_gateway_is_not_judged_against_a_broken_subnet():
@@ -127,9 +125,7 @@ def test_ipv6_gateway_is_refused_by_the_schema():
 
 def test_unknown_bridge():
     text = "name: demo\nnamespaces:\n  a:\n    interfaces:\n      eth0: {bridge: br9}\n"
-    assert problems(text) == [
-        "t.yaml:5:14: namespaces.a.interfaces.eth0.bridge: unknown bridge 'br9' (not under bridges:)"
-    ]
+    assert problems(text) == ["t.yaml:5:14: namespaces.a.interfaces.eth0.bridge: unknown bridge 'br9' (not under bridges:)"]
 
 
 def test_lo_is_reserved():
@@ -168,16 +164,12 @@ def test_first_host_is_free_when_the_gateway_is_elsewhere():
 
 def test_address_located_exactly():
     text = "name: demo\nbridges: {br0: {subnet: 172.30.0.0/24}}\nnamespaces:\n  a:\n    interfaces:\n      eth0:\n        bridge: br0\n        address: 172.30.0.1\n"
-    assert problems(text) == [
-        "t.yaml:8:9: namespaces.a.interfaces.eth0.address: 172.30.0.1 is the gateway of bridge br0"
-    ]
+    assert problems(text) == ["t.yaml:8:9: namespaces.a.interfaces.eth0.address: 172.30.0.1 is the gateway of bridge br0"]
 
 
 def test_address_on_a_bridge_without_subnet_needs_a_prefix():
     data = bridged({"br0": {}}, a={"eth0": {"bridge": "br0", "address": "10.0.0.1"}})
-    assert messages(data) == [
-        ("namespaces.a.interfaces.eth0.address", "'10.0.0.1' needs a prefix length because its bridge has no subnet")
-    ]
+    assert messages(data) == [("namespaces.a.interfaces.eth0.address", "'10.0.0.1' needs a prefix length because its bridge has no subnet")]
 
 
 def test_address_with_prefix_on_a_bridge_without_subnet_is_accepted():
@@ -186,15 +178,18 @@ def test_address_with_prefix_on_a_bridge_without_subnet_is_accepted():
 
 
 def test_duplicate_address_names_the_first_user():
-    data = bridged({"br0": {"subnet": "172.30.0.0/24"}},
-                   a={"eth0": {"bridge": "br0", "address": "172.30.0.10"}},
-                   b={"eth0": {"bridge": "br0", "address": "172.30.0.10/24"}})
+    data = bridged(
+        {"br0": {"subnet": "172.30.0.0/24"}},
+        a={"eth0": {"bridge": "br0", "address": "172.30.0.10"}},
+        b={"eth0": {"bridge": "br0", "address": "172.30.0.10/24"}},
+    )
     assert messages(data) == [("namespaces.b.interfaces.eth0.address", "172.30.0.10 is already used by a.eth0")]
 
 
 def test_duplicate_address_across_bridges_without_subnet():
-    data = bridged({"br0": {}, "br1": {}},
-                   a={"eth0": {"bridge": "br0", "address": "10.0.0.1/24"}, "eth1": {"bridge": "br1", "address": "10.0.0.1/24"}})
+    data = bridged(
+        {"br0": {}, "br1": {}}, a={"eth0": {"bridge": "br0", "address": "10.0.0.1/24"}, "eth1": {"bridge": "br1", "address": "10.0.0.1/24"}}
+    )
     assert messages(data) == [("namespaces.a.interfaces.eth1.address", "10.0.0.1 is already used by a.eth0")]
 
 
@@ -206,10 +201,12 @@ def test_bridge_takes_1024_ports():
 def test_bridge_over_1024_ports_is_reported_once_at_the_first_extra_port():
     namespaces = {f"n{i:04d}": {"interfaces": {"eth0": {"bridge": "br0"}}} for i in range(MAX_BRIDGE_PORTS + 3)}
     found = messages(doc(bridges={"br0": {"subnet": "10.0.0.0/16"}}, namespaces=namespaces))
-    assert found == [(
-        "namespaces.n1024.interfaces.eth0.bridge",
-        "bridge br0 would get more than 1024 ports, the Linux bridge limit; split the namespaces over several bridges",
-    )]
+    assert found == [
+        (
+            "namespaces.n1024.interfaces.eth0.bridge",
+            "bridge br0 would get more than 1024 ports, the Linux bridge limit; split the namespaces over several bridges",
+        )
+    ]
 
 
 # routes
@@ -259,9 +256,7 @@ def test_ipv6_route_destination_is_refused():
 
 
 def test_route_via_that_is_not_an_address():
-    assert messages(with_routes({"to": "default", "via": "1.2.3.4.5"})) == [
-        ("namespaces.a.routes.0.via", "'1.2.3.4.5' is not an IPv4 address")
-    ]
+    assert messages(with_routes({"to": "default", "via": "1.2.3.4.5"})) == [("namespaces.a.routes.0.via", "'1.2.3.4.5' is not an IPv4 address")]
 
 
 # port forwards
@@ -294,9 +289,7 @@ def test_udp_clash_names_the_protocol():
 
 
 def test_forward_host_address_that_is_not_an_address():
-    assert messages(with_forwards(fwd(host_address="1.2.3.4.5"))) == [
-        ("port_forwards.0.host_address", "'1.2.3.4.5' is not an IPv4 address")
-    ]
+    assert messages(with_forwards(fwd(host_address="1.2.3.4.5"))) == [("port_forwards.0.host_address", "'1.2.3.4.5' is not an IPv4 address")]
 
 
 def test_forward_on_the_unspecified_address_is_refused():
@@ -306,21 +299,15 @@ def test_forward_on_the_unspecified_address_is_refused():
 
 
 def test_forward_to_an_unknown_namespace():
-    assert messages(with_forwards(fwd(namespace="nope"))) == [
-        ("port_forwards.0.namespace", "unknown namespace 'nope' (not under namespaces:)")
-    ]
+    assert messages(with_forwards(fwd(namespace="nope"))) == [("port_forwards.0.namespace", "unknown namespace 'nope' (not under namespaces:)")]
 
 
 def test_forward_to_a_namespace_without_interfaces():
-    assert messages(with_forwards(fwd(), namespaces={"a": {}})) == [
-        ("port_forwards.0.namespace", "namespace a has no interface to forward to")
-    ]
+    assert messages(with_forwards(fwd(), namespaces={"a": {}})) == [("port_forwards.0.namespace", "namespace a has no interface to forward to")]
 
 
 def test_forward_to_an_unknown_interface():
-    assert messages(with_forwards(fwd(interface="eth9"))) == [
-        ("port_forwards.0.interface", "namespace a has no interface 'eth9'")
-    ]
+    assert messages(with_forwards(fwd(interface="eth9"))) == [("port_forwards.0.interface", "namespace a has no interface 'eth9'")]
 
 
 def test_forward_to_an_interface_without_address():
@@ -351,7 +338,10 @@ def test_problems_come_in_check_order():
         port_forwards=[fwd(namespace="b")],
     )
     assert [path for path, _ in messages(data)] == [
-        "bridges.br0.subnet", "namespaces.a.interfaces.eth0.bridge", "namespaces.a.routes.0.via", "port_forwards.0.namespace",
+        "bridges.br0.subnet",
+        "namespaces.a.interfaces.eth0.bridge",
+        "namespaces.a.routes.0.via",
+        "port_forwards.0.namespace",
     ]
 
 
@@ -368,8 +358,10 @@ def test_subnet_without_room_for_its_interfaces():
 
 
 def test_subnet_capacity_counts_pinned_addresses_too():
-    data = bridged({"br0": {"subnet": "10.0.0.0/29"}},
-                   **{f"n{i}": {"eth0": {"bridge": "br0", **({"address": f"10.0.0.{i + 2}"} if i < 3 else {})}} for i in range(6)})
+    data = bridged(
+        {"br0": {"subnet": "10.0.0.0/29"}},
+        **{f"n{i}": {"eth0": {"bridge": "br0", **({"address": f"10.0.0.{i + 2}"} if i < 3 else {})}} for i in range(6)},
+    )
     assert [path for path, _ in messages(data)] == ["bridges.br0.subnet"]
 
 
@@ -380,9 +372,7 @@ def test_subnet_filled_exactly_is_accepted():
 
 def test_multicast_mac_is_refused():
     data = bridged({"br0": {}}, a={"eth0": {"bridge": "br0", "mac": "01:00:5e:00:00:01"}})
-    assert messages(data) == [
-        ("namespaces.a.interfaces.eth0.mac", "01:00:5e:00:00:01 is a multicast address; an interface needs a unicast MAC")
-    ]
+    assert messages(data) == [("namespaces.a.interfaces.eth0.mac", "01:00:5e:00:00:01 is a multicast address; an interface needs a unicast MAC")]
 
 
 def test_unicast_mac_is_accepted():

@@ -108,8 +108,13 @@ def test_validate_example_exits_0(capsys):
 def test_validate_json(capsys):
     code, out, _ = run(capsys, "validate", "--json", str(EXAMPLE))
     assert code == 0
-    assert json.loads(out) == {"format_version": 1, "file": str(EXAMPLE), "valid": True, "topology": "demo",
-                               "counts": {"bridges": 1, "namespaces": 2, "port_forwards": 2}}
+    assert json.loads(out) == {
+        "format_version": 1,
+        "file": str(EXAMPLE),
+        "valid": True,
+        "topology": "demo",
+        "counts": {"bridges": 1, "namespaces": 2, "port_forwards": 2},
+    }
 
 
 def test_validate_bad_file_prints_one_line_per_problem(capsys, tmp_path):
@@ -159,8 +164,9 @@ def test_python_m_runs_the_cli_without_a_traceback(tmp_path):
     path.write_text(BAD)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("NSNET_FILE", None)
-    done = subprocess.run([sys.executable, "-m", "netplan_lite", "validate", str(path)],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "netplan_lite", "validate", str(path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    )
     assert done.returncode == 1 and done.stdout == ""
     assert len(done.stderr.splitlines()) == 3
     assert all(line.startswith("nsnet: ") for line in done.stderr.splitlines())
@@ -184,9 +190,12 @@ def _bug(*_args, **_kwargs):
 
 
 INTERNAL_LINE = "nsnet: internal error: RuntimeError: boom (rerun with --debug for the traceback)\n"
-INTERNAL_DOC = {"format_version": 1, "valid": False, "error": "internal",
-                "problems": [{"file": None, "line": None, "column": None, "key": None,
-                              "message": "internal error: RuntimeError: boom"}]}
+INTERNAL_DOC = {
+    "format_version": 1,
+    "valid": False,
+    "error": "internal",
+    "problems": [{"file": None, "line": None, "column": None, "key": None, "message": "internal error: RuntimeError: boom"}],
+}
 
 
 def test_an_internal_error_is_one_line_without_a_traceback(capsys, monkeypatch, topo_file):
@@ -196,10 +205,15 @@ def test_an_internal_error_is_one_line_without_a_traceback(capsys, monkeypatch, 
     assert ExitCode.INTERNAL == ExitCode.ERROR == 1  # what it always exited with
 
 
-@pytest.mark.parametrize("command, where", [("validate", "netplan_lite.model.loader.load_bytes"),
-                                             ("plan", "netplan_lite.engine.reconcile.plan"),
-                                             ("apply", "netplan_lite.engine.reconcile.run"),
-                                             ("show", "netplan_lite.engine.reconcile.plan")])
+@pytest.mark.parametrize(
+    "command, where",
+    [
+        ("validate", "netplan_lite.model.loader.load_bytes"),
+        ("plan", "netplan_lite.engine.reconcile.plan"),
+        ("apply", "netplan_lite.engine.reconcile.run"),
+        ("show", "netplan_lite.engine.reconcile.plan"),
+    ],
+)
 def test_an_internal_error_with_json_prints_an_error_document(capsys, monkeypatch, kernel, topo_file, command, where):
     """The same document as any other error's (schemas/validate.schema.json), with `error: internal`."""
     monkeypatch.setattr(where, _bug)

@@ -62,8 +62,7 @@ printf '%s\\n' "${{COMPREPLY[@]}}"
     env.pop("NSNET_FILE", None)
     if path_dir is not None:
         env["PATH"] = f"{path_dir}:{env['PATH']}"
-    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=60)
+    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, env=env, cwd=cwd, timeout=60)
     assert done.returncode == 0, done.stderr
     return [line for line in done.stdout.splitlines() if line]
 
@@ -77,8 +76,9 @@ def test_bash_script_is_valid_bash(bash_script):
 
 
 def test_bash_script_registers_the_completion(bash_script):
-    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", f"source {bash_script} && complete -p nsnet"],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", f"source {bash_script} && complete -p nsnet"], capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "complete -F _nsnet nsnet"
 

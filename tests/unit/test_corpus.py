@@ -43,9 +43,7 @@ HEADER = "# expect: "
 TIME_LIMIT = 1.0  # seconds: the one place a time bound is part of the contract
 
 # Problems that may lack a line number: the text never became YAML nodes.
-NO_LINE_OK = re.compile(
-    r"file is empty|not UTF-8 text|binary data \(NUL byte\)|-byte limit|nodes \(alias bomb\?\)|unacceptable character"
-)
+NO_LINE_OK = re.compile(r"file is empty|not UTF-8 text|binary data \(NUL byte\)|-byte limit|nodes \(alias bomb\?\)|unacceptable character")
 CONTROL_CHARS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 # kinds of test a known bug breaks
@@ -90,7 +88,7 @@ def expectation(path: Path) -> str:
         return EXPECTATIONS[path.name]
     first = path.read_bytes().split(b"\n", 1)[0].decode("utf-8")
     assert first.startswith(HEADER), f"{path.name}: first line must be `{HEADER}...` or the file must be in expectations.json"
-    return first[len(HEADER):].rstrip("\r")
+    return first[len(HEADER) :].rstrip("\r")
 
 
 def bad_params(kind: str) -> list:
@@ -98,6 +96,7 @@ def bad_params(kind: str) -> list:
 
 
 # generated cases: too big to commit
+
 
 def _bridges(n: int, subnet: Callable[[int], str]) -> str:
     return "bridges:\n" + "".join(f"  b{i}: {{subnet: {subnet(i)}}}\n" for i in range(n))
@@ -140,9 +139,13 @@ GENERATED_BAD: dict[str, tuple[str, Callable[[], bytes]]] = {
     ),
     "distinct_host_ports_8000_and_a_clash": (
         "tcp port 1 is already forwarded by port_forwards item 0",
-        lambda: ("name: demo\n" + ONE_NAMESPACE + "port_forwards:\n"
-                 + "".join(f"- {{host_port: {i + 1}, namespace: web, port: 80}}\n" for i in range(8000))
-                 + "- {host_port: 1, namespace: web, port: 80}\n").encode(),
+        lambda: (
+            "name: demo\n"
+            + ONE_NAMESPACE
+            + "port_forwards:\n"
+            + "".join(f"- {{host_port: {i + 1}, namespace: web, port: 80}}\n" for i in range(8000))
+            + "- {host_port: 1, namespace: web, port: 80}\n"
+        ).encode(),
     ),
     "one_mebibyte_flow_list": (
         "nodes (alias bomb?)",

@@ -63,8 +63,10 @@ def test_auto_addresses_take_the_subnet_prefix():
 
 
 def test_each_bridge_allocates_from_its_own_subnet():
-    data = doc(bridges={"br0": {"subnet": "10.0.0.0/24"}, "br1": {"subnet": "10.1.0.0/24"}},
-               namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0"}, "eth1": {"bridge": "br1"}}}})
+    data = doc(
+        bridges={"br0": {"subnet": "10.0.0.0/24"}, "br1": {"subnet": "10.1.0.0/24"}},
+        namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0"}, "eth1": {"bridge": "br1"}}}},
+    )
     assert allocated(data) == {"a/eth0": "10.0.0.2/24", "a/eth1": "10.1.0.2/24"}
 
 
@@ -74,8 +76,7 @@ def test_interface_on_a_bridge_without_subnet_gets_no_address():
 
 
 def test_interfaces_of_one_namespace_are_allocated_in_name_order():
-    data = doc(bridges={"br0": {"subnet": "10.0.0.0/24"}},
-               namespaces={"a": {"interfaces": {"eth1": {"bridge": "br0"}, "eth0": {"bridge": "br0"}}}})
+    data = doc(bridges={"br0": {"subnet": "10.0.0.0/24"}}, namespaces={"a": {"interfaces": {"eth1": {"bridge": "br0"}, "eth0": {"bridge": "br0"}}}})
     assert allocated(data) == {"a/eth0": "10.0.0.2/24", "a/eth1": "10.0.0.3/24"}
 
 
@@ -203,8 +204,10 @@ def test_pinned_mtu_and_mac_are_desired():
 
 
 def test_default_route_goes_via_the_first_interfaces_gateway():
-    data = doc(bridges={"br0": {"subnet": "10.0.0.0/24"}, "br1": {"subnet": "10.1.0.0/24", "gateway": "10.1.0.254"}},
-               namespaces={"a": {"interfaces": {"eth1": {"bridge": "br1"}, "eth0": {"bridge": "br0"}}}})
+    data = doc(
+        bridges={"br0": {"subnet": "10.0.0.0/24"}, "br1": {"subnet": "10.1.0.0/24", "gateway": "10.1.0.254"}},
+        namespaces={"a": {"interfaces": {"eth1": {"bridge": "br1"}, "eth0": {"bridge": "br0"}}}},
+    )
     routes = [r for r in desired(data).values() if r.kind is Kind.ROUTE]
     assert routes == [route("a", "default", "10.1.0.254")]
 
@@ -229,5 +232,11 @@ def test_namespace_without_interfaces_has_no_route():
 def test_desired_ids_are_unique_per_kind():
     data = one_bridge("a", "b")
     assert sorted(str(rid) for rid in desired(data)) == [
-        "bridge br0", "interface a/eth0", "interface b/eth0", "namespace a", "namespace b", "route a/default", "route b/default",
+        "bridge br0",
+        "interface a/eth0",
+        "interface b/eth0",
+        "namespace a",
+        "namespace b",
+        "route a/default",
+        "route b/default",
     ]

@@ -41,9 +41,12 @@ def test_in_sync_is_no_change():
 def test_everything_missing_is_created_in_rank_then_name_order():
     assert summary(diff(desired(AB), {})) == [
         ("create", "bridge br0"),
-        ("create", "namespace a"), ("create", "namespace b"),
-        ("create", "interface a/eth0"), ("create", "interface b/eth0"),
-        ("create", "route a/default"), ("create", "route b/default"),
+        ("create", "namespace a"),
+        ("create", "namespace b"),
+        ("create", "interface a/eth0"),
+        ("create", "interface b/eth0"),
+        ("create", "route a/default"),
+        ("create", "route b/default"),
     ]
 
 
@@ -56,7 +59,9 @@ def test_create_has_no_before_and_delete_has_no_after():
 
 def test_unwanted_resources_are_deleted():
     assert summary(diff(desired(one_bridge("a")), state(*LIVE_AB))) == [
-        ("delete", "namespace b"), ("delete", "interface b/eth0"), ("delete", "route b/default"),
+        ("delete", "namespace b"),
+        ("delete", "interface b/eth0"),
+        ("delete", "route b/default"),
     ]
 
 
@@ -98,8 +103,10 @@ def test_unmanaged_fields_never_differ(observed):
 
 
 def test_managed_mtu_differs():
-    (change,) = diff(desired(one_bridge("a", "b", mtu=1400)), live(iface("a", "eth0", "br0", "172.30.0.2/24", mtu=1500),
-                                                                   iface("b", "eth0", "br0", "172.30.0.3/24", mtu=1400)))
+    (change,) = diff(
+        desired(one_bridge("a", "b", mtu=1400)),
+        live(iface("a", "eth0", "br0", "172.30.0.2/24", mtu=1500), iface("b", "eth0", "br0", "172.30.0.3/24", mtu=1400)),
+    )
     assert (str(change.id), change.fields) == ("interface a/eth0", (FieldChange("mtu", 1500, 1400),))
 
 

@@ -57,8 +57,10 @@ def test_format_doc_is_up_to_date(gen):
     expected = gen.generate()
     current = FORMAT_DOC.read_text() if FORMAT_DOC.exists() else ""
     if current != expected:
-        differing = next((i for i, (a, b) in enumerate(zip(current.splitlines(), expected.splitlines()), 1) if a != b),
-                         min(len(current.splitlines()), len(expected.splitlines())) + 1)
+        differing = next(
+            (i for i, (a, b) in enumerate(zip(current.splitlines(), expected.splitlines()), 1) if a != b),
+            min(len(current.splitlines()), len(expected.splitlines())) + 1,
+        )
         pytest.fail(f"{REGENERATE} (first difference at line {differing})", pytrace=False)
 
 
@@ -166,8 +168,7 @@ def test_schema_examples_are_shown_when_a_definition_has_them(gen):
 
 def test_examples_in_the_format_doc_are_valid_yaml_taken_from_the_example_topology():
     example = (ROOT / "examples" / "topology.yaml").read_text()
-    blocks = re.findall(r"from \[`examples/topology.yaml`\]\(\.\./examples/topology.yaml\):\n\n```yaml\n(.*?)```",
-                        FORMAT_DOC.read_text(), re.S)
+    blocks = re.findall(r"from \[`examples/topology.yaml`\]\(\.\./examples/topology.yaml\):\n\n```yaml\n(.*?)```", FORMAT_DOC.read_text(), re.S)
     assert blocks
     for block in blocks:
         assert isinstance(yaml.safe_load(block), dict)
@@ -201,9 +202,19 @@ def test_the_lab_job_installs_validates_plans_applies_tests_and_always_destroys(
     assert job["runs-on"] == "ubuntu-latest"
     install = _runs(job)[_index(job, "apt-get install")]
     assert "iproute2" in install and "nftables" in install and "pip install" in install
-    order = [_index(job, needle) for needle in (
-        "apt-get install", "nsnet fmt --check", "nsnet validate", "nsnet plan --detailed-exitcode", "nsnet apply",
-        "nsnet show --check", "curl", "nsnet destroy")]
+    order = [
+        _index(job, needle)
+        for needle in (
+            "apt-get install",
+            "nsnet fmt --check",
+            "nsnet validate",
+            "nsnet plan --detailed-exitcode",
+            "nsnet apply",
+            "nsnet show --check",
+            "curl",
+            "nsnet destroy",
+        )
+    ]
     assert order == sorted(order)
     for needle in ("nsnet fmt", "nsnet validate"):  # they read the file only: no root
         assert "sudo" not in _runs(job)[_index(job, needle)]
@@ -238,23 +249,44 @@ def test_every_run_step_is_valid_bash(workflow):
 
 
 def test_the_ci_doc_embeds_the_workflow_file_verbatim():
-    assert f"```yaml\n{WORKFLOW.read_text()}```\n" in CI_DOC.read_text(), \
+    assert f"```yaml\n{WORKFLOW.read_text()}```\n" in CI_DOC.read_text(), (
         "docs/ci.md must include docs/ci/github-actions.yml verbatim in a ```yaml block: copy the file into it"
+    )
 
 
 # all three documents
 
 
 # In prose, `nsnet topology` may be a name, not a command: there only these words count as commands.
-COMMAND_LIKE = {"init", "exec", "graph", "ls", "fmt", "completion", "list", "status", "check", "diff", "up", "down",
-                "run", "create", "delete", "deploy", "validate", "plan", "apply", "destroy", "show"}
+COMMAND_LIKE = {
+    "init",
+    "exec",
+    "graph",
+    "ls",
+    "fmt",
+    "completion",
+    "list",
+    "status",
+    "check",
+    "diff",
+    "up",
+    "down",
+    "run",
+    "create",
+    "delete",
+    "deploy",
+    "validate",
+    "plan",
+    "apply",
+    "destroy",
+    "show",
+}
 NSNET_WORD = r"(?:^|[\s;|&(])(?:sudo )?(?:\S*/)?nsnet ([a-z]+)"
 
 
 def _run_scripts(node: Any) -> list[str]:
     if isinstance(node, dict):
-        return [v for k, v in node.items() if k == "run" and isinstance(v, str)] + \
-            [s for v in node.values() for s in _run_scripts(v)]
+        return [v for k, v in node.items() if k == "run" and isinstance(v, str)] + [s for v in node.values() for s in _run_scripts(v)]
     return [s for v in node for s in _run_scripts(v)] if isinstance(node, list) else []
 
 
@@ -273,7 +305,7 @@ def nsnet_commands(text: str) -> set[str]:
     words = {w for line in commands for w in re.findall(NSNET_WORD, line)}
     prose = re.sub(r"```.*?```", "", text, flags=re.S)
     for span in re.findall(r"`([^`\n]+)`", prose):
-        words |= {w for w in re.findall("^" + NSNET_WORD[NSNET_WORD.index("(?:sudo"):], span) if w in COMMAND_LIKE}
+        words |= {w for w in re.findall("^" + NSNET_WORD[NSNET_WORD.index("(?:sudo") :], span) if w in COMMAND_LIKE}
     return words
 
 
@@ -288,8 +320,10 @@ def test_the_docs_run_only_nsnet_commands_that_exist_or_are_announced(doc):
 
 
 def test_the_command_finder_sees_commands_and_skips_output_and_comments():
-    text = ("```console\n# nsnet plan\nnsnet will perform these actions\n# .venv/bin/nsnet apply  # nsnet is here\n```\n"
-            "```yaml\n# nsnet in CI\nname: nsnet lab\nsteps:\n  - name: Install nsnet and more\n"
-            "    run: sudo .venv/bin/nsnet destroy x\n```\n"
-            "run `nsnet show --check` or `nsnet ls`; the schema is `nsnet topology`; nsnet does it.\n")
+    text = (
+        "```console\n# nsnet plan\nnsnet will perform these actions\n# .venv/bin/nsnet apply  # nsnet is here\n```\n"
+        "```yaml\n# nsnet in CI\nname: nsnet lab\nsteps:\n  - name: Install nsnet and more\n"
+        "    run: sudo .venv/bin/nsnet destroy x\n```\n"
+        "run `nsnet show --check` or `nsnet ls`; the schema is `nsnet topology`; nsnet does it.\n"
+    )
     assert nsnet_commands(text) == {"plan", "apply", "destroy", "show", "ls"}

@@ -42,8 +42,7 @@ def test_the_error_codes_are_the_schemas():
 
 def test_every_error_class_of_the_package_has_a_code_of_the_set():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", EVERY_ERROR_CLASS], capture_output=True, text=True, env=env,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-c", EVERY_ERROR_CLASS], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     codes = json.loads(done.stdout)
     assert {kind for kind, _ in codes.values()} == {"ErrorCode"}, codes

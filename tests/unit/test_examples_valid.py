@@ -26,8 +26,9 @@ def test_there_are_the_main_example_and_at_least_five_labs():
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_example_validates_as_it_is(path):
-    done = subprocess.run([sys.executable, "-m", "netplan_lite", "validate", str(path)],
-                          capture_output=True, text=True, timeout=60, cwd=EXAMPLES.parent)
+    done = subprocess.run(
+        [sys.executable, "-m", "netplan_lite", "validate", str(path)], capture_output=True, text=True, timeout=60, cwd=EXAMPLES.parent
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith(f"{path}: valid topology "), done.stdout
     assert done.stderr == ""

@@ -114,8 +114,11 @@ def test_removing_and_adding_back_namespaces_keeps_the_survivors_addresses(data,
 
 def keeps_interfaces(first: dict, second: dict) -> bool:
     """No namespace in both loses an interface (see test_renaming_an_interface_converges)."""
-    return all(set(spec["interfaces"]) <= set(second["namespaces"][ns]["interfaces"])
-               for ns, spec in first["namespaces"].items() if ns in second["namespaces"])
+    return all(
+        set(spec["interfaces"]) <= set(second["namespaces"][ns]["interfaces"])
+        for ns, spec in first["namespaces"].items()
+        if ns in second["namespaces"]
+    )
 
 
 @GENERATED
@@ -186,8 +189,7 @@ def web(ns: str, *addresses: str, bridge: str | None = "br-demo", **fields) -> I
     "change, expected",
     [
         # the kernel drops the default route with the old address: it is planned again
-        (web("web1", "172.30.0.11/24"),
-         [("delete", "route web1/default"), ("update", "interface web1/eth0"), ("create", "route web1/default")]),
+        (web("web1", "172.30.0.11/24"), [("delete", "route web1/default"), ("update", "interface web1/eth0"), ("create", "route web1/default")]),
         (web("web1", "172.30.0.10/24", up=False), [("update", "interface web1/eth0")]),
         (web("web2", "172.30.0.2/24", host_up=False), [("update", "interface web2/eth0")]),
         (web("web2", "172.30.0.2/24", "192.168.9.9/24"), [("update", "interface web2/eth0")]),
@@ -299,12 +301,15 @@ def test_destroy_empties_the_example():
 @pytest.mark.parametrize(
     "kernel, message",
     [
-        (FakeKernel(foreign_links={"br-demo": "topology 'other'"}),
-         "link br-demo (for bridge br-demo) already exists on the host (topology 'other')"),
-        (FakeKernel(foreign_links={host_name("web2", "eth0"): "not made by nsnet"}),
-         f"link {host_name('web2', 'eth0')} (for interface web2/eth0) already exists on the host (not made by nsnet)"),
-        (FakeKernel(foreign_namespaces={"web1": "not made by nsnet"}),
-         "namespace web1 already exists (not made by nsnet)"),
+        (
+            FakeKernel(foreign_links={"br-demo": "topology 'other'"}),
+            "link br-demo (for bridge br-demo) already exists on the host (topology 'other')",
+        ),
+        (
+            FakeKernel(foreign_links={host_name("web2", "eth0"): "not made by nsnet"}),
+            f"link {host_name('web2', 'eth0')} (for interface web2/eth0) already exists on the host (not made by nsnet)",
+        ),
+        (FakeKernel(foreign_namespaces={"web1": "not made by nsnet"}), "namespace web1 already exists (not made by nsnet)"),
     ],
 )
 def test_conflict_raises_and_makes_no_calls(kernel, message):
@@ -323,8 +328,7 @@ def test_every_conflict_is_named_at_once():
 
 
 def test_unrelated_foreign_objects_are_no_conflict():
-    kernel = FakeKernel(foreign_links={"eth0": "not made by nsnet", "docker0": "not made by nsnet"},
-                        foreign_namespaces={"other": "topology 'other'"})
+    kernel = FakeKernel(foreign_links={"eth0": "not made by nsnet", "docker0": "not made by nsnet"}, foreign_namespaces={"other": "topology 'other'"})
     applied(load_file(EXAMPLE), kernel)
 
 
@@ -399,8 +403,10 @@ def test_renaming_an_interface_converges():
 
 
 def test_removing_the_first_interface_moves_the_default_route():
-    data = doc(bridges={"br0": {"subnet": "10.0.0.0/24"}, "br1": {"subnet": "10.1.0.0/24"}},
-               namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0"}, "eth1": {"bridge": "br1"}}}})
+    data = doc(
+        bridges={"br0": {"subnet": "10.0.0.0/24"}, "br1": {"subnet": "10.1.0.0/24"}},
+        namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0"}, "eth1": {"bridge": "br1"}}}},
+    )
     kernel = applied(data)
     del data["namespaces"]["a"]["interfaces"]["eth0"]
     assert reconcile.apply(topology(data), kernel).converged

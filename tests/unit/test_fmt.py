@@ -54,8 +54,7 @@ def test_fmt_keeps_every_comment(path):
     assert comment_texts(fmt.format_text(raw)) == comment_texts(raw.decode("utf-8"))
 
 
-@pytest.mark.parametrize("name", ["topology.yaml", "fan-out.yaml", "three-tier.yaml", "two-bridges.yaml",
-                                  "udp-service.yaml"])
+@pytest.mark.parametrize("name", ["topology.yaml", "fan-out.yaml", "three-tier.yaml", "two-bridges.yaml", "udp-service.yaml"])
 def test_the_examples_are_canonical(name):
     path = ROOT / "examples" / name
     if not path.exists():
@@ -87,7 +86,9 @@ bridges:
   br0: {masquerade: yes, mtu: 0x5dc, subnet: 10.0.0.0/24}
 name: "order"
 """
-    assert fmt.format_text(messy) == """\
+    assert (
+        fmt.format_text(messy)
+        == """\
 name: order
 bridges:
   br0: {subnet: 10.0.0.0/24, mtu: 1500, masquerade: true}
@@ -101,6 +102,7 @@ namespaces:
 port_forwards:
   - {host_port: 8080, namespace: web, port: 80}
 """
+    )
 
 
 def test_user_order_of_bridges_namespaces_and_interfaces_is_kept():
@@ -130,7 +132,9 @@ namespaces:
   b:
 # the end
 """
-    assert fmt.format_text(raw) == """\
+    assert (
+        fmt.format_text(raw)
+        == """\
 # header
 name: hf
 bridges:   # the bridges
@@ -147,13 +151,18 @@ namespaces:
   b: {}
 # the end
 """
+    )
 
 
 def test_an_indented_comment_before_more_of_its_block_goes_with_what_follows():
-    raw = (b"name: r\nbridges:\n  br0: {subnet: 10.0.0.0/24}\n    # deeper\n  br1: {}\nnamespaces:\n  a:\n"
-           b"    interfaces: {eth0: {bridge: br0}}\n    routes:\n        # before the first route\n"
-           b"      - {to: default, via: 10.0.0.1}\n")
-    assert fmt.format_text(raw) == """\
+    raw = (
+        b"name: r\nbridges:\n  br0: {subnet: 10.0.0.0/24}\n    # deeper\n  br1: {}\nnamespaces:\n  a:\n"
+        b"    interfaces: {eth0: {bridge: br0}}\n    routes:\n        # before the first route\n"
+        b"      - {to: default, via: 10.0.0.1}\n"
+    )
+    assert (
+        fmt.format_text(raw)
+        == """\
 name: r
 bridges:
   br0: {subnet: 10.0.0.0/24}
@@ -167,6 +176,7 @@ namespaces:
       # before the first route
       - {to: default, via: 10.0.0.1}
 """
+    )
 
 
 def test_a_comment_inside_a_leaf_object_keeps_it_in_block_style():
@@ -178,14 +188,17 @@ def test_a_comment_inside_a_leaf_object_keeps_it_in_block_style():
 
 def test_an_end_of_line_comment_keeps_its_column_when_it_can():
     raw = b"name: c\nbridges:\n  br0: {subnet: 10.0.0.0/24}          # aligned\n  br1: {subnet: 10.1.0.0/24, masquerade: on} # pushed\n"
-    assert fmt.format_text(raw) == ("name: c\nbridges:\n  br0: {subnet: 10.0.0.0/24}          # aligned\n"
-                                    "  br1: {subnet: 10.1.0.0/24, masquerade: true}  # pushed\n")
+    assert fmt.format_text(raw) == (
+        "name: c\nbridges:\n  br0: {subnet: 10.0.0.0/24}          # aligned\n  br1: {subnet: 10.1.0.0/24, masquerade: true}  # pushed\n"
+    )
 
 
 def test_a_long_leaf_object_is_block_style():
     bridge, iface = "b" * 15, "e" * 15
-    raw = f"name: w\nbridges: {{{bridge}: {{subnet: 10.0.0.0/24}}}}\nnamespaces:\n  web:\n    interfaces:\n" \
-          f"      {iface}: {{bridge: {bridge}, address: 10.0.0.200/24, mtu: 65535, mac: '02:00:00:00:00:01'}}\n".encode()
+    raw = (
+        f"name: w\nbridges: {{{bridge}: {{subnet: 10.0.0.0/24}}}}\nnamespaces:\n  web:\n    interfaces:\n"
+        f"      {iface}: {{bridge: {bridge}, address: 10.0.0.200/24, mtu: 65535, mac: '02:00:00:00:00:01'}}\n".encode()
+    )
     out = fmt.format_text(raw)
     assert max(len(line) for line in out.splitlines()) <= fmt.WIDTH
     assert f"      {iface}:\n        bridge: {bridge}\n        address: 10.0.0.200/24\n" in out
@@ -212,10 +225,11 @@ def test_merge_key_comes_first_where_pyyaml_applies_it_anyway():
 
 
 def test_empty_sections_documents_markers_bom_and_crlf():
-    raw = b"\xef\xbb\xbf%YAML 1.1\r\n---\r\nname: e\r\nbridges:\r\n  br0:\r\nnamespaces:\r\n  idle:\r\n  island:\r\n" \
-          b"    interfaces:\r\n    routes: []\r\n...\r\n"
-    assert fmt.format_text(raw) == ("name: e\nbridges:\n  br0: {}\nnamespaces:\n  idle: {}\n"
-                                    "  island: {interfaces: {}, routes: []}\n")
+    raw = (
+        b"\xef\xbb\xbf%YAML 1.1\r\n---\r\nname: e\r\nbridges:\r\n  br0:\r\nnamespaces:\r\n  idle:\r\n  island:\r\n"
+        b"    interfaces:\r\n    routes: []\r\n...\r\n"
+    )
+    assert fmt.format_text(raw) == ("name: e\nbridges:\n  br0: {}\nnamespaces:\n  idle: {}\n  island: {interfaces: {}, routes: []}\n")
 
 
 def test_blank_lines_are_collapsed_and_dropped_at_the_start_of_a_block():
@@ -329,8 +343,9 @@ def test_fmt_stdin_to_stdout(capsys, monkeypatch, messy):
 
 # properties: comments and blank lines anywhere, any layout PyYAML can dump
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=150, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 SEEDS = {p.name: p.read_text(encoding="utf-8-sig") for p in FILES}
 
 
@@ -340,8 +355,13 @@ def commented(draw) -> str:
     text = SEEDS[draw(st.sampled_from(sorted(SEEDS)))]
     style = draw(st.sampled_from(["as is", "block", "flow", "indent4"]))
     if style != "as is":
-        text = yaml.safe_dump(yaml.safe_load(text), sort_keys=False, default_flow_style=style == "flow",
-                              indent=4 if style == "indent4" else 2, width=draw(st.sampled_from([20, 80, 1000])))
+        text = yaml.safe_dump(
+            yaml.safe_load(text),
+            sort_keys=False,
+            default_flow_style=style == "flow",
+            indent=4 if style == "indent4" else 2,
+            width=draw(st.sampled_from([20, 80, 1000])),
+        )
     lines = text.split("\n")
     for _ in range(draw(st.integers(1, 6))):
         i = draw(st.integers(0, len(lines) - 1))

@@ -63,17 +63,60 @@ def loads_or_refuses(raw: bytes) -> Topology | TopologyError:
 # vocabulary
 
 TOPOLOGY_KEYS = [
-    "name", "bridges", "namespaces", "port_forwards",
-    "subnet", "gateway", "mtu", "masquerade",
-    "interfaces", "routes", "bridge", "address", "mac",
-    "to", "via", "host_port", "namespace", "port", "protocol", "host_address", "interface",
+    "name",
+    "bridges",
+    "namespaces",
+    "port_forwards",
+    "subnet",
+    "gateway",
+    "mtu",
+    "masquerade",
+    "interfaces",
+    "routes",
+    "bridge",
+    "address",
+    "mac",
+    "to",
+    "via",
+    "host_port",
+    "namespace",
+    "port",
+    "protocol",
+    "host_address",
+    "interface",
 ]
 NAMES = ["demo", "br0", "br1", "web", "db", "eth0", "eth1", "lo", "a" * 16, "a" * 65, "Demo", "br/0", "..", "web;id", "bр0"]
 ADDRESSES = [
-    "10.0.0.0/24", "10.0.0.0/16", "10.0.0.0/30", "10.0.0.0/8", "10.0.0.0/31", "10.0.0.0/32", "0.0.0.0/0",
-    "10.0.0.5/24", "10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.5", "10.0.0.255", "10.0.1.5", "10.0.0.5/16",
-    "10.1.0.0/16", "127.0.0.1", "0.0.0.0", "255.255.255.255", "224.0.0.1", "999.1.1.1", "1.2.3", "01.2.3.4",
-    "default", "::1", "fd00::/64", "fd00::1", "", "*", "10.0.0.1\n",
+    "10.0.0.0/24",
+    "10.0.0.0/16",
+    "10.0.0.0/30",
+    "10.0.0.0/8",
+    "10.0.0.0/31",
+    "10.0.0.0/32",
+    "0.0.0.0/0",
+    "10.0.0.5/24",
+    "10.0.0.0",
+    "10.0.0.1",
+    "10.0.0.2",
+    "10.0.0.5",
+    "10.0.0.255",
+    "10.0.1.5",
+    "10.0.0.5/16",
+    "10.1.0.0/16",
+    "127.0.0.1",
+    "0.0.0.0",
+    "255.255.255.255",
+    "224.0.0.1",
+    "999.1.1.1",
+    "1.2.3",
+    "01.2.3.4",
+    "default",
+    "::1",
+    "fd00::/64",
+    "fd00::1",
+    "",
+    "*",
+    "10.0.0.1\n",
 ]
 MACS = ["02:00:00:00:00:01", "01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "zz:zz:zz:zz:zz:zz", "02:00:00:00:01"]
 WORDS = NAMES + ADDRESSES + MACS + ["tcp", "udp", "sctp", "TCP", "yes", "no", "null", "~", "<<", "&a", "*a", "!!binary", "%", "-", ":"]
@@ -125,9 +168,46 @@ def yaml_documents(draw: Callable) -> bytes:
 # (b) mutations
 
 SPECIAL = [
-    b":", b": ", b"-", b"- ", b"[", b"]", b"{", b"}", b",", b"&a ", b"*a", b"!", b"!!python/object:os.system ",
-    b"!!binary ", b"|", b">", b"'", b'"', b"#", b"%", b"@", b"`", b"\t", b"\n", b"\r", b"? ", b"<<: ", b"---\n",
-    b"...\n", b"~", b"&", b"*", b"\\", b"\x00", b"\xff", b"\xc3", b"\xef\xbb\xbf", b"  ", b"\x07", b"\xe2\x80\xa8",
+    b":",
+    b": ",
+    b"-",
+    b"- ",
+    b"[",
+    b"]",
+    b"{",
+    b"}",
+    b",",
+    b"&a ",
+    b"*a",
+    b"!",
+    b"!!python/object:os.system ",
+    b"!!binary ",
+    b"|",
+    b">",
+    b"'",
+    b'"',
+    b"#",
+    b"%",
+    b"@",
+    b"`",
+    b"\t",
+    b"\n",
+    b"\r",
+    b"? ",
+    b"<<: ",
+    b"---\n",
+    b"...\n",
+    b"~",
+    b"&",
+    b"*",
+    b"\\",
+    b"\x00",
+    b"\xff",
+    b"\xc3",
+    b"\xef\xbb\xbf",
+    b"  ",
+    b"\x07",
+    b"\xe2\x80\xa8",
 ]
 
 
@@ -204,12 +284,12 @@ def _flip(draw: Callable, raw: bytes) -> bytes:
     if not raw:
         return raw
     at = draw(st.integers(0, len(raw) - 1))
-    return raw[:at] + bytes([raw[at] ^ draw(st.integers(1, 255))]) + raw[at + 1:]
+    return raw[:at] + bytes([raw[at] ^ draw(st.integers(1, 255))]) + raw[at + 1 :]
 
 
 def _delete(draw: Callable, raw: bytes) -> bytes:
     at = draw(st.integers(0, len(raw)))
-    return raw[:at] + raw[at + draw(st.integers(1, 24)):]
+    return raw[:at] + raw[at + draw(st.integers(1, 24)) :]
 
 
 def _insert(draw: Callable, raw: bytes) -> bytes:
@@ -271,9 +351,7 @@ def topology_documents(level: int) -> st.SearchStrategy[dict[str, Any]]:
         return st.one_of(choices, scalars) if level == 2 else choices
 
     addresses, ipv4 = pooled(ADDRESS_POOL), pooled(IPV4_POOL)
-    bridge_specs = st.one_of(
-        st.none(), _maybe(subnet=addresses, gateway=ipv4, mtu=pooled(MTU_POOL), masquerade=st.booleans())
-    )
+    bridge_specs = st.one_of(st.none(), _maybe(subnet=addresses, gateway=ipv4, mtu=pooled(MTU_POOL), masquerade=st.booleans()))
     interface_specs = st.fixed_dictionaries(
         {"bridge": pooled(BRIDGE_POOL)}, optional={"address": addresses, "mtu": pooled(MTU_POOL), "mac": pooled(MAC_POOL)}
     )

@@ -30,8 +30,7 @@ class _Literal(yaml.SafeDumper):
     """Multi-line strings as `|` blocks, so a golden plan reads as the plan it is."""
 
 
-_Literal.add_representer(str, lambda dumper, text: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+_Literal.add_representer(str, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
 
 
 def planned(case: dict) -> reconcile.Planned:

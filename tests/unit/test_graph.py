@@ -66,8 +66,7 @@ HOSTILE_NS = 'ns "quoted" \\l & \u00e9'
 
 def hostile() -> Topology:
     bridge = Bridge(HOSTILE_BRIDGE, IPv4Network("10.9.0.0/24"), IPv4Address("10.9.0.1"))
-    ns = Namespace(HOSTILE_NS, (Interface('e"th\\0', HOSTILE_BRIDGE, "nsv0", IPv4Interface("10.9.0.7/24")),
-                                Interface("end", HOSTILE_BRIDGE, "nsv1")))
+    ns = Namespace(HOSTILE_NS, (Interface('e"th\\0', HOSTILE_BRIDGE, "nsv0", IPv4Interface("10.9.0.7/24")), Interface("end", HOSTILE_BRIDGE, "nsv1")))
     forward = PortForward(80, HOSTILE_NS, 8080, Protocol.UDP, interface="end")
     return Topology('t"x', (bridge,), (ns, Namespace("end")), (forward,))
 
@@ -115,8 +114,7 @@ def drawn(layout: dict) -> tuple[list[str], list[str]]:
     """(node names, every text Graphviz drew) from `dot -Tjson`."""
     objects = layout.get("objects", [])
     nodes = [o["name"] for o in objects if not o["name"].startswith("cluster_")]
-    texts = [op["text"] for item in [layout, *objects, *layout.get("edges", [])]
-             for op in item.get("_ldraw_", []) if op["op"] == "T"]
+    texts = [op["text"] for item in [layout, *objects, *layout.get("edges", [])] for op in item.get("_ldraw_", []) if op["op"] == "T"]
     return nodes, texts
 
 
@@ -373,10 +371,11 @@ def test_cli_needs_no_kernel_modules(tmp_path):
     """Run as a user would: the kernel, netlink and pyroute2 are never imported."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("NSNET_FILE", None)
-    probe = ("import sys; from netplan_lite.cli import main as cli; code = cli.main(['graph', '--format', 'mermaid', sys.argv[1]]); "
-             "bad = [m for m in sys.modules if m.startswith('netplan_lite.kernel') or m == 'pyroute2']; "
-             "sys.exit(code or (3 if bad else 0))")
-    done = subprocess.run([sys.executable, "-c", probe, str(EXAMPLE)], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=60)
+    probe = (
+        "import sys; from netplan_lite.cli import main as cli; code = cli.main(['graph', '--format', 'mermaid', sys.argv[1]]); "
+        "bad = [m for m in sys.modules if m.startswith('netplan_lite.kernel') or m == 'pyroute2']; "
+        "sys.exit(code or (3 if bad else 0))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(EXAMPLE)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("flowchart LR\n")

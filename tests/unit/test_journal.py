@@ -55,4 +55,3 @@ def test_a_run_that_records_nothing_leaves_no_journal(tmp_path):
     run = journal.Journal("lab")
     run.close(clean=False)  # e.g. the kernel could not be read: no action was attempted
     assert not os.path.exists(journal.journal_path("lab"))
-

@@ -27,8 +27,7 @@ WARNING = PreflightWarning("host-port-in-use", "a socket listens on 127.0.0.1:80
 
 def validator(name: str) -> Draft202012Validator:
     docs = {p.name: json.loads(p.read_text()) for p in SCHEMAS.glob("*.schema.json")}
-    registry = Registry().with_resources(
-        (uri, Resource.from_contents(doc)) for name_, doc in docs.items() for uri in (doc["$id"], name_))
+    registry = Registry().with_resources((uri, Resource.from_contents(doc)) for name_, doc in docs.items() for uri in (doc["$id"], name_))
     Draft202012Validator.check_schema(docs[name])
     return Draft202012Validator(docs[name], registry=registry)
 

@@ -72,8 +72,7 @@ def modules(package_dir: Path, package: str) -> dict[str, Path]:
 
 
 def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
-        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 class _Finder(ast.NodeVisitor):
@@ -224,15 +223,15 @@ def test_every_module_is_placed():
 def test_imports_follow_the_layers():
     bad = layering_violations(imports(PACKAGE_DIR, PACKAGE))
     if bad:
-        pytest.fail("imports against the layering (model <- resources <- engine <- {kernel, render} <- agent <- cli):"
-                    "\n  " + "\n  ".join(bad), pytrace=False)
+        pytest.fail(
+            "imports against the layering (model <- resources <- engine <- {kernel, render} <- agent <- cli):\n  " + "\n  ".join(bad), pytrace=False
+        )
 
 
 def test_no_import_cycles():
     found = cycles(imports(PACKAGE_DIR, PACKAGE))
     if found:
-        pytest.fail("import cycles (each: the imports among its modules):\n"
-                    + "\n".join("  - " + "\n    ".join(c) for c in found), pytrace=False)
+        pytest.fail("import cycles (each: the imports among its modules):\n" + "\n".join("  - " + "\n    ".join(c) for c in found), pytrace=False)
 
 
 def test_the_reader_sees_all_three_kinds_of_import():
@@ -257,35 +256,40 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_the_checker_reports_each_forbidden_import_with_file_line_and_module(tmp_path):
-    root = _package(tmp_path, {
-        "errors.py": "from .model import topology\n",
-        "model/topology.py": "from . import other\nimport pkg.errors\n",
-        "model/other.py": "",
-        "engine/plan.py": "def f():\n    from ..render import text\n",
-        "kernel/io.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..render.text import T\n",
-        "render/text.py": "from ..engine import plan\n",
-        "agent/server.py": "from ..cli import main\n",
-        "cli/main.py": "from .. import launch\nfrom ..agent import server\n",
-        "launch.py": "from .cli import main\n",
-    })
+    root = _package(
+        tmp_path,
+        {
+            "errors.py": "from .model import topology\n",
+            "model/topology.py": "from . import other\nimport pkg.errors\n",
+            "model/other.py": "",
+            "engine/plan.py": "def f():\n    from ..render import text\n",
+            "kernel/io.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..render.text import T\n",
+            "render/text.py": "from ..engine import plan\n",
+            "agent/server.py": "from ..cli import main\n",
+            "cli/main.py": "from .. import launch\nfrom ..agent import server\n",
+            "launch.py": "from .cli import main\n",
+        },
+    )
     bad = layering_violations(imports(root, "pkg"), "pkg")
     assert bad == [
         "pkg/agent/server.py:1 -> pkg.cli.main (module level): agent may not import cli",
         "pkg/cli/main.py:1 -> pkg.launch (module level): nothing imports an entry point",
         "pkg/engine/plan.py:2 -> pkg.render.text (lazy): engine may not import render",
-        "pkg/errors.py:1 -> pkg.model.topology (module level): the base (errors, faults, jsonable, labels) "
-        "imports only the base",
+        "pkg/errors.py:1 -> pkg.model.topology (module level): the base (errors, faults, jsonable, labels) imports only the base",
         "pkg/kernel/io.py:3 -> pkg.render.text (TYPE_CHECKING): kernel may not import render",
     ]
 
 
 def test_the_checker_finds_cycles_through_lazy_imports_but_not_type_checking_ones(tmp_path):
-    root = _package(tmp_path, {
-        "cli/main.py": "from .commands import run\n",
-        "cli/commands.py": "def run():\n    from . import main\n",
-        "cli/completion.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .main import X\n",
-        "model/a.py": "import pkg.model.a\n",
-    })
+    root = _package(
+        tmp_path,
+        {
+            "cli/main.py": "from .commands import run\n",
+            "cli/commands.py": "def run():\n    from . import main\n",
+            "cli/completion.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .main import X\n",
+            "model/a.py": "import pkg.model.a\n",
+        },
+    )
     assert cycles(imports(root, "pkg")) == [
         ["pkg/cli/commands.py:2 -> pkg.cli.main (lazy)", "pkg/cli/main.py:1 -> pkg.cli.commands (module level)"],
         ["pkg/model/a.py:1 -> pkg.model.a (module level)"],

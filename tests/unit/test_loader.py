@@ -95,8 +95,7 @@ def test_top_level_must_be_a_mapping(text):
 
 def test_pattern_problem_shows_the_schema_description():
     assert problems("name: Demo\n") == [
-        "t.yaml:1:1: name: 'Demo' is not allowed here "
-        "(Topology name; labels every object nsnet creates (link alias `nsnet:<name>`).)"
+        "t.yaml:1:1: name: 'Demo' is not allowed here (Topology name; labels every object nsnet creates (link alias `nsnet:<name>`).)"
     ]
 
 
@@ -112,15 +111,16 @@ def test_range_problem_is_located_at_the_key():
 
 
 def test_enum_problem_lists_the_choices():
-    data = doc(bridges={"br0": {"subnet": "10.1.0.0/24"}}, namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0"}}}},
-               port_forwards=[{"host_port": 80, "namespace": "a", "port": 80, "protocol": "sctp"}])
+    data = doc(
+        bridges={"br0": {"subnet": "10.1.0.0/24"}},
+        namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0"}}}},
+        port_forwards=[{"host_port": 80, "namespace": "a", "port": 80, "protocol": "sctp"}],
+    )
     assert messages(data) == [("port_forwards.0.protocol", "'sctp' is not one of ['tcp', 'udp']")]
 
 
 def test_unknown_top_level_key_lists_known_keys():
-    assert messages("name: demo\nbrdiges: {}\n") == [
-        ("brdiges", "unknown key 'brdiges' (known keys: bridges, name, namespaces, port_forwards)")
-    ]
+    assert messages("name: demo\nbrdiges: {}\n") == [("brdiges", "unknown key 'brdiges' (known keys: bridges, name, namespaces, port_forwards)")]
 
 
 def test_every_schema_problem_is_reported():
@@ -136,8 +136,12 @@ def test_required_property_of_a_list_item_points_at_the_item():
 
 def test_interface_name_of_16_characters_is_refused():
     found = messages(doc(bridges={"br0": {}}, namespaces={"a": {"interfaces": {"a" * 16: {"bridge": "br0"}}}}))
-    assert found == [(f"namespaces.a.interfaces.{'a' * 16}", f"{'a' * 16!r} is not allowed here "
-                      "(A Linux interface name: 1-15 characters, starting with a letter.)")]
+    assert found == [
+        (
+            f"namespaces.a.interfaces.{'a' * 16}",
+            f"{'a' * 16!r} is not allowed here (A Linux interface name: 1-15 characters, starting with a letter.)",
+        )
+    ]
 
 
 def test_interface_name_of_15_characters_is_accepted():
@@ -150,7 +154,9 @@ def test_bridge_name_over_15_characters_is_refused():
 
 
 def test_bad_interface_name_is_located_at_the_name_itself():
-    text = "name: demo\nbridges: {br0: {}}\nnamespaces:\n  a:\n    interfaces:\n      eth0: {bridge: br0}\n      averyveryverylongname: {bridge: br0}\n"
+    text = (
+        "name: demo\nbridges: {br0: {}}\nnamespaces:\n  a:\n    interfaces:\n      eth0: {bridge: br0}\n      averyveryverylongname: {bridge: br0}\n"
+    )
     assert problems(text) == [
         "t.yaml:7:7: namespaces.a.interfaces.averyveryverylongname: 'averyveryverylongname' is not allowed here "
         "(A Linux interface name: 1-15 characters, starting with a letter.)"
@@ -161,8 +167,9 @@ def test_bad_interface_name_is_located_at_the_name_itself():
 
 
 def test_address_without_prefix_takes_the_subnet_prefix():
-    topo = topology(doc(bridges={"br0": {"subnet": "10.1.0.0/16"}},
-                        namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0", "address": "10.1.2.3"}}}}))
+    topo = topology(
+        doc(bridges={"br0": {"subnet": "10.1.0.0/16"}}, namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0", "address": "10.1.2.3"}}}})
+    )
     assert topo.namespaces[0].interfaces[0].address == IPv4Interface("10.1.2.3/16")
 
 
@@ -182,23 +189,34 @@ def test_bridge_without_subnet_has_no_gateway():
 def test_full_model_is_built():
     data = doc(
         bridges={"br1": {"subnet": "10.1.0.0/24", "gateway": "10.1.0.254", "mtu": 9000, "masquerade": True}},
-        namespaces={"a": {"interfaces": {"eth0": {"bridge": "br1", "mtu": 1400, "mac": "02:AA:bb:cc:dd:ee"}},
-                          "routes": [{"to": "10.9.0.0/16", "via": "10.1.0.254"}]}},
-        port_forwards=[{"host_port": 8080, "namespace": "a", "port": 80, "protocol": "udp",
-                        "host_address": "127.0.0.1", "interface": "eth0"}],
+        namespaces={
+            "a": {
+                "interfaces": {"eth0": {"bridge": "br1", "mtu": 1400, "mac": "02:AA:bb:cc:dd:ee"}},
+                "routes": [{"to": "10.9.0.0/16", "via": "10.1.0.254"}],
+            }
+        },
+        port_forwards=[{"host_port": 8080, "namespace": "a", "port": 80, "protocol": "udp", "host_address": "127.0.0.1", "interface": "eth0"}],
     )
     assert topology(data) == Topology(
         "demo",
         (Bridge("br1", IPv4Network("10.1.0.0/24"), IPv4Address("10.1.0.254"), 9000, True),),
-        (Namespace("a", (Interface("eth0", "br1", host_veth_name("demo", "a", "eth0"), None, 1400, "02:aa:bb:cc:dd:ee"),),
-                   (Route(IPv4Network("10.9.0.0/16"), IPv4Address("10.1.0.254")),)),),
+        (
+            Namespace(
+                "a",
+                (Interface("eth0", "br1", host_veth_name("demo", "a", "eth0"), None, 1400, "02:aa:bb:cc:dd:ee"),),
+                (Route(IPv4Network("10.9.0.0/16"), IPv4Address("10.1.0.254")),),
+            ),
+        ),
         (PortForward(8080, "a", 80, Protocol.UDP, IPv4Address("127.0.0.1"), "eth0"),),
     )
 
 
 def test_port_forward_defaults():
-    data = doc(bridges={"br0": {"subnet": "10.1.0.0/24"}}, namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0"}}}},
-               port_forwards=[{"host_port": 8080, "namespace": "a", "port": 80}])
+    data = doc(
+        bridges={"br0": {"subnet": "10.1.0.0/24"}},
+        namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0"}}}},
+        port_forwards=[{"host_port": 8080, "namespace": "a", "port": 80}],
+    )
     assert topology(data).port_forwards == (PortForward(8080, "a", 80, Protocol.TCP, None, None),)
 
 
@@ -208,15 +226,16 @@ def test_routes_absent_is_none_and_empty_list_is_empty():
 
 
 def test_route_to_default_is_the_zero_network():
-    data = doc(bridges={"br0": {"subnet": "10.1.0.0/24"}},
-               namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0"}}, "routes": [{"to": "default", "via": "10.1.0.1"}]}})
+    data = doc(
+        bridges={"br0": {"subnet": "10.1.0.0/24"}},
+        namespaces={"a": {"interfaces": {"eth0": {"bridge": "br0"}}, "routes": [{"to": "default", "via": "10.1.0.1"}]}},
+    )
     (only,) = topology(data).namespaces[0].routes
     assert (only.to, only.destination) == (IPv4Network("0.0.0.0/0"), "default")
 
 
 def test_namespaces_and_bridges_are_sorted_by_name_interfaces_keep_file_order():
-    data = doc(bridges={"zz": {}, "aa": {}},
-               namespaces={"web2": {}, "web1": {"interfaces": {"eth1": {"bridge": "zz"}, "eth0": {"bridge": "aa"}}}})
+    data = doc(bridges={"zz": {}, "aa": {}}, namespaces={"web2": {}, "web1": {"interfaces": {"eth1": {"bridge": "zz"}, "eth0": {"bridge": "aa"}}}})
     topo = topology(data)
     assert [b.name for b in topo.bridges] == ["aa", "zz"]
     assert [n.name for n in topo.namespaces] == ["web1", "web2"]

@@ -68,11 +68,14 @@ def test_the_topologys_namespace_is_opened(opened):
     os.close(target.fd)
 
 
-@pytest.mark.parametrize("alias, whose", [
-    ("nsnet:other", "it belongs to topology 'other'"),
-    (None, "nsnet did not make it (its lo has no nsnet label)"),
-    ("docker", "nsnet did not make it (its lo has no nsnet label)"),
-])
+@pytest.mark.parametrize(
+    "alias, whose",
+    [
+        ("nsnet:other", "it belongs to topology 'other'"),
+        (None, "nsnet did not make it (its lo has no nsnet label)"),
+        ("docker", "nsnet did not make it (its lo has no nsnet label)"),
+    ],
+)
 def test_another_owners_namespace_is_refused(opened, alias, whose):
     with pytest.raises(ConflictError) as info:
         nsexec.open_target("demo", "web1", "t.yaml", read_alias=lambda fd: alias)
@@ -112,8 +115,7 @@ def test_no_command_is_refused_before_anything_is_opened(monkeypatch):
 def test_the_cli_passes_the_command_line_untouched(monkeypatch):
     calls = []
     monkeypatch.setattr(nsexec, "run", lambda topology, ns, argv, source: calls.append((topology.name, ns, argv, source)))
-    for argv in (["exec", "-f", str(EXAMPLE), "web1", "--", "ip", "-j", "addr"],
-                 ["exec", "--file", str(EXAMPLE), "web1", "ip", "-j", "addr"]):
+    for argv in (["exec", "-f", str(EXAMPLE), "web1", "--", "ip", "-j", "addr"], ["exec", "--file", str(EXAMPLE), "web1", "ip", "-j", "addr"]):
         cli.main(argv)
     cli.main(["exec", "-f", str(EXAMPLE), "web2", "--", "sh", "-c", "echo $HOME; exit 3", "--json", "-f", "x"])
     assert calls == [
@@ -125,8 +127,7 @@ def test_the_cli_passes_the_command_line_untouched(monkeypatch):
 
 def test_cli_errors_are_one_line_and_exit_1(capsys, tmp_path):
     assert cli.main(["exec", "-f", str(EXAMPLE), "nope", "--", "true"]) == ExitCode.ERROR
-    assert capsys.readouterr().err == (f"nsnet: namespace 'nope' is not in topology 'demo' ({EXAMPLE}); "
-                                       "its namespaces: web1, web2\n")
+    assert capsys.readouterr().err == (f"nsnet: namespace 'nope' is not in topology 'demo' ({EXAMPLE}); its namespaces: web1, web2\n")
     assert cli.main(["exec", "-f", str(tmp_path / "missing.yaml"), "web1", "--", "true"]) == ExitCode.ERROR
     assert capsys.readouterr().err == f"nsnet: {tmp_path / 'missing.yaml'}: no such file\n"
 

@@ -58,8 +58,19 @@ def test_lo_down_is_observed():
 
 def test_interface_of_our_namespace_with_its_host_end():
     (eth0,) = [r for r in observe({"web1": web1()}).state.values() if isinstance(r, InterfaceState) and r.namespace == "web1"]
-    assert eth0 == InterfaceState("web1", "eth0", "nsvweb1", "br-demo", ("10.9.9.9/8", "172.30.0.10/24"), 1500,
-                                  "02:00:00:00:00:0a", up=True, host_up=True, hairpin=True, owned=True)
+    assert eth0 == InterfaceState(
+        "web1",
+        "eth0",
+        "nsvweb1",
+        "br-demo",
+        ("10.9.9.9/8", "172.30.0.10/24"),
+        1500,
+        "02:00:00:00:00:0a",
+        up=True,
+        host_up=True,
+        hairpin=True,
+        owned=True,
+    )
 
 
 def test_addresses_are_sorted_numerically():
@@ -211,8 +222,10 @@ def test_held_sysctls_are_part_of_the_state():
 
 def test_own_nft_table_is_ours_and_other_tables_are_foreign_claims():
     ours = NftTableState("nsnet-demo")
-    theirs = NftTableState("nsnet-other", rules=(NftRule("output", "forward tcp *:8080 -> web:80", "[]"),
-                                                 NftRule("postrouting", "masquerade 10.0.0.0/24 leaving br0", "[]")))
+    theirs = NftTableState(
+        "nsnet-other",
+        rules=(NftRule("output", "forward tcp *:8080 -> web:80", "[]"), NftRule("postrouting", "masquerade 10.0.0.0/24 leaving br0", "[]")),
+    )
     observation = observe({}, tables={"nsnet-demo": ours, "nsnet-other": theirs})
     assert observation.state[ours.id] == ours
     assert observation.foreign_claims == {("tcp", "*", 8080): "other"}

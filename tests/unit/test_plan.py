@@ -46,8 +46,7 @@ def test_create_order_is_bridges_namespaces_interfaces_routes_each_by_name():
 
 def test_creates_carry_the_desired_resource():
     first = plan_of(TWO_BRIDGES).actions[0]
-    assert (first.op, first.before, first.after, first.reason, first.implied_by) == (
-        Op.CREATE, None, bridge("br0", "10.0.0.1/24"), None, None)
+    assert (first.op, first.before, first.after, first.reason, first.implied_by) == (Op.CREATE, None, bridge("br0", "10.0.0.1/24"), None, None)
 
 
 def test_in_sync_gives_an_empty_plan():
@@ -67,7 +66,13 @@ def test_delete_order_is_reversed_with_implied_children():
         ("delete", "bridge br0"),
     ]
     assert [str(a.implied_by) if a.implied_by else None for a in plan.actions] == [
-        "namespace a", "namespace b", "namespace a", "namespace b", None, None, None,
+        "namespace a",
+        "namespace b",
+        "namespace a",
+        "namespace b",
+        None,
+        None,
+        None,
     ]
 
 
@@ -80,7 +85,9 @@ def test_implied_deletes_keep_before_and_have_no_after():
 
 def test_pruning_one_namespace_leaves_the_others_alone():
     assert ops(plan_of(one_bridge("a"), LIVE_AB)) == [
-        ("delete", "route b/default"), ("delete", "interface b/eth0"), ("delete", "namespace b"),
+        ("delete", "route b/default"),
+        ("delete", "interface b/eth0"),
+        ("delete", "namespace b"),
     ]
 
 
@@ -117,7 +124,9 @@ def test_deletes_come_before_updates_and_creates():
 def test_updates_come_before_creates_of_the_same_kind():
     observed = [bridge("br0", "172.30.0.1/24"), namespace("b", lo_up=False)]
     assert ops(plan_of(one_bridge("a", "b"), observed))[:3] == [
-        ("update", "namespace b"), ("create", "namespace a"), ("create", "interface a/eth0"),
+        ("update", "namespace b"),
+        ("create", "namespace a"),
+        ("create", "interface a/eth0"),
     ]
 
 
@@ -132,8 +141,10 @@ def test_replace_is_lowered_to_delete_then_create_with_the_reason():
         ("create", "route a/default"),
     ]
     assert [a.reason for a in plan.actions] == [
-        "interface a/eth0 is replaced", "the host-side veth name changed",
-        "the host-side veth name changed", "interface a/eth0 is replaced",
+        "interface a/eth0 is replaced",
+        "the host-side veth name changed",
+        "the host-side veth name changed",
+        "interface a/eth0 is replaced",
     ]
     assert all(a.is_replace for a in plan.actions)
     assert (plan.actions[1].before.host_name, plan.actions[2].after.host_name) == ("nsvold", LIVE_AB[2].host_name)

@@ -26,11 +26,13 @@ def one_bridge(namespaces: int = 2, forwards: list[dict] | None = None, masquera
 def two_bridges(routes: list | None = None, forwards: list[dict] | None = None, masquerade: bool = False):
     """a on br-a, b on br-b; `routes` for both (None: the implicit default route via the gateway)."""
     extra = {} if routes is None else {"routes": routes}
-    return topology(doc(
-        {"br-a": {"subnet": "10.1.0.0/24", **({"masquerade": True} if masquerade else {})}, "br-b": {"subnet": "10.2.0.0/24"}},
-        {"a": {"interfaces": {"eth0": {"bridge": "br-a"}}, **extra},
-         "b": {"interfaces": {"eth0": {"bridge": "br-b"}}, **extra}},
-        forwards))
+    return topology(
+        doc(
+            {"br-a": {"subnet": "10.1.0.0/24", **({"masquerade": True} if masquerade else {})}, "br-b": {"subnet": "10.2.0.0/24"}},
+            {"a": {"interfaces": {"eth0": {"bridge": "br-a"}}, **extra}, "b": {"interfaces": {"eth0": {"bridge": "br-b"}}, **extra}},
+            forwards,
+        )
+    )
 
 
 def codes(warnings: list[PreflightWarning]) -> list[str]:
@@ -53,10 +55,13 @@ def test_no_facts_no_warnings():
 
 
 def test_a_quiet_host_gives_no_warnings():
-    facts = HostFacts(ip_forward=True, bridge_nf_call_iptables=True,
-                      forward_chains=(ForwardChain("inet", "fw", "forward", "accept"),),
-                      listeners=(Listener("tcp", "0.0.0.0", 22),),
-                      routes=(HostRoute(IPv4Network("0.0.0.0/0"), "eth0", proto=3, via="192.0.2.1"),))
+    facts = HostFacts(
+        ip_forward=True,
+        bridge_nf_call_iptables=True,
+        forward_chains=(ForwardChain("inet", "fw", "forward", "accept"),),
+        listeners=(Listener("tcp", "0.0.0.0", 22),),
+        routes=(HostRoute(IPv4Network("0.0.0.0/0"), "eth0", proto=3, via="192.0.2.1"),),
+    )
     assert check(two_bridges(forwards=[{"host_port": 8080, "namespace": "a", "port": 80}]), facts) == []
 
 
@@ -76,14 +81,17 @@ def test_ip_forward_off_is_not_a_warning_when_nsnet_turns_it_on():
     assert check(two_bridges(forwards=[{"host_port": 8080, "namespace": "a", "port": 80}]), HostFacts(ip_forward=False)) == []
 
 
-@pytest.mark.parametrize("build", [
-    lambda: one_bridge(),
-    lambda: one_bridge(masquerade=True),
-    lambda: one_bridge(forwards=[{"host_port": 8080, "namespace": "ns0", "port": 80}]),
-    lambda: one_bridge(forwards=[{"host_port": 8080, "namespace": "ns0", "port": 80, "host_address": "127.0.0.1"}]),
-    lambda: two_bridges(),
-    lambda: two_bridges(masquerade=True),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: one_bridge(),
+        lambda: one_bridge(masquerade=True),
+        lambda: one_bridge(forwards=[{"host_port": 8080, "namespace": "ns0", "port": 80}]),
+        lambda: one_bridge(forwards=[{"host_port": 8080, "namespace": "ns0", "port": 80, "host_address": "127.0.0.1"}]),
+        lambda: two_bridges(),
+        lambda: two_bridges(masquerade=True),
+    ],
+)
 def test_nsnet_enables_ip_forward_agrees_with_the_plan(build):
     t = build()
     _, sysctls = desired_nat(t, allocate(t, {}))
@@ -99,31 +107,52 @@ def test_ip_forward_off_is_silent_without_routing_between_bridges():
 
 
 def test_a_route_through_a_router_namespace_needs_no_host_forwarding():
-    t = topology(doc(
-        {"br-a": {"subnet": "10.1.0.0/24"}, "br-b": {"subnet": "10.2.0.0/24"}},
-        {"a": {"interfaces": {"eth0": {"bridge": "br-a"}}, "routes": [{"to": "10.2.0.0/24", "via": "10.1.0.254"}]},
-         "router": {"interfaces": {"eth0": {"bridge": "br-a", "address": "10.1.0.254"},
-                                   "eth1": {"bridge": "br-b", "address": "10.2.0.254"}}, "routes": []},
-         "b": {"interfaces": {"eth0": {"bridge": "br-b"}}, "routes": [{"to": "10.1.0.0/24", "via": "10.2.0.254"}]}}))
+    t = topology(
+        doc(
+            {"br-a": {"subnet": "10.1.0.0/24"}, "br-b": {"subnet": "10.2.0.0/24"}},
+            {
+                "a": {"interfaces": {"eth0": {"bridge": "br-a"}}, "routes": [{"to": "10.2.0.0/24", "via": "10.1.0.254"}]},
+                "router": {
+                    "interfaces": {"eth0": {"bridge": "br-a", "address": "10.1.0.254"}, "eth1": {"bridge": "br-b", "address": "10.2.0.254"}},
+                    "routes": [],
+                },
+                "b": {"interfaces": {"eth0": {"bridge": "br-b"}}, "routes": [{"to": "10.1.0.0/24", "via": "10.2.0.254"}]},
+            },
+        )
+    )
     assert checks.cross_bridge_routes(t) == []
     assert check(t, HostFacts(ip_forward=False)) == []
 
 
 def test_a_more_specific_route_through_a_router_wins_over_the_default_route():
-    t = topology(doc(
-        {"br-a": {"subnet": "10.1.0.0/24"}, "br-b": {"subnet": "10.2.0.0/24"}},
-        {"a": {"interfaces": {"eth0": {"bridge": "br-a"}},
-               "routes": [{"to": "default", "via": "10.1.0.1"}, {"to": "10.2.0.0/24", "via": "10.1.0.254"}]},
-         "router": {"interfaces": {"eth0": {"bridge": "br-a", "address": "10.1.0.254"},
-                                   "eth1": {"bridge": "br-b", "address": "10.2.0.254"}}, "routes": []}}))
+    t = topology(
+        doc(
+            {"br-a": {"subnet": "10.1.0.0/24"}, "br-b": {"subnet": "10.2.0.0/24"}},
+            {
+                "a": {
+                    "interfaces": {"eth0": {"bridge": "br-a"}},
+                    "routes": [{"to": "default", "via": "10.1.0.1"}, {"to": "10.2.0.0/24", "via": "10.1.0.254"}],
+                },
+                "router": {
+                    "interfaces": {"eth0": {"bridge": "br-a", "address": "10.1.0.254"}, "eth1": {"bridge": "br-b", "address": "10.2.0.254"}},
+                    "routes": [],
+                },
+            },
+        )
+    )
     assert checks.cross_bridge_routes(t) == []
 
 
 def test_an_explicit_route_via_the_gateway_to_the_other_subnet_counts():
-    t = topology(doc(
-        {"br-a": {"subnet": "10.1.0.0/24"}, "br-b": {"subnet": "10.2.0.0/24"}},
-        {"a": {"interfaces": {"eth0": {"bridge": "br-a"}}, "routes": [{"to": "10.0.0.0/8", "via": "10.1.0.1"}]},
-         "b": {"interfaces": {"eth0": {"bridge": "br-b"}}, "routes": [{"to": "10.3.0.0/16", "via": "10.2.0.1"}]}}))
+    t = topology(
+        doc(
+            {"br-a": {"subnet": "10.1.0.0/24"}, "br-b": {"subnet": "10.2.0.0/24"}},
+            {
+                "a": {"interfaces": {"eth0": {"bridge": "br-a"}}, "routes": [{"to": "10.0.0.0/8", "via": "10.1.0.1"}]},
+                "b": {"interfaces": {"eth0": {"bridge": "br-b"}}, "routes": [{"to": "10.3.0.0/16", "via": "10.2.0.1"}]},
+            },
+        )
+    )
     assert checks.cross_bridge_routes(t) == [("a", "br-a", "br-b")]  # b's route leads elsewhere
     assert "br-a -> br-b" in only(check(t, HostFacts(ip_forward=False)), "ip-forward-off").message
 
@@ -171,8 +200,10 @@ def test_a_lone_namespace_talking_to_the_host_or_a_loopback_forward_never_crosse
 
 
 def test_masquerade_and_routing_between_bridges_cross_forward():
-    assert "masqueraded traffic" in only(check(one_bridge(namespaces=1, masquerade=True), HostFacts(forward_chains=(DOCKER,))),
-                                         "forward-policy-drop").message
+    assert (
+        "masqueraded traffic"
+        in only(check(one_bridge(namespaces=1, masquerade=True), HostFacts(forward_chains=(DOCKER,))), "forward-policy-drop").message
+    )
     found = check(two_bridges(), HostFacts(forward_chains=(DOCKER,)))
     assert codes(found) == ["forward-policy-drop"] * 2
     assert "bridge br-a" in found[0].message and "traffic to and from br-b" in found[0].message
@@ -214,12 +245,14 @@ def test_a_wildcard_listener_loses_ipv4_connections_to_every_host_address():
 
 
 def test_listeners_the_ipv4_dnat_cannot_reach_are_fine():
-    facts = HostFacts(listeners=(
-        Listener("tcp", "::1", 8080),  # IPv6 only
-        Listener("tcp", "fe80::1", 8080),
-        Listener("udp", "0.0.0.0", 8080),  # other protocol
-        Listener("tcp", "0.0.0.0", 8081),  # other port
-    ))
+    facts = HostFacts(
+        listeners=(
+            Listener("tcp", "::1", 8080),  # IPv6 only
+            Listener("tcp", "fe80::1", 8080),
+            Listener("udp", "0.0.0.0", 8080),  # other protocol
+            Listener("tcp", "0.0.0.0", 8081),  # other port
+        )
+    )
     assert check(forward(), facts) == []
 
 
@@ -299,10 +332,16 @@ def test_the_bridges_own_routes_are_ignored_but_another_topologys_bridge_is_not(
 
 def test_warnings_come_in_a_stable_order():
     t = two_bridges(forwards=[{"host_port": 8080, "namespace": "a", "port": 80}])
-    facts = HostFacts(ip_forward=False, forward_chains=(DOCKER,), listeners=(Listener("tcp", "0.0.0.0", 8080),),
-                      routes=(route("10.2.0.0/16"), route("10.1.0.0/16")))
-    assert codes(check(t, facts)) == ["forward-policy-drop", "forward-policy-drop", "host-port-in-use",
-                                      "subnet-overlaps-route", "subnet-overlaps-route"]
+    facts = HostFacts(
+        ip_forward=False, forward_chains=(DOCKER,), listeners=(Listener("tcp", "0.0.0.0", 8080),), routes=(route("10.2.0.0/16"), route("10.1.0.0/16"))
+    )
+    assert codes(check(t, facts)) == [
+        "forward-policy-drop",
+        "forward-policy-drop",
+        "host-port-in-use",
+        "subnet-overlaps-route",
+        "subnet-overlaps-route",
+    ]
     t = two_bridges()
     assert codes(check(t, facts))[0] == "ip-forward-off"
     assert check(t, facts) == check(t, facts)

@@ -30,27 +30,91 @@ def _match(key: str, right, op: str = "==") -> dict:
 
 
 def test_parse_ruleset_finds_forward_base_chains_and_accepted_interfaces():
-    ruleset = {"nftables": [
-        {"metainfo": {"version": "1.0.6"}},
-        {"table": {"family": "ip", "name": "filter", "handle": 1}},
-        {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "handle": 1, "type": "filter",
-                   "hook": "forward", "prio": 0, "policy": "drop"}},
-        {"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 2, "type": "filter",
-                   "hook": "input", "prio": 0, "policy": "accept"}},
-        {"chain": {"family": "ip", "table": "filter", "name": "DOCKER-USER", "handle": 3}},
-        {"chain": {"family": "ip", "table": "nat", "name": "PREROUTING", "handle": 1, "type": "nat",
-                   "hook": "prerouting", "prio": -100, "policy": "accept"}},
-        {"chain": {"family": "ip6", "table": "filter6", "name": "FORWARD", "handle": 1, "type": "filter",
-                   "hook": "forward", "prio": 0, "policy": "drop"}},
-        {"chain": {"family": "inet", "table": "fw", "name": "fwd", "handle": 1, "type": "filter",
-                   "hook": "forward", "prio": 0, "policy": "accept"}},
-        {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD",
-                  "expr": [_match("iifname", "docker0"), _match("oifname", "docker0", "!="), {"counter": None}, {"accept": None}]}},
-        {"rule": {"family": "ip", "table": "filter", "chain": "DOCKER-USER",
-                  "expr": [_match("oifname", {"set": ["br-x", "br-y*"]}), {"accept": None}]}},
-        {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "expr": [_match("iifname", "jumped"), {"jump": {"target": "X"}}]}},
-        {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "expr": [_match("iifname", "inputonly"), {"accept": None}]}},
-    ]}
+    ruleset = {
+        "nftables": [
+            {"metainfo": {"version": "1.0.6"}},
+            {"table": {"family": "ip", "name": "filter", "handle": 1}},
+            {
+                "chain": {
+                    "family": "ip",
+                    "table": "filter",
+                    "name": "FORWARD",
+                    "handle": 1,
+                    "type": "filter",
+                    "hook": "forward",
+                    "prio": 0,
+                    "policy": "drop",
+                }
+            },
+            {
+                "chain": {
+                    "family": "ip",
+                    "table": "filter",
+                    "name": "INPUT",
+                    "handle": 2,
+                    "type": "filter",
+                    "hook": "input",
+                    "prio": 0,
+                    "policy": "accept",
+                }
+            },
+            {"chain": {"family": "ip", "table": "filter", "name": "DOCKER-USER", "handle": 3}},
+            {
+                "chain": {
+                    "family": "ip",
+                    "table": "nat",
+                    "name": "PREROUTING",
+                    "handle": 1,
+                    "type": "nat",
+                    "hook": "prerouting",
+                    "prio": -100,
+                    "policy": "accept",
+                }
+            },
+            {
+                "chain": {
+                    "family": "ip6",
+                    "table": "filter6",
+                    "name": "FORWARD",
+                    "handle": 1,
+                    "type": "filter",
+                    "hook": "forward",
+                    "prio": 0,
+                    "policy": "drop",
+                }
+            },
+            {
+                "chain": {
+                    "family": "inet",
+                    "table": "fw",
+                    "name": "fwd",
+                    "handle": 1,
+                    "type": "filter",
+                    "hook": "forward",
+                    "prio": 0,
+                    "policy": "accept",
+                }
+            },
+            {
+                "rule": {
+                    "family": "ip",
+                    "table": "filter",
+                    "chain": "FORWARD",
+                    "expr": [_match("iifname", "docker0"), _match("oifname", "docker0", "!="), {"counter": None}, {"accept": None}],
+                }
+            },
+            {
+                "rule": {
+                    "family": "ip",
+                    "table": "filter",
+                    "chain": "DOCKER-USER",
+                    "expr": [_match("oifname", {"set": ["br-x", "br-y*"]}), {"accept": None}],
+                }
+            },
+            {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "expr": [_match("iifname", "jumped"), {"jump": {"target": "X"}}]}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "expr": [_match("iifname", "inputonly"), {"accept": None}]}},
+        ]
+    }
     chains = hostfacts.parse_ruleset(ruleset)
     assert chains == [
         ForwardChain("inet", "fw", "fwd", "accept"),
@@ -59,16 +123,20 @@ def test_parse_ruleset_finds_forward_base_chains_and_accepted_interfaces():
 
 
 def test_nft_rules_are_listed_only_for_tables_with_a_dropping_forward_chain(monkeypatch):
-    chains = {"nftables": [
-        {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter", "hook": "forward", "policy": "drop"}},
-        {"chain": {"family": "inet", "table": "open", "name": "fwd", "type": "filter", "hook": "forward", "policy": "accept"}},
-        {"chain": {"family": "ip", "table": "nsnet-demo", "name": "guard", "type": "filter", "hook": "prerouting", "policy": "accept"}},
-    ]}
-    table = {"nftables": [
-        {"table": {"family": "ip", "name": "filter"}},
-        {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter", "hook": "forward", "policy": "drop"}},
-        {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "expr": [_match("iifname", "br0"), {"accept": None}]}},
-    ]}
+    chains = {
+        "nftables": [
+            {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter", "hook": "forward", "policy": "drop"}},
+            {"chain": {"family": "inet", "table": "open", "name": "fwd", "type": "filter", "hook": "forward", "policy": "accept"}},
+            {"chain": {"family": "ip", "table": "nsnet-demo", "name": "guard", "type": "filter", "hook": "prerouting", "policy": "accept"}},
+        ]
+    }
+    table = {
+        "nftables": [
+            {"table": {"family": "ip", "name": "filter"}},
+            {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter", "hook": "forward", "policy": "drop"}},
+            {"rule": {"family": "ip", "table": "filter", "chain": "FORWARD", "expr": [_match("iifname", "br0"), {"accept": None}]}},
+        ]
+    }
     calls = []
 
     def nft(args, stdin=None):
@@ -142,7 +210,9 @@ def test_read_listeners_parses_proc_net_tables(tmp_path):
         (tmp_path / name).write_text(text)
     found = hostfacts.read_listeners({("tcp", 8080), ("tcp", 8081), ("udp", 53)}, proc_net=str(tmp_path), diag=False)
     assert found == [
-        Listener("tcp", "127.0.0.1", 8080), Listener("tcp", "::", 8080), Listener("tcp", "::1", 8080),
+        Listener("tcp", "127.0.0.1", 8080),
+        Listener("tcp", "::", 8080),
+        Listener("tcp", "::1", 8080),
         Listener("tcp", "::ffff:127.0.0.1", 8081),
         Listener("udp", "127.0.0.53", 53),  # the connected socket on 127.0.0.1:53 is not a server
     ]

@@ -68,8 +68,7 @@ def test_plan_documents_name_every_kind():
 
 
 def test_creation_order_follows_the_edges_then_the_declaration():
-    assert [k.value for k in KINDS] == ["bridge", "namespace", "interface", "route", "namespace_sysctl", "nft_table",
-                                      "sysctl"]
+    assert [k.value for k in KINDS] == ["bridge", "namespace", "interface", "route", "namespace_sysctl", "nft_table", "sysctl"]
 
 
 def test_the_agent_listens_to_exactly_the_groups_the_readers_declare(monkeypatch):

@@ -127,7 +127,11 @@ def test_plan_json_action_carries_before_after_and_fields():
     observed[3] = route("a", "default", "172.30.0.9")
     (action,) = render.plan_json(compute(one_bridge("a", "b"), observed))["actions"]
     assert {k: action[k] for k in ("op", "kind", "name", "reason", "implied_by", "fields")} == {
-        "op": "update", "kind": "route", "name": "a/default", "reason": None, "implied_by": None,
+        "op": "update",
+        "kind": "route",
+        "name": "a/default",
+        "reason": None,
+        "implied_by": None,
         "fields": [{"field": "via", "before": "172.30.0.9", "after": "172.30.0.1"}],
     }
     assert (action["before"]["via"], action["after"]["via"], action["after"]["namespace"]) == ("172.30.0.9", "172.30.0.1", "a")
@@ -166,13 +170,13 @@ def test_applied_line_for_an_implied_delete():
 
 def test_applied_summary():
     assert render.applied_summary(applied(one_bridge("a")), "Apply", 0.25) == (
-        "Apply complete: 4 added, 0 changed, 0 destroyed in 0.25 s; live state verified.")
+        "Apply complete: 4 added, 0 changed, 0 destroyed in 0.25 s; live state verified."
+    )
     assert render.applied_summary(applied(one_bridge("a", "b"), LIVE_AB), "Apply", 0.0) == "No changes."
 
 
 def test_show_text_of_nothing():
-    assert tables.show_text("demo", {}, Plan("demo")) == (
-        "Topology demo: in sync\n\n  (nothing live, nothing planned)\n")
+    assert tables.show_text("demo", {}, Plan("demo")) == ("Topology demo: in sync\n\n  (nothing live, nothing planned)\n")
 
 
 def test_show_text_is_a_table_per_namespace_with_drift_marks():
@@ -202,8 +206,7 @@ def test_show_lists_forwards_under_their_namespace():
 def test_state_json_lists_resources_in_rank_order():
     doc_ = render.state_json("demo", state(*LIVE_AB), Plan("demo"))
     assert doc_["format_version"] == 1 and doc_["drift"] == []
-    assert [(r["kind"], r.get("name") or r.get("to")) for r in doc_["resources"]][:3] == [
-        ("bridge", "br0"), ("namespace", "a"), ("namespace", "b")]
+    assert [(r["kind"], r.get("name") or r.get("to")) for r in doc_["resources"]][:3] == [("bridge", "br0"), ("namespace", "a"), ("namespace", "b")]
 
 
 def test_fingerprint_depends_on_observed_state_only():
@@ -223,4 +226,3 @@ def test_show_lists_orphaned_host_veth_ends_under_the_host():
     lines = tables.show_text("demo", state(*observed), drift).splitlines()
     assert "ORPHANED VETH END" in lines[lines.index("      host") + 3]
     assert lines[lines.index("      host") + 4].split() == ["-", "nsvlost", "up"]
-

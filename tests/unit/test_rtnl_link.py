@@ -15,20 +15,36 @@ def test_link_fields_decode_like_pyroute2_encodes_them():
     m = ifinfmsg()
     m["index"], m["flags"] = 7, 1
     m["attrs"] = [
-        ("IFLA_IFNAME", "eth0"), ("IFLA_IFALIAS", "nsnet:x"), ("IFLA_MTU", 1400), ("IFLA_LINK", 9),
-        ("IFLA_MASTER", 3), ("IFLA_ADDRESS", "02:00:00:00:00:01"),
-        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"), ("IFLA_INFO_SLAVE_KIND", "bridge"),
-                                     ("IFLA_INFO_SLAVE_DATA", {"attrs": [("IFLA_BRPORT_MODE", 1)]})]}),
+        ("IFLA_IFNAME", "eth0"),
+        ("IFLA_IFALIAS", "nsnet:x"),
+        ("IFLA_MTU", 1400),
+        ("IFLA_LINK", 9),
+        ("IFLA_MASTER", 3),
+        ("IFLA_ADDRESS", "02:00:00:00:00:01"),
+        (
+            "IFLA_LINKINFO",
+            {
+                "attrs": [
+                    ("IFLA_INFO_KIND", "veth"),
+                    ("IFLA_INFO_SLAVE_KIND", "bridge"),
+                    ("IFLA_INFO_SLAVE_DATA", {"attrs": [("IFLA_BRPORT_MODE", 1)]}),
+                ]
+            },
+        ),
     ]
     data = encoded(m)
     assert link.decode_link(data, HEADER, len(data)) == link.LinkMsg(
-        index=7, name="eth0", kind="veth", alias="nsnet:x", master=3, peer=9, mtu=1400, up=True,
-        mac="02:00:00:00:00:01", hairpin=True)
+        index=7, name="eth0", kind="veth", alias="nsnet:x", master=3, peer=9, mtu=1400, up=True, mac="02:00:00:00:00:01", hairpin=True
+    )
 
 
 def test_set_link_request_parses_in_pyroute2():
-    body = (link.ifinfo(5, link.IFF_UP, link.IFF_UP) + attr_str(link.IFLA_IFALIAS, "nsnet:x")
-            + attr_u32(link.IFLA_MTU, 1400) + attr_u32(link.IFLA_MASTER, 3))
+    body = (
+        link.ifinfo(5, link.IFF_UP, link.IFF_UP)
+        + attr_str(link.IFLA_IFALIAS, "nsnet:x")
+        + attr_u32(link.IFLA_MTU, 1400)
+        + attr_u32(link.IFLA_MASTER, 3)
+    )
     parsed = ifinfmsg(nl_message(link.RTM_NEWLINK, body))
     parsed.decode()
     assert (parsed["index"], parsed["flags"], parsed["change"]) == (5, 1, 1)
@@ -37,8 +53,7 @@ def test_set_link_request_parses_in_pyroute2():
 
 def test_veth_request_nests_the_peer_with_its_namespace_fd():
     peer = link.ifinfo() + attr_str(link.IFLA_IFNAME, "eth0") + attr_u32(link.IFLA_NET_NS_FD, 42)
-    info = attr(link.IFLA_LINKINFO, attr_str(link.IFLA_INFO_KIND, "veth")
-                     + attr(link.IFLA_INFO_DATA, attr(link.VETH_INFO_PEER, peer)))
+    info = attr(link.IFLA_LINKINFO, attr_str(link.IFLA_INFO_KIND, "veth") + attr(link.IFLA_INFO_DATA, attr(link.VETH_INFO_PEER, peer)))
     parsed = ifinfmsg(nl_message(link.RTM_NEWLINK, link.ifinfo() + attr_str(link.IFLA_IFNAME, "nsvabc") + info))
     parsed.decode()
     assert parsed.get("ifname") == "nsvabc"

@@ -22,8 +22,7 @@ def pyroute2_route(dst_len=0, table=254, kind=1, proto=225, attrs=(("RTA_GATEWAY
     "data, expected",
     [
         (pyroute2_route(), route.RouteMsg("default", "10.0.0.1", 225)),
-        (pyroute2_route(16, proto=4, attrs=(("RTA_DST", "10.9.0.0"), ("RTA_GATEWAY", "10.0.0.1"))),
-         route.RouteMsg("10.9.0.0/16", "10.0.0.1", 4)),
+        (pyroute2_route(16, proto=4, attrs=(("RTA_DST", "10.9.0.0"), ("RTA_GATEWAY", "10.0.0.1"))), route.RouteMsg("10.9.0.0/16", "10.0.0.1", 4)),
         (pyroute2_route(24, proto=2, attrs=(("RTA_DST", "10.0.0.0"),)), None),  # connected: no gateway
         (pyroute2_route(table=255), None),
         (pyroute2_route(kind=2), None),
@@ -43,12 +42,15 @@ def test_route_request_round_trips():
 @pytest.mark.parametrize(
     "data, expected",
     [
-        (pyroute2_route(24, proto=2, attrs=(("RTA_DST", "10.1.0.0"), ("RTA_OIF", 7))),
-         route.Route("10.1.0.0", 24, 254, 2, route.RTN_UNICAST, None, 7)),
-        (pyroute2_route(32, proto=4, kind=6, attrs=(("RTA_DST", "10.1.0.7"),)),
-         route.Route("10.1.0.7", 32, 254, 4, route.RTN_BLACKHOLE, None, None)),
-        (pyroute2_route(table=252, attrs=(("RTA_TABLE", 1000), ("RTA_GATEWAY", "192.0.2.1"), ("RTA_OIF", 2))),
-         route.Route("0.0.0.0", 0, 1000, 225, route.RTN_UNICAST, "192.0.2.1", 2)),  # a table id past 255: RTA_TABLE
+        (
+            pyroute2_route(24, proto=2, attrs=(("RTA_DST", "10.1.0.0"), ("RTA_OIF", 7))),
+            route.Route("10.1.0.0", 24, 254, 2, route.RTN_UNICAST, None, 7),
+        ),
+        (pyroute2_route(32, proto=4, kind=6, attrs=(("RTA_DST", "10.1.0.7"),)), route.Route("10.1.0.7", 32, 254, 4, route.RTN_BLACKHOLE, None, None)),
+        (
+            pyroute2_route(table=252, attrs=(("RTA_TABLE", 1000), ("RTA_GATEWAY", "192.0.2.1"), ("RTA_OIF", 2))),
+            route.Route("0.0.0.0", 0, 1000, 225, route.RTN_UNICAST, "192.0.2.1", 2),
+        ),  # a table id past 255: RTA_TABLE
     ],
     ids=["connected", "blackhole", "table-attribute"],
 )

@@ -50,14 +50,45 @@ def test_corpus_documents(name: str):
     _agree(DOCUMENTS[name])
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 70000), st.floats(allow_nan=False),
-                    st.sampled_from(["", "br0", "web1", "eth0", "tcp", "udp", "sctp", "10.0.0.1", "10.0.0.0/24",
-                                     "02:00:00:00:00:01", "a" * 20, "demo", "demo\n", "Web 1"]))
-keys = st.sampled_from(["name", "bridges", "namespaces", "port_forwards", "subnet", "gateway", "mtu", "masquerade",
-                        "interfaces", "routes", "bridge", "address", "mac", "to", "via", "host_port", "namespace",
-                        "port", "protocol", "host_address", "interface", "br0", "web1", "eth0", "x"])
-documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=4),
-                         max_leaves=25)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 70000),
+    st.floats(allow_nan=False),
+    st.sampled_from(
+        ["", "br0", "web1", "eth0", "tcp", "udp", "sctp", "10.0.0.1", "10.0.0.0/24", "02:00:00:00:00:01", "a" * 20, "demo", "demo\n", "Web 1"]
+    ),
+)
+keys = st.sampled_from(
+    [
+        "name",
+        "bridges",
+        "namespaces",
+        "port_forwards",
+        "subnet",
+        "gateway",
+        "mtu",
+        "masquerade",
+        "interfaces",
+        "routes",
+        "bridge",
+        "address",
+        "mac",
+        "to",
+        "via",
+        "host_port",
+        "namespace",
+        "port",
+        "protocol",
+        "host_address",
+        "interface",
+        "br0",
+        "web1",
+        "eth0",
+        "x",
+    ]
+)
+documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=4), max_leaves=25)
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)

@@ -50,7 +50,8 @@ def test_plan_markers_are_coloured_and_plain_text_has_no_escapes():
     assert "\033[32m+\033[0m namespace a" in coloured
     assert "\033" not in plain
     assert [line for line in plain.splitlines()] == [
-        line.replace("\033[32m", "").replace("\033[1m", "").replace("\033[0m", "") for line in coloured.splitlines()]
+        line.replace("\033[32m", "").replace("\033[1m", "").replace("\033[0m", "") for line in coloured.splitlines()
+    ]
 
 
 def results(count: int) -> list[ActionResult]:

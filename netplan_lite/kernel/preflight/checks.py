@@ -199,18 +199,24 @@ def check_ip_forward(topology: Topology, facts: HostFacts) -> list[PreflightWarn
     pairs = sorted({f"{src} -> {dst}" for _, src, dst in crossings})
     what = f"namespaces route between bridges through the host ({', '.join(pairs)})"
     if not facts.ip_forward:
-        return [PreflightWarning(
-            "ip-forward-off",
-            f"net.ipv4.ip_forward is 0 and {what}: the host will not forward that traffic; "
-            "nsnet turns ip_forward on only for port forwards and masquerade",
-            "enable it with `sysctl -w net.ipv4.ip_forward=1` and keep it in /etc/sysctl.d/")]
+        return [
+            PreflightWarning(
+                "ip-forward-off",
+                f"net.ipv4.ip_forward is 0 and {what}: the host will not forward that traffic; "
+                "nsnet turns ip_forward on only for port forwards and masquerade",
+                "enable it with `sysctl -w net.ipv4.ip_forward=1` and keep it in /etc/sysctl.d/",
+            )
+        ]
     others = [h for h in facts.ip_forward_holders if h != topology.name]
     if others and facts.ip_forward_original == "0":
-        return [PreflightWarning(
-            "ip-forward-temporary",
-            f"net.ipv4.ip_forward is 1 only while nsnet topology {', '.join(others)} holds it and {what}: "
-            "when the last of them is destroyed, nsnet restores 0 and that traffic stops",
-            "after that, `sysctl -w net.ipv4.ip_forward=1`; or give this topology a port forward or masquerade so it holds ip_forward too")]
+        return [
+            PreflightWarning(
+                "ip-forward-temporary",
+                f"net.ipv4.ip_forward is 1 only while nsnet topology {', '.join(others)} holds it and {what}: "
+                "when the last of them is destroyed, nsnet restores 0 and that traffic stops",
+                "after that, `sysctl -w net.ipv4.ip_forward=1`; or give this topology a port forward or masquerade so it holds ip_forward too",
+            )
+        ]
     return []
 
 
@@ -232,18 +238,23 @@ def check_forward_policy(topology: Topology, facts: HostFacts) -> list[Preflight
             into, out = _matches(bridge, chain.accepts_in), _matches(bridge, chain.accepts_out)
             if (into or out) if chain.family == "bridge" else (into and out):
                 continue  # frames of a bridge-family chain enter and leave by the same bridge
-            found.append(PreflightWarning(
-                "forward-policy-drop",
-                f"the host's {chain.title} (hook forward) has policy drop and no rule there accepts bridge {bridge}: "
-                f"it drops {bridge}'s {', '.join(reasons)}",
-                _accept_hint(chain, bridge)))
+            found.append(
+                PreflightWarning(
+                    "forward-policy-drop",
+                    f"the host's {chain.title} (hook forward) has policy drop and no rule there accepts bridge {bridge}: "
+                    f"it drops {bridge}'s {', '.join(reasons)}",
+                    _accept_hint(chain, bridge),
+                )
+            )
     return found
 
 
 def _accept_hint(chain: ForwardChain, bridge: str) -> str:
     if chain.family == LEGACY:
-        return (f"accept it: `iptables-legacy -I {chain.chain} -i {bridge} -j ACCEPT` and the same with `-o {bridge}`; "
-                "with Docker, insert into DOCKER-USER instead")
+        return (
+            f"accept it: `iptables-legacy -I {chain.chain} -i {bridge} -j ACCEPT` and the same with `-o {bridge}`; "
+            "with Docker, insert into DOCKER-USER instead"
+        )
     if chain.family == "bridge":
         return f"accept it: `nft insert rule bridge {chain.table} {chain.chain} meta ibrname {bridge} accept`, or match its ports by iifname"
     hint = f"accept it: `nft insert rule {chain.family} {chain.table} {chain.chain} iifname {bridge} accept` and the same with oifname"
@@ -296,13 +307,16 @@ def check_host_ports(topology: Topology, facts: HostFacts) -> list[PreflightWarn
         else:
             target = f"{traffic} to {' and '.join(f'{a}:{port}' for a in destinations)} (the host's own too)"
         verb = "listens on" if proto == "tcp" else "is bound to"
-        found.append(PreflightWarning(
-            "host-port-in-use",
-            f"{proto} port {port} is in use on the host (a socket {verb} {bound}): the port forward "
-            f"{proto} {published}:{port} -> {forward.namespace}:{forward.port} sends {target} to "
-            f"{forward.namespace} instead of to that socket",
-            f"`ss -{'lt' if proto == 'tcp' else 'lu'}np 'sport = :{port}'` names the process; "
-            "publish another host_port, or a host_address it is not bound to"))
+        found.append(
+            PreflightWarning(
+                "host-port-in-use",
+                f"{proto} port {port} is in use on the host (a socket {verb} {bound}): the port forward "
+                f"{proto} {published}:{port} -> {forward.namespace}:{forward.port} sends {target} to "
+                f"{forward.namespace} instead of to that socket",
+                f"`ss -{'lt' if proto == 'tcp' else 'lu'}np 'sport = :{port}'` names the process; "
+                "publish another host_port, or a host_address it is not bound to",
+            )
+        )
     return found
 
 
@@ -344,18 +358,23 @@ def check_subnet_routes(topology: Topology, facts: HostFacts) -> list[PreflightW
                 continue
             where = _device(route)
             if net == subnet:
-                message = (f"bridge {bridge.name}'s subnet {subnet} already has a host route, {net} {where}: "
-                           f"the host may send traffic for the namespaces on {bridge.name} (port forwards too) there instead")
+                message = (
+                    f"bridge {bridge.name}'s subnet {subnet} already has a host route, {net} {where}: "
+                    f"the host may send traffic for the namespaces on {bridge.name} (port forwards too) there instead"
+                )
                 look = f"ip -4 route show {subnet}"
             elif net.subnet_of(subnet):
-                message = (f"host route {net} {where} lies inside bridge {bridge.name}'s subnet {subnet}: it is more specific, so "
-                           f"the host sends traffic for {net} there and cannot reach namespaces on {bridge.name} with those addresses")
+                message = (
+                    f"host route {net} {where} lies inside bridge {bridge.name}'s subnet {subnet}: it is more specific, so "
+                    f"the host sends traffic for {net} there and cannot reach namespaces on {bridge.name} with those addresses"
+                )
                 look = f"ip -4 route show root {subnet}"
             else:
-                message = (f"bridge {bridge.name}'s subnet {subnet} lies inside host route {net} {where}: once {bridge.name} "
-                           f"has it, the host sends traffic for {subnet} to {bridge.name} (more specific), and what has "
-                           f"those addresses behind {route.device or 'that route'} becomes unreachable from the host")
+                message = (
+                    f"bridge {bridge.name}'s subnet {subnet} lies inside host route {net} {where}: once {bridge.name} "
+                    f"has it, the host sends traffic for {subnet} to {bridge.name} (more specific), and what has "
+                    f"those addresses behind {route.device or 'that route'} becomes unreachable from the host"
+                )
                 look = f"ip -4 route show match {subnet}"
-            found.append(PreflightWarning(
-                "subnet-overlaps-route", message, f"choose a subnet no host route overlaps; `{look}` shows them"))
+            found.append(PreflightWarning("subnet-overlaps-route", message, f"choose a subnet no host route overlaps; `{look}` shows them"))
     return found

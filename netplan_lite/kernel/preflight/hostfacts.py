@@ -89,8 +89,13 @@ def read_nft_forward_chains() -> list[ForwardChain]:
     if done.returncode != 0 or not done.stdout.strip():
         return []
     items = json.loads(done.stdout).get("nftables", [])
-    dropping = sorted({(c["family"], c["table"]) for item in items if (c := item.get("chain"))
-                       and c.get("hook") == "forward" and c.get("family") in FORWARD_FAMILIES and c.get("policy") == "drop"})
+    dropping = sorted(
+        {
+            (c["family"], c["table"])
+            for item in items
+            if (c := item.get("chain")) and c.get("hook") == "forward" and c.get("family") in FORWARD_FAMILIES and c.get("policy") == "drop"
+        }
+    )
     for family, table in dropping:
         listed = nftables._nft(["-j", "list", "table", family, table])
         if listed.returncode == 0 and listed.stdout.strip():
@@ -176,21 +181,42 @@ IP_TABLES_NAMES = "/proc/net/ip_tables_names"
 
 
 class _IptIp(ctypes.Structure):
-    _fields_ = [("src", ctypes.c_uint32), ("dst", ctypes.c_uint32), ("smsk", ctypes.c_uint32), ("dmsk", ctypes.c_uint32),
-                ("iniface", ctypes.c_char * 16), ("outiface", ctypes.c_char * 16),
-                ("iniface_mask", ctypes.c_ubyte * 16), ("outiface_mask", ctypes.c_ubyte * 16),
-                ("proto", ctypes.c_uint16), ("flags", ctypes.c_uint8), ("invflags", ctypes.c_uint8)]
+    _fields_ = [
+        ("src", ctypes.c_uint32),
+        ("dst", ctypes.c_uint32),
+        ("smsk", ctypes.c_uint32),
+        ("dmsk", ctypes.c_uint32),
+        ("iniface", ctypes.c_char * 16),
+        ("outiface", ctypes.c_char * 16),
+        ("iniface_mask", ctypes.c_ubyte * 16),
+        ("outiface_mask", ctypes.c_ubyte * 16),
+        ("proto", ctypes.c_uint16),
+        ("flags", ctypes.c_uint8),
+        ("invflags", ctypes.c_uint8),
+    ]
 
 
 class _IptEntry(ctypes.Structure):
-    _fields_ = [("ip", _IptIp), ("nfcache", ctypes.c_uint), ("target_offset", ctypes.c_uint16),
-                ("next_offset", ctypes.c_uint16), ("comefrom", ctypes.c_uint),
-                ("pcnt", ctypes.c_uint64), ("bcnt", ctypes.c_uint64)]
+    _fields_ = [
+        ("ip", _IptIp),
+        ("nfcache", ctypes.c_uint),
+        ("target_offset", ctypes.c_uint16),
+        ("next_offset", ctypes.c_uint16),
+        ("comefrom", ctypes.c_uint),
+        ("pcnt", ctypes.c_uint64),
+        ("bcnt", ctypes.c_uint64),
+    ]
 
 
 class _IptGetinfo(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_char * 32), ("valid_hooks", ctypes.c_uint), ("hook_entry", ctypes.c_uint * 5),
-                ("underflow", ctypes.c_uint * 5), ("num_entries", ctypes.c_uint), ("size", ctypes.c_uint)]
+    _fields_ = [
+        ("name", ctypes.c_char * 32),
+        ("valid_hooks", ctypes.c_uint),
+        ("hook_entry", ctypes.c_uint * 5),
+        ("underflow", ctypes.c_uint * 5),
+        ("num_entries", ctypes.c_uint),
+        ("size", ctypes.c_uint),
+    ]
 
 
 class _IptGetEntries(ctypes.Structure):
@@ -219,7 +245,7 @@ def parse_ipt_entries(blob: bytes, hook_entry: list[int], underflow: list[int], 
         if entry.next_offset == 0:
             break
         target = offset + entry.target_offset
-        name = blob[target + 2:target + 31].split(b"\0", 1)[0]
+        name = blob[target + 2 : target + 31].split(b"\0", 1)[0]
         verdict = struct.unpack_from("=i", blob, target + _TARGET_HEADER)[0] if not name else None
         if offset == underflow[NF_INET_FORWARD] and verdict is not None:
             policy = {-NF_DROP - 1: "drop", -NF_ACCEPT - 1: "accept"}.get(verdict, "accept")
@@ -254,7 +280,7 @@ def read_legacy_forward() -> ForwardChain | None:
         size = ctypes.c_uint(len(buf))
         if libc.getsockopt(sock.fileno(), socket.SOL_IP, IPT_SO_GET_ENTRIES, buf, ctypes.byref(size)) != 0:
             raise OSError(ctypes.get_errno(), "IPT_SO_GET_ENTRIES")
-        blob = buf.raw[_ENTRIES_OFFSET:_ENTRIES_OFFSET + info.size]
+        blob = buf.raw[_ENTRIES_OFFSET : _ENTRIES_OFFSET + info.size]
     return parse_ipt_entries(blob, list(info.hook_entry), list(info.underflow), info.valid_hooks)
 
 
@@ -265,7 +291,7 @@ _TCP_LISTEN, _UDP_UNCONNECTED = "0A", "07"
 
 def _hex_address(text: str) -> str:
     """An address of /proc/net/{tcp,udp}{,6}: 32-bit words in host byte order."""
-    raw = b"".join(struct.pack("=I", int(text[i:i + 8], 16)) for i in range(0, len(text), 8))
+    raw = b"".join(struct.pack("=I", int(text[i : i + 8], 16)) for i in range(0, len(text), 8))
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
@@ -325,7 +351,7 @@ def diag_listeners(family: int, protocol: str) -> list[Listener]:
             # struct inet_diag_msg: family, state, timer, retrans, then inet_diag_sockid
             if data[body] == family and data[body + 1] == state:
                 port = struct.unpack_from("!H", data, body + 4)[0]
-                raw = data[body + 8:body + 8 + (4 if family == socket.AF_INET else 16)]
+                raw = data[body + 8 : body + 8 + (4 if family == socket.AF_INET else 16)]
                 found.append(Listener(protocol, socket.inet_ntop(family, raw), port))
     return found
 
@@ -346,8 +372,9 @@ def read_routes(subnets: list[IPv4Network]) -> list[HostRoute]:
             if route.kind in RTN_KINDS and any(network.overlaps(s) for s in subnets):
                 found.append((network, route))
         devices = _devices(sock, {route.oif for _, route in found if route.oif})
-    return [HostRoute(network, *devices.get(route.oif or 0, _NO_DEVICE), route.proto, RTN_KINDS[route.kind], route.gateway)
-            for network, route in found]
+    return [
+        HostRoute(network, *devices.get(route.oif or 0, _NO_DEVICE), route.proto, RTN_KINDS[route.kind], route.gateway) for network, route in found
+    ]
 
 
 _NO_DEVICE: tuple[str | None, str | None] = (None, None)  # multipath, blackhole, or gone since the dump

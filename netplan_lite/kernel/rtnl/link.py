@@ -8,8 +8,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from .socket import (NLM_F_CREATE, NLM_F_EXCL, NetlinkError, RtnlSocket, attr, attr_str, attr_u8, attr_u32,
-                     mac_of, parse_attrs, string_of, u32_of)
+from .socket import NLM_F_CREATE, NLM_F_EXCL, NetlinkError, RtnlSocket, attr, attr_str, attr_u8, attr_u32, mac_of, parse_attrs, string_of, u32_of
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTMGRP_LINK = 0x1  # the multicast group announcing link changes
@@ -118,9 +117,18 @@ def add_veth(sock: RtnlSocket, host_name: str, peer_name: str, peer_netns_fd: in
     sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo() + attr_str(IFLA_IFNAME, host_name) + info)
 
 
-def set_link(sock: RtnlSocket, index: int, *, alias: str | None = None, mtu: int | None = None,
-             master: int | None = None, mac: str | None = None, up: bool | None = None,
-             hairpin: bool | None = None, ipv6_link_local: bool | None = None) -> None:
+def set_link(
+    sock: RtnlSocket,
+    index: int,
+    *,
+    alias: str | None = None,
+    mtu: int | None = None,
+    master: int | None = None,
+    mac: str | None = None,
+    up: bool | None = None,
+    hairpin: bool | None = None,
+    ipv6_link_local: bool | None = None,
+) -> None:
     """Change a link in one request. `ipv6_link_local=False` sets addrgenmode none: no
     IPv6 address, so no autoconfiguration traffic; `hairpin` is the bridge-port flag."""
     attrs = b""

@@ -21,8 +21,7 @@ class ChangeListener:
 
     def __init__(self, groups: int, buffer_bytes: int = 32 << 20) -> None:
         """`groups`: the RTMGRP_* bits of what the caller caches (the id announcements come too)."""
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
-                                  socket.NETLINK_ROUTE)
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer_bytes)
         except PermissionError:
@@ -49,8 +48,9 @@ class ChangeListener:
                 if err.errno == errno.ENOBUFS:
                     return changed, True
                 raise
-            source = next((struct.unpack("=i", raw[:4])[0] for level, kind, raw in ancillary
-                           if level == SOL_NETLINK and kind == NETLINK_LISTEN_ALL_NSID), None)
+            source = next(
+                (struct.unpack("=i", raw[:4])[0] for level, kind, raw in ancillary if level == SOL_NETLINK and kind == NETLINK_LISTEN_ALL_NSID), None
+            )
             try:
                 changed |= _announced(data, source)
             except NetlinkError:

@@ -57,8 +57,15 @@ class RouteMsg:
 def decode_route(data: bytes, offset: int, end: int) -> Route:
     _, dst_len, _, _, table, proto, _, kind, _ = _RTMSG.unpack_from(data, offset)
     attrs = parse_attrs(data, offset + _RTMSG.size, end)
-    return Route(ipv4_of(attrs.get(RTA_DST)) or "0.0.0.0", dst_len, u32_of(attrs.get(RTA_TABLE)) or table, proto, kind,
-                 ipv4_of(attrs.get(RTA_GATEWAY)), u32_of(attrs.get(RTA_OIF)))
+    return Route(
+        ipv4_of(attrs.get(RTA_DST)) or "0.0.0.0",
+        dst_len,
+        u32_of(attrs.get(RTA_TABLE)) or table,
+        proto,
+        kind,
+        ipv4_of(attrs.get(RTA_GATEWAY)),
+        u32_of(attrs.get(RTA_OIF)),
+    )
 
 
 def gateway_route(route: Route) -> RouteMsg | None:

@@ -61,7 +61,7 @@ def parse_attrs(data: bytes, offset: int, end: int, wanted: frozenset[int] | Non
             break
         kind &= 0x3FFF
         if wanted is None or kind in wanted:
-            found[kind] = data[offset + 4:offset + length]
+            found[kind] = data[offset + 4 : offset + length]
         offset += (length + 3) & ~3
     return found
 
