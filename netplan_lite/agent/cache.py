@@ -127,7 +127,7 @@ class SnapshotCache:
 
     def _read_new(self, inodes: dict[str, int]) -> None:
         todo = [(name, *found) for name in inodes if name not in self.namespaces and (found := self._identify(name))]
-        for (name, _, _), cached in zip(todo, fan_out(lambda item: _read(*item), todo)):
+        for (name, _, _), cached in zip(todo, fan_out(lambda item: _read(*item), todo), strict=True):
             if cached is not None:
                 self.namespaces[name] = cached
 

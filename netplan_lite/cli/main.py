@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nsnet: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    except Exception as err:  # a bug: said in one line (and a JSON document) like any error
+    except Exception as err:  # noqa: BLE001 - a bug: said in one line (and a JSON document) like any error
         bug = InternalError(err)
         _report(args, bug, bug.lines() if args.debug else [f"{bug} (rerun with --debug for the traceback)"])
         return ExitCode.INTERNAL

@@ -156,7 +156,7 @@ def execute(
             _record(journal, "failed", action, created_nothing=_created_nothing(err))
             outcome.failure = err
             break
-        except Exception as err:  # a bug: still undo what this run did (the caller raises it after rollback)
+        except Exception as err:  # noqa: BLE001 - a bug: still undo what this run did (the caller raises it after rollback)
             _record(journal, "failed", action, created_nothing=False)
             outcome.failure = ActionBug(action, err)
             break

@@ -40,7 +40,7 @@ def fan_out(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
     shares = [items[i : i + size] for i in range(0, len(items), size)]
     children = [_fork(func, share) for share in shares[1:]]
     results = [func(item) for item in shares[0]]
-    for (pid, fd), share in zip(children, shares[1:]):
+    for (pid, fd), share in zip(children, shares[1:], strict=True):
         results.extend(_collect(pid, fd, func, share))
     return results
 

@@ -254,7 +254,10 @@ class LiveKernel:
                 for link in snap.links:
                     if link.kind == "veth":
                         self.nl.delete_link(ns.name, link.index)
-                note = f"process {', '.join(map(str, pids))} still runs in namespace {ns.name}: its veths were deleted; the namespace goes when the process exits"
+                note = (
+                    f"process {', '.join(map(str, pids))} still runs in namespace {ns.name}: "
+                    "its veths were deleted; the namespace goes when the process exits"
+                )
         self.nl.forget(ns.name)
         netns.remove(ns.name)
         nssysctl.forget(self.topology, ns.name)

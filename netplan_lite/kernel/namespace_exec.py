@@ -120,7 +120,7 @@ def _intents(topology: str) -> frozenset[str]:
 
     try:
         return frozenset(read_intents(topology).namespaces)
-    except Exception:  # a journal we cannot read only costs the hint
+    except Exception:  # noqa: BLE001 - a journal we cannot read only costs the hint
         return frozenset()
 
 

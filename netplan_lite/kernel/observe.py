@@ -113,7 +113,7 @@ def build_observation(
     read = Read(ours, host, owned, tables, table_name(topology), sysctls, namespace_sysctls, orphans)
     resources = [resource for reader in READERS.values() for resource in reader.extract(read)]
     assigned = {key: address for name, (_, snap) in owned.items() if snap for key, address in _assigned(name, snap)}
-    foreign_links = {l.name: describe_owner(owner_of(l.alias)) for l in host.links if not ours.link(l)}
+    foreign_links = {link.name: describe_owner(owner_of(link.alias)) for link in host.links if not ours.link(link)}
     return Observation(state_of(resources), foreign_links, foreign_ns, assigned, taken_claims(tables, read.own_table))
 
 
@@ -140,7 +140,7 @@ def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observatio
     unknown = [name for name in names if name not in known]
     read = functools.partial(_read_namespace, nl, ours)
     found = {name: _known_namespace(ours, name, known[name]) for name in names if name in known}
-    found.update(zip(unknown, fan_out(read, unknown)))
+    found.update(zip(unknown, fan_out(read, unknown), strict=True))
     namespaces = {name: snap for name, (seen, snap) in sorted(found.items()) if seen}
     if prefetched and prefetched.host:
         host = prefetched.host

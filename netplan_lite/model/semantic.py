@@ -237,7 +237,8 @@ def _check_capacity(data: dict[str, Any], subnets: dict[str, IPv4Network | None]
             room = subnet.num_addresses - 3
             yield (
                 ("bridges", bridge, "subnet"),
-                f"{subnet} has room for {room} interface address{'es' if room != 1 else ''} besides the gateway, but {count} interfaces use bridge {bridge}",
+                f"{subnet} has room for {room} interface address{'es' if room != 1 else ''} besides the gateway, "
+                f"but {count} interfaces use bridge {bridge}",
             )
 
 

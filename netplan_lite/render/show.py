@@ -79,9 +79,9 @@ class _ShowView:
         if not rows:
             return []
         widths = [max(len(cells[i]) for cells in [headers] + [c for _, c in rows]) for i in range(len(headers))]
-        lines = ["      " + "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+        lines = ["      " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
         for resource, cells in rows:
-            lines.append(self._mark(resource) + "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+            lines.append(self._mark(resource) + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
             if resource is not None:
                 lines += self.details_of(resource)
         return lines
@@ -130,7 +130,7 @@ def ls_rows(found: Sequence[Any], drifts: Sequence[Any]) -> list[dict[str, Any]]
             "changes": d.changes,
             "note": d.note,
         }
-        for f, d in zip(found, drifts)
+        for f, d in zip(found, drifts, strict=True)
     ]
 
 
@@ -143,7 +143,7 @@ def ls_text(rows: list[dict[str, Any]]) -> str:
         for r in rows
     ]
     widths = [max(len(c[i]) for c in [headers] + cells) for i in range(len(headers))]
-    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n" for row in [headers] + cells)
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n" for row in [headers] + cells)
 
 
 def _drift_cell(row: dict[str, Any]) -> str:

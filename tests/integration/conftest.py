@@ -90,7 +90,7 @@ def link(name: str, ns: str | None = None) -> dict[str, Any] | None:
 
 
 def links_with_alias(alias: str) -> list[str]:
-    return sorted(l["ifname"] for l in ip_json("link", "show") if l.get("ifalias") == alias)
+    return sorted(link["ifname"] for link in ip_json("link", "show") if link.get("ifalias") == alias)
 
 
 def addresses(ns: str | None, dev: str) -> list[str]:

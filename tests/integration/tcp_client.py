@@ -1,7 +1,8 @@
 """A TCP client for the integration tests (run as a script): `tcp_client.py ADDRESS PORT [TIMEOUT]`
 prints what the server sent, or "failed: <reason>" and exits 3 when no connection is made."""
 
-import socket, sys
+import socket
+import sys
 
 address, port = sys.argv[1], int(sys.argv[2])
 timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 5.0

@@ -2,7 +2,9 @@
 `tcp_server.py ADDRESS PORT REPLY LIFETIME` answers every connection with
 "<REPLY> <peer address>" and closes it; prints "ready" once it listens."""
 
-import socket, sys, time
+import socket
+import sys
+import time
 
 address, port, reply, lifetime = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
 srv = socket.socket()

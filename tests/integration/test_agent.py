@@ -668,7 +668,7 @@ def test_two_topologies_applied_at_once_through_the_agent(lab, agent):
         results = [end(run) for run in runs]
     finally:
         release(agent, *runs)
-    for run, (out, err) in zip(runs, results):
+    for run, (out, err) in zip(runs, results, strict=True):
         assert run.returncode == 0, out + err
         assert WITHOUT_AGENT not in err
     assert sorted(agent.served()) == sorted([(f"apply {first.path.name}", 0), (f"apply {second.path.name}", 0)])

@@ -275,7 +275,7 @@ def rewrite(lab: Any, host: Host, example: str) -> Copy:
         base = lab.subnet if index == 0 else lab.new_subnet()
         networks[net] = IPv4Network(f"{base.network_address}/{net.prefixlen}")
     published = sorted({f["host_port"] for f in original.get("port_forwards") or ()})
-    ports = dict(zip(published, lab.free_ports(len(published))))
+    ports = dict(zip(published, lab.free_ports(len(published)), strict=True))
     out = Copy(original, {}, lab.dir / example, bridges, namespaces, networks, ports)
 
     doc: dict[str, Any] = {"name": f"{prefix}-{original['name']}"}
@@ -469,7 +469,7 @@ def test_fan_out_allocates_in_name_order_and_keeps_addresses(lab, host):
     gateway = ex.ip("172.30.30.1")
     # the lowest free hosts in name order, skipping the gateway .1 and the server's pinned .10
     hosts = [h for h in range(2, 53) if h != 10]
-    expected = {ex.ns(c): ex.addr(f"172.30.30.{h}/24") for c, h in zip(clients, hosts)}
+    expected = {ex.ns(c): ex.addr(f"172.30.30.{h}/24") for c, h in zip(clients, hosts, strict=True)}
     expected[ex.ns("server")] = ex.addr("172.30.30.10/24")
     assert {ns: lab.addresses(ns, "eth0") for ns in expected} == {ns: [a] for ns, a in expected.items()}
     for client in ("client-01", "client-25", "client-50"):

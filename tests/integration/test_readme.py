@@ -55,7 +55,7 @@ class Runner:
         # longest first, so that br-lab is replaced before lab
         swaps = [(rf"(?<![\w.-]){re.escape(old)}(?![\w-])", new) for old, new in sorted(names.items(), key=lambda i: -len(i[0]))]
         swaps.append((re.escape(subnet_prefix), ".".join(str(lab.subnet.network_address).split(".")[:3]) + "."))
-        swaps += [(rf"\b{port}\b", str(new)) for port, new in zip((8080, 8081), ports)]
+        swaps += [(rf"\b{port}\b", str(new)) for port, new in zip((8080, 8081), ports, strict=False)]
         self.swaps = swaps
 
     def swap(self, text: str) -> str:

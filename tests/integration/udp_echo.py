@@ -2,7 +2,9 @@
 `udp_echo.py ADDRESS PORT LIFETIME` answers a datagram of up to 512 bytes with itself +
 " <peer address>", a bigger one with "<size> bytes <peer address>"; prints "ready" once bound."""
 
-import socket, sys, time
+import socket
+import sys
+import time
 
 address, port, lifetime = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -163,7 +163,10 @@ def test_first_host_is_free_when_the_gateway_is_elsewhere():
 
 
 def test_address_located_exactly():
-    text = "name: demo\nbridges: {br0: {subnet: 172.30.0.0/24}}\nnamespaces:\n  a:\n    interfaces:\n      eth0:\n        bridge: br0\n        address: 172.30.0.1\n"
+    text = (
+        "name: demo\nbridges: {br0: {subnet: 172.30.0.0/24}}\n"
+        "namespaces:\n  a:\n    interfaces:\n      eth0:\n        bridge: br0\n        address: 172.30.0.1\n"
+    )
     assert problems(text) == ["t.yaml:8:9: namespaces.a.interfaces.eth0.address: 172.30.0.1 is the gateway of bridge br0"]
 
 

@@ -14,7 +14,7 @@ import pytest
 from builders import EXAMPLE, iface, one_bridge, opened, run_cli as run, to_yaml
 
 from netplan_lite.cli import main as cli
-from netplan_lite.engine import journal, rundir
+from netplan_lite.engine import rundir
 from netplan_lite.errors import ExitCode
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.kernel.preflight.checks import HostFacts

@@ -9,7 +9,6 @@ from builders import rid, bridge, built, iface, namespace, one_bridge, route, st
 
 from netplan_lite.engine.desired import allocate, desired_state
 from netplan_lite.engine.diff import Change, Op, FieldChange, diff
-from netplan_lite.resources.ids import Kind, ResourceId
 
 HOST_CHANGED = "the host-side veth name changed"
 

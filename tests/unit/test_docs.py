@@ -58,7 +58,7 @@ def test_format_doc_is_up_to_date(gen):
     current = FORMAT_DOC.read_text() if FORMAT_DOC.exists() else ""
     if current != expected:
         differing = next(
-            (i for i, (a, b) in enumerate(zip(current.splitlines(), expected.splitlines()), 1) if a != b),
+            (i for i, (a, b) in enumerate(zip(current.splitlines(), expected.splitlines(), strict=False), 1) if a != b),
             min(len(current.splitlines()), len(expected.splitlines())) + 1,
         )
         pytest.fail(f"{REGENERATE} (first difference at line {differing})", pytrace=False)

@@ -15,7 +15,6 @@ from netplan_lite.engine.apply import ActionFailed
 from netplan_lite.errors import ConflictError, KernelError
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.model.loader import load_file
-from netplan_lite.resources.ids import Kind, ResourceId
 from netplan_lite.resources.interface import InterfaceState
 
 
@@ -50,9 +49,11 @@ def drifted(kernel: FakeKernel, resource) -> None:
 
 # generated topologies
 
+NAMESPACE_NAMES = st.sets(st.sampled_from(["a", "b", "c", "d", "web1", "web2", "db"]), max_size=6)
+
 
 @st.composite
-def topologies(draw, names=st.sets(st.sampled_from(["a", "b", "c", "d", "web1", "web2", "db"]), max_size=6)):
+def topologies(draw, names=NAMESPACE_NAMES):
     count = draw(st.integers(1, 3))
     with_subnet = [draw(st.booleans()) if i else True for i in range(count)]
     bridges = {f"br{i}": ({"subnet": f"10.{i}.0.0/24"} if with_subnet[i] else {}) for i in range(count)}

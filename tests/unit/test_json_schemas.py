@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from netplan_lite.cli import main as cli
-from netplan_lite.engine import journal, rundir
+from netplan_lite.engine import rundir
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.engine.warnings import PreflightWarning
 from netplan_lite.kernel.preflight.checks import HostFacts

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from netplan_lite.cli import main as cli
-from netplan_lite.engine import journal, rundir
+from netplan_lite.engine import rundir
 from netplan_lite.kernel import namespace_exec as nsexec
 from netplan_lite.errors import ConflictError, ExitCode, PermissionDenied
 from netplan_lite.model.loader import load_file

@@ -286,12 +286,12 @@ def check_host_ports(topology: Topology, facts: HostFacts) -> list[PreflightWarn
     found = []
     for forward in topology.port_forwards:
         proto = forward.protocol.value
-        hits = [(l, *_listener_effect(l, forward)) for l in facts.listeners if l.protocol == proto and l.port == forward.host_port]
+        hits = [(s, *_listener_effect(s, forward)) for s in facts.listeners if s.protocol == proto and s.port == forward.host_port]
         hits = [h for h in hits if h[1] or h[2]]
         if not hits:
             continue
         port = forward.host_port
-        bound = " and ".join(sorted({f"[{l.address}]:{port}" if ":" in l.address else f"{l.address}:{port}" for l, _, _ in hits}))
+        bound = " and ".join(sorted({f"[{s.address}]:{port}" if ":" in s.address else f"{s.address}:{port}" for s, _, _ in hits}))
         published = "*" if forward.host_address is None else str(forward.host_address)
         traffic = "connections" if proto == "tcp" else "datagrams"
         if forward.host_address is not None:

@@ -322,7 +322,7 @@ def read_listeners(wanted: set[tuple[str, int]], proc_net: str = PROC_NET, diag:
         for family, table in ((socket.AF_INET, protocol), (socket.AF_INET6, protocol + "6")):
             if diag:
                 try:
-                    found.extend(l for l in diag_listeners(family, protocol) if l.port in ports)
+                    found.extend(listener for listener in diag_listeners(family, protocol) if listener.port in ports)
                     continue
                 except OSError:
                     pass
@@ -332,7 +332,7 @@ def read_listeners(wanted: set[tuple[str, int]], proc_net: str = PROC_NET, diag:
                     found.extend(parse_proc_net(f, protocol, ports))
             except OSError:
                 continue  # no IPv6 on this kernel, say
-    return sorted(set(found), key=lambda l: (l.protocol, l.port, l.address))
+    return sorted(set(found), key=lambda listener: (listener.protocol, listener.port, listener.address))
 
 
 NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY = 4, 20
