@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence, TypeVar
 
 from ..model.topology import PortForward
 from ..resources.ids import ORPHAN_NAMESPACE
 from ..engine.plan import Plan
 from .plans import field_texts, display_pairs, value_text, summary
-from ..resources.ids import Kind, ResourceId
+from ..resources.bridge import BridgeState
+from ..resources.ids import ResourceId
+from ..resources.interface import InterfaceState
 from ..resources.namespace import NamespaceState
+from ..resources.namespace_sysctl import NamespaceSysctlState
+from ..resources.nft_table import NftTableState
 from ..resources.registry import Resource
+from ..resources.route import RouteState
 from ..resources.state import State
+from ..resources.sysctl import SysctlState
 from .style import PLAIN, Style
 
 
@@ -29,8 +35,8 @@ def show_text(topology: str, state: State, drift: Plan, forwards: Sequence[PortF
     verdict = "in sync" if drift.empty else f"drifted: {summary(drift)[len('Plan: ') : -1]} (`nsnet apply` repairs it)"
     lines = [style.paint("bold", f"Topology {topology}: {verdict}")]
     lines += view.host()
-    for ns in _of_kind(rows, Kind.NAMESPACE):
-        lines += view.namespace(ns, [f for f in forwards if f.namespace == ns.name])  # type: ignore[arg-type]
+    for ns in _of_kind(rows, NamespaceState):
+        lines += view.namespace(ns, [f for f in forwards if f.namespace == ns.name])
     if not rows:
         lines += ["", "  (nothing live, nothing planned)"]
     if not drift.empty:
@@ -45,37 +51,34 @@ class _ShowView:
         self.rows, self.marks, self.details, self.style = rows, marks, details, style
 
     def host(self) -> list[str]:
-        bridges = _of_kind(self.rows, Kind.BRIDGE)
-        others = [r for kind in HOST_SETTINGS for r in _of_kind(self.rows, kind)]
-        orphans = _of_kind(self.rows, Kind.INTERFACE, ORPHAN_NAMESPACE)  # host veth ends whose namespace end is gone
-        if not bridges and not others and not orphans:
+        bridges = _of_kind(self.rows, BridgeState)
+        settings: list[SysctlState | NftTableState] = [*_of_kind(self.rows, SysctlState), *_of_kind(self.rows, NftTableState)]
+        orphans = _of_kind(self.rows, InterfaceState, ORPHAN_NAMESPACE)  # host veth ends whose namespace end is gone
+        if not bridges and not settings and not orphans:
             return []
         lines = ["", self._mark(None) + self.style.paint("bold", "host")]
         lines += self.table(
             ["BRIDGE", "ADDRESS", "MTU", "STATE"], [(b, [b.name, value_text(b.addresses), str(b.mtu or "-"), value_text(b.up)]) for b in bridges]
-        )  # type: ignore[attr-defined]
-        lines += self.table(["HOST SETTING", "VALUE"], [(r, self._setting(r)) for r in others])
-        lines += self.table(["ORPHANED VETH END", "STATE"], [(i, [i.name, value_text(i.host_up)]) for i in orphans])  # type: ignore[attr-defined]
+        )
+        lines += self.table(["HOST SETTING", "VALUE"], [(r, self._setting(r)) for r in settings])
+        lines += self.table(["ORPHANED VETH END", "STATE"], [(i, [i.name, value_text(i.host_up)]) for i in orphans])
         return lines
 
     def namespace(self, ns: NamespaceState, forwards: Sequence[PortForward]) -> list[str]:
         name = ns.name
         lines = ["", self._mark(ns) + self.style.paint("bold", f"namespace {name}") + f" (lo {value_text(ns.lo_up)})"]
         lines += self.details_of(ns)
-        interfaces = _of_kind(self.rows, Kind.INTERFACE, name)
+        interfaces = _of_kind(self.rows, InterfaceState, name)
         lines += self.table(
             ["INTERFACE", "ADDRESS", "BRIDGE", "HOST VETH", "STATE"],
-            [
-                (i, [i.name, value_text(i.addresses), value_text(i.bridge), value_text(i.host_name), value_text(i.up)])  # type: ignore[attr-defined]
-                for i in interfaces
-            ],
+            [(i, [i.name, value_text(i.addresses), value_text(i.bridge), value_text(i.host_name), value_text(i.up)]) for i in interfaces],
         )
-        lines += self.table(["ROUTE", "VIA"], [(r, [r.to, r.via]) for r in _of_kind(self.rows, Kind.ROUTE, name)])  # type: ignore[attr-defined]
-        lines += self.table(["SYSCTL", "VALUE"], [(s, [s.key, s.value]) for s in _of_kind(self.rows, Kind.NAMESPACE_SYSCTL, name)])  # type: ignore[attr-defined]
+        lines += self.table(["ROUTE", "VIA"], [(r, [r.to, r.via]) for r in _of_kind(self.rows, RouteState, name)])
+        lines += self.table(["SYSCTL", "VALUE"], [(s, [s.key, s.value]) for s in _of_kind(self.rows, NamespaceSysctlState, name)])
         lines += self.table(["FORWARD (host -> here)", ""], [(None, [_forward_text(f), ""]) for f in forwards])
         return lines
 
-    def table(self, headers: list[str], rows: list[tuple[Resource | None, list[str]]]) -> list[str]:
+    def table(self, headers: list[str], rows: Sequence[tuple[Resource | None, list[str]]]) -> list[str]:
         if not rows:
             return []
         widths = [max(len(cells[i]) for cells in [headers] + [c for _, c in rows]) for i in range(len(headers))]
@@ -95,14 +98,10 @@ class _ShowView:
         return f"  {self.style.marker(mark)}{' ' * (4 - len(mark))}"
 
     @staticmethod
-    def _setting(resource: Resource) -> list[str]:
-        return HOST_SETTINGS[resource.kind](resource)
-
-
-HOST_SETTINGS: dict[Kind, Callable[[Any], list[str]]] = {  # the kinds of the host's HOST SETTING table
-    Kind.SYSCTL: lambda sysctl: [f"sysctl {sysctl.key}", sysctl.value],
-    Kind.NFT_TABLE: lambda table: [f"nft table ip {table.name}", f"{len(table.chains)} chains, {len(table.rules)} rules"],
-}
+    def _setting(resource: SysctlState | NftTableState) -> list[str]:
+        if isinstance(resource, SysctlState):
+            return [f"sysctl {resource.key}", resource.value]
+        return [f"nft table ip {resource.name}", f"{len(resource.chains)} chains, {len(resource.rules)} rules"]
 
 
 def _forward_text(forward: PortForward) -> str:
@@ -111,8 +110,12 @@ def _forward_text(forward: PortForward) -> str:
     return f"{forward.protocol.value} {where}:{forward.host_port} -> {target} {forward.port}"
 
 
-def _of_kind(state: State, kind: Kind, namespace: str | None = None) -> list[Resource]:
-    found = [r for rid, r in state.items() if rid.kind is kind and (namespace is None or rid.home == namespace)]
+R = TypeVar("R", bound=Resource)
+
+
+def _of_kind(state: State, kind: type[R], namespace: str | None = None) -> list[R]:
+    """The resources of one kind (of one namespace, or all), by id."""
+    found = [r for rid, r in state.items() if isinstance(r, kind) and (namespace is None or rid.home == namespace)]
     return sorted(found, key=lambda r: r.id.key)
 
 
