@@ -184,6 +184,12 @@ def _child_context(context: str | None, key: Any) -> str | None:
     return None
 
 
+def _scalar_key(entry: Entry) -> Any:
+    """The value of an entry's key if it is a scalar (not an alias), else None."""
+    key = entry.key
+    return key.value if key is not None and key.kind == "scalar" else None
+
+
 class _Source:
     """The parsed file: a tree of nodes and entries, with every comment attached."""
 
@@ -212,9 +218,9 @@ class _Source:
     def _node(self, context: str | None, owner: Entry | None, depth: int) -> Node:
         event = self._events[self._next]
         self._next += 1
-        mark = event.start_mark
+        mark, end_mark = yamlsource.start_of(event), yamlsource.end_of(event)
         if isinstance(event, yaml.AliasEvent):
-            return Node("alias", None, mark.line, mark.column, event.end_mark.line, value=event.anchor, owner=owner)
+            return Node("alias", None, mark.line, mark.column, end_mark.line, value=event.anchor, owner=owner)
         if isinstance(event, yaml.ScalarEvent):
             tag = event.tag
             if tag is None or tag == "!":
@@ -223,7 +229,8 @@ class _Source:
                 value: Any = event.value
             else:
                 value = self._constructor.construct_object(yaml.ScalarNode(tag, event.value, style=event.style))
-            return Node("scalar", event.anchor, mark.line, mark.column, event.end_mark.line, value=value, tag=tag, context=context, owner=owner)
+            return Node("scalar", event.anchor, mark.line, mark.column, end_mark.line, value=value, tag=tag, context=context, owner=owner)
+        assert isinstance(event, yaml.CollectionStartEvent), "a node starts with an alias, a scalar, a mapping or a sequence"
         kind = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
         node = Node(kind, event.anchor, mark.line, mark.column, mark.line, context=context, owner=owner)
         end_kind = yaml.MappingEndEvent if kind == "map" else yaml.SequenceEndEvent
@@ -233,7 +240,7 @@ class _Source:
                 key = self._node(None, None, depth)
                 if key.kind not in ("scalar", "alias"):
                     raise FmtError(f"line {key.line + 1}: a mapping or list used as a key cannot be formatted")
-                entry = Entry(key, node, key_event.start_mark.index, key.line, key.column, depth)
+                entry = Entry(key, node, yamlsource.start_of(key_event).index, key.line, key.column, depth)
                 self.entries.append(entry)
                 child = context if key.tag == MERGE_TAG else _child_context(context, key.value)
                 entry.value = self._node(child, entry, depth + 1)
@@ -241,16 +248,16 @@ class _Source:
                     for item in entry.value.entries:
                         item.value.context = context
             else:
-                item_event = self._events[self._next]
-                column = node.column if not event.flow_style else item_event.start_mark.column
-                entry = Entry(None, node, item_event.start_mark.index, item_event.start_mark.line, column, depth)
+                item_mark = yamlsource.start_of(self._events[self._next])
+                column = node.column if not event.flow_style else item_mark.column
+                entry = Entry(None, node, item_mark.index, item_mark.line, column, depth)
                 self.entries.append(entry)
                 entry.value = self._node(_child_context(context, None), entry, depth + 1)
             node.entries.append(entry)
         end = self._events[self._next]
         self._next += 1
         if event.flow_style:
-            node.end_line = end.end_mark.line
+            node.end_line = yamlsource.end_of(end).line
         else:
             node.end_line = max([node.line] + [e.end_line for e in node.entries])
         return node
@@ -323,19 +330,19 @@ class _Source:
                     self._blank_before(entries[flushed])
                     pending_blank = False
                 flushed += 1
-            if item is BLANK:
+            if isinstance(item, _Blank):  # BLANK
                 pending_blank = True
                 continue
-            comment: Comment = item
+            comment = item
             following = bisect.bisect_right(starts, index)
             previous = entries[following - 1] if following else None
             nxt = entries[following] if following < len(entries) else None
             if not comment.standalone:
-                entry = by_line.get(comment.line) or self._containing(previous, comment.line)
-                if entry is None:
+                owner = by_line.get(comment.line) or self._containing(previous, comment.line)
+                if owner is None:
                     self.header.append(comment)
                 else:
-                    entry.trailing.append(comment)
+                    owner.trailing.append(comment)
                 continue
             target = self._standalone_target(comment, previous, nxt)
             if pending_blank:
@@ -473,7 +480,7 @@ class _Writer:
         fields = self.order.get(node.context or "")
         if fields and node.kind == "map":
             rank = {name: i for i, name in enumerate(fields)}
-            rest.sort(key=lambda e: rank.get(e.key.value if e.key.kind == "scalar" else None, len(fields)))
+            rest.sort(key=lambda e: rank.get(_scalar_key(e), len(fields)))
         return merges + rest
 
     def _compact(self, item: Entry) -> None:

@@ -100,7 +100,7 @@ def _split_problems(
         path, message = _schema_problem(error)
         if len(path) == 2 and path[0] in SECTIONS and _is_name_error(error):
             continue  # names are checked all at once below
-        same = twins.get(tuple(map(str, path[:2]))) if len(path) >= 2 else None
+        same = twins.get((str(path[0]), str(path[1]))) if len(path) >= 2 else None
         problems += [((path[0], key, *path[2:]), message) for key in same] if same else [(path, message)]
     for section, keys in names.items():
         bad = [key for key in keys if not (isinstance(key, str) and _name_pattern(section).search(key))]

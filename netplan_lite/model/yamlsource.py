@@ -7,7 +7,7 @@ limit; both are refused here, before any value is built.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
 import yaml
 
@@ -25,6 +25,29 @@ class SourceError(Exception):
         self.line = line
         self.column = column
         self.path = path
+
+
+class Mark(Protocol):
+    """A position in the text (0-based), as PyYAML's parser marks events: its own marks and libyaml's alike."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def column(self) -> int: ...
+
+
+def start_of(event: yaml.Event) -> Mark:
+    """Where a parsed event starts (the parser marks every event it emits)."""
+    assert event.start_mark is not None, "the YAML parser marks every event"
+    return event.start_mark
+
+
+def end_of(event: yaml.Event) -> Mark:
+    """Where a parsed event ends (the parser marks every event it emits)."""
+    assert event.end_mark is not None, "the YAML parser marks every event"
+    return event.end_mark
 
 
 @dataclass(frozen=True)
@@ -99,7 +122,7 @@ def _check_depth(text: str) -> None:
         if isinstance(event, _OPEN):
             depth += 1
             if depth > 2 * MAX_DEPTH:  # the tree check reports MAX_DEPTH precisely below this
-                mark = event.start_mark
+                mark = start_of(event)
                 raise SourceError(f"nesting deeper than {MAX_DEPTH} levels", mark.line + 1, mark.column + 1)
         elif isinstance(event, _CLOSE):
             depth -= 1
@@ -127,9 +150,8 @@ def parse(raw: bytes) -> Document:
         finally:
             loader.dispose()
     except yaml.reader.ReaderError as err:
-        line = text.count("\n", 0, err.position) + 1
         code = err.character if isinstance(err.character, int) else ord(err.character[:1] or "\0")
-        raise SourceError(f"invalid YAML: unacceptable character U+{code:04X}", line) from None
+        raise SourceError(f"invalid YAML: unacceptable character U+{code:04X}", text.count("\n", 0, err.position) + 1) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
