@@ -141,11 +141,11 @@ def desired_nat(topology: Topology, addresses: Mapping[InterfaceKey, IPv4Interfa
     localhost_bridges: set[str] = set()
     forward_bridges: set[str] = set()
     for forward in topology.port_forwards:
-        bridge, address = _target(topology, forward, addresses)
+        bridge_name, address = _target(topology, forward, addresses)
         rules.extend(_forward_rules(forward, address))
-        forward_bridges.add(bridge)
+        forward_bridges.add(bridge_name)
         if publishes_on_loopback(forward):
-            localhost_bridges.add(bridge)
+            localhost_bridges.add(bridge_name)
     for bridge in topology.bridges:
         rules.extend(_bridge_rules(bridge.name, bridge.subnet, bridge.name in localhost_bridges, bridge.name in forward_bridges, bridge.masquerade))
     if not rules:
