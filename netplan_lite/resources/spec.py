@@ -58,9 +58,10 @@ class CreatedNames:
 class Lowering(Protocol):
     """What lowering a topology can read: the model and what was derived from it once."""
 
-    topology: Topology
-    addresses: Mapping[InterfaceKey, IPv4Interface]  # allocated, for every addressed interface
-
+    @property
+    def topology(self) -> Topology: ...
+    @property
+    def addresses(self) -> Mapping[InterfaceKey, IPv4Interface]: ...  # allocated, for every addressed interface
     @property
     def forward_targets(self) -> set[InterfaceKey]: ...
     @property
