@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, NoReturn, Sequence
 
 from . import netns
-from ..errors import ConflictError, NsnetError, PermissionDenied
+from ..errors import ConflictError, ErrorCode, NsnetError, PermissionDenied
 from ..labels import label, owner_of
 
 CLONE_NEWNS = 0x00020000
@@ -51,7 +51,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 class ExecError(NsnetError):
     """The command cannot be run in that namespace (not declared, not applied yet, not found)."""
 
-    code = "usage"
+    code = ErrorCode.USAGE
 
 
 @dataclass(frozen=True)
