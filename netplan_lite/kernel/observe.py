@@ -139,7 +139,7 @@ def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observatio
     names = [name for name in dict.fromkeys([*netns.list_names(), *sources]) if wanted is None or name in wanted]
     unknown = [name for name in names if name not in known]
     read = functools.partial(_read_namespace, nl, ours)
-    found = {name: _known_namespace(ours, name, known[name]) for name in names if name in known}
+    found: dict[str, tuple[bool, Snapshot | None]] = {name: _known_namespace(ours, name, known[name]) for name in names if name in known}
     found.update(zip(unknown, fan_out(read, unknown), strict=True))
     namespaces = {name: snap for name, (seen, snap) in sorted(found.items()) if seen}
     if prefetched and prefetched.host:
