@@ -171,6 +171,8 @@ class LiveKernel:
 
     def _update_namespace(self, before: NamespaceState, after: NamespaceState) -> None:
         lo = self.nl.lookup(after.name, "lo")
+        if lo is None:
+            raise KernelError(f"namespace {after.name} has no lo (it disappeared during apply?)")
         if after.owned and not before.owned:
             self.nl.set_link(after.name, lo, alias=self.label)
         self.nl.set_link(after.name, lo, up=after.lo_up)
