@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from .apply import ActionBug, ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, touched_namespaces, verify
 from .journal import Journal
@@ -197,6 +197,6 @@ def destroy(topology: str, kernel: Kernel, options: RunOptions = RunOptions()) -
 
 def state_fingerprint(observation: Observation) -> str:
     """A stable digest of what a plan depends on in the kernel."""
-    doc = {str(rid): resource_json(r) for rid, r in sorted(observation.state.items(), key=lambda i: str(i[0]))}
+    doc: dict[str, Any] = {str(rid): resource_json(r) for rid, r in sorted(observation.state.items(), key=lambda i: str(i[0]))}
     doc["assigned"] = sorted(f"{ns}/{i}={a}" for (ns, i), a in observation.assigned.items())
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
