@@ -14,9 +14,12 @@ import os
 import signal
 import sys
 import time
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..errors import ExitCode, NsnetError
+
+if TYPE_CHECKING:
+    from ..render.progress import Progress
 
 DEFAULT_FILE = "topology.yaml"
 
@@ -98,7 +101,7 @@ def _targets(names: Sequence[str] | None, topology: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names or ()))
 
 
-def _progress(args: argparse.Namespace) -> Any:
+def _progress(args: argparse.Namespace) -> Progress | None:
     """Action lines as they run (and a progress bar on a terminal); nothing with --json."""
     from ..render.progress import Progress
     from ..render.style import interactive
@@ -132,12 +135,13 @@ def _transaction(args: argparse.Namespace, topology: str) -> Iterator[tuple[Any,
     from ..engine.lock import topology_lock
 
     with open_kernel(topology) as kernel, topology_lock(topology, args.lock_timeout) as held, _stop_signals() as stop:
-        options = reconcile.RunOptions(_progress(args), Journal(topology), not args.no_rollback, stop)
+        progress = _progress(args)
+        options = reconcile.RunOptions(progress, Journal(topology), not args.no_rollback, stop)
         try:
             yield kernel, options, held
         finally:
-            if options.listener is not None:
-                options.listener.finish()
+            if progress is not None:
+                progress.finish()
 
 
 @contextlib.contextmanager
