@@ -41,11 +41,13 @@ import socket
 import sys
 import time
 import traceback
+from types import FrameType
 from typing import Any, Callable, Iterator, Sequence
 
 from . import client as agentclient
 from ..model import loader
 from ..kernel import observe
+from ..kernel.rtnl.listener import ChangeListener
 from ..errors import NsnetError
 from .cache import SnapshotCache
 
@@ -77,7 +79,8 @@ def serve(run: Callable[[Sequence[str]], int]) -> int:
         _log(f"serving {path} (pid {os.getpid()}); stop with Ctrl-C or SIGTERM")
         running: dict[int, Running] = {}
         while not stop:
-            ready, _, _ = select.select([server, cache.listener, wakeup], [], [])
+            watched: list[socket.socket | ChangeListener | int] = [server, cache.listener, wakeup]
+            ready, _, _ = select.select(watched, [], [])
             if cache.listener in ready:
                 cache.note_changes()
             if wakeup in ready:
@@ -147,7 +150,7 @@ def _wakeup_on_signals() -> Iterator[tuple[int, list[str]]]:
     read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     stop: list[str] = []
     previous_fd = signal.set_wakeup_fd(write_end)
-    handlers = {signal.SIGCHLD: lambda *_: None}
+    handlers: dict[signal.Signals, Callable[[int, FrameType | None], None]] = {signal.SIGCHLD: lambda *_: None}
     handlers.update({s: lambda signum, _: stop.append(signal.Signals(signum).name) for s in (signal.SIGINT, signal.SIGTERM)})
     previous = {s: signal.signal(s, h) for s, h in handlers.items()}
     try:
