@@ -27,7 +27,7 @@ def load(topology: str) -> dict[InterfaceKey, IPv4Interface] | None:
     """The recorded addresses, or None when there is no usable record."""
     data = read_record(topology, ADDRESSES)
     try:
-        return {tuple(key.split("/", 1)): IPv4Interface(cidr) for key, cidr in data.items()}  # type: ignore[misc]
+        return {tuple(key.split("/", 1)): IPv4Interface(cidr) for key, cidr in data.items()}
     except (AttributeError, ValueError):
         return None
 

@@ -78,7 +78,7 @@ class FakeKernel:
         self._check_fail(after.id)
         current = self.resources[after.id]
         changes = {f.name: getattr(after, f.name) for f in dataclasses.fields(after) if getattr(after, f.name) is not None}
-        self.resources[after.id] = dataclasses.replace(current, **changes)  # type: ignore[arg-type]
+        self.resources[after.id] = dataclasses.replace(current, **changes)
         self.written |= set(_addresses(after))
         HANDLERS[after.kind].changed(self, current, after)
 

@@ -52,4 +52,4 @@ def sort_key(rid: ResourceId) -> tuple[int, str]:
 
 def decode(doc: Mapping[str, Any]) -> Resource:
     """A resource from its JSON object (`kind` names its spec)."""
-    return KINDS[Kind(doc["kind"])].decode({k: v for k, v in doc.items() if k != "kind"})  # type: ignore[no-any-return]
+    return KINDS[Kind(doc["kind"])].decode({k: v for k, v in doc.items() if k != "kind"})
