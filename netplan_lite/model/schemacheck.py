@@ -56,7 +56,7 @@ def is_valid(value: Any, schema: dict[str, Any], root: dict[str, Any] | None = N
     if "$ref" in schema:
         schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
     kind = schema.get("type")
-    if kind is not None and not any(_TYPES[k](value) for k in ([kind] if isinstance(kind, str) else kind)):
+    if kind is not None and not (_TYPES[kind](value) if isinstance(kind, str) else any(_TYPES[k](value) for k in kind)):
         return False
     if "enum" in schema and value not in schema["enum"]:
         return False
