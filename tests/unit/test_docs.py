@@ -327,3 +327,17 @@ def test_the_command_finder_sees_commands_and_skips_output_and_comments():
         "run `nsnet show --check` or `nsnet ls`; the schema is `nsnet topology`; nsnet does it.\n"
     )
     assert nsnet_commands(text) == {"plan", "apply", "destroy", "show", "ls"}
+
+
+def test_the_module_map_names_every_module():
+    """docs/design.md's module map: every module of the package in a row of its own subpackage."""
+    design = (ROOT / "docs" / "design.md").read_text()
+    section = design.split("## Module map", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")]
+    package = ROOT / "netplan_lite"
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        relative = path.relative_to(package)
+        folder = f"{relative.parent}/" if relative.parent != Path(".") else ""
+        assert any(folder in row and f"{path.name}`" in row for row in rows), f"{relative} is not in the module map"
