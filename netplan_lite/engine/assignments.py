@@ -18,9 +18,7 @@ from ipaddress import IPv4Interface
 from typing import Mapping
 
 from ..model.topology import InterfaceKey
-from .rundir import read_record, write_record
-
-ADDRESSES, SOURCES = "addresses.json", "sources.json"
+from .rundir import ADDRESSES, SOURCES, read_record, write_record
 
 
 def load(topology: str) -> dict[InterfaceKey, IPv4Interface] | None:

@@ -22,6 +22,7 @@ from .observation import Observation
 from .plan import Plan, make_plan
 from ..resources.registry import KINDS
 from . import assignments
+from .rundir import forget_records
 from .scope import EVERYTHING, Scope, targeting, with_sources
 from ..model.topology import InterfaceKey
 from ..resources.state import State, resource_json
@@ -163,6 +164,8 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
             outcome.failure = VerificationFailed(outcome.remaining)
     if outcome.converged and options.journal is not None:  # a run that keeps records on the host
         assignments.save(planned.topology, planned.addresses, planned.sources)
+        if not planned.desired and not planned.scope.partial:
+            forget_records(planned.topology)
     if outcome.failure is not None and options.rollback:
         rollback(kernel, outcome, options.journal)
     if options.journal is not None:

@@ -19,6 +19,8 @@ import os
 from typing import Any
 
 STATE_DIR = "/run/nsnet"
+ADDRESSES, SOURCES, NAMESPACE_SYSCTLS = "addresses.json", "sources.json", "sysctls.json"
+RECORDS = (ADDRESSES, SOURCES, NAMESPACE_SYSCTLS)  # what a run leaves for the next one
 AGENT_SOCKET = os.path.join(STATE_DIR, "agent.sock")
 HOST_SYSCTLS = os.path.join(STATE_DIR, "sysctl.json")
 
@@ -60,3 +62,10 @@ def write_record(topology: str, name: str, data: Any) -> None:
     with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
     os.replace(temp, path)
+
+
+def forget_records(topology: str) -> None:
+    """Nothing of the topology is left (a converged destroy): its records go too, even those of
+    a data source that vanished with its container."""
+    for name in RECORDS:
+        write_record(topology, name, None)

@@ -20,17 +20,16 @@ from . import hostsysctl, netns
 from ..engine import rundir
 from ..model.topology import sysctl_text
 
-RECORD = "sysctls.json"
 Record = dict[str, dict[str, Any]]  # namespace -> {"inode": int, "original": {key: value}}
 
 
 def read_record(topology: str) -> Record:
-    data = rundir.read_record(topology, RECORD)
+    data = rundir.read_record(topology, rundir.NAMESPACE_SYSCTLS)
     return data if isinstance(data, dict) else {}
 
 
 def _write_record(topology: str, record: Record) -> None:
-    rundir.write_record(topology, RECORD, record)
+    rundir.write_record(topology, rundir.NAMESPACE_SYSCTLS, record)
 
 
 def held_keys(record: Record, namespace: str, inode: int) -> Mapping[str, str]:

@@ -86,3 +86,19 @@ def test_a_missing_data_source_is_an_error_that_changes_nothing(lab, applied):
     for command in ("plan", "apply"):
         rc, out, err = lab.nsnet(command, ex.path)
         assert rc == 1 and "nothing at /proc/999999999/ns/net is a network namespace" in err, out + err
+
+
+def test_destroy_after_the_container_is_gone_leaves_nothing_behind(lab, applied):
+    ex = applied
+    proc = container(lab)
+    doc = ex.doc()
+    app = lab.prefix + "-app"
+    doc["namespaces"][app] = {"path": f"/proc/{proc.pid}/ns/net", "forwarding": True, "interfaces": {"eth0": {"bridge": ex.bridge}}}
+    lab.write(doc, ex.path)
+    rc, out, err = lab.nsnet("apply", ex.path)
+    assert rc == 0, out + err
+    proc.kill()
+    proc.wait(timeout=10)  # the container exits: its namespace, veth and sysctls go with it
+    rc, out, err = lab.nsnet("destroy", ex.path)
+    assert rc == 0, out + err
+    assert not os.path.exists(f"/run/nsnet/{ex.topology}"), os.listdir(f"/run/nsnet/{ex.topology}")
