@@ -8,12 +8,14 @@ apply, destroy, show with and without drift, and the error document.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from builders import EXAMPLE, iface, one_bridge, opened, to_yaml
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
 
 from netplan_lite.cli import main as cli
 from netplan_lite.engine import rundir
@@ -25,16 +27,25 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 WARNING = PreflightWarning("host-port-in-use", "a socket listens on 127.0.0.1:8080", "stop it or pick another port")
 
 
+CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")  # a stock validator (PyPI), from the test extras
+
+
 def validator(name: str) -> Draft202012Validator:
-    docs = {p.name: json.loads(p.read_text()) for p in SCHEMAS.glob("*.schema.json")}
-    registry = Registry().with_resources((uri, Resource.from_contents(doc)) for name_, doc in docs.items() for uri in (doc["$id"], name_))
-    Draft202012Validator.check_schema(docs[name])
-    return Draft202012Validator(docs[name], registry=registry)
+    """The published schema alone: no registry, nothing resolved from another file."""
+    schema = json.loads((SCHEMAS / name).read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
 
 
 def assert_valid(schema: str, doc: dict) -> None:
+    """Valid for jsonschema with nothing but the schema file, and for `check-jsonschema --schemafile`."""
     errors = sorted(validator(schema).iter_errors(doc), key=str)
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "doc.json"
+        path.write_text(json.dumps(doc))
+        done = subprocess.run([str(CHECK_JSONSCHEMA), "--schemafile", str(SCHEMAS / schema), str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.fixture(autouse=True)
@@ -116,3 +127,17 @@ def test_updates_replaces_and_implied_deletes(capsys, kernel, tmp_path):
     code, shown = run_json(capsys, "show", str(path))
     assert shown["drifted"] and shown["drift"]
     assert_valid("state.schema.json", shown)
+
+
+def refs(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "$ref"] + [r for v in node.values() for r in refs(v)]
+    return [r for v in node for r in refs(v)] if isinstance(node, list) else []
+
+
+def test_published_schemas_reference_no_other_file_and_the_bundles_are_current():
+    for path in SCHEMAS.glob("*.schema.json"):
+        outside = [r for r in refs(json.loads(path.read_text())) if not r.startswith("#/")]
+        assert not outside, f"{path.name} refers to other files: {outside}"
+    done = subprocess.run([sys.executable, str(SCHEMAS.parent / "scripts" / "bundle-schemas"), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
