@@ -72,7 +72,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from ..kernel.live import open_kernel
 
     topology, raw = _load(args.file)
-    with open_kernel(topology.name) as kernel:
+    with open_kernel(topology.name) as kernel, _positions(raw):
         planned = reconcile.plan(topology, kernel, _targets(args.target, topology))
     warnings = _preflight(topology)
     doc = render.plan_json(planned, warnings)
@@ -89,6 +89,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+@contextlib.contextmanager
+def _positions(raw: bytes) -> Iterator[None]:
+    """A plan's problems with the file (found against the live host) get their line and column."""
+    from ..errors import TopologyError
+    from ..model.loader import located
+
+    try:
+        yield
+    except TopologyError as err:
+        raise located(err, raw) from None
+
+
 def _targets(names: Sequence[str] | None, topology: Any) -> tuple[str, ...]:
     """`--target` names, each a namespace of the file (a typo must not plan nothing quietly)."""
     from ..errors import Problem, TopologyError
@@ -97,7 +109,7 @@ def _targets(names: Sequence[str] | None, topology: Any) -> tuple[str, ...]:
     if unknown:
         known = ", ".join(ns.name for ns in topology.namespaces[:5]) + (", ..." if len(topology.namespaces) > 5 else "")
         message = f"--target {unknown[0]}: no namespace {unknown[0]} in the topology (namespaces: {known or 'none'})"
-        raise TopologyError([Problem(topology.source, None, None, "namespaces", message)])
+        raise TopologyError([Problem(topology.source, None, None, "", message)])  # an option, not a key
     return tuple(dict.fromkeys(names or ()))
 
 
@@ -181,7 +193,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
     topology = load_bytes(saved.topology_text, saved.source) if saved else load_bytes(raw, args.file)
     targets = saved.targets if saved else _targets(args.target, topology)
     with _transaction(args, topology.name) as (kernel, options, _):
-        planned = reconcile.plan(topology, kernel, targets)
+        with _positions(saved.topology_text if saved else raw):
+            planned = reconcile.plan(topology, kernel, targets)
         if saved:
             planfile.check_fresh(saved, planned)
         if any(rid.kind is Kind.NFT_TABLE for rid in planned.desired):

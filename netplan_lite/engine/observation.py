@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface
 from typing import Mapping
 
 from ..model.topology import InterfaceKey
@@ -18,3 +18,4 @@ class Observation:
     foreign_namespaces: Mapping[str, str] = field(default_factory=dict)  # name -> owner
     assigned: Mapping[InterfaceKey, IPv4Interface] = field(default_factory=dict)
     foreign_claims: Mapping[Claim, str] = field(default_factory=dict)  # host port -> other topology
+    host_addresses: frozenset[IPv4Address] | None = None  # of host links nsnet does not own; None: not read

@@ -17,7 +17,7 @@ from .desired import allocate, desired_state
 from .diff import Change, Op, diff
 from ..errors import ConflictError, KernelError, TopologyError, Problem
 from ..model.topology import Topology
-from ..resources.nat import claim_clashes, desired_claims
+from ..resources.nat import LOOPBACK, claim_clashes, desired_claims
 from .observation import Observation
 from .plan import Plan, make_plan
 from ..resources.registry import KINDS
@@ -108,7 +108,31 @@ def _reading(topology: str, sources: Mapping[str, str] | None = None, targets: f
     return Scope(targets, sources={**assignments.load_sources(topology), **(sources or {})})
 
 
+def _refuse_foreign_destinations(topology: Topology, observation: Observation) -> None:
+    """A forward's host_address must be this host's (or a gateway nsnet gives a bridge): a DNAT
+    to another address would capture the host's own connections to it."""
+    if observation.host_addresses is None:
+        return
+    local = observation.host_addresses | {b.gateway for b in topology.bridges if b.gateway is not None}
+    problems = [
+        Problem(
+            topology.source,
+            None,
+            None,
+            f"port_forwards.{index}.host_address",
+            f"{f.host_address} is not an address of this host: forwarding it would capture the host's own "
+            f"{f.protocol.value} connections to {f.host_address}:{f.host_port}; use one of this host's "
+            "addresses, or omit host_address to publish on all of them",
+        )
+        for index, f in enumerate(topology.port_forwards)
+        if f.host_address is not None and f.host_address not in LOOPBACK and f.host_address not in local
+    ]
+    if problems:
+        raise TopologyError(problems)
+
+
 def _refuse_conflicts(topology: Topology, desired: State, observation: Observation) -> None:
+    _refuse_foreign_destinations(topology, observation)
     problems = claim_clashes(desired_claims(topology), observation.foreign_claims)
     missing = [
         f"namespace {rid.name}: nothing at {path} is a network namespace (a `path:` namespace is used, never created)"

@@ -113,8 +113,12 @@ def build_observation(
     read = Read(ours, host, owned, tables, table_name(topology), sysctls, namespace_sysctls, orphans)
     resources = [resource for reader in READERS.values() for resource in reader.extract(read)]
     assigned = {key: address for name, (_, snap) in owned.items() if snap for key, address in _assigned(name, snap)}
-    foreign_links = {link.name: describe_owner(owner_of(link.alias)) for link in host.links if not ours.link(link)}
-    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, taken_claims(tables, read.own_table))
+    foreign = [link for link in host.links if not ours.link(link)]
+    foreign_links = {link.name: describe_owner(owner_of(link.alias)) for link in foreign}
+    indexes = {link.index for link in foreign}
+    host_addresses = frozenset(IPv4Interface(a.cidr).ip for a in host.addresses if a.index in indexes)
+    claims = taken_claims(tables, read.own_table)
+    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims, host_addresses)
 
 
 def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPv4Interface]]:

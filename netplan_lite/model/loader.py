@@ -219,6 +219,17 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def located(err: TopologyError, raw: bytes) -> TopologyError:
+    """`err` with a line and column for each problem found after loading (a plan's, against the
+    live host), by its key path in the file's text."""
+    doc = yamlsource.parse(raw)
+    problems = [
+        p if p.line is not None or not p.path else _locate(doc, p.file, tuple(int(s) if s.isdigit() else s for s in p.path.split(".")), p.message)
+        for p in err.problems
+    ]
+    return TopologyError(problems)
+
+
 def _locate(doc: yamlsource.Document, source: str, path: tuple[Any, ...], message: str) -> Problem:
     line, column = doc.locate_key(path) if path else doc.locate(path)
     return Problem(source, line, column, ".".join(map(str, path)), message)

@@ -106,8 +106,15 @@ def _forward_rules(forward: PortForward, target: IPv4Interface) -> Iterator[NftR
     proto = forward.protocol.value
     where = "*" if forward.host_address is None else str(forward.host_address)
     comment = f"forward {proto} {where}:{forward.host_port} -> {forward.namespace}:{forward.port}"
-    destination = LOCAL_DESTINATION if forward.host_address is None else _match(_payload("ip", "daddr"), str(forward.host_address))
-    expr = [destination, _match(_payload(proto, "dport"), forward.host_port), {"dnat": {"addr": str(target.ip), "port": forward.port}}]
+    # only packets to this host: the output hook must never capture the host's own connections
+    # elsewhere (the CNI portmap plugin's fix, 1.9.0: `fib daddr type local`)
+    address = [] if forward.host_address is None else [_match(_payload("ip", "daddr"), str(forward.host_address))]
+    expr = [
+        LOCAL_DESTINATION,
+        *address,
+        _match(_payload(proto, "dport"), forward.host_port),
+        {"dnat": {"addr": str(target.ip), "port": forward.port}},
+    ]
     chains = ["output"] if forward.host_address is not None and forward.host_address in LOOPBACK else ["prerouting", "output"]
     for chain in chains:
         yield NftRule(chain, comment, canonical(expr))

@@ -274,6 +274,7 @@ class Lab:
     # kernel helpers, reachable from the tests through the fixture (test modules import nothing from here)
     ip = staticmethod(ip)
     run = staticmethod(run)
+    nft_table_names = staticmethod(nft_table_names)
     ip_json = staticmethod(ip_json)
     link = staticmethod(link)
     netns_names = staticmethod(netns_names)

@@ -41,5 +41,5 @@ def test_an_unknown_target_is_a_user_error_that_changes_nothing(lab, applied):
     for command in ("plan", "apply"):
         rc, out, err = lab.nsnet(command, "--target", "nosuchns", ex.path)
         assert rc == 1 and out == "", out + err
-        assert err.startswith(f"nsnet: {ex.path}: namespaces: --target nosuchns: no namespace nosuchns in the topology"), err
+        assert err.startswith(f"nsnet: {ex.path}: --target nosuchns: no namespace nosuchns in the topology"), err
     assert lab.no_changes(lab.nsnet("plan", ex.path)[1])
