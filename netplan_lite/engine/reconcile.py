@@ -113,7 +113,8 @@ def _refuse_foreign_destinations(topology: Topology, observation: Observation) -
     to another address would capture the host's own connections to it."""
     if observation.host_addresses is None:
         return
-    local = observation.host_addresses | {b.gateway for b in topology.bridges if b.gateway is not None}
+    local = {a for a, held in observation.host_addresses.items() if held.startswith("on ")}
+    local |= {b.gateway for b in topology.bridges if b.gateway is not None}
     problems = [
         Problem(
             topology.source,
@@ -131,8 +132,29 @@ def _refuse_foreign_destinations(topology: Topology, observation: Observation) -
         raise TopologyError(problems)
 
 
+def _refuse_taken_gateways(topology: Topology, observation: Observation) -> None:
+    """A bridge's gateway becomes an address of the host: one the host already has elsewhere,
+    or its default gateway, would cut it off its uplink."""
+    taken = observation.host_addresses or {}
+    problems = [
+        Problem(
+            topology.source,
+            None,
+            None,
+            f"bridges.{b.name}",
+            f"gateway {b.gateway} is already {taken[b.gateway]}: giving it to bridge {b.name} could cut the host "
+            "off its network; pick a subnet (or `gateway:`) this host does not use",
+        )
+        for b in topology.bridges
+        if b.gateway is not None and b.gateway in taken
+    ]
+    if problems:
+        raise TopologyError(problems)
+
+
 def _refuse_conflicts(topology: Topology, desired: State, observation: Observation) -> None:
     _refuse_foreign_destinations(topology, observation)
+    _refuse_taken_gateways(topology, observation)
     problems = claim_clashes(desired_claims(topology), observation.foreign_claims)
     missing = [
         f"namespace {rid.name}: nothing at {path} is a network namespace (a `path:` namespace is used, never created)"

@@ -11,7 +11,7 @@ import errno
 import functools
 import os
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface
 from typing import Callable, Iterable, Iterator, Mapping
 
 from . import hostsysctl, netns, nftables, nssysctl
@@ -115,8 +115,9 @@ def build_observation(
     assigned = {key: address for name, (_, snap) in owned.items() if snap for key, address in _assigned(name, snap)}
     foreign = [link for link in host.links if not ours.link(link)]
     foreign_links = {link.name: describe_owner(owner_of(link.alias)) for link in foreign}
-    indexes = {link.index for link in foreign}
-    host_addresses = frozenset(IPv4Interface(a.cidr).ip for a in host.addresses if a.index in indexes)
+    names = {link.index: link.name for link in foreign}
+    host_addresses = {IPv4Interface(a.cidr).ip: f"on {names[a.index]}" for a in host.addresses if a.index in names}
+    host_addresses.update({IPv4Address(r.via): "the host's default gateway" for r in host.routes if r.to == "default"})
     claims = taken_claims(tables, read.own_table)
     return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims, host_addresses)
 

@@ -14,7 +14,7 @@ from netplan_lite.errors import TopologyError
 from netplan_lite.model.loader import located
 from builders import to_yaml
 
-HOST = frozenset({IPv4Address("192.0.2.2")})
+HOST = {IPv4Address("192.0.2.2"): "on eth0", IPv4Address("192.0.2.1"): "the host's default gateway"}
 
 
 def lab(host_address: str) -> dict:
@@ -46,3 +46,18 @@ def test_every_dnat_rule_matches_only_local_destinations():
             assert json.loads(rule.expr)[0] == {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}, (
                 rule
             )
+
+
+@pytest.mark.parametrize(("gateway", "held"), [("192.0.2.2", "on eth0"), ("192.0.2.1", "the host's default gateway")])
+def test_a_bridge_gateway_the_host_already_uses_is_refused(gateway: str, held: str):
+    data = doc({"br0": {"subnet": "192.0.2.0/24", "gateway": gateway}}, {"web": {"interfaces": {"eth0": {"bridge": "br0"}}}})
+    with pytest.raises(TopologyError) as caught:
+        plan(data)
+    (problem,) = located(caught.value, to_yaml(data)).problems
+    assert (problem.path, problem.line) == ("bridges.br0", 3)
+    assert problem.message.startswith(f"gateway {gateway} is already {held}: giving it to bridge br0 could cut the host off")
+
+
+def test_the_default_gateway_is_no_local_address_for_a_forward():
+    with pytest.raises(TopologyError, match="192.0.2.1 is not an address of this host"):
+        plan(lab("192.0.2.1"))
