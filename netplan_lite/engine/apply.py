@@ -72,6 +72,7 @@ class ActionBug(InternalError):
         super().__init__(cause)
         self.args = (f"{action.op.value} {action.id}: {self.args[0]} (a bug in nsnet; the run was rolled back)",)
         self.action = action
+        self.cause = cause
 
 
 class Interrupted(NsnetError):
@@ -133,7 +134,7 @@ def _record(journal: Journal | None, event: str, action: Action, **extra: object
     journal.record(event, op=action.op.value, id=str(action.id), **extra)
 
 
-def _created_nothing(err: ActionFailed) -> bool:
+def _created_nothing(err: ActionFailed | ActionBug) -> bool:
     """A create refused because the name exists made nothing: the object is someone else's."""
     return err.action.op is Op.CREATE and getattr(err.cause, "errno", getattr(err.cause, "code", None)) == errno.EEXIST
 
@@ -157,8 +158,8 @@ def execute(
             outcome.failure = err
             break
         except Exception as err:  # noqa: BLE001 - a bug: still undo what this run did (the caller raises it after rollback)
-            _record(journal, "failed", action, created_nothing=False)
             outcome.failure = ActionBug(action, err)
+            _record(journal, "failed", action, created_nothing=False)
             break
         _record(journal, "done", action)
         result = ActionResult(action, time.monotonic() - started, note)
@@ -172,11 +173,7 @@ def rollback(kernel: Kernel, outcome: Outcome, journal: Journal | None = None) -
     """Undo, newest first, the actions of `outcome` (and the one that failed, best effort)."""
     undo = [r.action for r in outcome.results]
     failure = outcome.failure
-    if (
-        isinstance(failure, (ActionFailed, ActionBug))
-        and failure.action.op is Op.CREATE
-        and not (isinstance(failure, ActionFailed) and _created_nothing(failure))
-    ):
+    if isinstance(failure, (ActionFailed, ActionBug)) and failure.action.op is Op.CREATE and not _created_nothing(failure):
         _undo_partial_create(kernel, failure.action)
     for action in reversed(undo):
         back = inverse(action)

@@ -18,6 +18,7 @@ class Observation:
     foreign_namespaces: Mapping[str, str] = field(default_factory=dict)  # name -> owner
     assigned: Mapping[InterfaceKey, IPv4Interface] = field(default_factory=dict)
     foreign_claims: Mapping[Claim, str] = field(default_factory=dict)  # host port -> other topology
-    # the host's own addresses on links nsnet does not own, and its default gateways: what a plan
-    # must never make local (address -> the link holding it, or "default gateway"); None: not read
+    # what a plan must never make local: the host's own addresses on links nsnet does not own
+    # (address -> its link) and the host's default gateways; None: not read
     host_addresses: Mapping[IPv4Address, str] | None = None
+    host_gateways: frozenset[IPv4Address] = frozenset()

@@ -102,10 +102,10 @@ def data_sources(topology: Topology) -> dict[str, str]:
     return {ns.name: ns.path for ns in topology.namespaces if ns.path}
 
 
-def _reading(topology: str, sources: Mapping[str, str] | None = None, targets: frozenset[str] | None = None) -> Scope:
-    """What to observe: the data sources the file names and those the last run used (once they
-    leave the file, what nsnet made in them is deleted), with every namespace or the targets."""
-    return Scope(targets, sources={**assignments.load_sources(topology), **(sources or {})})
+def _reading(topology: str, sources: Mapping[str, str] | None = None) -> Scope:
+    """Every namespace, and the data sources the file names and those the last run used (once
+    they leave the file, what nsnet made in them is deleted)."""
+    return Scope(sources={**assignments.load_sources(topology), **(sources or {})})
 
 
 def _refuse_foreign_destinations(topology: Topology, observation: Observation) -> None:
@@ -113,8 +113,7 @@ def _refuse_foreign_destinations(topology: Topology, observation: Observation) -
     to another address would capture the host's own connections to it."""
     if observation.host_addresses is None:
         return
-    local = {a for a, held in observation.host_addresses.items() if held.startswith("on ")}
-    local |= {b.gateway for b in topology.bridges if b.gateway is not None}
+    local = observation.host_addresses.keys() | {b.gateway for b in topology.bridges if b.gateway is not None}
     problems = [
         Problem(
             topology.source,
@@ -135,7 +134,8 @@ def _refuse_foreign_destinations(topology: Topology, observation: Observation) -
 def _refuse_taken_gateways(topology: Topology, observation: Observation) -> None:
     """A bridge's gateway becomes an address of the host: one the host already has elsewhere,
     or its default gateway, would cut it off its uplink."""
-    taken = observation.host_addresses or {}
+    taken = {a: f"on {link}" for a, link in (observation.host_addresses or {}).items()}
+    taken.update({a: "the host's default gateway" for a in observation.host_gateways})
     problems = [
         Problem(
             topology.source,
@@ -188,7 +188,7 @@ def plan(topology: Topology, kernel: Kernel, targets: Iterable[str] = ()) -> Pla
     recorded = assignments.load(topology.name)
     if recorded is None:  # the others' addresses are unknown: read them all, change only the targets
         return compute(topology, kernel.observe(everything), wanted, read=everything)
-    scope = _reading(topology.name, data_sources(topology), wanted)
+    scope = Scope(wanted, sources=everything.sources)
     return compute(topology, kernel.observe(scope), wanted, recorded, scope)
 
 

@@ -85,9 +85,8 @@ def forget(topology: str, namespace: str) -> None:
         _write_record(topology, record)
 
 
-def held(topology: str, fds: Mapping[str, int]) -> Iterator[tuple[str, str, str]]:
-    """(namespace, key, current value) of every key nsnet set in these namespaces."""
-    record = read_record(topology)
+def held(record: Record, fds: Mapping[str, int]) -> Iterator[tuple[str, str, str]]:
+    """(namespace, key, current value) of every key nsnet set in these namespaces (`record`: read_record's)."""
     for namespace in sorted(record.keys() & fds.keys()):
         fd = fds[namespace]
         keys = held_keys(record, namespace, os.fstat(fd).st_ino)

@@ -116,10 +116,10 @@ def build_observation(
     foreign = [link for link in host.links if not ours.link(link)]
     foreign_links = {link.name: describe_owner(owner_of(link.alias)) for link in foreign}
     names = {link.index: link.name for link in foreign}
-    host_addresses = {IPv4Interface(a.cidr).ip: f"on {names[a.index]}" for a in host.addresses if a.index in names}
-    host_addresses.update({IPv4Address(r.via): "the host's default gateway" for r in host.routes if r.to == "default"})
+    host_addresses = {IPv4Interface(a.cidr).ip: names[a.index] for a in host.addresses if a.index in names}
+    gateways = frozenset(IPv4Address(r.via) for r in host.routes if r.to == "default")
     claims = taken_claims(tables, read.own_table)
-    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims, host_addresses)
+    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims, host_addresses, gateways)
 
 
 def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPv4Interface]]:
@@ -152,7 +152,7 @@ def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observatio
     else:
         host = nl.snapshot(None) if scope.whole_host else _host_part(nl, namespaces.values())
     tables = nftables.read_tables()
-    inside = _namespace_sysctls(nl, topology, [name for name, snap in namespaces.items() if ours.namespace(name, snap)])
+    inside = _namespace_sysctls(nl, topology, namespaces.keys())
     observation = build_observation(
         topology,
         host,
@@ -185,13 +185,16 @@ def _open_sources(nl: Netlink, scope: Scope) -> dict[str, str]:
     return opened
 
 
-def _namespace_sysctls(nl: Netlink, topology: str, ours: list[str]) -> tuple[NamespaceSysctlState, ...]:
-    """The sysctls nsnet set in our namespaces, as they are now (none recorded: nothing read)."""
-    recorded = nssysctl.read_record(topology).keys() & set(ours)
-    with contextlib.suppress(FileNotFoundError):  # a namespace deleted since: the plan will say so
-        fds = {name: nl.namespace_fd(name) for name in recorded}
-        return tuple(NamespaceSysctlState(*held) for held in nssysctl.held(topology, fds))
-    return ()
+def _namespace_sysctls(nl: Netlink, topology: str, read: Iterable[str]) -> tuple[NamespaceSysctlState, ...]:
+    """The sysctls nsnet set in the namespaces read, as they are now (none recorded: nothing read).
+    A namespace made again under a recorded name (another tool's, or ours anew) has another inode,
+    so its record does not count (nssysctl.held_keys)."""
+    record = nssysctl.read_record(topology)
+    fds = {}
+    for name in record.keys() & set(read):
+        with contextlib.suppress(FileNotFoundError):  # deleted since: the plan will say so
+            fds[name] = nl.namespace_fd(name)
+    return tuple(NamespaceSysctlState(*held) for held in nssysctl.held(record, fds))
 
 
 def _hold_ours(nl: Netlink, read: Iterable[str], ours: set[str]) -> None:

@@ -41,10 +41,6 @@ KINDS: Mapping[Kind, KindSpec] = _creation_order(DECLARED)
 RANKS = {kind: rank for rank, kind in enumerate(KINDS)}
 
 
-def spec_of(kind: Kind) -> KindSpec:
-    return KINDS[kind]
-
-
 def sort_key(rid: ResourceId) -> tuple[int, str]:
     """Creation order, then the id's text: stable across runs."""
     return RANKS[rid.kind], rid.key

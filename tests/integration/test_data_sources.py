@@ -30,15 +30,21 @@ def in_container(lab, proc, *argv: str) -> str:
     return out
 
 
+def attach(lab, ex, proc: subprocess.Popen) -> str:
+    """The example plus the container's namespace as a forwarding data source with an eth0 on the bridge."""
+    doc = ex.doc()
+    app = lab.prefix + "-app"
+    doc["namespaces"][app] = {"path": f"/proc/{proc.pid}/ns/net", "forwarding": True, "interfaces": {"eth0": {"bridge": ex.bridge}}}
+    lab.write(doc, ex.path)
+    return app
+
+
 def test_a_containers_namespace_gets_an_interface_and_keeps_what_is_its_own(lab, applied):
     ex = applied
     proc = container(lab)
     in_container(lab, proc, "ip", "link", "add", "own0", "type", "veth", "peer", "name", "own1")  # not nsnet's
     in_container(lab, proc, "ip", "link", "set", "lo", "up")
-    doc = ex.doc()
-    app = lab.prefix + "-app"
-    doc["namespaces"][app] = {"path": f"/proc/{proc.pid}/ns/net", "forwarding": True, "interfaces": {"eth0": {"bridge": ex.bridge}}}
-    lab.write(doc, ex.path)
+    app = attach(lab, ex, proc)
 
     rc, out, err = lab.nsnet("apply", ex.path)
     assert rc == 0, out + err
@@ -91,10 +97,7 @@ def test_a_missing_data_source_is_an_error_that_changes_nothing(lab, applied):
 def test_destroy_after_the_container_is_gone_leaves_nothing_behind(lab, applied):
     ex = applied
     proc = container(lab)
-    doc = ex.doc()
-    app = lab.prefix + "-app"
-    doc["namespaces"][app] = {"path": f"/proc/{proc.pid}/ns/net", "forwarding": True, "interfaces": {"eth0": {"bridge": ex.bridge}}}
-    lab.write(doc, ex.path)
+    attach(lab, ex, proc)
     rc, out, err = lab.nsnet("apply", ex.path)
     assert rc == 0, out + err
     proc.kill()

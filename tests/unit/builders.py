@@ -35,6 +35,13 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "topology.yaml"
 SOURCE = "t.yaml"
 
 
+def topology_keys() -> list[str]:
+    """Every key the topology format knows, from its schema (so fuzzers meet new keys too)."""
+    schema = loader.topology_schema()
+    parts = [schema, *schema["$defs"].values()]
+    return sorted({key for part in parts for key in part.get("properties", {})})
+
+
 def rid(text: str) -> ResourceId:
     """An id from its display form: "interface a/eth0", "route a/default", "bridge br0"."""
     kind, key = text.split(" ")

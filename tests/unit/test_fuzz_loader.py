@@ -21,6 +21,7 @@ from typing import Any, Callable
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
+from builders import topology_keys
 from hypothesis import strategies as st
 
 from netplan_lite.errors import Problem, TopologyError
@@ -62,29 +63,7 @@ def loads_or_refuses(raw: bytes) -> Topology | TopologyError:
 
 # vocabulary
 
-TOPOLOGY_KEYS = [
-    "name",
-    "bridges",
-    "namespaces",
-    "port_forwards",
-    "subnet",
-    "gateway",
-    "mtu",
-    "masquerade",
-    "interfaces",
-    "routes",
-    "bridge",
-    "address",
-    "mac",
-    "to",
-    "via",
-    "host_port",
-    "namespace",
-    "port",
-    "protocol",
-    "host_address",
-    "interface",
-]
+TOPOLOGY_KEYS = topology_keys()
 NAMES = ["demo", "br0", "br1", "web", "db", "eth0", "eth1", "lo", "a" * 16, "a" * 65, "Demo", "br/0", "..", "web;id", "bр0"]
 ADDRESSES = [
     "10.0.0.0/24",

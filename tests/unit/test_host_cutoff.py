@@ -14,7 +14,8 @@ from netplan_lite.errors import TopologyError
 from netplan_lite.model.loader import located
 from builders import to_yaml
 
-HOST = {IPv4Address("192.0.2.2"): "on eth0", IPv4Address("192.0.2.1"): "the host's default gateway"}
+HOST = {IPv4Address("192.0.2.2"): "eth0"}
+GATEWAYS = frozenset({IPv4Address("192.0.2.1")})
 
 
 def lab(host_address: str) -> dict:
@@ -23,7 +24,7 @@ def lab(host_address: str) -> dict:
 
 
 def plan(data: dict) -> reconcile.Planned:
-    return reconcile.compute(topology(data), Observation({}, host_addresses=HOST))
+    return reconcile.compute(topology(data), Observation({}, host_addresses=HOST, host_gateways=GATEWAYS))
 
 
 def test_a_host_address_of_another_machine_is_refused_with_its_key():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
+from builders import topology_keys
 from hypothesis import strategies as st
 
 from netplan_lite.model import schemacheck, yamlsource
@@ -59,35 +60,7 @@ scalars = st.one_of(
         ["", "br0", "web1", "eth0", "tcp", "udp", "sctp", "10.0.0.1", "10.0.0.0/24", "02:00:00:00:00:01", "a" * 20, "demo", "demo\n", "Web 1"]
     ),
 )
-keys = st.sampled_from(
-    [
-        "name",
-        "bridges",
-        "namespaces",
-        "port_forwards",
-        "subnet",
-        "gateway",
-        "mtu",
-        "masquerade",
-        "interfaces",
-        "routes",
-        "bridge",
-        "address",
-        "mac",
-        "to",
-        "via",
-        "host_port",
-        "namespace",
-        "port",
-        "protocol",
-        "host_address",
-        "interface",
-        "br0",
-        "web1",
-        "eth0",
-        "x",
-    ]
-)
+keys = st.sampled_from([*topology_keys(), "br0", "web1", "eth0", "x"])
 documents = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=4), max_leaves=25)
 
 
