@@ -15,6 +15,7 @@ from typing import Iterator, Mapping
 
 from ..model.topology import Bridge, InterfaceKey, Topology
 from ..resources.nat import desired_nat, forward_targets
+from ..resources.ids import Kind
 from ..resources.nft_table import NftTableState
 from ..resources.registry import KINDS
 from ..resources.state import State, state_of
@@ -77,6 +78,7 @@ class _Lowering:
 
     topology: Topology
     addresses: Mapping[InterfaceKey, IPv4Interface]
+    docker_chains: frozenset[Kind]
 
     @cached_property
     def forward_targets(self) -> set[InterfaceKey]:
@@ -87,7 +89,8 @@ class _Lowering:
         return desired_nat(self.topology, self.addresses)
 
 
-def desired_state(topology: Topology, addresses: Mapping[InterfaceKey, IPv4Interface]) -> State:
-    """Every resource the topology asks for, with allocated addresses filled in."""
-    lowering = _Lowering(topology, addresses)
+def desired_state(topology: Topology, addresses: Mapping[InterfaceKey, IPv4Interface], docker_chains: frozenset[Kind] = frozenset()) -> State:
+    """Every resource the topology asks for, with allocated addresses filled in; `docker_chains`:
+    the iptables kinds whose DOCKER-USER chain the host has (resources/docker_user.py)."""
+    lowering = _Lowering(topology, addresses, docker_chains)
     return state_of(resource for spec in KINDS.values() for resource in spec.lower(lowering))

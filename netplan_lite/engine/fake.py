@@ -44,9 +44,14 @@ class FakeHandler:
 
 class FakeKernel:
     def __init__(
-        self, resources: Iterable[Resource] = (), foreign_links: dict[str, str] | None = None, foreign_namespaces: dict[str, str] | None = None
+        self,
+        resources: Iterable[Resource] = (),
+        foreign_links: dict[str, str] | None = None,
+        foreign_namespaces: dict[str, str] | None = None,
+        docker_chains: frozenset[Kind] = frozenset(),  # the iptables kinds whose Docker chain the host has
     ):
         self.resources: dict[ResourceId, Resource] = {r.id: r for r in resources}
+        self.docker_chains = docker_chains
         self.foreign_links = dict(foreign_links or {})
         self.foreign_namespaces = dict(foreign_namespaces or {})
         self.calls: list[tuple[str, ResourceId]] = []
@@ -56,7 +61,7 @@ class FakeKernel:
     def observe(self, scope: Scope = EVERYTHING) -> Observation:
         resources = {rid: r for rid, r in self.resources.items() if rid.home is None or rid in scope}
         assigned = {key: IPv4Interface(a) for r in self.resources.values() for key, a in _addresses(r) if (key, a) in self.written}
-        return Observation(resources, self.foreign_links, self.foreign_namespaces, assigned)
+        return Observation(resources, self.foreign_links, self.foreign_namespaces, assigned, docker_chains=self.docker_chains)
 
     def _check_fail(self, rid: ResourceId) -> None:
         if rid == self.fail_on:
@@ -127,4 +132,6 @@ HANDLERS: dict[Kind, FakeHandler] = {
     Kind.NAMESPACE_SYSCTL: FakeHandler(),
     Kind.NFT_TABLE: FakeHandler(),
     Kind.SYSCTL: FakeHandler(),
+    Kind.IPTABLES_RULE: FakeHandler(),
+    Kind.IP6TABLES_RULE: FakeHandler(),
 }

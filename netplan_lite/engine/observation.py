@@ -7,6 +7,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from typing import Mapping
 
 from ..model.topology import InterfaceKey
+from ..resources.ids import Kind
 from ..resources.nat import Claim
 from ..resources.state import State
 
@@ -22,3 +23,4 @@ class Observation:
     # (address -> its link) and the host's default gateways; None: not read
     host_addresses: Mapping[IPv4Address, str] | None = None
     host_gateways: frozenset[IPv4Address] = frozenset()
+    docker_chains: frozenset[Kind] = frozenset()  # the iptables kinds whose DOCKER-USER chain exists

@@ -77,7 +77,7 @@ def compute(
         addresses = allocate(topology, kept, _out_of_scope(topology, kept, targets))
     except ValueError as err:
         raise TopologyError([Problem(topology.source, None, None, "bridges", str(err))]) from None
-    desired = desired_state(topology, addresses)
+    desired = desired_state(topology, addresses, observation.docker_chains)
     scope = read if targets is None else targeting(targets, desired, observation.state, read.sources)
     desired = scope.of(desired)
     _refuse_conflicts(topology, desired, observation)

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from . import hostsysctl, netns, nftables, nssysctl
+from . import hostsysctl, iptables, netns, nftables, nssysctl
 from ..engine.apply import kernel_reason
 from ..engine.diff import FieldChange
 from ..errors import ConflictError, KernelError, PermissionDenied
@@ -28,6 +28,7 @@ from ..engine.scope import EVERYTHING, Scope
 from ..resources.ids import ORPHAN_NAMESPACE, Kind
 from .observe import observe
 from ..resources.bridge import BridgeState
+from ..resources.docker_user import IptablesRulesState
 from ..resources.interface import InterfaceState
 from ..resources.namespace import NamespaceState
 from ..resources.namespace_sysctl import NamespaceSysctlState
@@ -96,6 +97,8 @@ class LiveKernel:
             Kind.NAMESPACE_SYSCTL: LiveHandler(self._set_namespace_sysctl, _by_creating(self._set_namespace_sysctl), self._restore_namespace_sysctl),
             Kind.NFT_TABLE: LiveHandler(self._publish_table, _by_creating(self._publish_table), self._delete_table),
             Kind.SYSCTL: LiveHandler(self._set_sysctl, _by_creating(self._set_sysctl), self._release_sysctl),
+            Kind.IPTABLES_RULE: LiveHandler(self._add_accepts, self._update_accepts, self._remove_accepts),
+            Kind.IP6TABLES_RULE: LiveHandler(self._add_accepts, self._update_accepts, self._remove_accepts),
         }
 
     def create(self, resource: Resource) -> str | None:
@@ -128,6 +131,9 @@ class LiveKernel:
             if clashes:
                 raise ConflictError("refusing to forward a host port twice: " + "; ".join(clashes))
             nftables.replace_table(table)
+
+    def _add_accepts(self, rules: IptablesRulesState) -> None:
+        iptables.add(rules, rules.accepts, self.label)
 
     def _create_bridge(self, bridge: BridgeState) -> None:
         index = self.nl.add_bridge(bridge.name)
@@ -168,6 +174,11 @@ class LiveKernel:
         self.nl.replace_route(route.namespace, route.to, route.via, ROUTE_PROTO)
 
     # update
+
+    def _update_accepts(self, before: IptablesRulesState, after: IptablesRulesState) -> None:
+        """Only the rules that differ: the others (and Docker's) stay where they are."""
+        iptables.add(after, tuple(r for r in after.accepts if r not in before.accepts), self.label)
+        iptables.remove(before, tuple(r for r in before.accepts if r not in after.accepts), self.label)
 
     def _update_namespace(self, before: NamespaceState, after: NamespaceState) -> None:
         lo = self.nl.lookup(after.name, "lo")
@@ -225,6 +236,9 @@ class LiveKernel:
                 self.nl.add_address(ns, index, cidr, ADDRESS_PROTO)
 
     # delete
+
+    def _remove_accepts(self, rules: IptablesRulesState) -> None:
+        iptables.remove(rules, rules.accepts, self.label)
 
     def _delete_table(self, table: NftTableState) -> None:
         nftables.delete_table(table.name)

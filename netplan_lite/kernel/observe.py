@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Callable, Iterable, Iterator, Mapping
 
-from . import hostsysctl, netns, nftables, nssysctl
+from . import hostsysctl, iptables, netns, nftables, nssysctl
 from ..labels import ADDRESS_PROTO, label, owner_of
 from ..model.topology import InterfaceKey
 from .fanout import fan_out
@@ -87,6 +87,7 @@ def build_observation(
     orphans: bool = True,
     namespace_sysctls: tuple[NamespaceSysctlState, ...] = (),
     sources: Mapping[str, str] | None = None,
+    docker_chains: Mapping[Kind, tuple[str, ...]] | None = None,
 ) -> Observation:
     """Our resources, and who holds every other name, from raw snapshots.
 
@@ -96,7 +97,9 @@ def build_observation(
     the names an interrupted run of this topology may have created unlabelled;
     `orphans` False when only some namespaces were read (their host ends would
     look orphaned); `namespace_sysctls` the keys nsnet set in our namespaces, as read;
-    `sources` the data-source namespaces among `namespaces` (name -> path).
+    `sources` the data-source namespaces among `namespaces` (name -> path);
+    `docker_chains` the families whose iptables has Docker's DOCKER-USER chain, each with
+    nsnet's accept rules in it (kernel/iptables.py).
     """
     sources = sources or {}
     ours = Ownership(label(topology), intents, frozenset(sources))
@@ -110,7 +113,8 @@ def build_observation(
             lo = snap.link("lo") if snap else None
             foreign_ns[name] = NOT_A_NAMESPACE if snap is None else describe_owner(owner_of(lo.alias if lo else None))
     tables = tables or {}
-    read = Read(ours, host, owned, tables, table_name(topology), sysctls, namespace_sysctls, orphans)
+    chains = docker_chains or {}
+    read = Read(ours, host, owned, tables, table_name(topology), sysctls, namespace_sysctls, orphans, chains)
     resources = [resource for reader in READERS.values() for resource in reader.extract(read)]
     assigned = {key: address for name, (_, snap) in owned.items() if snap for key, address in _assigned(name, snap)}
     foreign = [link for link in host.links if not ours.link(link)]
@@ -119,7 +123,7 @@ def build_observation(
     host_addresses = {IPv4Interface(a.cidr).ip: names[a.index] for a in host.addresses if a.index in names}
     gateways = frozenset(IPv4Address(r.via) for r in host.routes if r.to == "default")
     claims = taken_claims(tables, read.own_table)
-    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims, host_addresses, gateways)
+    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims, host_addresses, gateways, frozenset(chains))
 
 
 def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPv4Interface]]:
@@ -163,6 +167,7 @@ def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observatio
         orphans=not scope.partial,
         namespace_sysctls=inside,
         sources=sources,
+        docker_chains=iptables.docker_chains(label(topology)),
     )
     _hold_ours(nl, namespaces.keys(), {rid.name for rid in observation.state if rid.kind is Kind.NAMESPACE})
     return observation

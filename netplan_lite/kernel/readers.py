@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 
 from ..labels import ROUTE_PROTO
 from ..resources.bridge import BridgeState
+from ..resources.docker_user import DOCKER_USER, Ip6tablesRulesState, IptablesRulesState
 from ..resources.ids import ORPHAN_NAMESPACE, Kind
 from ..resources.interface import InterfaceState
 from ..resources.namespace import NamespaceState
@@ -44,6 +45,7 @@ class Read:
     sysctls: tuple[SysctlState, ...]  # the host sysctls this topology holds, as read
     namespace_sysctls: tuple[NamespaceSysctlState, ...]  # the keys nsnet set in our namespaces, as read
     orphans: bool  # every namespace was read: an unclaimed host veth end of ours is an orphan
+    docker_chains: Mapping[Kind, tuple[str, ...]]  # families with Docker's chain -> our accepts there
 
     def is_source(self, name: str) -> bool:
         return self.namespaces[name][0].path is not None
@@ -132,6 +134,14 @@ def _routes(read: Read) -> Iterator[RouteState]:
                 yield RouteState(name, route.to, route.via, route.proto)
 
 
+def _docker_accepts(state: type[IptablesRulesState]) -> Callable[[Read], Iterable[IptablesRulesState]]:
+    def extract(read: Read) -> Iterable[IptablesRulesState]:
+        accepts = read.docker_chains.get(state.kind)
+        return (state(DOCKER_USER, accepts),) if accepts else ()
+
+    return extract
+
+
 def _own_table(read: Read) -> Iterable[NftTableState]:
     table = read.tables.get(read.own_table)
     return () if table is None else (table,)
@@ -150,6 +160,8 @@ READERS: Mapping[Kind, Reader] = {
             ),  # /proc/sys
             Kind.NFT_TABLE: Reader(_own_table, NOT_ANNOUNCED),  # nft, not rtnetlink
             Kind.SYSCTL: Reader(lambda read: read.sysctls, NOT_ANNOUNCED),  # /proc/sys
+            Kind.IPTABLES_RULE: Reader(_docker_accepts(IptablesRulesState), NOT_ANNOUNCED),  # iptables
+            Kind.IP6TABLES_RULE: Reader(_docker_accepts(Ip6tablesRulesState), NOT_ANNOUNCED),
         }.items(),
         key=lambda item: list(KINDS).index(item[0]),
     )

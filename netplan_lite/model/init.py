@@ -81,6 +81,10 @@ namespaces:
 # `interface:` (target another interface than the namespace's first).
 port_forwards:
   - {{host_port: 8080, namespace: web, port: 80}}
+
+# On a Docker host, nsnet accepts the bridges' traffic in Docker's DOCKER-USER
+# chain (Docker's FORWARD policy drops it otherwise) and removes those rules
+# with the lab; `firewall: {{docker_user: false}}` leaves the firewall to you.
 """
 
 

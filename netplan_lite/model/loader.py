@@ -17,7 +17,7 @@ from typing import Any
 
 from . import semantic as checks, schemacheck, yamlsource
 from ..errors import Problem, TopologyError
-from .topology import FORWARDING_KEYS, FORWARDING_ON, Bridge, Interface, Namespace, PortForward, Protocol, Route, Topology, sysctl_text
+from .topology import FORWARDING_KEYS, FORWARDING_ON, Bridge, Firewall, Interface, Namespace, PortForward, Protocol, Route, Topology, sysctl_text
 
 HOST_VETH_PREFIX = "nsv"
 
@@ -248,7 +248,8 @@ def build(data: dict[str, Any], source: str = "<memory>") -> Topology:
     subnets = {b.name: b.subnet for b in bridges}
     namespaces = tuple(_namespace(name, n, ns or {}, subnets) for n, ns in sorted((data.get("namespaces") or {}).items()))
     forwards = tuple(_forward(f) for f in data.get("port_forwards") or ())
-    return Topology(name, bridges, namespaces, forwards, source)
+    firewall = Firewall(**(data.get("firewall") or {}))
+    return Topology(name, bridges, namespaces, forwards, firewall, source)
 
 
 def _bridge(name: str, raw: dict[str, Any]) -> Bridge:

@@ -88,11 +88,19 @@ class PortForward:
 
 
 @dataclass(frozen=True)
+class Firewall:
+    """What nsnet adds to the host's firewall for the topology (`firewall:`)."""
+
+    docker_user: bool = True  # accept the bridges' traffic in Docker's DOCKER-USER chain
+
+
+@dataclass(frozen=True)
 class Topology:
     name: str
     bridges: tuple[Bridge, ...] = ()
     namespaces: tuple[Namespace, ...] = ()
     port_forwards: tuple[PortForward, ...] = ()
+    firewall: Firewall = Firewall()
     source: str = field(default="<memory>", compare=False)
 
     def bridge(self, name: str) -> Bridge | None:

@@ -44,6 +44,7 @@ FIELD_NAMES = {
     "lo_up": "lo state",
     "host_name": "host veth",
     "owned": "nsnet label",
+    "accepts": "accept",
 }
 
 

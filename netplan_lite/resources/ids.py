@@ -16,6 +16,8 @@ class Kind(enum.Enum):
     NAMESPACE_SYSCTL = "namespace_sysctl"
     NFT_TABLE = "nft_table"
     SYSCTL = "sysctl"
+    IPTABLES_RULE = "iptables_rule"
+    IP6TABLES_RULE = "ip6tables_rule"
 
     @property
     def label(self) -> str:

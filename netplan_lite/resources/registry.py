@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Union
 
-from . import bridge, interface, namespace, namespace_sysctl, nft_table, route, sysctl
+from . import bridge, docker_user, interface, namespace, namespace_sysctl, nft_table, route, sysctl
 from .bridge import BridgeState
+from .docker_user import Ip6tablesRulesState, IptablesRulesState
 from .ids import Kind, ResourceId
 from .interface import InterfaceState
 from .namespace import NamespaceState
@@ -20,9 +21,21 @@ from .route import RouteState
 from .spec import KindSpec
 from .sysctl import SysctlState
 
-Resource = Union[BridgeState, NamespaceState, InterfaceState, RouteState, NamespaceSysctlState, SysctlState, NftTableState]
+Resource = Union[
+    BridgeState, NamespaceState, InterfaceState, RouteState, NamespaceSysctlState, SysctlState, NftTableState, IptablesRulesState, Ip6tablesRulesState
+]
 
-DECLARED = (bridge.SPEC, namespace.SPEC, interface.SPEC, route.SPEC, namespace_sysctl.SPEC, nft_table.SPEC, sysctl.SPEC)
+DECLARED = (
+    bridge.SPEC,
+    namespace.SPEC,
+    interface.SPEC,
+    route.SPEC,
+    namespace_sysctl.SPEC,
+    nft_table.SPEC,
+    sysctl.SPEC,
+    docker_user.IPV4_SPEC,
+    docker_user.IPV6_SPEC,
+)
 
 
 def _creation_order(specs: Iterable[KindSpec]) -> dict[Kind, KindSpec]:

@@ -66,6 +66,8 @@ class Lowering(Protocol):
     def forward_targets(self) -> set[InterfaceKey]: ...
     @property
     def nat(self) -> tuple[Any, list[Any]]: ...  # (nft table or None, host sysctls), resources/nat.py
+    @property
+    def docker_chains(self) -> frozenset[Kind]: ...  # the iptables kinds whose Docker chain the host has
 
 
 def _no_parents(rid: ResourceId) -> tuple[ResourceId, ...]:

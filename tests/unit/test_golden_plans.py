@@ -1,5 +1,6 @@
 """Golden plans: a desired topology and an observed state (resources as JSON, decoded through
-the registry) in, the exact plan text out. One file per case in tests/golden/plans/;
+the registry; `docker_chains`: the iptables kinds whose Docker chain the host has) in, the exact
+plan text out. One file per case in tests/golden/plans/;
 NSNET_REGOLD=1 rewrites the expected text (then read the diff before committing it)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from builders import topology
 from netplan_lite.engine import reconcile
 from netplan_lite.engine.observation import Observation
 from netplan_lite.render.plans import plan_text, resource_json
+from netplan_lite.resources.ids import Kind
 from netplan_lite.resources.registry import decode
 from netplan_lite.resources.state import state_of
 
@@ -36,7 +38,8 @@ _Literal.add_representer(str, lambda dumper, text: dumper.represent_scalar("tag:
 def planned(case: dict) -> reconcile.Planned:
     observed = state_of(decode(doc) for doc in case.get("observed") or [])
     assigned = {tuple(key.split("/")): IPv4Interface(value) for key, value in (case.get("assigned") or {}).items()}
-    return reconcile.compute(topology(case["topology"]), Observation(observed, assigned=assigned))
+    chains = frozenset(Kind(kind) for kind in case.get("docker_chains") or ())  # the host has Docker's chain there
+    return reconcile.compute(topology(case["topology"]), Observation(observed, assigned=assigned, docker_chains=chains))
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])

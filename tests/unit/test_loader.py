@@ -120,7 +120,9 @@ def test_enum_problem_lists_the_choices():
 
 
 def test_unknown_top_level_key_lists_known_keys():
-    assert messages("name: demo\nbrdiges: {}\n") == [("brdiges", "unknown key 'brdiges' (known keys: bridges, name, namespaces, port_forwards)")]
+    assert messages("name: demo\nbrdiges: {}\n") == [
+        ("brdiges", "unknown key 'brdiges' (known keys: bridges, firewall, name, namespaces, port_forwards)")
+    ]
 
 
 def test_every_schema_problem_is_reported():

@@ -175,7 +175,35 @@ def test_docker_forward_drop_warns_about_port_forwards_naming_table_and_chain():
     w = only(check(t, HostFacts(forward_chains=(DOCKER,))), "forward-policy-drop")
     assert "nft chain ip filter FORWARD" in w.message and "policy drop" in w.message
     assert "bridge br0" in w.message and "port forwards" in w.message
-    assert "nft insert rule ip filter FORWARD iifname br0 accept" in w.hint and "DOCKER-USER" in w.hint
+    assert w.hint == "accept it: `nft insert rule ip filter FORWARD iifname br0 accept` and `nft insert rule ip filter FORWARD oifname br0 accept`"
+
+
+LEGACY_DROP = ForwardChain(checks.LEGACY, "filter", "FORWARD", "drop")
+
+
+@pytest.mark.parametrize("chain", [DOCKER, LEGACY_DROP], ids=["iptables-nft", "iptables-legacy"])
+def test_with_docker_s_chain_nsnet_accepts_the_bridges_there_so_iptables_forward_is_no_warning(chain: ForwardChain):
+    t = one_bridge(masquerade=True)
+    assert check(t, HostFacts(bridge_nf_call_iptables=True, forward_chains=(chain,), docker_user=True)) == []
+    other = ForwardChain("inet", "fw", "forward", "drop")  # a table of the host's own: still warned about
+    assert codes(check(t, HostFacts(forward_chains=(chain, other), docker_user=True))) == ["forward-policy-drop"]
+
+
+def test_turned_off_the_docker_warning_names_the_key_and_the_exact_commands():
+    data = doc({"br0": {"subnet": SUBNET}}, {f"ns{i}": {"interfaces": {"eth0": {"bridge": "br0"}}} for i in range(2)}, None)
+    t = topology({**data, "firewall": {"docker_user": False}})
+    w = only(check(t, HostFacts(bridge_nf_call_iptables=True, forward_chains=(DOCKER,), docker_user=True)), "forward-policy-drop")
+    assert "traffic between its namespaces" in w.message
+    assert w.hint == (
+        "the topology's `firewall: {docker_user: false}` keeps nsnet out of Docker's DOCKER-USER chain: remove it and nsnet "
+        "accepts br0 there, or run `iptables -I DOCKER-USER -i br0 -j ACCEPT` and `iptables -I DOCKER-USER -o br0 -j ACCEPT`"
+    )
+
+
+def test_firewalld_is_told_to_trust_the_bridge():
+    chain = ForwardChain("inet", "firewalld", "filter_FORWARD", "drop")
+    w = only(check(one_bridge(masquerade=True), HostFacts(forward_chains=(chain,))), "forward-policy-drop")
+    assert w.hint == "accept it: `firewall-cmd --zone=trusted --add-interface=br0` (and the same with --permanent to keep it)"
 
 
 def test_forward_policy_accept_or_rules_accepting_the_bridge_give_no_warning():
@@ -219,9 +247,9 @@ def test_bridge_family_forward_drop_blocks_frames_between_ports():
 
 
 def test_legacy_iptables_chain_is_named_as_such():
-    legacy = ForwardChain(checks.LEGACY, "filter", "FORWARD", "drop")
-    w = only(check(one_bridge(masquerade=True), HostFacts(forward_chains=(legacy,))), "forward-policy-drop")
-    assert "iptables-legacy chain filter FORWARD" in w.message and "iptables-legacy -I FORWARD -i br0 -j ACCEPT" in w.hint
+    w = only(check(one_bridge(masquerade=True), HostFacts(forward_chains=(LEGACY_DROP,))), "forward-policy-drop")
+    assert "iptables-legacy chain filter FORWARD" in w.message
+    assert w.hint == "accept it: `iptables-legacy -I FORWARD -i br0 -j ACCEPT` and `iptables-legacy -I FORWARD -o br0 -j ACCEPT`"
 
 
 # host-port-in-use

@@ -234,5 +234,33 @@ def test_gather_never_raises_and_skips_what_it_cannot_read(monkeypatch):
     monkeypatch.setattr(hostfacts, "read_listeners", broken)
     monkeypatch.setattr(hostfacts, "RtnlSocket", broken)
     facts = hostfacts.gather(forward())
-    assert facts == HostFacts(bridge_nf_call_iptables=False)
+    assert facts == HostFacts(bridge_nf_call_iptables=False, docker_user=False)  # no iptables: no Docker chain
     assert check(forward(), facts) == []
+
+
+def test_a_forward_chain_ending_in_an_unconditional_reject_drops_like_a_policy_drop():
+    """firewalld's filter_FORWARD has policy accept and ends with `reject with icmpx admin-prohibited`."""
+    head = {"chain": {"family": "inet", "table": "firewalld", "name": "filter_FORWARD", "type": "filter", "hook": "forward", "policy": "accept"}}
+
+    def rule(expr):
+        return {"rule": {"family": "inet", "table": "firewalld", "chain": "filter_FORWARD", "expr": expr}}
+
+    reject = rule([{"reject": {"type": "icmpx", "expr": "admin-prohibited"}}])
+    ends_in_reject = {"nftables": [head, rule([_match("iifname", "lo"), {"accept": None}]), reject]}
+    assert [c.policy for c in hostfacts.parse_ruleset(ends_in_reject)] == ["drop"]
+    conditional = rule([_match("iifname", "eth9"), {"reject": None}])
+    assert [c.policy for c in hostfacts.parse_ruleset({"nftables": [head, reject, conditional]})] == ["accept"]
+
+
+def test_firewalld_s_table_is_listed_though_its_forward_policy_is_accept(monkeypatch):
+    head = {"chain": {"family": "inet", "table": "firewalld", "name": "filter_FORWARD", "type": "filter", "hook": "forward", "policy": "accept"}}
+    calls = []
+
+    def nft(args, stdin=None):
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 0, json.dumps({"nftables": [head]}), "")
+
+    monkeypatch.setattr(hostfacts.shutil, "which", lambda name: "/usr/sbin/nft")
+    monkeypatch.setattr(hostfacts.nftables, "_nft", nft)
+    hostfacts.read_nft_forward_chains()
+    assert calls == [["-j", "list", "chains"], ["-j", "list", "table", "inet", "firewalld"]]

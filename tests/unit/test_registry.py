@@ -18,7 +18,13 @@ from netplan_lite.resources.registry import KINDS, RANKS, Resource
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 STATE_SCHEMA = json.loads((SCHEMAS / "state.schema.json").read_text())
 # kinds no netlink group announces: read by every command (never cached), and why
-UNANNOUNCED = {Kind.NFT_TABLE: "nft", Kind.SYSCTL: "/proc/sys", Kind.NAMESPACE_SYSCTL: "/proc/sys"}
+UNANNOUNCED = {
+    Kind.NFT_TABLE: "nft",
+    Kind.SYSCTL: "/proc/sys",
+    Kind.NAMESPACE_SYSCTL: "/proc/sys",
+    Kind.IPTABLES_RULE: "iptables",
+    Kind.IP6TABLES_RULE: "ip6tables",
+}
 
 
 def schema_kinds() -> set[str]:
@@ -68,7 +74,17 @@ def test_plan_documents_name_every_kind():
 
 
 def test_creation_order_follows_the_edges_then_the_declaration():
-    assert [k.value for k in KINDS] == ["bridge", "namespace", "interface", "route", "namespace_sysctl", "nft_table", "sysctl"]
+    assert [k.value for k in KINDS] == [
+        "bridge",
+        "namespace",
+        "interface",
+        "route",
+        "namespace_sysctl",
+        "nft_table",
+        "sysctl",
+        "iptables_rule",
+        "ip6tables_rule",
+    ]
 
 
 def test_the_agent_listens_to_exactly_the_groups_the_readers_declare(monkeypatch):

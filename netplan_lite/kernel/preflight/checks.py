@@ -13,10 +13,12 @@ code:
   ip-forward-temporary  the same need, ip_forward is 1 only because another
                         nsnet topology holds it: nsnet restores 0 when that
                         topology is destroyed
-  forward-policy-drop   a base chain at hook forward with policy drop (Docker's
-                        `ip filter FORWARD`, firewalld, legacy iptables) that
+  forward-policy-drop   a base chain at hook forward with policy drop, or whose
+                        last rule drops or rejects everything (firewalld), that
                         the topology's forwarded traffic passes through and no
-                        rule visibly accepts
+                        rule visibly accepts; iptables' FORWARD is left out
+                        where Docker's DOCKER-USER chain is and nsnet accepts
+                        the bridges there (resources/docker_user.py)
   host-port-in-use      a host socket listens on (tcp) or is bound to (udp) a
                         published port: the DNAT takes its traffic
   subnet-overlaps-route a bridge subnet overlaps a host route that is not the
@@ -38,6 +40,7 @@ from ...resources.nat import LOOPBACK, forward_target
 ANY4 = IPv4Address("0.0.0.0")
 ANY6 = IPv6Address("::")
 LEGACY = "iptables-legacy"  # ForwardChain.family of legacy iptables' filter FORWARD
+FIREWALLD = "firewalld"  # firewalld's nft table (family inet)
 PROTO_KERNEL = 2
 
 
@@ -91,6 +94,7 @@ class HostFacts:
     ip_forward_original: str | None = None  # the value nsnet found before the first holder set it
     bridge_nf_call_iptables: bool | None = None  # br_netfilter: bridged IPv4 traverses the ip/inet hooks
     forward_chains: tuple[ForwardChain, ...] = ()
+    docker_user: bool | None = None  # iptables (IPv4) has Docker's DOCKER-USER chain
     listeners: tuple[Listener, ...] = ()  # only on the topology's published ports
     routes: tuple[HostRoute, ...] = ()  # only those overlapping one of the topology's subnets
 
@@ -231,8 +235,8 @@ def check_forward_policy(topology: Topology, facts: HostFacts) -> list[Preflight
     bridged = _bridged_traffic(topology)
     found = []
     for chain in facts.forward_chains:
-        if chain.policy != "drop":
-            continue
+        if chain.policy != "drop" or (_docker_forward(chain, facts) and topology.firewall.docker_user):
+            continue  # nsnet accepts the bridges in Docker's DOCKER-USER, which Docker's FORWARD jumps to first
         affected = bridged if chain.family == "bridge" else routed
         for bridge, reasons in sorted(affected.items()):
             into, out = _matches(bridge, chain.accepts_in), _matches(bridge, chain.accepts_out)
@@ -243,24 +247,34 @@ def check_forward_policy(topology: Topology, facts: HostFacts) -> list[Preflight
                     "forward-policy-drop",
                     f"the host's {chain.title} (hook forward) has policy drop and no rule there accepts bridge {bridge}: "
                     f"it drops {bridge}'s {', '.join(reasons)}",
-                    _accept_hint(chain, bridge),
+                    _accept_hint(chain, bridge, _docker_forward(chain, facts)),
                 )
             )
     return found
 
 
-def _accept_hint(chain: ForwardChain, bridge: str) -> str:
-    if chain.family == LEGACY:
+def _docker_forward(chain: ForwardChain, facts: HostFacts) -> bool:
+    """Whether the chain is iptables' FORWARD on a host with Docker's DOCKER-USER chain."""
+    iptables_forward = chain.family == LEGACY or (chain.family, chain.table, chain.chain) == ("ip", "filter", "FORWARD")
+    return bool(facts.docker_user) and iptables_forward
+
+
+def _accept_hint(chain: ForwardChain, bridge: str, docker: bool) -> str:
+    """The exact command (or topology key) that lets the bridge's traffic pass."""
+    if docker:
         return (
-            f"accept it: `iptables-legacy -I {chain.chain} -i {bridge} -j ACCEPT` and the same with `-o {bridge}`; "
-            "with Docker, insert into DOCKER-USER instead"
+            "the topology's `firewall: {docker_user: false}` keeps nsnet out of Docker's DOCKER-USER chain: "
+            f"remove it and nsnet accepts {bridge} there, or run `iptables -I DOCKER-USER -i {bridge} -j ACCEPT` "
+            f"and `iptables -I DOCKER-USER -o {bridge} -j ACCEPT`"
         )
+    if chain.family == LEGACY:
+        return f"accept it: `iptables-legacy -I {chain.chain} -i {bridge} -j ACCEPT` and `iptables-legacy -I {chain.chain} -o {bridge} -j ACCEPT`"
+    if chain.table == FIREWALLD:
+        return f"accept it: `firewall-cmd --zone=trusted --add-interface={bridge}` (and the same with --permanent to keep it)"
+    where = f"{chain.family} {chain.table} {chain.chain}"
     if chain.family == "bridge":
-        return f"accept it: `nft insert rule bridge {chain.table} {chain.chain} meta ibrname {bridge} accept`, or match its ports by iifname"
-    hint = f"accept it: `nft insert rule {chain.family} {chain.table} {chain.chain} iifname {bridge} accept` and the same with oifname"
-    if chain.family == "ip" and chain.table == "filter":
-        hint += f"; with Docker, `iptables -I DOCKER-USER -i {bridge} -j ACCEPT` and the same with `-o {bridge}`"
-    return hint
+        return f"accept it: `nft insert rule {where} meta ibrname {bridge} accept`, or match its ports by iifname"
+    return f"accept it: `nft insert rule {where} iifname {bridge} accept` and `nft insert rule {where} oifname {bridge} accept`"
 
 
 def _listener_effect(listener: Listener, forward: PortForward) -> tuple[bool, str | None]:

@@ -20,14 +20,16 @@ import struct
 from ipaddress import IPv4Network
 from typing import Any, Iterable, Iterator
 
-from .. import hostsysctl, nftables
+from .. import hostsysctl, iptables, nftables
 from ... import labels
 from ...model.topology import Topology
+from ...resources.docker_user import DOCKER_USER
+from ...resources.ids import Kind
 from ...resources.nat import IP_FORWARD
 from ..rtnl.link import link_by_index
 from ..rtnl.route import RTN_BLACKHOLE, RTN_PROHIBIT, RTN_UNICAST, RTN_UNREACHABLE, Route, dump_routes
 from ..rtnl.socket import NetlinkSocket, RtnlSocket
-from .checks import LEGACY, ForwardChain, HostFacts, HostRoute, Listener
+from .checks import FIREWALLD, LEGACY, ForwardChain, HostFacts, HostRoute, Listener
 
 BRIDGE_NF_CALL_IPTABLES = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 PROC_NET = "/proc/thread-self/net"  # the calling thread's namespace (nsnet runs this in the host's)
@@ -43,7 +45,7 @@ def gather(topology: Topology) -> HostFacts:
     Never raises for a fact it cannot read (missing file, no nft, no permission):
     that fact stays unknown and its check is skipped."""
     facts: dict[str, Any] = {}
-    for read in (_read_ip_forward, _read_bridge_nf, _read_forward_chains):
+    for read in (_read_ip_forward, _read_bridge_nf, _read_forward_chains, _read_docker_user):
         try:
             facts.update(read())
         except Exception:  # noqa: BLE001 -- best effort by design: pre-flight never fails a command
@@ -71,6 +73,10 @@ def _read_ip_forward() -> dict[str, Any]:
     return facts
 
 
+def _read_docker_user() -> dict[str, Any]:
+    return {"docker_user": iptables.read_chain(Kind.IPTABLES_RULE, DOCKER_USER) is not None}
+
+
 def _read_bridge_nf() -> dict[str, Any]:
     try:
         with open(BRIDGE_NF_CALL_IPTABLES) as f:
@@ -93,7 +99,10 @@ def read_nft_forward_chains() -> list[ForwardChain]:
         {
             (c["family"], c["table"])
             for item in items
-            if (c := item.get("chain")) and c.get("hook") == "forward" and c.get("family") in FORWARD_FAMILIES and c.get("policy") == "drop"
+            if (c := item.get("chain"))
+            and c.get("hook") == "forward"
+            and c.get("family") in FORWARD_FAMILIES
+            and (c.get("policy") == "drop" or c.get("table") == FIREWALLD)  # firewalld's policy accept ends in a reject
         }
     )
     for family, table in dropping:
@@ -144,6 +153,7 @@ def parse_ruleset(doc: dict[str, Any]) -> list[ForwardChain]:
     heads: list[dict[str, Any]] = []
     other_hooks: set[tuple[str, str, str]] = set()  # rules there (input, output, ...) accept nothing forwarded
     accepts: dict[tuple[str, str], tuple[set[str], set[str]]] = {}
+    last_rules: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     items = doc.get("nftables", [])
     for item in items:
         c = item.get("chain")
@@ -155,6 +165,7 @@ def parse_ruleset(doc: dict[str, Any]) -> list[ForwardChain]:
         r = item.get("rule")
         if r:
             expr = r.get("expr") or []
+            last_rules[(r.get("family"), r.get("table"), r.get("chain"))] = expr
             if (r.get("family"), r.get("table"), r.get("chain")) in other_hooks:
                 continue
             if not any(isinstance(s, dict) and "accept" in s for s in expr):
@@ -165,8 +176,16 @@ def parse_ruleset(doc: dict[str, Any]) -> list[ForwardChain]:
     found = []
     for c in heads:
         into, out = accepts.get((c["family"], c["table"]), (set(), set()))
-        found.append(ForwardChain(c["family"], c["table"], c["name"], c.get("policy", "accept"), frozenset(into), frozenset(out)))
+        policy = "drop" if _drops_everything(last_rules.get((c["family"], c["table"], c["name"]), [])) else c.get("policy", "accept")
+        found.append(ForwardChain(c["family"], c["table"], c["name"], policy, frozenset(into), frozenset(out)))
     return sorted(found, key=lambda c: (c.family, c.table, c.chain))
+
+
+def _drops_everything(expr: list[dict[str, Any]]) -> bool:
+    """A rule without a match whose verdict is drop or reject (firewalld ends its forward chain
+    so, under policy accept): the chain drops what no earlier rule took, as a policy drop would."""
+    verbs = {key for statement in expr if isinstance(statement, dict) for key in statement}
+    return bool(verbs & {"drop", "reject"}) and verbs <= {"counter", "drop", "reject", "log"}
 
 
 # legacy iptables (x_tables): its filter table is invisible to nft. Read with the same
