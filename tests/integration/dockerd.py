@@ -17,10 +17,12 @@ the record (empty: exactly as it was). Nothing here runs `nft flush ruleset`,
 kills by name or touches a link or table that existed before.
 
 Measured with docker.io 20.10.24 and iptables 1.8.9 (nf_tables): the daemon
-starts in ~3 s, sets ip_forward=1, policy drop on `ip filter FORWARD`, makes
-DOCKER-USER (`-j RETURN`) and docker0; with its default settings it does not
-touch ip6tables. Stopped, it leaves docker0, the tables `ip filter` and
-`ip nat`, and ip_forward=1.
+starts in under a second (vfs, no containers); when ip_forward is 0 it sets it
+to 1 and the policy of `ip filter FORWARD` to drop (only then: started with
+ip_forward=1 it leaves the policy as it finds it); it makes DOCKER-USER
+(`-j RETURN`) and docker0, and with its default settings does not touch
+ip6tables. Stopped, it leaves docker0, the tables `ip filter` and `ip nat`,
+and ip_forward=1. Restarted, it keeps DOCKER-USER and the rules in it.
 """
 
 from __future__ import annotations
@@ -246,11 +248,14 @@ def _ping(sock: Path) -> bool:
     return data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n", 1)[0] and data.endswith(b"OK")
 
 
-def firewall_ready() -> bool:
-    """`-P FORWARD DROP` in iptables' filter table, and DOCKER-USER there."""
+def forward_policy() -> str | None:
+    """The policy of iptables' filter FORWARD (ACCEPT, DROP), or None when there is no such chain."""
     rc, out, _ = run("iptables", "-S", "FORWARD")
-    if rc != 0 or "-P FORWARD DROP" not in out.splitlines():
-        return False
+    policies = [line.split()[2] for line in out.splitlines() if line.startswith("-P FORWARD ")] if rc == 0 else []
+    return policies[0] if policies else None
+
+
+def has_docker_user() -> bool:
     return run("iptables", "-S", "DOCKER-USER")[0] == 0
 
 
@@ -280,7 +285,9 @@ class Dockerd:
             return ""
 
     def start(self, timeout: float = START_TIMEOUT) -> float:
-        """Start the daemon; return once its API answers and its firewall is in place (seconds taken)."""
+        """Start the daemon; return once its API answers (it serves once its firewall is set up),
+        DOCKER-USER and docker0 exist, and, when ip_forward was 0, FORWARD's policy is DROP: Docker
+        sets it only when it turns ip_forward on itself (seconds taken)."""
         assert self.pid is None, "already running"
         started = time.monotonic()
         argv = [
@@ -297,11 +304,13 @@ class Dockerd:
             # its own session: a Ctrl-C of pytest does not reach it; the fixture's teardown stops it
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = started + timeout
+        drop = Path(IP_FORWARD).read_text().strip() == "0"
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"dockerd exited with {self.proc.returncode}:\n{self._log_tail()}")
-            if self._pidfile_pid() == self.proc.pid and _ping(self.sock) and firewall_ready() and BRIDGE in link_names():
-                break
+            if self._pidfile_pid() == self.proc.pid and _ping(self.sock) and has_docker_user() and BRIDGE in link_names():
+                if not drop or forward_policy() == "DROP":
+                    break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"dockerd not ready after {timeout:.0f} s:\n{self._log_tail()}")
             time.sleep(0.1)

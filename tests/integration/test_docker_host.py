@@ -134,6 +134,7 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dockerd.Dockerd
     try:
         dockerd.set_ip_forward("0")
         daemon.start()
+        assert dockerd.forward_policy() == "DROP"
         yield daemon
     finally:
         try:
@@ -335,6 +336,7 @@ def test_after_a_docker_restart_plan_tells_whether_the_rules_survived_and_apply_
     # a plain restart: Docker keeps the chain and what is in it (20.10 does: no change then)
     docker.stop()
     docker.start()
+    assert dockerd.forward_policy() == "DROP"  # left from the first start: Docker found ip_forward=1 this time
     survived = nsnet_rules(site.topology) == rules
     rc, out = site.plan()
     assert rc == (0 if survived else 2), f"rules survived: {survived}; {chain_rules()}\n{out}"
@@ -345,12 +347,15 @@ def test_after_a_docker_restart_plan_tells_whether_the_rules_survived_and_apply_
     assert site.reached() == ALL
     assert docker0() == bridge_before  # Docker takes its bridge back as it left it
 
-    # a restart after the firewall was reset (a reload, iptables -F): Docker makes a fresh, empty chain
+    # a restart on a reset host (as after a reboot: no iptables rules, ip_forward=0): Docker makes a
+    # fresh chain and FORWARD DROP again
     docker.stop()
     rc, _, err = run("nft", "delete", "table", "ip", "filter")  # Docker's: the fixture made sure the host had none
     assert rc == 0, err
+    dockerd.set_ip_forward("0")
     docker.start()
-    assert nsnet_rules(site.topology) == {} and chain_rules() == ["-N DOCKER-USER", f"-A {CHAIN} -j RETURN"]
+    assert dockerd.forward_policy() == "DROP"
+    assert chain_rules() == ["-N DOCKER-USER", f"-A {CHAIN} -j RETURN"]
     rc, out = site.plan()
     assert rc == 2 and plan_lines(out) == expected_plan_lines(site.bridge), out
     assert not site.reached(timeout=SHORT)["neighbour"]
