@@ -367,3 +367,49 @@ def test_after_a_docker_restart_plan_tells_whether_the_rules_survived_and_apply_
     rc, out, err = site.nsnet("destroy")
     assert rc == 0, out + err
     assert nsnet_rules(site.topology) == {}
+
+
+# 4. ip6tables' DOCKER-USER
+
+
+@pytest.fixture
+def ip6_docker_user(docker: dockerd.Dockerd) -> Iterator[None]:
+    """DOCKER-USER in ip6tables as Docker 23+ makes it with ip6tables on (20.10's --ip6tables sets
+    FORWARD DROP there but makes no DOCKER-USER): `-j RETURN`, jumped to from FORWARD. Deleted
+    afterwards with the `ip6 filter` table when that table was not there before."""
+    if chain_rules("ip6tables") is not None:
+        pytest.skip("ip6tables already has DOCKER-USER")
+    had_table = ("ip6", "filter") in dockerd.nft_tables()
+    for args in (["-N", CHAIN], ["-A", CHAIN, "-j", "RETURN"], ["-I", "FORWARD", "-j", CHAIN]):
+        rc, _, err = run("ip6tables", *args)
+        assert rc == 0, err
+    try:
+        yield
+    finally:
+        if had_table:
+            for args in (["-D", "FORWARD", "-j", CHAIN], ["-F", CHAIN], ["-X", CHAIN]):
+                run("ip6tables", *args)
+        else:
+            run("nft", "delete", "table", "ip6", "filter")
+
+
+def test_where_ip6tables_has_docker_user_nsnet_accepts_the_bridge_in_both_and_destroy_removes_both(docker, ip6_docker_user, lab, topologies):
+    site = Site(lab, topologies)
+    before = firewalls()
+    rc, out, err = site.nsnet("plan")
+    assert rc == 0, out + err
+    assert plan_lines(out) == [f"+ iptables rule {CHAIN}: accept {site.bridge} in/out", f"+ ip6tables rule {CHAIN}: accept {site.bridge} in/out"], out
+    site.apply()
+    assert_opened(site)  # and the ip6tables pair, before its RETURN
+    assert site.plan()[0] == 0
+
+    rc, _, err = run("ip6tables", "-D", *nsnet_rules(site.topology, "ip6tables")["-o"][1:])
+    assert rc == 0, err
+    rc, out = site.plan()
+    assert rc == 2 and [line for line in plan_lines(out) if line.startswith("~ ip6tables")], out
+    site.apply()
+    assert sorted(nsnet_rules(site.topology, "ip6tables")) == ["-i", "-o"]
+
+    rc, out, err = site.nsnet("destroy")
+    assert rc == 0, out + err
+    assert nsnet_rules(site.topology, "ip6tables") == {} and firewalls() == before
