@@ -7,8 +7,9 @@ from typing import Any, Sequence, TypeVar
 from ..model.topology import PortForward
 from ..resources.ids import ORPHAN_NAMESPACE
 from ..engine.plan import Plan
-from .plans import field_texts, display_pairs, value_text, summary
+from .plans import describe, field_texts, display_pairs, value_text, summary
 from ..resources.bridge import BridgeState
+from ..resources.docker_user import IptablesRulesState
 from ..resources.ids import ResourceId
 from ..resources.interface import InterfaceState
 from ..resources.namespace import NamespaceState
@@ -19,6 +20,9 @@ from ..resources.route import RouteState
 from ..resources.state import State
 from ..resources.sysctl import SysctlState
 from .style import PLAIN, Style
+
+
+Setting = SysctlState | NftTableState | IptablesRulesState  # a row of the host's settings table
 
 
 def show_text(topology: str, state: State, drift: Plan, forwards: Sequence[PortForward] = (), style: Style = PLAIN) -> str:
@@ -52,7 +56,7 @@ class _ShowView:
 
     def host(self) -> list[str]:
         bridges = _of_kind(self.rows, BridgeState)
-        settings: list[SysctlState | NftTableState] = [*_of_kind(self.rows, SysctlState), *_of_kind(self.rows, NftTableState)]
+        settings: list[Setting] = [*_of_kind(self.rows, SysctlState), *_of_kind(self.rows, NftTableState), *_of_kind(self.rows, IptablesRulesState)]
         orphans = _of_kind(self.rows, InterfaceState, ORPHAN_NAMESPACE)  # host veth ends whose namespace end is gone
         if not bridges and not settings and not orphans:
             return []
@@ -98,10 +102,12 @@ class _ShowView:
         return f"  {self.style.marker(mark)}{' ' * (4 - len(mark))}"
 
     @staticmethod
-    def _setting(resource: SysctlState | NftTableState) -> list[str]:
+    def _setting(resource: Setting) -> list[str]:
         if isinstance(resource, SysctlState):
             return [f"sysctl {resource.key}", resource.value]
-        return [f"nft table ip {resource.name}", f"{len(resource.chains)} chains, {len(resource.rules)} rules"]
+        if isinstance(resource, NftTableState):
+            return [f"nft table ip {resource.name}", f"{len(resource.chains)} chains, {len(resource.rules)} rules"]
+        return [str(resource.id), describe(resource)]  # rules in Docker's chain: `iptables rule DOCKER-USER`
 
 
 def _forward_text(forward: PortForward) -> str:

@@ -226,3 +226,13 @@ def test_show_lists_orphaned_host_veth_ends_under_the_host():
     lines = tables.show_text("demo", state(*observed), drift).splitlines()
     assert "ORPHANED VETH END" in lines[lines.index("      host") + 3]
     assert lines[lines.index("      host") + 4].split() == ["-", "nsvlost", "up"]
+
+
+def test_show_lists_the_rules_in_docker_s_chain_among_the_host_settings():
+    from netplan_lite.resources.docker_user import DOCKER_USER, Ip6tablesRulesState, IptablesRulesState
+
+    rules = [IptablesRulesState(DOCKER_USER, ("br0 in", "br0 out")), Ip6tablesRulesState(DOCKER_USER, ("br0 in",))]
+    lines = tables.show_text("demo", state(*LIVE_AB, *rules), Plan("demo")).splitlines()
+    rows = [line.split() for line in lines]
+    assert ["iptables", "rule", "DOCKER-USER", "accept", "br0", "in/out"] in rows
+    assert ["ip6tables", "rule", "DOCKER-USER", "accept", "br0", "in"] in rows
