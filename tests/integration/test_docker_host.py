@@ -16,6 +16,14 @@ port) and b on one bridge with masquerade. With br_netfilter's bridge-nf-call-ip
 the frames between a and b cross iptables' FORWARD, so Docker's policy drop cuts them
 unless DOCKER-USER accepts the bridge. Traffic goes only to 127.0.0.1 and to addresses
 of the lab's own namespaces; a connection that must fail is given SHORT seconds.
+
+The tests: (1) by default nsnet accepts the bridge in DOCKER-USER and every path is
+reached, drift is found and mended, destroy leaves Docker's rules and docker0 as they
+were; (2) with `firewall: {docker_user: false}` nothing is added and exactly the traffic
+the forward-policy-drop warning names is dropped, until the fix it names is taken;
+(3) Docker restarts under a live lab, plainly (20.10 keeps the chain's rules) and on a
+reset firewall (a fresh chain: plan shows the change, apply mends it); (4) where
+ip6tables has DOCKER-USER too, nsnet's rules go into both.
 """
 
 from __future__ import annotations
