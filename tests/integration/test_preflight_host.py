@@ -199,9 +199,9 @@ def test_docker_shaped_iptables_nft_ruleset(lab):
         ],
     )
     assert ["ip", "filter", "FORWARD", "drop", ["docker0"], ["docker0"]] in found["chains"]
-    drop = [w for w in found["warnings"] if "nft chain ip filter FORWARD" in w]
-    assert len(drop) == 1 and f"DOCKER-USER -i {bridge} -j ACCEPT" in drop[0], found["warnings"]
-    # once DOCKER-USER accepts the bridge both ways, the warning goes
+    # Docker's chain is there: nsnet's plan accepts the bridge in it, so no warning about FORWARD
+    assert not [w for w in found["warnings"] if "nft chain ip filter FORWARD" in w], found["warnings"]
+    # and where the admin accepted the bridge in DOCKER-USER by hand, none either
     found = _in_private_netns(
         lab,
         [
