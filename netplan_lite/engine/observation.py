@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Mapping
 
 from ..model.topology import InterfaceKey
@@ -23,4 +23,7 @@ class Observation:
     # (address -> its link) and the host's default gateways; None: not read
     host_addresses: Mapping[IPv4Address, str] | None = None
     host_gateways: frozenset[IPv4Address] = frozenset()
+    # the networks the host reaches directly (connected routes) on links no nsnet topology owns,
+    # (network, link), which a bridge subnet must not overlap unless told; None: not read
+    host_networks: tuple[tuple[IPv4Network, str], ...] | None = None
     docker_chains: frozenset[Kind] = frozenset()  # the iptables kinds whose DOCKER-USER chain exists

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, Callable, Iterable, Mapping
 
 from .apply import ActionBug, ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, touched_namespaces, verify
@@ -108,13 +108,13 @@ def _reading(topology: str, sources: Mapping[str, str] | None = None) -> Scope:
     return Scope(sources={**assignments.load_sources(topology), **(sources or {})})
 
 
-def _refuse_foreign_destinations(topology: Topology, observation: Observation) -> None:
+def _foreign_destinations(topology: Topology, observation: Observation) -> list[Problem]:
     """A forward's host_address must be this host's (or a gateway nsnet gives a bridge): a DNAT
     to another address would capture the host's own connections to it."""
     if observation.host_addresses is None:
-        return
+        return []
     local = observation.host_addresses.keys() | {b.gateway for b in topology.bridges if b.gateway is not None}
-    problems = [
+    return [
         Problem(
             topology.source,
             None,
@@ -127,16 +127,14 @@ def _refuse_foreign_destinations(topology: Topology, observation: Observation) -
         for index, f in enumerate(topology.port_forwards)
         if f.host_address is not None and f.host_address not in LOOPBACK and f.host_address not in local
     ]
-    if problems:
-        raise TopologyError(problems)
 
 
-def _refuse_taken_gateways(topology: Topology, observation: Observation) -> None:
+def _taken_gateways(topology: Topology, observation: Observation) -> list[Problem]:
     """A bridge's gateway becomes an address of the host: one the host already has elsewhere,
     or its default gateway, would cut it off its uplink."""
     taken = {a: f"on {link}" for a, link in (observation.host_addresses or {}).items()}
     taken.update({a: "the host's default gateway" for a in observation.host_gateways})
-    problems = [
+    return [
         Problem(
             topology.source,
             None,
@@ -148,13 +146,48 @@ def _refuse_taken_gateways(topology: Topology, observation: Observation) -> None
         for b in topology.bridges
         if b.gateway is not None and b.gateway in taken
     ]
+
+
+def _overlapping_subnets(topology: Topology, observation: Observation) -> list[Problem]:
+    """A bridge's subnet becomes a connected route of the host: overlapping a network the host
+    reaches directly on a link nsnet does not own, it takes part of that network's traffic (or
+    the host cannot reach some of the bridge's namespaces), unless the file says it is intended."""
+    return [
+        Problem(topology.source, None, None, f"bridges.{b.name}.subnet", _overlap_message(b.name, b.subnet, network, link))
+        for b in topology.bridges
+        if b.subnet is not None and not b.allow_overlap
+        for network, link in observation.host_networks or ()
+        if network.overlaps(b.subnet)
+    ]
+
+
+def _overlap_message(bridge: str, subnet: IPv4Network, network: IPv4Network, link: str) -> str:
+    """What the host loses depends on which route is the more specific (the kernel picks it)."""
+    held = f"the host's network on {link} (route {network} dev {link} proto kernel)"
+    if subnet == network:
+        what = f"{subnet} is already {held}: a second route to it, on bridge {bridge}, could take the host's traffic for it away from {link}"
+    elif subnet.subnet_of(network):
+        what = (
+            f"{subnet} lies inside {network}, {held}: the host would send its traffic for {subnet} to bridge {bridge} "
+            f"(more specific) and lose the machines on {link} with those addresses"
+        )
+    else:
+        what = (
+            f"{subnet} contains {network}, {held}: the host keeps {network} on {link} (more specific), so namespaces on "
+            f"bridge {bridge} given addresses in it would be unreachable and could hold those of machines on {link}"
+        )
+    return f"{what}; pick a subnet this host does not reach directly, or set `allow_overlap: true` on bridge {bridge} if the overlap is intended"
+
+
+def _refuse_host_cutoff(topology: Topology, observation: Observation) -> None:
+    """What would cut the host off or capture its traffic: every problem at once, like the loader's."""
+    problems = [*_foreign_destinations(topology, observation), *_taken_gateways(topology, observation), *_overlapping_subnets(topology, observation)]
     if problems:
         raise TopologyError(problems)
 
 
 def _refuse_conflicts(topology: Topology, desired: State, observation: Observation) -> None:
-    _refuse_foreign_destinations(topology, observation)
-    _refuse_taken_gateways(topology, observation)
+    _refuse_host_cutoff(topology, observation)
     problems = claim_clashes(desired_claims(topology), observation.foreign_claims)
     missing = [
         f"namespace {rid.name}: nothing at {path} is a network namespace (a `path:` namespace is used, never created)"

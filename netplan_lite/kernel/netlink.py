@@ -18,7 +18,7 @@ from ..faults import checkpoint
 from .rtnl import address, link, route
 from .rtnl.address import AddrMsg
 from .rtnl.link import LinkMsg
-from .rtnl.route import RouteMsg
+from .rtnl.route import ConnectedMsg, RouteMsg
 from .rtnl.socket import RtnlSocket
 
 
@@ -29,6 +29,7 @@ class Snapshot:
     links: tuple[LinkMsg, ...]
     addresses: tuple[AddrMsg, ...]
     routes: tuple[RouteMsg, ...]
+    connected: tuple[ConnectedMsg, ...] = ()  # the kernel's routes for its addresses' prefixes
 
     def link(self, name: str) -> LinkMsg | None:
         return next((each for each in self.links if each.name == name), None)
@@ -47,7 +48,13 @@ def raise_open_file_limit() -> None:
 
 def read_snapshot(sock: RtnlSocket, links: tuple[LinkMsg, ...] | None = None) -> Snapshot:
     """What `sock`'s namespace holds: links (unless already read), IPv4 addresses, main-table routes."""
-    return Snapshot(tuple(link.dump_links(sock)) if links is None else links, tuple(address.dump_addresses(sock)), tuple(route.gateway_routes(sock)))
+    routes = route.dump_routes(sock)
+    return Snapshot(
+        tuple(link.dump_links(sock)) if links is None else links,
+        tuple(address.dump_addresses(sock)),
+        tuple(r for r in map(route.gateway_route, routes) if r),
+        tuple(r for r in map(route.connected_route, routes) if r),
+    )
 
 
 class Netlink:

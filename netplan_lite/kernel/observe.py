@@ -11,7 +11,7 @@ import errno
 import functools
 import os
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Callable, Iterable, Iterator, Mapping
 
 from . import hostsysctl, iptables, netns, nftables, nssysctl
@@ -24,6 +24,7 @@ from ..engine.observation import Observation
 from ..engine.scope import EVERYTHING, Scope
 from ..resources.nat import IP_FORWARD, route_localnet_key, table_name, taken_claims
 from .netlink import Netlink, Snapshot
+from .rtnl.link import LinkMsg
 from ..resources.ids import Kind
 from ..resources.namespace import NamespaceState
 from ..resources.namespace_sysctl import NamespaceSysctlState
@@ -87,6 +88,7 @@ def build_observation(
     orphans: bool = True,
     namespace_sysctls: tuple[NamespaceSysctlState, ...] = (),
     sources: Mapping[str, str] | None = None,
+    whole_host: bool = True,
     docker_chains: Mapping[Kind, tuple[str, ...]] | None = None,
 ) -> Observation:
     """Our resources, and who holds every other name, from raw snapshots.
@@ -97,7 +99,8 @@ def build_observation(
     the names an interrupted run of this topology may have created unlabelled;
     `orphans` False when only some namespaces were read (their host ends would
     look orphaned); `namespace_sysctls` the keys nsnet set in our namespaces, as read;
-    `sources` the data-source namespaces among `namespaces` (name -> path);
+    `sources` the data-source namespaces among `namespaces` (name -> path); `whole_host` False
+    when `host` holds only some links (then the host's own addresses and networks are unknown);
     `docker_chains` the families whose iptables has Docker's DOCKER-USER chain, each with
     nsnet's accept rules in it (kernel/iptables.py).
     """
@@ -120,10 +123,18 @@ def build_observation(
     foreign = [link for link in host.links if not ours.link(link)]
     foreign_links = {link.name: describe_owner(owner_of(link.alias)) for link in foreign}
     names = {link.index: link.name for link in foreign}
-    host_addresses = {IPv4Interface(a.cidr).ip: names[a.index] for a in host.addresses if a.index in names}
+    host_addresses = {IPv4Interface(a.cidr).ip: names[a.index] for a in host.addresses if a.index in names} if whole_host else None
     gateways = frozenset(IPv4Address(r.via) for r in host.routes if r.to == "default")
+    networks = _host_networks(host, foreign) if whole_host else None
     claims = taken_claims(tables, read.own_table)
-    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims, host_addresses, gateways, frozenset(chains))
+    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims, host_addresses, gateways, networks, frozenset(chains))
+
+
+def _host_networks(host: Snapshot, foreign: Iterable[LinkMsg]) -> tuple[tuple[IPv4Network, str], ...]:
+    """(network, link) of the host's connected routes on links no nsnet topology labelled: another
+    topology's bridge is a lab, not the host's way to a network (pre-flight warns about it)."""
+    names = {link.index: link.name for link in foreign if owner_of(link.alias) is None}
+    return tuple(sorted((IPv4Network(r.to), names[r.index]) for r in host.connected if r.index in names))
 
 
 def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPv4Interface]]:
@@ -155,6 +166,7 @@ def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observatio
         host = prefetched.host
     else:
         host = nl.snapshot(None) if scope.whole_host else _host_part(nl, namespaces.values())
+    whole_host = bool(prefetched and prefetched.host) or scope.whole_host  # the agent reads the whole host
     tables = nftables.read_tables()
     inside = _namespace_sysctls(nl, topology, namespaces.keys())
     observation = build_observation(
@@ -167,6 +179,7 @@ def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observatio
         orphans=not scope.partial,
         namespace_sysctls=inside,
         sources=sources,
+        whole_host=whole_host,
         docker_chains=iptables.docker_chains(label(topology)),
     )
     _hold_ours(nl, namespaces.keys(), {rid.name for rid in observation.state if rid.kind is Kind.NAMESPACE})

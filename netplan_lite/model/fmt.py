@@ -4,7 +4,7 @@ The canonical form (what `nsnet fmt` writes and `nsnet fmt --check` expects):
 
 - Key order: `name, bridges, namespaces, port_forwards, firewall` at the top level and
   the schema's order inside every object (bridge: subnet, gateway, mtu,
-  masquerade; interface: bridge, address, mtu, mac; route: to, via; port
+  masquerade, allow_overlap; interface: bridge, address, mtu, mac; route: to, via; port
   forward: host_port, namespace, port, protocol, host_address, interface).
   A merge key (`<<`) comes first in its mapping, where PyYAML applies it
   anyway (explicit keys win wherever `<<` is written).

@@ -49,7 +49,9 @@ bridges:
     # The bridge's IPv4 network. The bridge gets its first address
     # ({gateway}/{prefix}) and is the gateway of the namespaces on it (`gateway:`
     # picks another address); namespaces without an address get the lowest
-    # free ones. Pick a network no interface or route of this host uses yet.
+    # free ones. Pick a network no interface or route of this host uses yet:
+    # one the host reaches directly on another interface is refused unless
+    # `allow_overlap: true` says the overlap is intended.
     subnet: {subnet}
     # Source-NAT traffic from the subnet that leaves the host, so the
     # namespaces reach the outside world through it, like Docker's default

@@ -255,7 +255,7 @@ def build(data: dict[str, Any], source: str = "<memory>") -> Topology:
 def _bridge(name: str, raw: dict[str, Any]) -> Bridge:
     subnet = checks.parse_subnet(raw["subnet"]) if "subnet" in raw else None
     gateway = IPv4Address(raw["gateway"]) if "gateway" in raw else checks.default_gateway(subnet)
-    return Bridge(name, subnet, gateway, raw.get("mtu"), bool(raw.get("masquerade", False)))
+    return Bridge(name, subnet, gateway, raw.get("mtu"), bool(raw.get("masquerade", False)), bool(raw.get("allow_overlap", False)))
 
 
 def _namespace(topology: str, name: str, raw: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Namespace:

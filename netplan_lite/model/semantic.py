@@ -158,6 +158,8 @@ def _check_bridges(data: dict[str, Any], subnets: dict[str, IPv4Network | None])
             yield from _check_gateway(path, spec["gateway"], subnets.get(name), "subnet" in spec)
         if spec.get("masquerade") and "subnet" not in spec:
             yield (*path, "masquerade"), "masquerade needs a subnet on the bridge (it source-NATs that subnet)"
+        if spec.get("allow_overlap") and "subnet" not in spec:
+            yield (*path, "allow_overlap"), "allow_overlap needs a subnet on the bridge (only a subnet can overlap the host's networks)"
 
 
 def _check_gateway(path: tuple[Any, ...], text: str, subnet: IPv4Network | None, has_subnet: bool) -> Found:

@@ -25,6 +25,7 @@ class Bridge:
     gateway: IPv4Address | None = None
     mtu: int | None = None
     masquerade: bool = False
+    allow_overlap: bool = False  # the subnet may overlap a network the host reaches on a link nsnet does not own
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:

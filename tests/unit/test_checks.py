@@ -116,6 +116,13 @@ def test_masquerade_needs_a_subnet():
     ]
 
 
+def test_allow_overlap_needs_a_subnet():
+    assert messages(doc(bridges={"br0": {"allow_overlap": True}})) == [
+        ("bridges.br0.allow_overlap", "allow_overlap needs a subnet on the bridge (only a subnet can overlap the host's networks)")
+    ]
+    assert topology(doc(bridges={"br0": {"allow_overlap": False}})).bridges[0].allow_overlap is False
+
+
 def test_ipv6_gateway_is_refused_by_the_schema():
     assert messages(doc(bridges={"br0": {"subnet": "10.1.0.0/24", "gateway": "fd00::1"}}))[0][0] == "bridges.br0.gateway"
 

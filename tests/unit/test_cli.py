@@ -123,7 +123,7 @@ def test_validate_bad_file_prints_one_line_per_problem(capsys, tmp_path):
     code, out, err = run(capsys, "validate", str(path))
     assert code == ExitCode.ERROR and out == ""
     assert err.splitlines() == [
-        f"nsnet: {path}:3:32: bridges.br0.colour: unknown key 'colour' (known keys: gateway, masquerade, mtu, subnet)",
+        f"nsnet: {path}:3:32: bridges.br0.colour: unknown key 'colour' (known keys: allow_overlap, gateway, masquerade, mtu, subnet)",
         f"nsnet: {path}:3:9: bridges.br0.subnet: '172.30.0.5/24' has host bits set; did you mean 172.30.0.0/24?",
         f"nsnet: {path}:7:14: namespaces.a.interfaces.eth0.bridge: unknown bridge 'nope' (not under bridges:)",
     ]

@@ -250,7 +250,7 @@ def test_invalid_files_are_refused_with_the_validate_lines(capsys, tmp_path):
     path.write_text("name: x\nbridges: {br0: {colour: red}}\n")
     code, out, err = run(capsys, "fmt", str(path))
     assert (code, out) == (ExitCode.ERROR, "")
-    assert err == f"nsnet: {path}:2:17: bridges.br0.colour: unknown key 'colour' (known keys: gateway, masquerade, mtu, subnet)\n"
+    assert err == f"nsnet: {path}:2:17: bridges.br0.colour: unknown key 'colour' (known keys: allow_overlap, gateway, masquerade, mtu, subnet)\n"
     assert err == run(capsys, "validate", str(path))[2]
     assert path.read_text() == "name: x\nbridges: {br0: {colour: red}}\n"
 

@@ -79,7 +79,7 @@ def test_topology_error_is_an_nsnet_error_with_one_line_per_problem():
 def test_schema_and_semantic_problems_are_reported_together(tmp_path):
     path = tmp_path / "topo.yaml"
     assert file_problems(tmp_path, MIXED) == [
-        f"{path}:5:5: bridges.br0.colour: unknown key 'colour' (known keys: gateway, masquerade, mtu, subnet)",
+        f"{path}:5:5: bridges.br0.colour: unknown key 'colour' (known keys: allow_overlap, gateway, masquerade, mtu, subnet)",
         f"{path}:9:27: namespaces.web1.interfaces.eth0.address: 10.0.0.5 is outside subnet 172.30.0.0/24 of bridge br0",
     ]
 

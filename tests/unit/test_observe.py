@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from builders import address, iface, link, route, route_entry, snapshot
 
 from netplan_lite.kernel import netlink
+from netplan_lite.kernel.rtnl.route import ConnectedMsg
 from netplan_lite.engine.journal import Intents
 from netplan_lite.kernel.observe import NOT_A_NAMESPACE, build_observation, describe_owner
 from netplan_lite.resources.ids import ORPHAN_NAMESPACE
@@ -157,6 +158,20 @@ def test_every_host_link_not_ours_is_foreign_with_its_owner():
         "br-other": "topology 'other'",
         "nsvx": "topology 'other'",
     }
+
+
+def test_the_hosts_addresses_and_networks_on_links_not_ours():
+    connected = (ConnectedMsg("192.168.1.0/24", 2), ConnectedMsg("172.30.0.0/24", 10), ConnectedMsg("10.7.0.0/24", 12))
+    host = netlink.Snapshot(HOST.links, (*HOST.addresses, address(12, "10.7.0.1/24")), HOST.routes, connected)
+    seen = observe({}, host)
+    assert seen.host_addresses == {IPv4Address("192.168.1.5"): "eth0", IPv4Address("10.7.0.1"): "br-other"}
+    # another topology's bridge is nsnet's: its subnet is a lab's, not a network the host is on
+    assert seen.host_networks == ((IPv4Network("192.168.1.0/24"), "eth0"),)
+
+
+def test_a_host_read_in_part_leaves_its_addresses_and_networks_unknown():
+    seen = observe({}, whole_host=False)
+    assert (seen.host_addresses, seen.host_networks) == (None, None)  # not checked, rather than "none"
 
 
 def test_other_topologys_bridge_is_not_in_our_state():

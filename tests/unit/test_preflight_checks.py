@@ -338,8 +338,31 @@ def test_a_more_specific_route_inside_the_subnet_warns():
 
 
 def test_the_same_network_on_another_device_warns():
-    w = only(routes_check(route("10.1.0.0/24", "docker0")), "subnet-overlaps-route")
+    w = only(routes_check(route("10.1.0.0/24", "docker0", proto=4)), "subnet-overlaps-route")
     assert "already has a host route, 10.1.0.0/24 dev docker0" in w.message
+
+
+def allowing(overlap: bool):
+    bridge = {"subnet": SUBNET, **({"allow_overlap": True} if overlap else {})}
+    return topology(doc({"br0": bridge}, {"a": {"interfaces": {"eth0": {"bridge": "br0"}}}}))
+
+
+@pytest.mark.parametrize("net", ["10.1.0.0/24", "10.1.0.0/16", "10.1.0.128/25"])
+def test_a_connected_route_of_a_link_nsnet_does_not_own_is_the_plans_error_not_a_warning(net: str):
+    assert routes_check(route(net, "eth0"), t=allowing(False)) == []  # reconcile refuses it (test_host_cutoff.py)
+
+
+def test_with_allow_overlap_the_connected_route_warns_with_its_consequence():
+    w = only(routes_check(route("10.1.0.0/16", "eth0"), t=allowing(True)), "subnet-overlaps-route")
+    assert "lies inside host route 10.1.0.0/16 dev eth0: once br0 has it, the host sends traffic for 10.1.0.0/24 to br0" in w.message
+    assert w.hint.startswith("bridge br0 has `allow_overlap: true`, so nsnet applies it anyway; `ip -4 route show match 10.1.0.0/24`")
+
+
+def test_only_a_connected_route_is_refused():
+    for other in (route("10.1.0.0/16", "eth0", proto=4), route("10.1.0.0/16", "eth0", via="10.9.0.1"), route("10.1.0.0/16", None, kind="blackhole")):
+        w = only(routes_check(other, t=allowing(False)), "subnet-overlaps-route")
+        assert w.hint.startswith("choose a subnet no host route overlaps")
+    assert not route("10.1.0.0/16", "eth0", via="10.9.0.1").connected and route("10.1.0.0/16", "eth0").connected
 
 
 def test_routes_elsewhere_do_not_overlap():
@@ -354,14 +377,17 @@ def test_the_bridges_own_routes_are_ignored_but_another_topologys_bridge_is_not(
     assert routes_check(route("10.1.0.128/25", "br0", owner="demo", proto=4)) == []  # by hand, but to the bridge itself
     other = only(routes_check(route("10.1.0.0/24", "br9", owner="other", proto=checks.PROTO_KERNEL)), "subnet-overlaps-route")
     assert "dev br9 (a bridge of nsnet topology other)" in other.message
-    unlabelled = only(routes_check(route("10.1.0.0/24", "br0", owner=None)), "subnet-overlaps-route")
+    unlabelled = only(routes_check(route("10.1.0.0/24", "br0", owner=None, proto=4)), "subnet-overlaps-route")
     assert "dev br0" in unlabelled.message  # a foreign br0: plan refuses it too
 
 
 def test_warnings_come_in_a_stable_order():
     t = two_bridges(forwards=[{"host_port": 8080, "namespace": "a", "port": 80}])
     facts = HostFacts(
-        ip_forward=False, forward_chains=(DOCKER,), listeners=(Listener("tcp", "0.0.0.0", 8080),), routes=(route("10.2.0.0/16"), route("10.1.0.0/16"))
+        ip_forward=False,
+        forward_chains=(DOCKER,),
+        listeners=(Listener("tcp", "0.0.0.0", 8080),),
+        routes=(route("10.2.0.0/16", proto=4), route("10.1.0.0/16", proto=4)),
     )
     assert codes(check(t, facts)) == [
         "forward-policy-drop",

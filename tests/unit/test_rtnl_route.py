@@ -33,6 +33,21 @@ def test_only_main_table_unicast_routes_with_a_gateway_are_read(data, expected):
     assert route.gateway_route(route.decode_route(data, HEADER, len(data))) == expected
 
 
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (pyroute2_route(24, proto=2, attrs=(("RTA_DST", "10.1.0.0"), ("RTA_OIF", 7))), route.ConnectedMsg("10.1.0.0/24", 7)),
+        (pyroute2_route(24, proto=4, attrs=(("RTA_DST", "10.1.0.0"), ("RTA_OIF", 7))), None),  # `ip route add ... dev`: by hand
+        (pyroute2_route(24, proto=2, attrs=(("RTA_DST", "10.1.0.0"), ("RTA_OIF", 7), ("RTA_GATEWAY", "10.0.0.1"))), None),
+        (pyroute2_route(24, proto=2, attrs=(("RTA_DST", "10.1.0.0"),)), None),  # no single device
+        (pyroute2_route(32, proto=2, table=255, attrs=(("RTA_DST", "10.1.0.1"), ("RTA_OIF", 7))), None),  # the local table's
+    ],
+    ids=["connected", "static", "via", "no-device", "local-table"],
+)
+def test_a_connected_route_is_the_kernels_for_an_address_prefix(data, expected):
+    assert route.connected_route(route.decode_route(data, HEADER, len(data))) == expected
+
+
 def test_route_request_round_trips():
     body = route.route_body("10.9.0.0/16", "10.0.0.1", 225)
     data = nl_message(route.RTM_NEWROUTE, body)

@@ -22,7 +22,10 @@ code:
   host-port-in-use      a host socket listens on (tcp) or is bound to (udp) a
                         published port: the DNAT takes its traffic
   subnet-overlaps-route a bridge subnet overlaps a host route that is not the
-                        bridge's own (default routes, /0 and /1, do not count)
+                        bridge's own (default routes, /0 and /1, do not count);
+                        a connected route of a link nsnet does not own is the
+                        plan's error instead, unless the bridge has
+                        `allow_overlap: true` (engine/reconcile.py)
 """
 
 from __future__ import annotations
@@ -83,6 +86,11 @@ class HostRoute:
     proto: int = PROTO_KERNEL  # 2 kernel, 225 nsnet, 3 boot, 4 static, ...
     kind: str = "unicast"  # unicast, blackhole, unreachable, prohibit
     via: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        """The route the kernel made for an address's prefix (`proto kernel scope link`)."""
+        return self.proto == PROTO_KERNEL and self.kind == "unicast" and self.via is None and self.device is not None
 
 
 @dataclass(frozen=True)
@@ -359,8 +367,14 @@ def _is_bridges_own(route: HostRoute, topology: Topology, bridge: Bridge) -> boo
     return route.proto in (PROTO_KERNEL, labels.ROUTE_PROTO) or route.device == bridge.name
 
 
+def _is_refused(route: HostRoute, bridge: Bridge) -> bool:
+    """The plan refuses a subnet overlapping a connected route of a link no nsnet topology labelled,
+    unless told the overlap is intended: no warning for what never gets applied."""
+    return route.connected and route.owner is None and not bridge.allow_overlap
+
+
 def check_subnet_routes(topology: Topology, facts: HostFacts) -> list[PreflightWarning]:
-    """One warning per (bridge subnet, overlapping host route that is not the bridge's own)."""
+    """One warning per (bridge subnet, overlapping host route that is not the bridge's own nor refused)."""
     found = []
     for bridge in topology.bridges:
         subnet = bridge.subnet
@@ -368,7 +382,7 @@ def check_subnet_routes(topology: Topology, facts: HostFacts) -> list[PreflightW
             continue
         for route in sorted(facts.routes, key=lambda r: (r.network, r.device or "")):
             net = route.network
-            if is_default(net) or not net.overlaps(subnet) or _is_bridges_own(route, topology, bridge):
+            if is_default(net) or not net.overlaps(subnet) or _is_bridges_own(route, topology, bridge) or _is_refused(route, bridge):
                 continue
             where = _device(route)
             if net == subnet:
@@ -390,5 +404,11 @@ def check_subnet_routes(topology: Topology, facts: HostFacts) -> list[PreflightW
                     f"those addresses behind {route.device or 'that route'} becomes unreachable from the host"
                 )
                 look = f"ip -4 route show match {subnet}"
-            found.append(PreflightWarning("subnet-overlaps-route", message, f"choose a subnet no host route overlaps; `{look}` shows them"))
+            found.append(PreflightWarning("subnet-overlaps-route", message, _overlap_hint(route, bridge, look)))
     return found
+
+
+def _overlap_hint(route: HostRoute, bridge: Bridge, look: str) -> str:
+    if route.connected and route.owner is None:  # refused without it: the user asked for this
+        return f"bridge {bridge.name} has `allow_overlap: true`, so nsnet applies it anyway; `{look}` shows the routes"
+    return f"choose a subnet no host route overlaps; `{look}` shows them"

@@ -14,6 +14,7 @@ RTMGRP_IPV4_ROUTE = 0x40  # the multicast group announcing IPv4 route changes
 
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 RT_TABLE_MAIN = 254
+RTPROT_KERNEL = 2  # a route the kernel made for an address's prefix
 RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT = 1, 6, 7, 8
 
 _RTMSG = struct.Struct("=BBBBBBBBI")
@@ -77,15 +78,25 @@ def gateway_route(route: Route) -> RouteMsg | None:
     return RouteMsg(to, route.gateway, route.proto)
 
 
+@dataclass(frozen=True)
+class ConnectedMsg:
+    """A network the namespace reaches directly: the route the kernel made for an address's prefix."""
+
+    to: str  # CIDR
+    index: int  # the link it is on
+
+
+def connected_route(route: Route) -> ConnectedMsg | None:
+    """What `ip route` shows as `proto kernel scope link` in the main table; None for any other route."""
+    if route.table != RT_TABLE_MAIN or route.kind != RTN_UNICAST or route.proto != RTPROT_KERNEL or route.gateway or route.oif is None:
+        return None
+    return ConnectedMsg(f"{route.dst}/{route.dst_len}", route.oif)
+
+
 def dump_routes(sock: RtnlSocket) -> list[Route]:
     """Every route of the main table, of every type."""
     body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)  # the local table is the kernel's
     return [r for d, o, e in sock.dump(RTM_GETROUTE, body) if (r := decode_route(d, o, e)).table == RT_TABLE_MAIN]
-
-
-def gateway_routes(sock: RtnlSocket) -> list[RouteMsg]:
-    """The main table's routes as a Snapshot holds them."""
-    return [entry for r in dump_routes(sock) if (entry := gateway_route(r))]
 
 
 def replace_route(sock: RtnlSocket, to: str, via: str, proto: int) -> None:
