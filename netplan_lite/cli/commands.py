@@ -59,11 +59,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _preflight(topology: Any) -> list[Any]:
-    """Warnings about the host (firewall, ip_forward, ports, routes); reading it never fails."""
+def _preflight(topology: Any, planned: Any) -> list[Any]:
+    """Warnings about the host (firewall, ip_forward, ports, routes); reading it never fails.
+    Whether Docker's chain exists comes from the plan's observation, not a second read."""
     from ..kernel import preflight
+    from ..resources.ids import Kind
 
-    return preflight.check(topology, preflight.gather(topology))
+    docker_user = Kind.IPTABLES_RULE in planned.observation.docker_chains
+    return preflight.check(topology, preflight.gather(topology, docker_user))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -74,7 +77,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     topology, raw = _load(args.file)
     with open_kernel(topology.name) as kernel, _positions(raw):
         planned = reconcile.plan(topology, kernel, _targets(args.target, topology))
-    warnings = _preflight(topology)
+    warnings = _preflight(topology, planned)
     doc = render.plan_json(planned, warnings)
     if args.out:
         planfile.save(args.out, planned, doc, args.file, raw)
@@ -199,7 +202,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             planfile.check_fresh(saved, planned)
         if any(rid.kind is Kind.NFT_TABLE for rid in planned.desired):
             nftables.require()
-        warnings = _preflight(topology) if planned.plan.actions else []
+        warnings = _preflight(topology, planned) if planned.plan.actions else []
         for line in [] if args.json else render.warning_lines(warnings, _style(args)):
             print(line)
         applied = _run(planned, kernel, options)

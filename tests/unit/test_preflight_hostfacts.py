@@ -264,3 +264,8 @@ def test_firewalld_s_table_is_listed_though_its_forward_policy_is_accept(monkeyp
     monkeypatch.setattr(hostfacts.nftables, "_nft", nft)
     hostfacts.read_nft_forward_chains()
     assert calls == [["-j", "list", "chains"], ["-j", "list", "table", "inet", "firewalld"]]
+
+
+def test_docker_s_chain_known_from_the_observation_is_not_read_again(monkeypatch):
+    monkeypatch.setattr(hostfacts.iptables, "read_chain", lambda *args: pytest.fail("read Docker's chain twice"))
+    assert hostfacts.gather(forward(), docker_user=True).docker_user is True

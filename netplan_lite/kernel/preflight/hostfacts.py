@@ -39,13 +39,19 @@ FORWARD_FAMILIES = ("ip", "inet", "bridge")  # families whose forward hook sees 
 # reading the host (best effort)
 
 
-def gather(topology: Topology) -> HostFacts:
-    """The facts `check` needs, read from the calling thread's network namespace.
+def gather(topology: Topology, docker_user: bool | None = None) -> HostFacts:
+    """The facts `check` needs, read from the calling thread's network namespace;
+    `docker_user`, when the caller's observation already read Docker's chain, is not read again.
 
     Never raises for a fact it cannot read (missing file, no nft, no permission):
     that fact stays unknown and its check is skipped."""
     facts: dict[str, Any] = {}
-    for read in (_read_ip_forward, _read_bridge_nf, _read_forward_chains, _read_docker_user):
+    readers = [_read_ip_forward, _read_bridge_nf, _read_forward_chains]
+    if docker_user is None:
+        readers.append(_read_docker_user)
+    else:
+        facts["docker_user"] = docker_user
+    for read in readers:
         try:
             facts.update(read())
         except Exception:  # noqa: BLE001 -- best effort by design: pre-flight never fails a command
