@@ -3,7 +3,7 @@
 - links (bridges, both veth ends): IFLA_IFALIAS `nsnet:<topology>`;
 - namespaces: the alias of the namespace's `lo`, `nsnet:<topology>`;
 - routes: route protocol ROUTE_PROTO (`ip route` shows `proto 225`);
-- addresses: address protocol ADDRESS_PROTO (IFA_PROTO, kernel >= 6.3), which
+- addresses: address protocol ADDRESS_PROTO (IFA_PROTO, Linux 5.18 or later), which
   also tells an address nsnet allocated from one added by hand.
 """
 
