@@ -2,7 +2,9 @@
 
 Every NsnetError is caught here, in one place, and printed as one line per
 problem on stderr (and as a JSON error document with --json); so is any other
-exception, a bug, as an internal error; tracebacks only with --debug.
+exception, a bug, as an internal error; tracebacks only with --debug. A
+command that reads or changes the kernel first refuses a kernel older than
+nsnet needs (kernel/minimum.py), through the same boundary.
 """
 
 from __future__ import annotations
@@ -75,11 +77,11 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     """init, fmt, exec and completion (their epilogs say what each does)."""
-    p = command("init", cmd_init, "Write a commented starter topology to edit (refuses to overwrite).", reports=False)
+    p = command("init", cmd_init, "Write a commented starter topology to edit (refuses to overwrite).", reports=False, kernel=False)
     _add_file(p, "file to create, - for stdout")
     p.add_argument("--name", default="lab", help="topology name (default: lab); labels everything it creates")
     p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    p = command("fmt", cmd_fmt, "Rewrite topology files in canonical form, keeping comments and meaning.", reports=False)
+    p = command("fmt", cmd_fmt, "Rewrite topology files in canonical form, keeping comments and meaning.", reports=False, kernel=False)
     p.add_argument("files", nargs="*", metavar="FILE", help=f"topology files, - for stdin to stdout (default: $NSNET_FILE or ./{DEFAULT_FILE})")
     p.add_argument("--check", action="store_true", help="write nothing; print a diff and exit 1 if a file is not canonical")
     p.add_argument("--diff", action="store_true", help="write nothing; print the diff fmt would apply")
@@ -104,7 +106,7 @@ def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> N
         "same user and environment). Refuses namespaces not declared, not applied yet, or\n"
         "labelled for another topology. Options go before NAMESPACE.\n\n" + EXIT_CODES
     )
-    p = command("completion", _completion, "Print a shell completion script (bash, zsh or fish).", reports=False)
+    p = command("completion", _completion, "Print a shell completion script (bash, zsh or fish).", reports=False, kernel=False)
     p.add_argument("shell", nargs="?", choices=SHELLS, help="the shell to complete for")
     p.add_argument("--list-namespaces", metavar="FILE", help=argparse.SUPPRESS)
     p.epilog = COMPLETION_INSTALL + "\n\n" + EXIT_CODES
@@ -151,16 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, func: Callable, help: str, reports: bool = True) -> argparse.ArgumentParser:
-        """A subcommand; one that `reports` on a topology also takes --json and --no-color."""
+    def command(name: str, func: Callable, help: str, reports: bool = True, kernel: bool = True) -> argparse.ArgumentParser:
+        """A subcommand; one that `reports` on a topology also takes --json and --no-color. One that
+        needs no `kernel` (reads only files) runs on any kernel; the others refuse one that is too old."""
         p = sub.add_parser(name, help=help, description=help, epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, needs_kernel=kernel)
         if reports:
             p.add_argument("--json", action="store_true", help="print machine-readable JSON (schemas/ describes it)")
             p.add_argument("--no-color", action="store_true", help="no colour even on a terminal (so does NO_COLOR=1)")
         return p
 
-    p = command("validate", cmd_validate, "Check a topology file (schema and semantics); touches nothing.")
+    p = command("validate", cmd_validate, "Check a topology file (schema and semantics); touches nothing.", kernel=False)
     _add_file(p)
     p = command("plan", cmd_plan, "Show what apply would change, read from the live kernel.")
     _add_file(p)
@@ -178,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("show", cmd_show, "List the live objects this topology owns, and any drift.")
     _add_file(p)
     p.add_argument("--check", action="store_true", help="exit 3 when the live state has drifted")
-    p = command("graph", cmd_graph, "Draw the topology (DOT or Mermaid) from the file alone; needs no root.", reports=False)
+    p = command("graph", cmd_graph, "Draw the topology (DOT or Mermaid) from the file alone; needs no root.", reports=False, kernel=False)
     _add_file(p)
     p.add_argument("--format", default="dot", metavar="{dot,mermaid}", help="dot (default: Graphviz) or mermaid")
     p.add_argument("-o", "--out", metavar="FILE", help="write the drawing to FILE instead of stdout")
@@ -193,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logging.basicConfig(level=logging.DEBUG)
     try:
+        if args.needs_kernel:  # before the command reads or changes anything
+            from ..kernel import minimum
+
+            minimum.require()
         return int(args.func(args))
     except NsnetError as err:
         _report(args, err, err.lines())
