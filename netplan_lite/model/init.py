@@ -15,12 +15,17 @@ import shlex
 import tempfile
 from dataclasses import dataclass
 from ipaddress import IPv4Network
+from pathlib import Path
 
 from . import loader
 from ..errors import NsnetError
 
 DEFAULT_NAME = "lab"
 SUBNET = IPv4Network("172.31.254.0/24")  # rarely used by LANs, VPNs or Docker (172.17-172.29 by default)
+HOST_PORT = 8088  # not the 8080 and 8081 of examples/topology.yaml: the starter and the demo can be up together
+# The examples' web server, in a clone of nsnet's repository; `python3 -m http.server` looks up its
+# host name in DNS before it listens, which hangs in a namespace that reaches no DNS server.
+WEBSERVER = Path(__file__).resolve().parents[2] / "examples" / "webserver.py"
 
 
 class InitError(NsnetError):
@@ -35,8 +40,9 @@ TEMPLATE = """\
 # Next steps (as root):
 {steps}
 #
-# Every key is described in nsnet's schema (schemas/topology.schema.json in
-# its repository); `nsnet validate` names the file, line and key of a mistake.
+# Every key is described in docs/format.md of nsnet's repository, and
+# docs/tutorial.md builds this lab step by step; `nsnet validate` names the
+# file, line and key of a mistake.
 
 # The topology's name labels everything nsnet creates (link alias
 # `nsnet:{name}`), so topologies with different names share a host safely.
@@ -77,12 +83,12 @@ namespaces:
       eth0: {{bridge: {bridge}}}  # no address: allocated from the subnet ({allocated})
 
 # Host ports forwarded to a port inside a namespace, like
-# `docker run -p 8080:80`: port 80 of web is published as port 8080 on every
+# `docker run -p {host_port}:80`: port 80 of web is published as port {host_port} on every
 # host address. Optional keys: `protocol: udp` (default tcp),
 # `host_address: 127.0.0.1` (publish on that host address only),
 # `interface:` (target another interface than the namespace's first).
 port_forwards:
-  - {{host_port: 8080, namespace: web, port: 80}}
+  - {{host_port: {host_port}, namespace: web, port: 80}}
 
 # On a Docker host, nsnet accepts the bridges' traffic in Docker's DOCKER-USER
 # chain (Docker's FORWARD policy drops it otherwise) and removes those rules
@@ -97,23 +103,22 @@ class Starter:
     text: str
 
 
-def render(path: str, name: str = DEFAULT_NAME, default_path: str = "topology.yaml") -> str:
+def render(path: str, name: str = DEFAULT_NAME, default_path: str = "topology.yaml", cwd: str | None = None) -> str:
     """The starter text for a file at `path` (named in its next-step commands unless it is the default)."""
     file_arg = "" if path in (default_path, "-") else " " + shlex.quote(path)
-    exec_arg = "" if path in (default_path, "-") else f" -f {shlex.quote(path)}"
     pinned, allocated = SUBNET[10], SUBNET[2]
     steps = [
         (f"nsnet validate{file_arg}", "check it; touches nothing"),
         (f"nsnet plan{file_arg}", "what apply would change"),
         (f"nsnet apply{file_arg}", "build it, then verify the kernel matches"),
-        (f"nsnet exec{exec_arg} web -- python3 -m http.server 80 &", "a web server in web"),
-        ("curl http://127.0.0.1:8080/", "through the port forward"),
-        (f"nsnet exec{exec_arg} client -- curl http://{pinned}/", "from one namespace to another"),
+        (f'nsnet exec{file_arg} web -- python3 {webserver_path(cwd)} 80 "hello from web" &', "a web server in web"),
+        (f"until nsnet exec{file_arg} web -- ss -Htln 'sport = :80' | grep -q .; do sleep 0.1; done", "until it listens"),
+        (f"curl http://127.0.0.1:{HOST_PORT}/", "through the port forward: hello from web"),
+        (f"nsnet exec{file_arg} client -- curl http://{pinned}/", "from one namespace to another"),
         (f"nsnet show{file_arg}", "what is live, and any drift"),
-        (f"nsnet destroy{file_arg}", "remove everything it made"),
+        (f"kill %1; wait; nsnet destroy{file_arg}", "stop the server, then remove everything nsnet made"),
     ]
-    width = max(len(command) for command, _ in steps)
-    lines = "\n".join(f"#   {command.ljust(width)}  # {why}" for command, why in steps)
+    lines = "\n".join(f"#   {command}  # {why}" for command, why in steps)
     return TEMPLATE.format(
         steps=lines,
         name=name,
@@ -123,7 +128,17 @@ def render(path: str, name: str = DEFAULT_NAME, default_path: str = "topology.ya
         prefix=SUBNET.prefixlen,
         pinned=pinned,
         allocated=allocated,
+        host_port=HOST_PORT,
     )
+
+
+def webserver_path(cwd: str | None = None) -> str:
+    """examples/webserver.py as the next steps reach it from CWD: relative inside the clone, else absolute."""
+    if not WEBSERVER.is_file():  # installed from a wheel: the reader has a clone, or another server
+        return "examples/webserver.py"
+    here = Path(cwd or os.getcwd()).resolve()
+    inside = here.is_relative_to(WEBSERVER.parents[1])
+    return shlex.quote(os.path.relpath(WEBSERVER, here) if inside else str(WEBSERVER))
 
 
 def create(path: str, name: str = DEFAULT_NAME, force: bool = False, default_path: str = "topology.yaml") -> Starter:

@@ -32,7 +32,8 @@ def test_the_starter_validates_and_has_the_promised_shape():
     pinned = [i for ns in topology.namespaces for i in ns.interfaces if i.address is not None]
     assert len(pinned) == 1
     (forward,) = topology.port_forwards
-    assert (forward.host_port, forward.namespace, forward.port) == (8080, "web", 80)
+    assert (forward.host_port, forward.namespace, forward.port) == (scaffold.HOST_PORT, "web", 80)
+    assert scaffold.HOST_PORT not in (8080, 8081)  # examples/topology.yaml's: the starter and the demo can be up together
 
 
 def test_the_addresses_its_comments_promise_are_the_ones_apply_gives():
@@ -72,14 +73,14 @@ def test_every_section_has_a_comment_above_it():
 
 def test_the_next_commands_are_listed():
     explained = comments(scaffold.render("topology.yaml"))
-    for command in ("nsnet validate", "nsnet plan", "nsnet apply", "nsnet exec web --", "curl http://127.0.0.1:8080/", "nsnet show", "nsnet destroy"):
+    for command in ("nsnet validate", "nsnet plan", "nsnet apply", "nsnet exec web --", "ss -Htln", "curl http://127.0.0.1:8088/", "nsnet show", "nsnet destroy"):
         assert command in explained
 
 
 def test_commands_name_a_file_that_is_not_the_default_quoted_for_the_shell():
     text = scaffold.render("labs/my lab.yaml")
     assert "nsnet plan 'labs/my lab.yaml'" in text
-    assert "nsnet exec -f 'labs/my lab.yaml' web --" in text
+    assert "nsnet exec 'labs/my lab.yaml' web --" in text
     default = scaffold.render("topology.yaml")
     assert "nsnet plan  " in default and "nsnet plan topology.yaml" not in default
 
@@ -175,3 +176,10 @@ def test_init_help_mentions_force(capsys):
         cli.main(["init", "--help"])
     out = capsys.readouterr().out
     assert "usage: nsnet init" in out and "--force" in out and "--name" in out
+
+
+def test_the_web_server_is_the_examples_one_reached_from_the_current_directory(tmp_path):
+    inside = scaffold.WEBSERVER.parents[1] / "lab" / "quickstart"
+    assert scaffold.webserver_path(str(inside)) == "../../examples/webserver.py"
+    assert scaffold.webserver_path(str(tmp_path)) == str(scaffold.WEBSERVER)  # outside the clone: absolute
+    assert "http.server" not in scaffold.render("topology.yaml")  # it looks up DNS before it listens
