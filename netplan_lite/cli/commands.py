@@ -328,10 +328,29 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 def cmd_exec(args: argparse.Namespace) -> int:
     from ..kernel import namespace_exec as nsexec
 
-    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    topology, _ = _load(args.file)
-    nsexec.run(topology, args.namespace, argv, args.file)  # replaces this process with the command
+    file, namespace, argv = exec_operands(args.file, [args.namespace, *args.argv])
+    topology, _ = _load(file)
+    nsexec.run(topology, namespace, argv, file)  # replaces this process with the command
     return ExitCode.ERROR  # not reached: run() execs or raises
+
+
+def exec_operands(option: str | None, words: list[str]) -> tuple[str, str, list[str]]:
+    """The file, namespace and command of `nsnet exec [-f FILE] [FILE] NAMESPACE [--] COMMAND...`.
+
+    The file is positional as for every other command, but only in the form `FILE NAMESPACE --`
+    where FILE looks like one (an existing file, a path, a .yaml/.yml/.json name): namespace
+    names may contain dots, and `nsnet exec web env -- ls` must keep meaning what it always did."""
+    file = option
+    if len(words) >= 3 and words[2] == "--" and words[1] != "--" and _names_a_file(words[0]):
+        if option is not None:
+            raise NsnetError(f"exec: two topology files ({option} and {words[0]}): give it with -f or as the first operand, not both")
+        file, words = words[0], words[1:]
+    namespace, argv = words[0], words[1:]
+    return file or default_file(), namespace, argv[1:] if argv[:1] == ["--"] else argv
+
+
+def _names_a_file(word: str) -> bool:
+    return "/" in word or word.endswith((".yaml", ".yml", ".json")) or os.path.isfile(word)
 
 
 def cmd_completion(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

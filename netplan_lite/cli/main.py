@@ -91,7 +91,7 @@ def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> N
         "interface, route or port forward ({bridge: br0, address: 10.0.0.2}); comments kept.\n\n" + EXIT_CODES
     )
     p = command("exec", cmd_exec, "Run a command inside one of the topology's namespaces (like `ip netns exec`).", reports=False)
-    p.add_argument("-f", "--file", default=default_file(), metavar="FILE", help=f"topology file (default: $NSNET_FILE or ./{DEFAULT_FILE})")
+    p.add_argument("-f", "--file", metavar="FILE", help=f"topology file (default: $NSNET_FILE or ./{DEFAULT_FILE}); or give it before NAMESPACE")
     p.add_argument("namespace", help="a namespace declared in the topology and applied on this host")
     p.add_argument(
         "argv",
@@ -99,12 +99,14 @@ def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> N
         metavar="-- COMMAND [ARG ...]",
         help="the command and its arguments, run directly (no shell); its exit code is nsnet's",
     )
-    p.usage = "nsnet exec [-h] [-f FILE] NAMESPACE -- COMMAND [ARG ...]"
+    p.usage = "nsnet exec [-h] [-f FILE] [FILE] NAMESPACE -- COMMAND [ARG ...]"
     p.epilog = (
         "Like `ip netns exec`: enters the network namespace, remounts /sys for it and binds\n"
         "/etc/netns/NAMESPACE/* over /etc, then executes the command (no new PID/user namespace,\n"
         "same user and environment). Refuses namespaces not declared, not applied yet, or\n"
-        "labelled for another topology. Options go before NAMESPACE.\n\n" + EXIT_CODES
+        "labelled for another topology. Options go before NAMESPACE. The file goes first, as\n"
+        "for every command (`nsnet exec lab.yaml web -- ss -tln`: a path or a .yaml/.yml/.json\n"
+        "name, followed by NAMESPACE and --), or with -f.\n\n" + EXIT_CODES
     )
     p = command("completion", _completion, "Print a shell completion script (bash, zsh or fish).", reports=False, kernel=False)
     p.add_argument("shell", nargs="?", choices=SHELLS, help="the shell to complete for")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from netplan_lite.cli import main as cli
+from netplan_lite.cli import commands as cli_commands
 from netplan_lite.engine import rundir
 from netplan_lite.kernel import namespace_exec as nsexec
 from netplan_lite.errors import ConflictError, ExitCode, PermissionDenied
@@ -125,6 +126,37 @@ def test_the_cli_passes_the_command_line_untouched(monkeypatch):
     ]
 
 
+def test_the_file_is_positional_as_for_every_command(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(nsexec, "run", lambda topology, ns, argv, source: calls.append((ns, argv, source)))
+    cli.main(["exec", str(EXAMPLE), "web1", "--", "ss", "-tln"])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lab").write_text(EXAMPLE.read_text())  # an existing file, whatever its name
+    cli.main(["exec", "lab", "web2", "--", "true"])
+    assert calls == [("web1", ["ss", "-tln"], str(EXAMPLE)), ("web2", ["true"], "lab")]
+
+
+@pytest.mark.parametrize(
+    "words, expected",
+    [
+        (["web1", "--", "env", "--", "ls"], ("topology.yaml", "web1", ["env", "--", "ls"])),
+        (["web1", "env", "--", "ls"], ("topology.yaml", "web1", ["env", "--", "ls"])),  # not a file: the command's --
+        (["lab.yaml", "web1", "--", "ls"], ("lab.yaml", "web1", ["ls"])),
+        (["labs/a", "web1", "--", "ls"], ("labs/a", "web1", ["ls"])),
+        (["lab.yaml", "--", "ls"], ("topology.yaml", "lab.yaml", ["ls"])),  # namespace names may have dots
+    ],
+)
+def test_which_operand_is_the_file(words, expected, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NSNET_FILE", raising=False)
+    assert cli_commands.exec_operands(None, words) == expected
+
+
+def test_the_file_given_twice_is_refused(capsys):
+    assert cli.main(["exec", "-f", str(EXAMPLE), str(EXAMPLE), "web1", "--", "true"]) == ExitCode.ERROR
+    assert "give it with -f or as the first operand, not both" in capsys.readouterr().err
+
+
 def test_cli_errors_are_one_line_and_exit_1(capsys, tmp_path):
     assert cli.main(["exec", "-f", str(EXAMPLE), "nope", "--", "true"]) == ExitCode.ERROR
     assert capsys.readouterr().err == (f"nsnet: namespace 'nope' is not in topology 'demo' ({EXAMPLE}); its namespaces: web1, web2\n")
@@ -136,5 +168,5 @@ def test_exec_help_says_what_it_does(capsys):
     with pytest.raises(SystemExit):
         cli.main(["exec", "--help"])
     out = capsys.readouterr().out
-    assert "usage: nsnet exec [-h] [-f FILE] NAMESPACE -- COMMAND [ARG ...]" in out
+    assert "usage: nsnet exec [-h] [-f FILE] [FILE] NAMESPACE -- COMMAND [ARG ...]" in out
     assert "/etc/netns/NAMESPACE" in out and "remounts /sys" in out
