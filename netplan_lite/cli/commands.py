@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from ..errors import ExitCode, NsnetError
+from ..words import counted
 
 if TYPE_CHECKING:
     from ..render.progress import Progress
@@ -53,8 +54,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print_json({"format_version": 1, "file": args.file, "valid": True, "topology": topology.name, "counts": counts})
     else:
         print(
-            f"{args.file}: valid topology {topology.name!r} ({counts['bridges']} bridges, "
-            f"{counts['namespaces']} namespaces, {counts['port_forwards']} port forwards)"
+            f"{args.file}: valid topology {topology.name!r} ({counted(counts['bridges'], 'bridge')}, "
+            f"{counted(counts['namespaces'], 'namespace')}, {counted(counts['port_forwards'], 'port forward')})"
         )
     return ExitCode.OK
 

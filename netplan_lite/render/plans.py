@@ -15,6 +15,7 @@ from ..resources.ids import ORPHAN_NAMESPACE, ResourceId
 from ..resources.nft_table import NftRule
 from ..resources.registry import KINDS, Resource, sort_key
 from ..resources.state import State, resource_json
+from ..words import counted
 
 if TYPE_CHECKING:
     from ..engine.warnings import PreflightWarning  # in annotations only
@@ -220,10 +221,10 @@ def failure_lines(outcome: Outcome, rollback: bool) -> list[str]:
     if isinstance(outcome.failure, VerificationFailed):
         lines += [f"still differs: {c.id}" + (f" ({', '.join(f.field for f in c.fields)})" if c.fields else "") for c in outcome.failure.remaining]
     if not rollback:
-        lines.append(f"kept the partial progress ({len(outcome.results)} actions done, --no-rollback); `nsnet plan` shows the rest")
+        lines.append(f"kept the partial progress ({counted(len(outcome.results), 'action')} done, --no-rollback); `nsnet plan` shows the rest")
         return lines
     if outcome.rolled_back:
-        lines.append(f"rolled back {len(outcome.rolled_back)} actions: " + ", ".join(f"{a.op.value} {a.id}" for a in outcome.rolled_back))
+        lines.append(f"rolled back {counted(len(outcome.rolled_back), 'action')}: " + ", ".join(f"{a.op.value} {a.id}" for a in outcome.rolled_back))
     elif not outcome.not_rolled_back:
         lines.append("nothing to roll back: no action had completed")
     lines += [f"could not roll back {item}" for item in outcome.not_rolled_back]
@@ -234,7 +235,7 @@ def applied_summary(applied: Applied, verb: str, seconds: float) -> str:
     """The last line of a run; a partial one (--target) says which namespaces it covered."""
     partial = f" (partial: only {_targets_text(applied.planned)}, --target)" if applied.planned.plan.partial else ""
     if applied.outcome.failure is not None:
-        return f"{verb} failed after {len(applied.results)} of {len(applied.planned.plan.actions)} actions in {seconds:.2f} s{partial}."
+        return f"{verb} failed after {len(applied.results)} of {counted(len(applied.planned.plan.actions), 'action')} in {seconds:.2f} s{partial}."
     if not applied.results:
         return f"No changes{partial}."
     add, change, destroy = applied.planned.plan.counts()

@@ -20,7 +20,10 @@ from ..resources.route import RouteState
 from ..resources.state import State
 from ..resources.sysctl import SysctlState
 from .style import PLAIN, Style
+from ..words import counted
 
+
+MANY_NAMESPACES = 20  # past this, show's tables run off the screen: point to the one-row summary
 
 Setting = SysctlState | NftTableState | IptablesRulesState  # a row of the host's settings table
 
@@ -39,12 +42,18 @@ def show_text(topology: str, state: State, drift: Plan, forwards: Sequence[PortF
     verdict = "in sync" if drift.empty else f"drifted: {summary(drift)[len('Plan: ') : -1]} (`nsnet apply` repairs it)"
     lines = [style.paint("bold", f"Topology {topology}: {verdict}")]
     lines += view.host()
-    for ns in _of_kind(rows, NamespaceState):
+    namespaces = _of_kind(rows, NamespaceState)
+    for ns in namespaces:
         lines += view.namespace(ns, [f for f in forwards if f.namespace == ns.name])
     if not rows:
         lines += ["", "  (nothing live, nothing planned)"]
     if not drift.empty:
         lines += ["", "Marks: + missing, ~ changed, - not in the file, -/+ replaced; `nsnet plan` shows the actions."]
+    if len(namespaces) > MANY_NAMESPACES:
+        lines += [
+            "",
+            f"{counted(len(namespaces), 'namespace')}: `nsnet ls` sums each topology up in one row; `nsnet show --json` is all of this for scripts.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -106,7 +115,7 @@ class _ShowView:
         if isinstance(resource, SysctlState):
             return [f"sysctl {resource.key}", resource.value]
         if isinstance(resource, NftTableState):
-            return [f"nft table ip {resource.name}", f"{len(resource.chains)} chains, {len(resource.rules)} rules"]
+            return [f"nft table ip {resource.name}", describe(resource)]
         return [str(resource.id), describe(resource)]  # rules in Docker's chain: `iptables rule DOCKER-USER`
 
 
@@ -158,4 +167,4 @@ def ls_text(rows: list[dict[str, Any]]) -> str:
 def _drift_cell(row: dict[str, Any]) -> str:
     if row["drifted"] is None:
         return f"unknown: {row['note']}"
-    return f"yes ({row['changes']} actions)" if row["drifted"] else "no"
+    return f"yes ({counted(row['changes'], 'action')})" if row["drifted"] else "no"

@@ -7,6 +7,7 @@ from typing import ClassVar, Iterable
 
 from .ids import Kind, ResourceId
 from .spec import KindSpec, Lowering
+from ..words import counted
 
 
 @dataclass(frozen=True, order=True)
@@ -47,7 +48,7 @@ SPEC = KindSpec(
     Kind.NFT_TABLE,
     NftTableState,
     _lower,
-    lambda table: f"{len(table.chains)} chains, {len(table.rules)} rules",
+    lambda table: f"{counted(len(table.chains), 'chain')}, {counted(len(table.rules), 'rule')}",
     listed=lambda table: tuple(f'rule {r.chain} "{r.comment}"' for r in table.rules),
     host_wide=True,  # one table holds every namespace's forwards
 )

@@ -74,7 +74,7 @@ def test_ls_lists_the_topology_with_counts_and_drift(lab):
     assert (found["drifted"], found["changes"]) == (True, 1)
     rc, out, _ = lab.nsnet("ls")
     row = next(line for line in out.splitlines() if line.startswith(ex.topology + " "))
-    assert row.split()[1:5] == ["1", "2", "2", "no"] and "yes (1 actions)" in row
+    assert row.split()[1:5] == ["1", "2", "2", "no"] and "yes (1 action)" in row
 
     assert lab.nsnet("destroy", ex.path)[0] == 0
     assert mine() is None

@@ -102,7 +102,7 @@ def test_usage_error_exits_1(capsys):
 def test_validate_example_exits_0(capsys):
     code, out, err = run(capsys, "validate", str(EXAMPLE))
     assert code == 0 and err == ""
-    assert out == f"{EXAMPLE}: valid topology 'demo' (1 bridges, 2 namespaces, 2 port forwards)\n"
+    assert out == f"{EXAMPLE}: valid topology 'demo' (1 bridge, 2 namespaces, 2 port forwards)\n"
 
 
 def test_validate_json(capsys):

@@ -5,7 +5,7 @@ A module may import its own layer and lower ones; kernel and render never import
 each other (the kernel reads and writes, render prints: either works without
 the other). Within the top, the command line may start the agent (`nsnet
 agent`), never the reverse: the agent runs the command function it is handed.
-The top-level errors, labels, faults and jsonable (and the package itself,
+The top-level errors, labels, faults, jsonable and words (and the package itself,
 for __version__) are the base any module may import; they import only each
 other. launch and __main__ are entry points: they may import anything and
 nothing imports them.
@@ -30,7 +30,7 @@ import netplan_lite
 
 PACKAGE = "netplan_lite"
 PACKAGE_DIR = Path(netplan_lite.__file__).resolve().parent
-BASE = frozenset({"errors", "labels", "faults", "jsonable"})
+BASE = frozenset({"errors", "labels", "faults", "jsonable", "words"})
 ENTRY_POINTS = frozenset({"launch", "__main__"})
 LOWER = {  # layer -> the layers below it that it may import
     "model": frozenset(),
@@ -275,7 +275,7 @@ def test_the_checker_reports_each_forbidden_import_with_file_line_and_module(tmp
         "pkg/agent/server.py:1 -> pkg.cli.main (module level): agent may not import cli",
         "pkg/cli/main.py:1 -> pkg.launch (module level): nothing imports an entry point",
         "pkg/engine/plan.py:2 -> pkg.render.text (lazy): engine may not import render",
-        "pkg/errors.py:1 -> pkg.model.topology (module level): the base (errors, faults, jsonable, labels) imports only the base",
+        "pkg/errors.py:1 -> pkg.model.topology (module level): the base (errors, faults, jsonable, labels, words) imports only the base",
         "pkg/kernel/io.py:3 -> pkg.render.text (TYPE_CHECKING): kernel may not import render",
     ]
 

@@ -193,6 +193,15 @@ def test_show_text_is_a_table_per_namespace_with_drift_marks():
     assert lines[-1].startswith("Marks: + missing, ~ changed")
 
 
+def test_show_of_many_namespaces_points_to_ls():
+    many = built(*[(f"n{i}", f"172.30.0.{i + 2}/24") for i in range(tables.MANY_NAMESPACES + 1)])
+    assert tables.show_text("demo", state(*many), Plan("demo")).splitlines()[-1] == (
+        "21 namespaces: `nsnet ls` sums each topology up in one row; `nsnet show --json` is all of this for scripts."
+    )
+    few = built(*[(f"n{i}", f"172.30.0.{i + 2}/24") for i in range(tables.MANY_NAMESPACES)])
+    assert "nsnet ls" not in tables.show_text("demo", state(*few), Plan("demo"))
+
+
 def test_show_lists_forwards_under_their_namespace():
     forwards = load_file(EXAMPLE).port_forwards
     kernel = FakeKernel()
