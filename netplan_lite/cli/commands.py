@@ -271,13 +271,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    """Draw the lab from the file alone (no kernel, no root); bad options are one line, like bad files."""
+    """Draw the lab: with its live addresses where it is applied and readable, else from the file
+    alone (no kernel, no root; always with --from-file); bad options are one line, like bad files."""
     from ..render import graph
 
     if args.format not in graph.FORMATS:
         raise NsnetError(f"graph: unknown format {args.format!r} (known: {', '.join(graph.FORMATS)})")
     topology, _ = _load(args.file)
-    text = graph.render(topology, args.format)
+    text = graph.render(topology, args.format, None if args.from_file else _live_assignment(topology))
     if not args.out:
         sys.stdout.write(text)
         return ExitCode.OK
@@ -287,6 +288,27 @@ def cmd_graph(args: argparse.Namespace) -> int:
     except OSError as err:
         raise NsnetError(f"{args.out}: cannot write: {err.strerror}") from None
     return ExitCode.OK
+
+
+def _live_assignment(topology: Any) -> Any:
+    """The live lab's addresses (Assignment: those plan and show use), or None to draw from the file:
+    no converged run of the topology on this host (its address record, /run/nsnet, readable by root
+    only; checked before anything of the kernel is imported), a kernel nsnet refuses, no root, or a
+    kernel that cannot be read. Reads only, and never fails: the file alone still makes a picture."""
+    from ..engine import assignments
+
+    if not assignments.load(topology.name):
+        return None
+    from ..engine import reconcile
+    from ..kernel import minimum
+    from ..kernel.live import open_kernel
+
+    try:
+        minimum.require()
+        with open_kernel(topology.name) as kernel:
+            return reconcile.live_assignment(topology, kernel)
+    except (NsnetError, OSError):
+        return None
 
 
 # workflow commands: init, fmt, exec, completion (netplan_lite/scaffold.py, fmt.py, nsexec.py, completion.py)

@@ -183,10 +183,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("show", cmd_show, "List the live objects this topology owns, and any drift.")
     _add_file(p)
     p.add_argument("--check", action="store_true", help="exit 3 when the live state has drifted")
-    p = command("graph", cmd_graph, "Draw the topology (DOT or Mermaid) from the file alone; needs no root.", reports=False, kernel=False)
+    p = command(
+        "graph",
+        cmd_graph,
+        "Draw the topology (DOT or Mermaid), with the live addresses where it is applied; needs no root.",
+        reports=False,
+        kernel=False,
+    )
     _add_file(p)
     p.add_argument("--format", default="dot", metavar="{dot,mermaid}", help="dot (default: Graphviz) or mermaid")
     p.add_argument("-o", "--out", metavar="FILE", help="write the drawing to FILE instead of stdout")
+    p.add_argument(
+        "--from-file",
+        action="store_true",
+        help="draw from the file alone, allocated addresses as on an empty host, even where the topology is applied (the same picture anywhere)",
+    )
+    p.epilog = (
+        "Allocated addresses (interfaces without `address:`) are sticky: a live lab keeps those it\n"
+        "was given first. Run as root where the topology is applied, graph draws them as the lab has\n"
+        "them, marked (live), and those the next apply would give, marked (next apply): the addresses\n"
+        "plan and show use, read from the kernel, which nothing changes. Otherwise (not root, not\n"
+        "applied here, the kernel unreadable, or --from-file) it draws from the file alone, marked\n"
+        "(auto): as on an empty host. A caption says which (in Mermaid, a %% comment).\n\n" + EXIT_CODES
+    )
     _add_workflow_commands(command)
     return parser
 

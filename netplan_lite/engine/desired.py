@@ -37,6 +37,23 @@ def allocate(
     return result
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """The addresses of a lab that is applied: every addressed interface's, as a plan of the whole
+    topology allocates them, and which of the allocated ones the kernel has now (nsnet keeps those)."""
+
+    addresses: Mapping[InterfaceKey, IPv4Interface]
+    live: frozenset[InterfaceKey]
+
+
+def assign(topology: Topology, assigned: Mapping[InterfaceKey, IPv4Interface]) -> Assignment:
+    """What a plan of the whole topology allocates, `assigned` being nsnet's earlier assignments as
+    the kernel has them (Observation.assigned); an allocated address is live if it is the one kept."""
+    addresses = allocate(topology, assigned)
+    auto = [(ns.name, i.name) for ns in topology.namespaces for i in ns.interfaces if i.address is None]
+    return Assignment(addresses, frozenset(k for k in auto if k in addresses and assigned.get(k) == addresses[k]))
+
+
 def _allocate_bridge(
     topology: Topology, bridge: Bridge, kept: Mapping[InterfaceKey, IPv4Interface], reserved: frozenset[IPv4Address]
 ) -> dict[InterfaceKey, IPv4Interface]:

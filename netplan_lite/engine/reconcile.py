@@ -5,15 +5,16 @@ Glue only: observe -> allocate -> desired -> diff -> plan -> execute -> verify.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .apply import ActionBug, ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, touched_namespaces, verify
 from .journal import Journal
-from .desired import allocate, desired_state
+from .desired import Assignment, allocate, assign, desired_state
 from .diff import Change, Op, diff
 from ..errors import ConflictError, KernelError, TopologyError, Problem
 from ..model.topology import Topology
@@ -73,16 +74,34 @@ def compute(
     namespaces (and the host objects they need). `recorded` are the addresses of the
     namespaces a targeted observation did not read (assignments.py); `read` what was observed."""
     kept = {**{k: a for k, a in (recorded or {}).items() if k[0] not in (targets or ())}, **observation.assigned}
-    try:
+    with _allocation(topology):
         addresses = allocate(topology, kept, _out_of_scope(topology, kept, targets))
-    except ValueError as err:
-        raise TopologyError([Problem(topology.source, None, None, "bridges", str(err))]) from None
     desired = desired_state(topology, addresses, observation.docker_chains)
     scope = read if targets is None else targeting(targets, desired, observation.state, read.sources)
     desired = scope.of(desired)
     _refuse_conflicts(topology, desired, observation)
     plan = make_plan(topology.name, diff(desired, scope.of(observation.state)), scope.partial)
     return Planned(topology.name, plan, desired, observation, scope, addresses, data_sources(topology))
+
+
+@contextlib.contextmanager
+def _allocation(topology: Topology) -> Iterator[None]:
+    """A subnet too small for its interfaces is a problem with the file."""
+    try:
+        yield
+    except ValueError as err:
+        raise TopologyError([Problem(topology.source, None, None, "bridges", str(err))]) from None
+
+
+def live_assignment(topology: Topology, kernel: Kernel) -> Assignment:
+    """The addresses a plan of the whole topology gives now (those nsnet assigned earlier are
+    sticky), and which of them are live, as `nsnet graph` draws them. Reads only the file's
+    namespaces (their addresses are all a full plan's allocation depends on) and the bridges;
+    changes nothing, takes no lock, and any drift is fine."""
+    names = frozenset(ns.name for ns in topology.namespaces)
+    observation = kernel.observe(Scope(names, frozenset(), whole_host=False, sources=data_sources(topology)))
+    with _allocation(topology):
+        return assign(topology, observation.assigned)
 
 
 def _out_of_scope(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface], targets: frozenset[str] | None) -> frozenset[IPv4Address]:

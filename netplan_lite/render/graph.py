@@ -1,10 +1,15 @@
-"""Draw a topology: Graphviz DOT or Mermaid text, from the file alone.
+"""Draw a topology: Graphviz DOT or Mermaid text.
 
 `nsnet graph` must work anywhere (a laptop, CI, a docs build), so this module
-is pure: Topology in, text out, no kernel, no root. Automatic addresses are
-the ones apply would give on an empty host (`allocate(topology, {})`); on a
-host where nsnet assigned addresses earlier they are sticky and may differ,
-so the drawing marks them "(auto)".
+is pure: Topology in, text out, no kernel, no root. From the file alone,
+automatic addresses are the ones apply would give on an empty host
+(`allocate(topology, {})`), marked "(auto)"; but on a host where nsnet
+assigned addresses earlier they are sticky and may differ. So the command
+hands in the live lab's Assignment when it can read one (the allocation a
+plan makes now, engine/desired.py): its addresses are drawn instead, marked
+"(live)", or "(next apply)" for those the kernel does not have yet. A caption
+(the graph's second label line in DOT, a comment in Mermaid) says which
+the markers mean; the same input always gives the same text.
 
 Both formats are rendered from one neutral `Drawing` so that they always
 show the same things; only ids, shapes and escaping differ.
@@ -12,17 +17,22 @@ show the same things; only ids, shapes and escaping differ.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from ipaddress import IPv4Interface
 from typing import Mapping
 
-from ..engine.desired import allocate
+from ..engine.desired import Assignment, allocate
 from ..model.topology import Bridge, Interface, InterfaceKey, Namespace, PortForward, Topology
 from ..resources.nat import forward_target
 
 FORMATS = ("dot", "mermaid")
 HOST = "host"
+
+# how an allocated address is marked, and what the caption says the mark means (in this order)
+AUTO, LIVE, NEXT = "(auto)", "(live)", "(next apply)"
+MEANINGS = {LIVE: "(live) as applied on this host", NEXT: "(next apply) as the next apply would give them", AUTO: "(auto) as on an empty host"}
 
 
 # the neutral drawing
@@ -61,11 +71,36 @@ class Drawing:
     links: tuple[Edge, ...]  # bridge -- namespace interface (a veth pair)
     forwards: tuple[Edge, ...]  # host -> target interface
     host: Box | None = None
+    caption: str | None = None  # what the address marks mean; None: no allocated address drawn
 
 
-def drawing(topology: Topology) -> Drawing:
-    """What to draw: the topology with the addresses apply would give on an empty host."""
-    addresses = allocate(topology, {})
+@dataclass(frozen=True)
+class _Addresses:
+    """Each addressed interface's address, and the mark of each allocated one."""
+
+    addresses: Mapping[InterfaceKey, IPv4Interface]
+    marks: Mapping[InterfaceKey, str]
+
+    @classmethod
+    def of(cls, topology: Topology, live: Assignment | None) -> _Addresses:
+        """The live lab's, when it has any allocated address; else as on an empty host."""
+        auto = [(ns.name, i.name) for ns in topology.namespaces for i in ns.interfaces if i.address is None]
+        if live is None or not live.live:
+            addresses = allocate(topology, {})
+            return cls(addresses, {k: AUTO for k in auto if k in addresses})
+        return cls(live.addresses, {k: LIVE if k in live.live else NEXT for k in auto if k in live.addresses})
+
+    @property
+    def caption(self) -> str | None:
+        used = set(self.marks.values())
+        meanings = [text for mark, text in MEANINGS.items() if mark in used]
+        return "allocated addresses: " + ", ".join(meanings) if meanings else None
+
+
+def drawing(topology: Topology, live: Assignment | None = None) -> Drawing:
+    """What to draw: the topology with the live lab's addresses (`live`, if it has any allocated
+    address), else with those apply would give on an empty host."""
+    addresses = _Addresses.of(topology, live)
     column = {b.name: n for n, b in enumerate(topology.bridges)}
     forwards = tuple(_forward_edge(topology, f) for f in topology.port_forwards)
     return Drawing(
@@ -76,6 +111,7 @@ def drawing(topology: Topology) -> Drawing:
         links=tuple(_link(ns, i) for ns in topology.namespaces for i in ns.interfaces),
         forwards=forwards,
         host=Box(HOST, ("host",)) if topology.bridges or forwards else None,
+        caption=addresses.caption,
     )
 
 
@@ -105,12 +141,14 @@ def _uplink(bridge: Bridge) -> Edge:
     return Edge(HOST, _bridge_key(bridge.name), f"gateway {gateway}" if gateway else "")
 
 
-def _address_text(ns: Namespace, iface: Interface, addresses: Mapping[InterfaceKey, IPv4Interface]) -> str:
-    """The interface's address as the file gives it, or as allocated ("(auto)")."""
-    address = addresses.get((ns.name, iface.name))
+def _address_text(ns: Namespace, iface: Interface, addresses: _Addresses) -> str:
+    """The interface's address as the file gives it, or as allocated, with its mark."""
+    key = (ns.name, iface.name)
+    address = addresses.addresses.get(key)
     if address is None:
         return "no address"
-    return str(address) if iface.address is not None else f"{address} (auto)"
+    mark = addresses.marks.get(key)
+    return f"{address} {mark}" if mark else str(address)
 
 
 def _untangled(topology: Topology, column: Mapping[str, int]) -> list[Namespace]:
@@ -128,7 +166,7 @@ def _untangled(topology: Topology, column: Mapping[str, int]) -> list[Namespace]
     return sorted(topology.namespaces, key=key)
 
 
-def _group(ns: Namespace, addresses: Mapping[InterfaceKey, IPv4Interface], column: Mapping[str, int]) -> Group:
+def _group(ns: Namespace, addresses: _Addresses, column: Mapping[str, int]) -> Group:
     """A namespace frame, interfaces in bridge order; an empty namespace gets a placeholder box (empty frames vanish in DOT)."""
     ifaces = sorted(ns.interfaces, key=lambda i: column[i.bridge])
     boxes = tuple(Box(_iface_key(ns.name, i.name), (i.name, _address_text(ns, i, addresses))) for i in ifaces)
@@ -141,7 +179,8 @@ def _link(ns: Namespace, iface: Interface) -> Edge:
 
 
 def _forward_edge(topology: Topology, forward: PortForward) -> Edge:
-    """host [address:]port -> namespace:port/proto, ending at the interface it targets.
+    """host [address:]port -> namespace:port/proto, ending at the interface it targets: the box
+    showing the address the forward's DNAT goes to (resources/nat.py picks the same interface).
 
     The loader guarantees the namespace and its target interface exist.
     """
@@ -175,12 +214,20 @@ def _dot_label(lines: tuple[str, ...] | list[str]) -> str:
     return '"' + "\\n".join(dot_quote(line)[1:-1] for line in lines) + '"'
 
 
-def to_dot(topology: Topology) -> str:
+def _dot_graph_label(d: Drawing) -> str:
+    """The title, and under it the caption in a smaller font (an HTML-like label: its own escaping)."""
+    if d.caption is None:
+        return dot_quote(d.title)
+    title, caption = (html.escape(" ".join(text.splitlines())) for text in (d.title, d.caption))
+    return f'<{title}<BR/><FONT POINT-SIZE="11">{caption}</FONT>>'
+
+
+def to_dot(topology: Topology, live: Assignment | None = None) -> str:
     """The topology as a Graphviz digraph, left to right: host, bridges, namespaces."""
-    d = drawing(topology)
+    d = drawing(topology, live)
     lines = [
         f"digraph {dot_quote(d.title)} {{",
-        f'  graph [rankdir=LR, label={dot_quote(d.title)}, labelloc=t, fontname="{FONT}", fontsize=16, nodesep=0.35, ranksep=1.1, newrank=true];',
+        f'  graph [rankdir=LR, label={_dot_graph_label(d)}, labelloc=t, fontname="{FONT}", fontsize=16, nodesep=0.35, ranksep=1.1, newrank=true];',
         f'  node [fontname="{FONT}", fontsize=11, margin="0.15,0.06"];',
         f'  edge [fontname="{FONT}", fontsize=11];',
     ]
@@ -272,11 +319,14 @@ def _sanitise(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", key.split("/", 1)[1])
 
 
-def to_mermaid(topology: Topology) -> str:
-    """The topology as a Mermaid flowchart, left to right: host, bridges, namespaces."""
-    d = drawing(topology)
+def to_mermaid(topology: Topology, live: Assignment | None = None) -> str:
+    """The topology as a Mermaid flowchart, left to right: host, bridges, namespaces; the title
+    and the caption are comments (Mermaid has no flowchart caption)."""
+    d = drawing(topology, live)
     ids = mermaid_ids(d)
     lines = ["flowchart LR", f"  %% {mermaid_text(d.title)}"]
+    if d.caption is not None:
+        lines.append(f"  %% {mermaid_text(d.caption)}")
     if d.host is not None:
         lines.append(f"  {HOST}[[{_mermaid_label(d.host.lines)}]]:::host")
     lines += [f"  {ids[box.key]}{{{{{_mermaid_label(box.lines)}}}}}:::bridge" for box in d.bridges]
@@ -302,10 +352,10 @@ def _mermaid_subgraph(group: Group, ids: Mapping[str, str]) -> list[str]:
     ]
 
 
-def render(topology: Topology, fmt: str) -> str:
-    """The drawing in `fmt` (one of FORMATS)."""
+def render(topology: Topology, fmt: str, live: Assignment | None = None) -> str:
+    """The drawing in `fmt` (one of FORMATS), with the live lab's addresses if `live` is given."""
     if fmt == "dot":
-        return to_dot(topology)
+        return to_dot(topology, live)
     if fmt == "mermaid":
-        return to_mermaid(topology)
+        return to_mermaid(topology, live)
     raise ValueError(f"unknown graph format {fmt!r} (known: {', '.join(FORMATS)})")

@@ -12,11 +12,13 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
 import pytest
-from builders import EXAMPLE, run_cli as run, topology
+from builders import EXAMPLE, one_bridge, run_cli as run, topology
 
 from netplan_lite.render import graph
 from netplan_lite.model import loader
+from netplan_lite.engine import reconcile
 from netplan_lite.engine.desired import allocate
+from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.model.topology import Bridge, Interface, Namespace, PortForward, Protocol, Topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -290,6 +292,66 @@ def test_addresses_are_those_apply_gives_on_an_empty_host():
     assert boxes["empty/a_b"] == ("no interfaces",)
 
 
+# a live lab: its sticky addresses, not the empty host's
+
+
+def later_lab() -> tuple[Topology, FakeKernel]:
+    """b applied alone (it got .2), then a added before it: on an empty host a would get .2."""
+    kernel = FakeKernel()
+    reconcile.apply(topology(one_bridge("b")), kernel)
+    return topology(one_bridge("a", "b")), kernel
+
+
+def test_a_live_lab_is_drawn_with_its_own_addresses_marked_live_or_next_apply():
+    lab, kernel = later_lab()
+    live = reconcile.live_assignment(lab, kernel)
+    boxes = {b.key: b.lines for g in graph.drawing(lab, live).groups for b in g.boxes}
+    assert boxes["iface/b/eth0"] == ("eth0", "172.30.0.2/24 (live)")
+    assert boxes["iface/a/eth0"] == ("eth0", "172.30.0.3/24 (next apply)")  # what the next apply gives a
+    assert graph.drawing(lab, live).caption == ("allocated addresses: (live) as applied on this host, (next apply) as the next apply would give them")
+    from_file = {b.key: b.lines for g in graph.drawing(lab).groups for b in g.boxes}
+    assert from_file["iface/a/eth0"] == ("eth0", "172.30.0.2/24 (auto)") and from_file["iface/b/eth0"] == ("eth0", "172.30.0.3/24 (auto)")
+    assert graph.drawing(lab).caption == "allocated addresses: (auto) as on an empty host"
+
+
+def test_the_caption_is_a_mermaid_comment_and_a_dot_subtitle():
+    lab, kernel = later_lab()
+    live = reconcile.live_assignment(lab, kernel)
+    mermaid = graph.to_mermaid(lab, live)
+    assert mermaid.splitlines()[2] == f"  %% {graph.drawing(lab, live).caption}"
+    check_mermaid(mermaid)
+    assert '<BR/><FONT POINT-SIZE="11">allocated addresses: (live) as applied on this host' in graph.to_dot(lab, live)
+    pinned = topology(one_bridge("a", address="172.30.0.9"))
+    assert graph.drawing(pinned).caption is None and "%%" not in graph.to_mermaid(pinned).splitlines()[2]
+
+
+def test_a_lab_with_nothing_live_is_drawn_from_the_file():
+    lab = topology(one_bridge("a", "b"))
+    assert graph.to_mermaid(lab, reconcile.live_assignment(lab, FakeKernel())) == graph.to_mermaid(lab)
+
+
+def test_the_command_draws_from_the_file_without_a_record_or_root(capsys, monkeypatch):
+    from netplan_lite.cli import commands
+    from netplan_lite.errors import PermissionDenied
+
+    assert commands._live_assignment(example()) is None  # no record of a run here: the kernel is not opened
+    monkeypatch.setattr("netplan_lite.engine.assignments.load", lambda name: {("web1", "eth0"): IPv4Interface("172.30.0.9/24")})
+
+    def not_root(topology):
+        raise PermissionDenied("nsnet needs root")
+
+    monkeypatch.setattr("netplan_lite.kernel.live.open_kernel", not_root)
+    assert commands._live_assignment(example()) is None
+    code, out, _ = run(capsys, "graph", "--format", "mermaid", str(EXAMPLE))
+    assert code == 0 and out == graph.to_mermaid(example())
+
+
+def test_from_file_never_reads_the_kernel(capsys, monkeypatch):
+    monkeypatch.setattr("netplan_lite.cli.commands._live_assignment", lambda topology: pytest.fail("read the live lab"))
+    code, out, _ = run(capsys, "graph", "--from-file", str(EXAMPLE))
+    assert code == 0 and out == graph.to_dot(example())
+
+
 def test_forwards_end_at_the_interface_they_target():
     d = graph.drawing(tricky())
     assert [(e.head, e.label) for e in d.forwards] == [
@@ -372,10 +434,12 @@ def test_cli_needs_no_kernel_modules(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("NSNET_FILE", None)
     probe = (
-        "import sys; from netplan_lite.cli import main as cli; code = cli.main(['graph', '--format', 'mermaid', sys.argv[1]]); "
+        "import sys; from netplan_lite.engine import rundir; rundir.STATE_DIR = sys.argv[2]; "  # no record of this host's runs
+        "from netplan_lite.cli import main as cli; code = cli.main(['graph', '--format', 'mermaid', sys.argv[1]]); "
         "bad = [m for m in sys.modules if m.startswith('netplan_lite.kernel') or m == 'pyroute2']; "
         "sys.exit(code or (3 if bad else 0))"
     )
-    done = subprocess.run([sys.executable, "-c", probe, str(EXAMPLE)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    argv = [sys.executable, "-c", probe, str(EXAMPLE), str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("flowchart LR\n")
