@@ -325,6 +325,12 @@ class Lab:
 
     def write(self, doc: dict[str, Any], path: Path) -> Path:
         """Write a topology and remember every name it can make in the kernel."""
+        self.register(doc, path)
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    def register(self, doc: dict[str, Any], path: Path) -> None:
+        """Remember every name a topology (written by the test, or by the commands it runs) can make in the kernel."""
         name = doc["name"]
         assert name.startswith(self.prefix)
         for bridge in doc.get("bridges") or {}:
@@ -335,9 +341,7 @@ class Lab:
             self.namespaces.add(ns)
             for iface in (spec or {}).get("interfaces") or {}:
                 self.links.add(host_veth_name(name, ns, iface))
-        path.write_text(yaml.safe_dump(doc, sort_keys=False))
         self.files[name] = path
-        return path
 
     def nsnet(self, *args: str | os.PathLike) -> tuple[int, str, str]:
         return nsnet(*args, cwd=self.dir)

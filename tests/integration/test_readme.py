@@ -1,12 +1,12 @@
 """The README's command blocks, run as written, under the test's random names.
 
-Each block marked `<!-- readme-test: NAME -->` is run line by line with
-bash, with `nsnet` on PATH, in a directory of the test's own. The topology's
-names, subnet and host ports are swapped for the lab's random ones, in the
-topology file and in every line alike, so the commands are the README's and
-nothing of the host is touched. A line ending in `&` (before any comment) starts a server (killed
-at cleanup); a `curl` line is retried while its server starts, and a
-trailing `# hello from X` comment is the output it must print.
+The quickstart and the main example are pasted whole into one shell, as a
+reader pastes them (tests/integration/docblocks.py): the lines' `# prints:`
+comments are what they must print, and no line may fail. The CI and agent
+blocks are run line by line, since the test checks each line's exit code.
+Names, subnets and host ports are swapped for the lab's random ones, in the
+topology files and in every line alike, so the commands are the README's and
+nothing of the host is touched.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from docblocks import Block, Clone, Swap, check_sh
+from netplan_lite.model import init as scaffold
 
 pytestmark = pytest.mark.netns
 
@@ -92,31 +95,57 @@ class Runner:
         return done.stdout
 
 
-def test_quickstart(lab):
+def test_quickstart_pasted_whole(lab):
     if shutil.which("dot") is None:
         pytest.skip("graphviz is not installed (scripts/setup installs it)")
     p = lab.prefix
-    runner = Runner(lab, {"lab": p, "br-lab": f"{p}br", "web": f"{p}-web", "client": f"{p}-client"}, "172.31.254.", lab.free_ports(1))
-    lines = block("quickstart")
-    assert lines[0].startswith("nsnet init")
-    runner.run(lines[0])
-    runner.adopt(runner.dir / "topology.yaml")
-    outputs = [runner.run(line) for line in lines[1:]]
-    assert "Plan: 10 to add" in outputs[0]
-    assert f"Topology {p}: in sync" in outputs[4]
-    assert (runner.dir / "lab.svg").exists() or (runner.dir / f"{p}.svg").exists()
+    names = {"lab": p, "br-lab": f"{p}br", "web": f"{p}-web", "client": f"{p}-client"}
+    names |= {"lab/quickstart": "lab/quickstart", "lab.svg": "lab.svg"}  # the word, not the topology
+    swap = Swap(names=names, prefixes={"172.31.254.": _prefix(lab)})
+    swap.ports = dict(zip([scaffold.HOST_PORT], lab.free_ports(1), strict=True))
+    starter = yaml.safe_load(swap.forward(scaffold.render("topology.yaml")))
+    clone = _clone(lab, swap)
+    lab.register(starter, clone.root / "lab" / "quickstart" / "topology.yaml")
+    try:
+        out = check_sh(clone.shell, swap, _block("quickstart"))
+    finally:
+        clone.close()
+    assert "Plan: 10 to add" in out and "Topology lab: in sync" in out
+    assert (clone.root / "lab" / "quickstart" / "lab.svg").exists()
     assert not lab.netns_names() & {f"{p}-web", f"{p}-client"}
 
 
-def test_main_example(lab):
+def test_main_example_pasted_whole(lab):
     p = lab.prefix
-    runner = Runner(lab, {"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, "172.30.0.", lab.free_ports(2))
-    (runner.dir / "examples").mkdir()
-    shutil.copy(REPO / "examples" / "webserver.py", runner.dir / "examples")
-    shutil.copy(REPO / "examples" / "topology.yaml", runner.dir / "examples")
-    runner.adopt(runner.dir / "examples" / "topology.yaml")
-    for line in block("main-example"):
-        runner.run(line)
+    swap = Swap(names={"demo": p, "br-demo": f"{p}br", "web1": f"{p}-web1", "web2": f"{p}-web2"}, prefixes={"172.30.0.": _prefix(lab)})
+    swap.ports = dict(zip((8080, 8081), lab.free_ports(2), strict=True))
+    clone = _clone(lab, swap)
+    example = clone.root / "examples" / "topology.yaml"
+    example.write_text(swap.forward((REPO / "examples" / "topology.yaml").read_text()))
+    lab.register(yaml.safe_load(example.read_text()), example)
+    try:
+        check_sh(clone.shell, swap, _block("main-example"))
+    finally:
+        clone.close()
+    assert not lab.netns_names() & {f"{p}-web1", f"{p}-web2"}
+
+
+def _block(name: str) -> Block:
+    """The README block marked NAME."""
+    match = re.search(rf"<!-- readme-test: {name} -->\n```sh\n(.*?)```", README, re.S)
+    assert match, f"README has no block marked readme-test: {name}"
+    return Block("sh", match.group(1), README.count("\n", 0, match.start()) + 2)
+
+
+def _prefix(lab) -> str:
+    """The first three octets of the lab's /24, as an address prefix: `10.7.31.`."""
+    return str(lab.subnet.network_address).rpartition(".")[0] + "."
+
+
+def _clone(lab, swap: Swap) -> Clone:
+    clone = Clone(lab.dir / "clone", swap, REPO)
+    lab.procs.append(clone.shell.proc)  # killed first at cleanup, should the test fail before it closes
+    return clone
 
 
 def test_ci_block(lab):
