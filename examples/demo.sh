@@ -11,6 +11,7 @@ topology=examples/topology.yaml
 servers=()
 cleanup() {
     ((${#servers[@]})) && kill "${servers[@]}" 2>/dev/null
+    wait  # until they have exited: a process keeps its namespace, and the veth, alive
     $nsnet destroy $topology
 }
 trap cleanup EXIT
@@ -20,17 +21,17 @@ $nsnet apply $topology
 $nsnet show $topology
 
 for ns in web1 web2; do
-    $nsnet exec -f $topology $ns -- python3 examples/webserver.py 80 "hello from $ns" &
+    $nsnet exec $topology $ns -- python3 examples/webserver.py 80 "hello from $ns" &
     servers+=($!)
 done
 for ns in web1 web2; do  # wait until each server listens
-    for _ in $(seq 50); do $nsnet exec -f $topology $ns -- ss -Htln 'sport = :80' | grep -q . && break; sleep 0.1; done
+    until $nsnet exec $topology $ns -- ss -Htln 'sport = :80' | grep -q .; do sleep 0.1; done
 done
 
 echo "--- curl from the host, like docker run -p 8080:80 / -p 8081:80"
 echo -n "127.0.0.1:8080 -> "; curl -sS http://127.0.0.1:8080/
 echo -n "127.0.0.1:8081 -> "; curl -sS http://127.0.0.1:8081/
-echo -n "web2 -> 172.30.0.1:8080 (hairpin) -> "; $nsnet exec -f $topology web2 -- curl -sS http://172.30.0.1:8080/
+echo -n "web2 -> 172.30.0.1:8080 (hairpin) -> "; $nsnet exec $topology web2 -- curl -sS http://172.30.0.1:8080/
 
 echo "--- a second plan finds nothing to do"
 $nsnet plan --detailed-exitcode $topology

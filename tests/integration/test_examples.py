@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 import select
 import socket
 import subprocess
@@ -39,6 +40,7 @@ import pytest
 import yaml
 
 from netplan_lite.model.loader import host_veth_name
+from docblocks import Block, Clone, Swap, check_sh
 from state_dirs import STATE_DIR, remove_state_dirs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -598,3 +600,43 @@ TESTED = {"two-bridges.yaml", "three-tier.yaml", "fan-out.yaml", "udp-service.ya
 def test_every_example_lab_has_a_test_here():
     """examples/topology.yaml is covered by the rest of the suite (conftest's Example); every other lab here."""
     assert {p.name for p in EXAMPLES.glob("*.yaml")} - {"topology.yaml"} == TESTED
+
+
+# the blocks of examples/README.md, pasted whole
+
+EXAMPLES_README = EXAMPLES / "README.md"
+
+
+def _readme_block(example: str) -> Block:
+    text = EXAMPLES_README.read_text()
+    match = re.search(rf"<!-- example: {re.escape(example)} -->\n```sh\n(.*?)```", text, re.S)
+    assert match, f"examples/README.md has no block marked `<!-- example: {example} -->`"
+    return Block("sh", match.group(1), text.count("\n", 0, match.start()) + 2)
+
+
+@pytest.mark.parametrize("example", ["topology.yaml", *sorted(TESTED)])
+def test_the_readme_block_pasted_whole_does_what_its_comments_say(lab, host, example):
+    ex = rewrite(lab, host, example)
+    names = {ex.original["name"]: ex.name, **ex.bridges, **ex.namespaces}
+    if example == "fan-out.yaml":
+        names["client-$n"] = f"{lab.prefix}-client-$n"  # the loop over the clients' names
+    prefixes = {_prefix(old): _prefix(new) for old, new in ex.networks.items()}
+    swap = Swap(names=names, prefixes=prefixes, ports=dict(ex.ports))
+    clone = Clone(lab.dir / "clone", swap, REPO)
+    lab.procs.append(clone.shell.proc)
+    target = clone.root / swap.forward(f"examples/{example}")
+    target.write_text(ex.path.read_text())
+    lab.register(ex.doc, target)
+    if example == "topology.yaml":  # its block runs demo.sh, which names the lab's objects itself
+        demo = clone.root / swap.forward("examples/demo.sh")  # the block's words are swapped, its name too
+        demo.write_text(swap.forward((EXAMPLES / "demo.sh").read_text()))
+    try:
+        check_sh(clone.shell, swap, _readme_block(example), timeout=300)
+    finally:
+        clone.close()
+    assert not set(ex.namespaces.values()) & lab.netns_names()
+
+
+def _prefix(network: IPv4Network) -> str:
+    """`172.30.20.` of 172.30.20.0/24: the examples' networks are /24s or smaller."""
+    return str(network.network_address).rpartition(".")[0] + "."
