@@ -20,6 +20,7 @@ from ..errors import ExitCode, NsnetError
 from ..words import counted
 
 if TYPE_CHECKING:
+    from ..engine.desired import Assignment
     from ..render.progress import Progress
 
 DEFAULT_FILE = "topology.yaml"
@@ -290,7 +291,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _live_assignment(topology: Any) -> Any:
+def _live_assignment(topology: Any) -> Assignment | None:
     """The live lab's addresses (Assignment: those plan and show use), or None to draw from the file:
     no converged run of the topology on this host (its address record, /run/nsnet, readable by root
     only; checked before anything of the kernel is imported), a kernel nsnet refuses, no root, or a

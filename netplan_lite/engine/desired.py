@@ -50,8 +50,12 @@ def assign(topology: Topology, assigned: Mapping[InterfaceKey, IPv4Interface]) -
     """What a plan of the whole topology allocates, `assigned` being nsnet's earlier assignments as
     the kernel has them (Observation.assigned); an allocated address is live if it is the one kept."""
     addresses = allocate(topology, assigned)
-    auto = [(ns.name, i.name) for ns in topology.namespaces for i in ns.interfaces if i.address is None]
-    return Assignment(addresses, frozenset(k for k in auto if k in addresses and assigned.get(k) == addresses[k]))
+    return Assignment(addresses, frozenset(k for k in allocated_interfaces(topology) if k in addresses and assigned.get(k) == addresses[k]))
+
+
+def allocated_interfaces(topology: Topology) -> list[InterfaceKey]:
+    """The interfaces whose address nsnet allocates (no `address:` in the file)."""
+    return [(ns.name, i.name) for ns in topology.namespaces for i in ns.interfaces if i.address is None]
 
 
 def _allocate_bridge(

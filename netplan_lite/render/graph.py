@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Interface
 from typing import Mapping
 
-from ..engine.desired import Assignment, allocate
+from ..engine.desired import Assignment, allocate, allocated_interfaces
 from ..model.topology import Bridge, Interface, InterfaceKey, Namespace, PortForward, Topology
 from ..resources.nat import forward_target
 
@@ -84,7 +84,7 @@ class _Addresses:
     @classmethod
     def of(cls, topology: Topology, live: Assignment | None) -> _Addresses:
         """The live lab's, when it has any allocated address; else as on an empty host."""
-        auto = [(ns.name, i.name) for ns in topology.namespaces for i in ns.interfaces if i.address is None]
+        auto = allocated_interfaces(topology)
         if live is None or not live.live:
             addresses = allocate(topology, {})
             return cls(addresses, {k: AUTO for k in auto if k in addresses})
