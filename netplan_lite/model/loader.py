@@ -272,7 +272,7 @@ def _namespace(topology: str, name: str, raw: dict[str, Any], subnets: dict[str,
     )
     routes = None
     if "routes" in raw:
-        routes = tuple(Route(checks.parse_destination(r["to"]), IPv4Address(r["via"])) for r in raw["routes"])
+        routes = tuple(Route(checks.parse_destination(r["to"]), (IPv4Address(r["via"]),)) for r in raw["routes"])
     return Namespace(name, interfaces, routes, namespace_sysctls(raw), raw.get("path"))
 
 

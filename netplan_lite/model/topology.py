@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
+
+from .netem import Netem
 
 
-InterfaceKey = tuple[str, str]  # (namespace, interface)
+InterfaceKey = tuple[str, str]  # (namespace, interface); a namespace's loopback is (namespace, "lo")
+LOOPBACK = "lo"
+
+IPAddress = IPv4Address | IPv6Address
+IPNetwork = IPv4Network | IPv6Network
+IPInterface = IPv4Interface | IPv6Interface
 
 
 class Protocol(enum.Enum):
@@ -26,6 +33,8 @@ class Bridge:
     mtu: int | None = None
     masquerade: bool = False
     allow_overlap: bool = False  # the subnet may overlap a network the host reaches on a link nsnet does not own
+    subnet6: IPv6Network | None = None
+    gateway6: IPv6Address | None = None  # None with subnet6 set: `gateway: none`, no address on the bridge
 
     @property
     def gateway_interface(self) -> IPv4Interface | None:
@@ -33,6 +42,17 @@ class Bridge:
         if self.subnet is None or self.gateway is None:
             return None
         return IPv4Interface(f"{self.gateway}/{self.subnet.prefixlen}")
+
+    @property
+    def gateway6_interface(self) -> IPv6Interface | None:
+        if self.subnet6 is None or self.gateway6 is None:
+            return None
+        return IPv6Interface(f"{self.gateway6}/{self.subnet6.prefixlen}")
+
+    @property
+    def subnets(self) -> tuple[IPNetwork, ...]:
+        """Its networks, IPv4 first."""
+        return tuple(n for n in (self.subnet, self.subnet6) if n is not None)
 
 
 @dataclass(frozen=True)
@@ -45,16 +65,50 @@ class Interface:
     address: IPv4Interface | None = None  # None: allocated from the bridge subnet
     mtu: int | None = None
     mac: str | None = None
+    address6: IPv6Interface | None = None  # None: allocated from the bridge's IPv6 subnet, if it has one
+
+
+class RouteType(enum.Enum):
+    UNICAST = "unicast"
+    BLACKHOLE = "blackhole"
+    UNREACHABLE = "unreachable"
+    PROHIBIT = "prohibit"
+
+
+@dataclass(frozen=True, order=True)
+class Endpoint:
+    """`namespace:interface`: one end of a link (or an interface), as a file names it."""
+
+    namespace: str
+    interface: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}:{self.interface}"
+
+    @property
+    def key(self) -> InterfaceKey:
+        return (self.namespace, self.interface)
+
+
+Gateway = IPv4Address | IPv6Address | Endpoint  # an endpoint: its address in the route's family
 
 
 @dataclass(frozen=True)
 class Route:
-    to: IPv4Network
-    via: IPv4Address
+    to: IPNetwork
+    via: tuple[Gateway, ...] = ()  # more than one: ECMP
+    type: RouteType = RouteType.UNICAST
+    dev: str | None = None
+    metric: int | None = None
 
     @property
     def destination(self) -> str:
-        return "default" if self.to.prefixlen == 0 else str(self.to)
+        """The route's destination as plans show it: "default" for IPv4's (as before dual-stack)."""
+        return "default" if self.to.version == 4 and self.to.prefixlen == 0 else str(self.to)
+
+    @property
+    def family(self) -> int:
+        return self.to.version
 
 
 @dataclass(frozen=True)
@@ -64,6 +118,8 @@ class Namespace:
     routes: tuple[Route, ...] | None = None  # None: default route via the first gateway
     sysctls: tuple[tuple[str, str], ...] = ()  # (dotted key, value), `forwarding: true` expanded, by key
     path: str | None = None  # a data source: an existing namespace, used but never created or deleted
+    loopback: tuple[IPInterface, ...] = ()  # pinned addresses on lo, at most one per family
+    loopback_auto: bool = False  # `loopback: auto`: one address per family of the loopback pool
 
     def interface(self, name: str) -> Interface | None:
         return next((i for i in self.interfaces if i.name == name), None)
@@ -89,6 +145,72 @@ class PortForward:
 
 
 @dataclass(frozen=True)
+class Pool:
+    """Where automatic link or loopback addresses come from: each user takes one block of
+    `prefix` (IPv4) and `prefix6` (IPv6) bits."""
+
+    ipv4: IPv4Network | None = None
+    prefix: int = 32
+    ipv6: IPv6Network | None = None
+    prefix6: int = 128
+
+    @property
+    def networks(self) -> tuple[IPNetwork, ...]:
+        return tuple(n for n in (self.ipv4, self.ipv6) if n is not None)
+
+
+P2P_PREFIXES = (31, 127)  # a point-to-point pool's default blocks: two addresses each
+LOOPBACK_PREFIXES = (32, 128)
+
+
+@dataclass(frozen=True)
+class Addressing:
+    p2p: Pool | None = None
+    loopback: Pool | None = None
+
+
+@dataclass(frozen=True)
+class LinkEnd:
+    namespace: str
+    interface: str
+    addresses: tuple[IPInterface, ...] = ()  # pinned, at most one per family; () : from the p2p pool
+    netem: Netem | None = None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.namespace, self.interface)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A point-to-point veth pair between two namespaces, each end made inside its namespace."""
+
+    ends: tuple[LinkEnd, LinkEnd]  # as the file lists them: the first takes the lower pool address
+    mtu: int | None = None
+    up: bool = True
+
+
+class Expect(enum.Enum):
+    REACHABLE = "reachable"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One reachability check of `nsnet test`: from a namespace to a namespace (each of its
+    addresses) or to one address, by ping or by connecting to a port."""
+
+    source: str  # `from:`, a namespace
+    to: str  # a namespace, or an address
+    ping: bool = False
+    port: int | None = None
+    protocol: Protocol = Protocol.TCP
+    expect: Expect = Expect.REACHABLE
+    family: int | None = None  # 4 or 6: only that family's addresses; None: both
+    line: int | None = field(default=None, compare=False)  # where the file has it (test reports name it)
+
+
+@dataclass(frozen=True)
 class Firewall:
     """What nsnet adds to the host's firewall for the topology (`firewall:`)."""
 
@@ -103,9 +225,16 @@ class Topology:
     port_forwards: tuple[PortForward, ...] = ()
     firewall: Firewall = Firewall()
     source: str = field(default="<memory>", compare=False)
+    addressing: Addressing = Addressing()
+    links: tuple[Link, ...] = ()
+    checks: tuple[Check, ...] = ()
 
     def bridge(self, name: str) -> Bridge | None:
         return next((b for b in self.bridges if b.name == name), None)
 
     def namespace(self, name: str) -> Namespace | None:
         return next((n for n in self.namespaces if n.name == name), None)
+
+    def link_ends(self) -> dict[InterfaceKey, tuple[Link, LinkEnd]]:
+        """Every link end by (namespace, interface), with its link."""
+        return {end.endpoint.key: (link, end) for link in self.links for end in link.ends}

@@ -32,7 +32,7 @@ def _lower(lowering: Lowering) -> Iterator[RouteState]:
     topology = lowering.topology
     for ns in topology.namespaces:
         if ns.routes is not None:
-            yield from (RouteState(ns.name, route.destination, str(route.via)) for route in ns.routes)
+            yield from (RouteState(ns.name, route.destination, str(route.via[0])) for route in ns.routes)
             continue
         for iface in ns.interfaces[:1]:  # default: via the first interface's gateway, if bridged
             bridge = topology.bridge(iface.bridge)

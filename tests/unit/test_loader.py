@@ -206,7 +206,7 @@ def test_full_model_is_built():
             Namespace(
                 "a",
                 (Interface("eth0", "br1", host_veth_name("demo", "a", "eth0"), None, 1400, "02:aa:bb:cc:dd:ee"),),
-                (Route(IPv4Network("10.9.0.0/16"), IPv4Address("10.1.0.254")),),
+                (Route(IPv4Network("10.9.0.0/16"), (IPv4Address("10.1.0.254"),)),),
             ),
         ),
         (PortForward(8080, "a", 80, Protocol.UDP, IPv4Address("127.0.0.1"), "eth0"),),

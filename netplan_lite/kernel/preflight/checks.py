@@ -37,7 +37,7 @@ from typing import Iterable
 
 from ... import labels
 from ...engine.warnings import PreflightWarning
-from ...model.topology import Bridge, Interface, Namespace, PortForward, Topology
+from ...model.topology import Bridge, Interface, IPNetwork, Namespace, PortForward, Topology
 from ...resources.nat import LOOPBACK, forward_target
 
 ANY4 = IPv4Address("0.0.0.0")
@@ -139,12 +139,14 @@ def cross_bridge_routes(topology: Topology) -> list[tuple[str, str, str]]:
     found = []
     for ns in topology.namespaces:
         attached = {i.bridge for i in ns.interfaces}
-        routes: list[tuple[IPv4Network, Bridge | None]]  # (destination, the bridge whose gateway it goes via)
+        routes: list[tuple[IPNetwork, Bridge | None]]  # (destination, the bridge whose gateway it goes via)
         if ns.routes is None:
             first = topology.bridge(ns.interfaces[0].bridge) if ns.interfaces else None
             routes = [(IPv4Network("0.0.0.0/0"), first)] if first is not None and first.gateway is not None else []
         else:
-            routes = [(r.to, gateways.get(r.via)) for r in ns.routes]
+            routes = [
+                (r.to, gateways.get(r.via[0]) if len(r.via) == 1 and isinstance(r.via[0], IPv4Address) else None) for r in ns.routes if r.family == 4
+            ]
         for other in topology.bridges:
             if other.name in attached or other.subnet is None or not ports.get(other.name):
                 continue
@@ -154,9 +156,9 @@ def cross_bridge_routes(topology: Topology) -> list[tuple[str, str, str]]:
     return sorted(set(found))
 
 
-def _longest_match(routes: list[tuple[IPv4Network, Bridge | None]], network: IPv4Network) -> tuple[IPv4Network, Bridge | None] | None:
+def _longest_match(routes: list[tuple[IPNetwork, Bridge | None]], network: IPv4Network) -> tuple[IPNetwork, Bridge | None] | None:
     """The route the kernel picks for `network`: the longest prefix that covers all of it."""
-    covering = [route for route in routes if network.subnet_of(route[0])]
+    covering = [route for route in routes if isinstance(route[0], IPv4Network) and network.subnet_of(route[0])]
     return max(covering, key=lambda route: route[0].prefixlen, default=None)
 
 
