@@ -15,7 +15,7 @@ from typing import Any
 
 from . import netns
 from ..faults import checkpoint
-from .rtnl import address, link, route
+from .rtnl import address, link, nsid, route
 from .rtnl.address import AddrMsg
 from .rtnl.link import LinkMsg
 from .rtnl.route import ConnectedMsg, RouteMsg
@@ -130,6 +130,11 @@ class Netlink:
     def lookup(self, ns: str | None, name: str) -> int | None:
         return link.index_of(self.sock(ns), name)
 
+    def nsid(self, ns: str | None, other: str) -> int | None:
+        """The id namespace `ns` (None: the host) gives namespace `other`: what its links'
+        link_netnsid name `other` by (None: it gives it none yet)."""
+        return nsid.nsid_of(self.sock(ns), self.namespace_fd(other))
+
     # writes (each passes a fault-injection checkpoint first)
 
     def add_bridge(self, name: str) -> int:
@@ -141,6 +146,12 @@ class Netlink:
         """Create the pair with its namespace end already inside `ns` (10x cheaper than moving it)."""
         checkpoint()
         link.add_veth(self.sock(None), host_name, name, self.namespace_fd(ns))
+
+    def add_veth_pair(self, ns_a: str | None, name_a: str, ns_b: str, name_b: str) -> None:
+        """A point-to-point pair in one request: `name_a` in `ns_a`, its peer `name_b` created
+        directly in `ns_b` (no host end, nothing moved)."""
+        checkpoint()
+        link.add_veth(self.sock(ns_a), name_a, name_b, self.namespace_fd(ns_b))
 
     def set_link(self, ns: str | None, index: int, **attrs: Any) -> None:
         """Link attributes in one request (see rtnl.link.set_link)."""

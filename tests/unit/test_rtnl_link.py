@@ -67,3 +67,17 @@ def test_a_bridge_only_link_dump_request_parses_in_pyroute2():
     parsed = ifinfmsg(nl_message(link.RTM_GETLINK, body))
     parsed.decode()
     assert parsed.get(("linkinfo", "kind")) == "bridge"
+
+
+def test_the_peers_namespace_id_decodes_and_none_stands_for_absent_or_negative():
+    def decoded(*attrs):
+        m = ifinfmsg()
+        m["index"] = 7
+        m["attrs"] = [("IFLA_IFNAME", "e12"), *attrs]
+        data = encoded(m)
+        return link.decode_link(data, HEADER, len(data)).link_netnsid
+
+    assert decoded(("IFLA_LINK_NETNSID", 3)) == 3
+    assert decoded(("IFLA_LINK_NETNSID", 0)) == 0  # 0 is a real id
+    assert decoded(("IFLA_LINK_NETNSID", -1)) is None
+    assert decoded() is None  # peer in the same namespace

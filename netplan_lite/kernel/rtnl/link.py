@@ -8,13 +8,28 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from .socket import NLM_F_CREATE, NLM_F_EXCL, NetlinkError, RtnlSocket, attr, attr_str, attr_u8, attr_u32, mac_of, parse_attrs, string_of, u32_of
+from .socket import (
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NetlinkError,
+    RtnlSocket,
+    attr,
+    attr_str,
+    attr_u8,
+    attr_u32,
+    mac_of,
+    netnsid_of,
+    parse_attrs,
+    string_of,
+    u32_of,
+)
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTMGRP_LINK = 0x1  # the multicast group announcing link changes
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 18, 20, 28
+IFLA_LINK_NETNSID = 37  # s32: the id this namespace gives the namespace of the link's peer
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE = 26, 8
 IN6_ADDR_GEN_MODE_EUI64, IN6_ADDR_GEN_MODE_NONE = 0, 1
@@ -22,7 +37,7 @@ VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE = 4  # hairpin
 IFF_UP = 0x1
 
-LINK_ATTRS = frozenset({IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS})
+LINK_ATTRS = frozenset({IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK_NETNSID})
 IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS = 29, 1 << 3
 
 _IFINFOMSG = struct.Struct("=BxHiII")
@@ -44,6 +59,7 @@ class LinkMsg:
     up: bool
     mac: str | None
     hairpin: bool = False  # bridge port flag: frames may leave by the port they came in
+    link_netnsid: int | None = None  # a veth whose peer is in another namespace: the id this one gives it
 
 
 def decode_link(data: bytes, offset: int, end: int) -> LinkMsg:
@@ -69,6 +85,7 @@ def decode_link(data: bytes, offset: int, end: int) -> LinkMsg:
         up=bool(flags & IFF_UP),
         mac=mac_of(attrs.get(IFLA_ADDRESS)),
         hairpin=hairpin,
+        link_netnsid=netnsid_of(attrs.get(IFLA_LINK_NETNSID)),
     )
 
 
@@ -111,6 +128,7 @@ def add_bridge(sock: RtnlSocket, name: str) -> None:
 
 
 def add_veth(sock: RtnlSocket, host_name: str, peer_name: str, peer_netns_fd: int) -> None:
+    """A veth pair: `host_name` in `sock`'s namespace, its peer created directly in `peer_netns_fd`'s."""
     peer = ifinfo() + attr_str(IFLA_IFNAME, peer_name) + attr_u32(IFLA_NET_NS_FD, peer_netns_fd)
     data = attr(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer))
     info = attr(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "veth") + data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from .socket import RtnlSocket, attr_u32, parse_attrs
+from .socket import RtnlSocket, attr_u32, netnsid_of, parse_attrs
 
 RTM_NEWNSID, RTM_DELNSID, RTM_GETNSID = 88, 89, 90
 RTMGRP_NSID = 1 << 27  # RTNLGRP_NSID (28): ids given to and taken from other namespaces
@@ -22,6 +22,4 @@ def nsid_of(sock: RtnlSocket, netns_fd: int) -> int | None:
 def decode_nsid(data: bytes, offset: int, end: int) -> int | None:
     """The namespace id an RTM_NEWNSID/RTM_DELNSID body (rtgenmsg, then attributes) is about;
     None for none (-1)."""
-    raw = parse_attrs(data, offset + 4, end).get(NETNSA_NSID)
-    value = struct.unpack("=i", raw[:4])[0] if raw else -1
-    return value if value >= 0 else None
+    return netnsid_of(parse_attrs(data, offset + 4, end).get(NETNSA_NSID))

@@ -74,6 +74,12 @@ def u32_of(raw: bytes | None) -> int | None:
     return struct.unpack("=I", raw[:4])[0] if raw else None
 
 
+def netnsid_of(raw: bytes | None) -> int | None:
+    """A namespace id (s32): None when absent or negative (-1: the namespace has none)."""
+    value = struct.unpack("=i", raw[:4])[0] if raw else -1
+    return value if value >= 0 else None
+
+
 def mac_of(raw: bytes | None) -> str | None:
     return ":".join(f"{b:02x}" for b in raw) if raw else None
 
