@@ -51,7 +51,7 @@ def read_snapshot(sock: RtnlSocket, links: tuple[LinkMsg, ...] | None = None) ->
     routes = route.dump_routes(sock)
     return Snapshot(
         tuple(link.dump_links(sock)) if links is None else links,
-        tuple(address.dump_addresses(sock)),
+        tuple(a for a in address.dump_addresses(sock) if a.family == 4),
         tuple(r for r in map(route.gateway_route, routes) if r),
         tuple(r for r in map(route.connected_route, routes) if r),
     )

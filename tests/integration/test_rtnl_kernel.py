@@ -12,6 +12,8 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from netplan_lite.kernel.netlink import Netlink
+from netplan_lite.kernel.rtnl import address
+from netplan_lite.kernel.rtnl.address import AddrMsg
 
 pytestmark = pytest.mark.netns
 
@@ -82,3 +84,46 @@ def test_a_veth_pair_spans_two_namespaces_and_each_end_names_the_other_by_its_id
 def test_a_namespace_without_a_link_to_another_gives_it_no_id(nl, namespace):
     a, c = namespace("a"), namespace("c")
     assert nl.nsid(a, c) is None
+
+
+def pair(nl: Netlink, namespace: Callable[[str], str]) -> tuple[str, int, str, int]:
+    """Two namespaces joined by an up veth pair: (a, index of e12 in a, b, index of e21 in b)."""
+    a, b = namespace("a"), namespace("b")
+    nl.add_veth_pair(a, "e12", b, "e21")
+    ia, ib = nl.lookup(a, "e12"), nl.lookup(b, "e21")
+    assert ia and ib
+    nl.set_link(b, ib, up=True)
+    nl.set_link(a, ia, up=True)
+    return a, ia, b, ib
+
+
+# addresses
+
+
+def test_addresses_of_both_families_are_added_usable_at_once_and_deleted(nl, namespace):
+    a, ia, b, ib = pair(nl, namespace)
+    nl.add_address(a, ia, "10.1.0.1/24", 225)
+    nl.add_address(a, ia, "fd00:1:0::1/64", 225)
+    (shown,) = ip_json(a, "addr", "show", "dev", "e12")
+    ipv6 = {i["local"]: i for i in shown["addr_info"] if i["family"] == "inet6"}
+    assert ipv6["fd00:1::1"].get("nodad") and not ipv6["fd00:1::1"].get("tentative")
+    assert {i["local"] for i in shown["addr_info"] if i["family"] == "inet"} == {"10.1.0.1"}
+    ours = {m.cidr: m for m in _dump(nl, a)}
+    assert ours["10.1.0.1/24"] == AddrMsg(ia, "10.1.0.1/24", 225, 4, False)
+    assert ours["fd00:1::1/64"] == AddrMsg(ia, "fd00:1::1/64", 225, 6, False)
+    in_ns(a, "python3", "-c", "import socket; socket.socket(socket.AF_INET6).bind(('fd00:1::1', 0))")  # not tentative: a bind works
+
+    nl.delete_address(a, ia, "fd00:1::1/64")
+    nl.delete_address(a, ia, "10.1.0.1/24")
+    assert not {"fd00:1::1/64", "10.1.0.1/24"} & {m.cidr for m in _dump(nl, a)}
+
+
+def test_an_address_still_in_duplicate_detection_reads_as_tentative(nl, namespace):
+    a, ia, b, ib = pair(nl, namespace)
+    run("ip", "-n", b, "addr", "add", "fd00:1::2/64", "dev", "e21")  # with DAD: tentative for ~1 s
+    (found,) = [m for m in _dump(nl, b) if m.cidr == "fd00:1::2/64"]
+    assert (found.index, found.family, found.tentative, found.proto) == (ib, 6, True, 0)
+
+
+def _dump(nl: Netlink, ns: str) -> list[AddrMsg]:
+    return address.dump_addresses(nl.sock(ns))
