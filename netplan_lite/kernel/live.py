@@ -21,6 +21,7 @@ from ..engine.diff import FieldChange
 from ..errors import ConflictError, KernelError, PermissionDenied
 from ..labels import ADDRESS_PROTO, ROUTE_PROTO, label
 from .netlink import Netlink
+from .rtnl.route import RouteMsg
 from ..engine.lock import host_lock
 from ..resources.nat import IP_FORWARD, claim_clashes, forward_claims, taken_claims
 from ..engine.observation import Observation
@@ -33,7 +34,7 @@ from ..resources.interface import InterfaceState
 from ..resources.namespace import NamespaceState
 from ..resources.namespace_sysctl import NamespaceSysctlState
 from ..resources.nft_table import NftTableState
-from ..resources.route import RouteState
+from ..resources.route import RouteState, destination_cidr
 from ..resources.registry import Resource
 from ..resources.sysctl import SysctlState
 
@@ -171,7 +172,7 @@ class LiveKernel:
         self.nl.set_link(ns, inner, up=iface.up)
 
     def _create_route(self, route: RouteState) -> None:
-        self.nl.replace_route(route.namespace, route.to, route.via, ROUTE_PROTO)
+        self.nl.replace_route(route.namespace, _route_msg(route))
 
     # update
 
@@ -302,7 +303,7 @@ class LiveKernel:
 
     def _delete_route(self, route: RouteState) -> None:
         try:
-            self.nl.delete_route(route.namespace, route.to, route.via)
+            self.nl.delete_route(route.namespace, _route_msg(route, route.proto))
         except OSError as err:  # already gone with its interface: the goal is met
             if err.errno != errno.ESRCH:
                 raise
@@ -329,3 +330,7 @@ def open_kernel(topology: str) -> Iterator[LiveKernel]:
     require_privileges()
     with Netlink() as nl:
         yield LiveKernel(topology, nl)
+
+
+def _route_msg(route: RouteState, proto: int = ROUTE_PROTO) -> RouteMsg:
+    return RouteMsg(destination_cidr(route.to), (route.via,), proto)

@@ -47,12 +47,12 @@ def raise_open_file_limit() -> None:
 
 
 def read_snapshot(sock: RtnlSocket, links: tuple[LinkMsg, ...] | None = None) -> Snapshot:
-    """What `sock`'s namespace holds: links (unless already read), IPv4 addresses, main-table routes."""
+    """What `sock`'s namespace holds: links (unless already read), IPv4 addresses, IPv4 main-table routes."""
     routes = route.dump_routes(sock)
     return Snapshot(
         tuple(link.dump_links(sock)) if links is None else links,
         tuple(a for a in address.dump_addresses(sock) if a.family == 4),
-        tuple(r for r in map(route.gateway_route, routes) if r),
+        tuple(r for r in map(route.configured_route, routes) if r),
         tuple(r for r in map(route.connected_route, routes) if r),
     )
 
@@ -170,10 +170,12 @@ class Netlink:
         checkpoint()
         address.delete_address(self.sock(ns), index, cidr)
 
-    def replace_route(self, ns: str | None, to: str, via: str, proto: int) -> None:
+    def replace_route(self, ns: str | None, msg: RouteMsg) -> None:
+        """Create the route, or replace the one with its destination and metric (see rtnl.route)."""
         checkpoint()
-        route.replace_route(self.sock(ns), to, via, proto)
+        route.replace_route(self.sock(ns), msg)
 
-    def delete_route(self, ns: str | None, to: str, via: str) -> None:
+    def delete_route(self, ns: str | None, msg: RouteMsg) -> None:
+        """Delete the route with msg's destination, type and metric (all its next hops)."""
         checkpoint()
-        route.delete_route(self.sock(ns), to, via)
+        route.delete_route(self.sock(ns), msg)

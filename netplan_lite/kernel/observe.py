@@ -124,7 +124,7 @@ def build_observation(
     foreign_links = {link.name: describe_owner(owner_of(link.alias)) for link in foreign}
     names = {link.index: link.name for link in foreign}
     host_addresses = {IPv4Interface(a.cidr).ip: names[a.index] for a in host.addresses if a.index in names} if whole_host else None
-    gateways = frozenset(IPv4Address(r.via) for r in host.routes if r.to == "default")
+    gateways = frozenset(IPv4Address(via) for r in host.routes if r.to == "0.0.0.0/0" for via in r.via)
     networks = _host_networks(host, foreign) if whole_host else None
     claims = taken_claims(tables, read.own_table)
     return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims, host_addresses, gateways, networks, frozenset(chains))

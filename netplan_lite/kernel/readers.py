@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 from ..labels import ROUTE_PROTO
 from ..resources.bridge import BridgeState
 from ..resources.docker_user import DOCKER_USER, Ip6tablesRulesState, IptablesRulesState
-from ..resources.ids import ORPHAN_NAMESPACE, Kind
+from ..resources.ids import DEFAULT_ROUTES, ORPHAN_NAMESPACE, Kind
 from ..resources.interface import InterfaceState
 from ..resources.namespace import NamespaceState
 from ..resources.namespace_sysctl import NamespaceSysctlState
@@ -129,9 +129,11 @@ def _routes(read: Read) -> Iterator[RouteState]:
         for route in snap.routes:
             if read.is_source(name) and route.proto != ROUTE_PROTO:
                 continue
+            if route.type != "unicast" or len(route.via) != 1 or route.family != 4:  # what RouteState holds so far
+                continue
             if route.to not in seen:
                 seen.add(route.to)
-                yield RouteState(name, route.to, route.via, route.proto)
+                yield RouteState(name, DEFAULT_ROUTES.get(route.to, route.to), route.via[0], route.proto)
 
 
 def _docker_accepts(state: type[IptablesRulesState]) -> Callable[[Read], Iterable[IptablesRulesState]]:

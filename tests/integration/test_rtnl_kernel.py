@@ -4,6 +4,8 @@ random prefix), made with `ip netns add` and deleted even when the test fails.""
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import secrets
 import subprocess
@@ -12,8 +14,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from netplan_lite.kernel.netlink import Netlink
-from netplan_lite.kernel.rtnl import address
+from netplan_lite.kernel.rtnl import address, route
 from netplan_lite.kernel.rtnl.address import AddrMsg
+from netplan_lite.kernel.rtnl.route import ConnectedMsg, RouteMsg
 
 pytestmark = pytest.mark.netns
 
@@ -127,3 +130,110 @@ def test_an_address_still_in_duplicate_detection_reads_as_tentative(nl, namespac
 
 def _dump(nl: Netlink, ns: str) -> list[AddrMsg]:
     return address.dump_addresses(nl.sock(ns))
+
+
+# routes
+
+
+def routed_pair(nl: Netlink, namespace: Callable[[str], str]) -> tuple[str, int]:
+    """A namespace `a` whose e12 reaches three gateways of each family (on b's end)."""
+    a, ia, b, ib = pair(nl, namespace)
+    nl.add_address(a, ia, "10.1.0.1/24", 225)
+    nl.add_address(a, ia, "fd00:1::1/64", 225)
+    for host in (2, 3, 4):
+        nl.add_address(b, ib, f"10.1.0.{host}/24", 225)
+        nl.add_address(b, ib, f"fd00:1::{host}/64", 225)
+    return a, ia
+
+
+def configured(nl: Netlink, ns: str) -> dict[tuple[str, int | None], RouteMsg]:
+    """The routes the codec reads in `ns`, both families, by (destination, metric)."""
+    found = [r for r in map(route.configured_route, route.dump_routes(nl.sock(ns), None)) if r]
+    return {(r.to, r.metric): r for r in found}
+
+
+def shown(ns: str, family: str, to: str) -> list[dict[str, Any]]:
+    return ip_json(ns, family, "route", "show", "table", "main", "exact", to)
+
+
+ROUTES = [
+    RouteMsg("0.0.0.0/0", ("10.1.0.2",), 225),
+    RouteMsg("10.9.0.0/16", ("10.1.0.2", "10.1.0.3"), 225),
+    RouteMsg("10.66.0.0/16", (), 225, "blackhole"),
+    RouteMsg("10.67.0.0/16", (), 225, "unreachable", metric=7),
+    RouteMsg("10.68.0.0/16", (), 225, "prohibit"),
+    RouteMsg("::/0", ("fd00:1::2",), 225),
+    RouteMsg("fd00:9::/64", ("fd00:1::2", "fd00:1::3", "fd00:1::4"), 225, metric=20),
+    RouteMsg("fd66::/16", (), 225, "blackhole"),
+    RouteMsg("fd67::/16", (), 225, "unreachable"),
+    RouteMsg("fd68::/16", (), 225, "prohibit", metric=5),
+]
+
+
+def test_every_kind_of_route_written_by_the_codec_reads_back_the_same_in_ip_and_in_the_codec(nl, namespace):
+    a, ia = routed_pair(nl, namespace)
+    kernel_made = set(configured(nl, a))
+    assert not kernel_made  # connected, link-local, multicast, ::1: none of them is the kernel's to show as ours
+    device = [RouteMsg("10.77.0.0/16", (), 225, dev=ia, metric=50), RouteMsg("fd77::/64", (), 225, dev=ia)]
+    for msg in ROUTES + device:
+        nl.replace_route(a, msg)
+    read = configured(nl, a)
+    for msg in ROUTES + device:
+        single_path_unicast = msg.type == "unicast" and len(msg.via) <= 1
+        assert read.pop((msg.to, msg.metric)) == (dataclasses.replace(msg, dev=ia) if single_path_unicast else msg)
+    assert not read
+
+    (ecmp,) = shown(a, "-6", "fd00:9::/64")
+    assert (ecmp["metric"], sorted(hop["gateway"] for hop in ecmp["nexthops"])) == (20, ["fd00:1::2", "fd00:1::3", "fd00:1::4"])
+    (ecmp,) = shown(a, "-4", "10.9.0.0/16")
+    assert sorted(hop["gateway"] for hop in ecmp["nexthops"]) == ["10.1.0.2", "10.1.0.3"]
+    (device_route,) = shown(a, "-4", "10.77.0.0/16")
+    assert (device_route["dev"], device_route["scope"], device_route["metric"], device_route["protocol"]) == ("e12", "link", 50, "225")
+    (reject,) = shown(a, "-6", "fd68::/16")
+    assert (reject["type"], reject["metric"]) == ("prohibit", 5)
+    assert [r["type"] for r in shown(a, "-4", "10.67.0.0/16")] == ["unreachable"]
+    assert not [r for r in route.dump_routes(nl.sock(a)) if r.family != 4]  # pre-flight's dump stays IPv4
+
+
+def test_a_replace_changes_next_hops_and_type_in_place_and_a_delete_takes_the_route_whole(nl, namespace):
+    a, ia = routed_pair(nl, namespace)
+    for to, gateways in (("10.9.0.0/16", ("10.1.0.2", "10.1.0.3", "10.1.0.4")), ("fd00:9::/64", ("fd00:1::2", "fd00:1::3", "fd00:1::4"))):
+        for via in (gateways[:2], gateways, gateways[1:2]):
+            nl.replace_route(a, RouteMsg(to, via, 225))
+            assert [r.via for key, r in configured(nl, a).items() if key[0] == to] == [via]
+        nl.replace_route(a, RouteMsg(to, gateways, 225))
+        nl.replace_route(a, RouteMsg(to, (), 225, "blackhole"))
+        assert [r for key, r in configured(nl, a).items() if key[0] == to] == [RouteMsg(to, (), 225, "blackhole")]
+        nl.replace_route(a, RouteMsg(to, gateways, 225))
+        nl.replace_route(a, RouteMsg(to, gateways[:1], 225, metric=50))  # another metric: another route
+        assert {key for key in configured(nl, a) if key[0] == to} == {(to, None), (to, 50)}
+        nl.delete_route(a, RouteMsg(to, (), 225, metric=50))
+        assert [r.via for key, r in configured(nl, a).items() if key[0] == to] == [gateways]
+        nl.delete_route(a, RouteMsg(to, (), 225))
+        assert not [key for key in configured(nl, a) if key[0] == to]
+
+
+def test_routes_written_with_ip_read_as_the_codec_writes_them(nl, namespace):
+    a, ia = routed_pair(nl, namespace)
+    run("ip", "-n", a, "-6", "route", "add", "fd00:9::/64", "nexthop", "via", "fd00:1::4", "nexthop", "via", "fd00:1::2")
+    run("ip", "-n", a, "route", "add", "10.9.0.0/16", "nexthop", "via", "10.1.0.3", "nexthop", "via", "10.1.0.2")
+    run("ip", "-n", a, "route", "add", "blackhole", "10.66.0.0/16", "metric", "7")
+    run("ip", "-n", a, "-6", "route", "add", "unreachable", "fd67::/16")
+    run("ip", "-n", a, "route", "add", "10.77.0.0/16", "dev", "e12", "proto", "static")
+    boot = 3  # what `ip route add` gives a route unless told
+    assert configured(nl, a) == {
+        ("fd00:9::/64", None): RouteMsg("fd00:9::/64", ("fd00:1::2", "fd00:1::4"), boot),
+        ("10.9.0.0/16", None): RouteMsg("10.9.0.0/16", ("10.1.0.2", "10.1.0.3"), boot),
+        ("10.66.0.0/16", 7): RouteMsg("10.66.0.0/16", (), boot, "blackhole", metric=7),
+        ("fd67::/16", None): RouteMsg("fd67::/16", (), boot, "unreachable"),
+        ("10.77.0.0/16", None): RouteMsg("10.77.0.0/16", (), 4, dev=ia),
+    }
+    snap = nl.snapshot(a)
+    assert ConnectedMsg("10.1.0.0/24", ia) in snap.connected and all(c.to.count(".") == 3 for c in snap.connected)
+
+    for theirs in (RouteMsg("10.66.0.0/16", (), boot, "blackhole", metric=7), RouteMsg("fd67::/16", (), boot, "unreachable")):
+        with pytest.raises(OSError) as refused:  # a delete names its protocol: nsnet's never takes another's route
+            nl.delete_route(a, dataclasses.replace(theirs, proto=225))
+        assert refused.value.errno == errno.ESRCH
+        nl.delete_route(a, theirs)
+        assert (theirs.to, theirs.metric) not in configured(nl, a)

@@ -182,7 +182,8 @@ def address(index: int, cidr: str, proto: int = 0) -> AddrMsg:
 
 
 def route_entry(to: str, via: str, proto: int = 225) -> RouteMsg:
-    return RouteMsg(to, via, proto)
+    """A gateway route as a snapshot holds it; `to` may be "default"."""
+    return RouteMsg(destination_cidr(to), (via,), proto)
 
 
 def snapshot(*links: LinkMsg, addresses: tuple[AddrMsg, ...] = (), routes: tuple[RouteMsg, ...] = ()) -> Snapshot:

@@ -1,81 +1,128 @@
-"""IPv4 routes of the main table (RTM_*ROUTE): the one decoder, the dump, and the replace and
-delete requests."""
+"""Routes of the main table, both families (RTM_*ROUTE): the one decoder, the dump, and the
+replace and delete requests (gateways, ECMP, device routes, blackhole/unreachable/prohibit, metric)."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import struct
 from dataclasses import dataclass
 
-from .socket import NLM_F_CREATE, NLM_F_REPLACE, RT_SCOPE_UNIVERSE, RtnlSocket, attr, attr_u32, ipv4_of, parse_attrs, u32_of
+from .socket import NLM_F_CREATE, NLM_F_REPLACE, RT_SCOPE_UNIVERSE, RtnlSocket, attr, attr_u32, parse_attrs, u32_of
 
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
-RTMGRP_IPV4_ROUTE = 0x40  # the multicast group announcing IPv4 route changes
+RTMGRP_IPV4_ROUTE = 0x40  # the multicast groups announcing route changes
+RTMGRP_IPV6_ROUTE = 0x400
 
-RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE = 1, 4, 5, 6, 9, 15
+ROUTE_ATTRS = frozenset({RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE})
 RT_TABLE_MAIN = 254
-RTPROT_KERNEL = 2  # a route the kernel made for an address's prefix
+RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 253, 255
+RTPROT_KERNEL, RTPROT_RA = 2, 9  # the kernel's own: an address's prefix, an IPv6 router advertisement
 RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT = 1, 6, 7, 8
+TYPES = {RTN_UNICAST: "unicast", RTN_BLACKHOLE: "blackhole", RTN_UNREACHABLE: "unreachable", RTN_PROHIBIT: "prohibit"}
+TYPE_NUMBERS = {name: number for number, name in TYPES.items()}
+DEFAULT_METRIC = {4: 0, 6: 1024}  # what the kernel gives a route added without RTA_PRIORITY
 
 _RTMSG = struct.Struct("=BBBBBBBBI")
-
-
-def rtmsg(dst_len: int, proto: int) -> bytes:
-    return _RTMSG.pack(socket.AF_INET, dst_len, 0, 0, RT_TABLE_MAIN, proto, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
-
-
-def route_body(to: str, via: str, proto: int) -> bytes:
-    """An IPv4 main-table route to `to` ("default" or CIDR) via a gateway."""
-    address, _, prefix = ("0.0.0.0/0" if to == "default" else to).partition("/")
-    attrs = attr(RTA_GATEWAY, socket.inet_aton(via)) + attr_u32(RTA_TABLE, RT_TABLE_MAIN)
-    if int(prefix):
-        attrs = attr(RTA_DST, socket.inet_aton(address)) + attrs
-    return rtmsg(int(prefix), proto) + attrs
+_RTNEXTHOP = struct.Struct("=HBBi")  # rtnh_len, rtnh_flags, rtnh_hops, rtnh_ifindex; then its attributes
+_AF = {4: socket.AF_INET, 6: socket.AF_INET6}
+_FAMILY = {socket.AF_INET: 4, socket.AF_INET6: 6}
 
 
 @dataclass(frozen=True)
 class Route:
     """A route as the kernel lists it: the fields anything in nsnet reads (snapshots, pre-flight)."""
 
-    dst: str  # "0.0.0.0" for a default route
+    dst: str  # "0.0.0.0" or "::" for a default route
     dst_len: int
     table: int
-    proto: int  # RTPROT_*: 2 kernel, 3 boot, 4 static, 225 nsnet
+    proto: int  # RTPROT_*: 2 kernel, 3 boot, 4 static, 9 ra, 225 nsnet
     kind: int  # RTN_*
     gateway: str | None
-    oif: int | None  # None: no single output device (multipath, blackhole, ...)
+    oif: int | None  # None: no single output device (multipath, IPv4 blackhole, ...)
+    family: int = 4
+    priority: int = 0  # the metric (RTA_PRIORITY)
+    multipath: tuple[str, ...] = ()  # the gateways of an ECMP route's next hops (RTA_MULTIPATH), as listed
 
 
 @dataclass(frozen=True)
 class RouteMsg:
-    """What a Snapshot keeps of a route (see gateway_route)."""
+    """A route as a Snapshot keeps it and as nsnet writes it (see configured_route)."""
 
-    to: str
-    via: str
+    to: str  # always a CIDR: "0.0.0.0/0", "::/0", "10.0.0.0/24", "fd00::/64"
+    via: tuple[str, ...]  # the gateways in address order; more than one: ECMP
     proto: int
+    type: str = "unicast"  # or blackhole, unreachable, prohibit
+    dev: int | None = None  # the output ifindex of a single-path unicast route (the kernel fills it for a gateway route too)
+    metric: int | None = None  # None: the family's default (IPv4 0, IPv6 1024)
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.to else 4
 
 
 def decode_route(data: bytes, offset: int, end: int) -> Route:
-    _, dst_len, _, _, table, proto, _, kind, _ = _RTMSG.unpack_from(data, offset)
-    attrs = parse_attrs(data, offset + _RTMSG.size, end)
+    af, dst_len, _, _, table, proto, _, kind, _ = _RTMSG.unpack_from(data, offset)
+    attrs = parse_attrs(data, offset + _RTMSG.size, end, ROUTE_ATTRS)
+    family = _FAMILY.get(af, 4)
     return Route(
-        ipv4_of(attrs.get(RTA_DST)) or "0.0.0.0",
+        _address(af, attrs.get(RTA_DST)) or ("::" if family == 6 else "0.0.0.0"),
         dst_len,
         u32_of(attrs.get(RTA_TABLE)) or table,
         proto,
         kind,
-        ipv4_of(attrs.get(RTA_GATEWAY)),
+        _address(af, attrs.get(RTA_GATEWAY)),
         u32_of(attrs.get(RTA_OIF)),
+        family,
+        u32_of(attrs.get(RTA_PRIORITY)) or 0,
+        _nexthop_gateways(af, attrs.get(RTA_MULTIPATH)),
     )
 
 
-def gateway_route(route: Route) -> RouteMsg | None:
-    """The route as a Snapshot holds it: only main-table unicast routes via a gateway can be
-    nsnet's (connected routes are the kernel's, other types are never written)."""
-    if route.table != RT_TABLE_MAIN or route.kind != RTN_UNICAST or route.gateway is None:
+def _address(af: int, raw: bytes | None) -> str | None:
+    return socket.inet_ntop(af, raw) if raw else None
+
+
+def _nexthop_gateways(af: int, raw: bytes | None) -> tuple[str, ...]:
+    """The gateway of each rtnexthop of an RTA_MULTIPATH (each: the struct, then its attributes)."""
+    gateways = []
+    offset = 0
+    while raw and offset + _RTNEXTHOP.size <= len(raw):
+        length = _RTNEXTHOP.unpack_from(raw, offset)[0]
+        if length < _RTNEXTHOP.size:
+            break
+        gateway = _address(af, parse_attrs(raw, offset + _RTNEXTHOP.size, offset + length).get(RTA_GATEWAY))
+        if gateway:
+            gateways.append(gateway)
+        offset += (length + 3) & ~3
+    return tuple(gateways)
+
+
+def configured_route(route: Route) -> RouteMsg | None:
+    """The route as a Snapshot holds it, or None for what only the kernel makes: of the main
+    table, every unicast, blackhole, unreachable and prohibit route that is not the kernel's
+    (an address's prefix, an IPv6 router advertisement, IPv6 link-local and multicast). These
+    are the routes nsnet may own, or see as drift."""
+    if route.table != RT_TABLE_MAIN or route.kind not in TYPES or route.proto in (RTPROT_KERNEL, RTPROT_RA):
         return None
-    to = "default" if route.dst_len == 0 else f"{route.dst}/{route.dst_len}"
-    return RouteMsg(to, route.gateway, route.proto)
+    if route.family == 6 and route.dst_len >= 8 and _link_local_or_multicast(route.dst):
+        return None
+    unicast = route.kind == RTN_UNICAST
+    gateways = route.multipath or ((route.gateway,) if route.gateway else ())
+    return RouteMsg(
+        f"{route.dst}/{route.dst_len}",
+        tuple(sorted(gateways, key=ipaddress.ip_address)) if len(gateways) > 1 else gateways,
+        route.proto,
+        TYPES[route.kind],
+        route.oif if unicast and not route.multipath else None,  # IPv6 lists `dev lo` for its reject routes
+        route.priority if route.priority not in (0, DEFAULT_METRIC[route.family]) else None,  # IPv6 takes 0 for 1024
+    )
+
+
+def _link_local_or_multicast(dst: str) -> bool:
+    address = ipaddress.IPv6Address(dst)
+    return address.is_link_local or address.is_multicast
 
 
 @dataclass(frozen=True)
@@ -87,21 +134,63 @@ class ConnectedMsg:
 
 
 def connected_route(route: Route) -> ConnectedMsg | None:
-    """What `ip route` shows as `proto kernel scope link` in the main table; None for any other route."""
-    if route.table != RT_TABLE_MAIN or route.kind != RTN_UNICAST or route.proto != RTPROT_KERNEL or route.gateway or route.oif is None:
+    """What `ip route` shows as `proto kernel scope link` in the IPv4 main table; None for any other route."""
+    if (
+        route.family != 4
+        or route.table != RT_TABLE_MAIN
+        or route.kind != RTN_UNICAST
+        or route.proto != RTPROT_KERNEL
+        or route.gateway
+        or route.oif is None
+    ):
         return None
     return ConnectedMsg(f"{route.dst}/{route.dst_len}", route.oif)
 
 
-def dump_routes(sock: RtnlSocket) -> list[Route]:
-    """Every route of the main table, of every type."""
-    body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)  # the local table is the kernel's
-    return [r for d, o, e in sock.dump(RTM_GETROUTE, body) if (r := decode_route(d, o, e)).table == RT_TABLE_MAIN]
+def dump_routes(sock: RtnlSocket, family: int | None = 4) -> list[Route]:
+    """Every route of the main table, of every type, of one family (4 or 6) or of both (None)."""
+    af = _AF[family] if family else socket.AF_UNSPEC
+    body = _RTMSG.pack(af, 0, 0, 0, RT_TABLE_MAIN, 0, 0, 0, 0)  # the local table is the kernel's
+    return [
+        r
+        for d, o, e in sock.dump(RTM_GETROUTE, body)
+        if d[o] in _FAMILY and (r := decode_route(d, o, e)).table == RT_TABLE_MAIN  # AF_UNSPEC also brings multicast routing's families
+    ]
 
 
-def replace_route(sock: RtnlSocket, to: str, via: str, proto: int) -> None:
-    sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route_body(to, via, proto))
+# writes
 
 
-def delete_route(sock: RtnlSocket, to: str, via: str) -> None:
-    sock.request(RTM_DELROUTE, 0, route_body(to, via, 0))
+def route_body(msg: RouteMsg, delete: bool = False) -> bytes:
+    """The request for `msg` in the main table, its family from `to`. A delete names the route by
+    destination, type, metric (part of a route's key: one with another metric is another route)
+    and protocol (0: any), never by next hop, so it takes an ECMP route whole and leaves a route
+    someone else made to the same destination."""
+    family = msg.family
+    af = _AF[family]
+    address, _, prefix = msg.to.partition("/")
+    attrs = attr(RTA_DST, socket.inet_pton(af, address)) if int(prefix) else b""
+    attrs += attr_u32(RTA_TABLE, RT_TABLE_MAIN)
+    metric = msg.metric if msg.metric is not None else (DEFAULT_METRIC[family] if delete else None)
+    if metric:  # an IPv6 delete names the default metric: without one the kernel takes the first route of any
+        attrs += attr_u32(RTA_PRIORITY, metric)
+    if delete:
+        return _RTMSG.pack(af, int(prefix), 0, 0, RT_TABLE_MAIN, msg.proto, RT_SCOPE_NOWHERE, TYPE_NUMBERS[msg.type], 0) + attrs
+    if len(msg.via) == 1:
+        attrs += attr(RTA_GATEWAY, socket.inet_pton(af, msg.via[0]))
+    elif msg.via:
+        hops = (attr(RTA_GATEWAY, socket.inet_pton(af, gateway)) for gateway in msg.via)
+        attrs += attr(RTA_MULTIPATH, b"".join(_RTNEXTHOP.pack(_RTNEXTHOP.size + len(a), 0, 0, msg.dev or 0) + a for a in hops))
+    if msg.dev is not None and len(msg.via) <= 1:
+        attrs += attr_u32(RTA_OIF, msg.dev)
+    scope = RT_SCOPE_LINK if msg.type == "unicast" and not msg.via else RT_SCOPE_UNIVERSE
+    return _RTMSG.pack(af, int(prefix), 0, 0, RT_TABLE_MAIN, msg.proto, scope, TYPE_NUMBERS[msg.type], 0) + attrs
+
+
+def replace_route(sock: RtnlSocket, msg: RouteMsg) -> None:
+    """Create the route, or replace the one with its destination and metric."""
+    sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route_body(msg))
+
+
+def delete_route(sock: RtnlSocket, msg: RouteMsg) -> None:
+    sock.request(RTM_DELROUTE, 0, route_body(msg, delete=True))
