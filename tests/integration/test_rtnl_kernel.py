@@ -7,16 +7,22 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import re
 import secrets
+import shutil
+import struct
 import subprocess
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from netplan_lite.kernel.netlink import Netlink
-from netplan_lite.kernel.rtnl import address, route
+from netplan_lite.kernel.rtnl import address, qdisc, route
 from netplan_lite.kernel.rtnl.address import AddrMsg
+from netplan_lite.kernel.rtnl.qdisc import QdiscMsg
 from netplan_lite.kernel.rtnl.route import ConnectedMsg, RouteMsg
+from netplan_lite.model import netem as netem_units
+from netplan_lite.model.netem import Netem
 
 pytestmark = pytest.mark.netns
 
@@ -237,3 +243,123 @@ def test_routes_written_with_ip_read_as_the_codec_writes_them(nl, namespace):
         assert refused.value.errno == errno.ESRCH
         nl.delete_route(a, theirs)
         assert (theirs.to, theirs.metric) not in configured(nl, a)
+
+
+# qdiscs
+
+
+def tc_request(ns: str, *args: str) -> bytes:
+    """The RTM_NEWQDISC body `tc ARGS` sends in `ns` (read with strace: the kernel need not accept it)."""
+    proc = subprocess.run(
+        ["ip", "netns", "exec", ns, "strace", "-e", "trace=sendmsg", "-e", "write=3", "tc", *args], capture_output=True, text=True, timeout=30
+    )
+    sent: list[bytearray] = []
+    for line in proc.stderr.splitlines():
+        if line.startswith(" * "):  # " * N bytes in buffer 0": a message follows, 16 bytes a line
+            sent.append(bytearray())
+        elif (hexed := re.match(r" \| [0-9a-f]{5}  (.{48})", line)) and sent:
+            sent[-1] += bytes.fromhex(hexed[1].replace(" ", ""))
+    (request,) = [m for m in sent if len(m) > 16 and struct.unpack_from("=H", m, 4)[0] == qdisc.RTM_NEWQDISC]
+    return bytes(request[16:])
+
+
+@pytest.fixture
+def netem_kernel(nl, namespace) -> tuple[str, int]:
+    """(namespace, link index) of an up veth end, or a skip if this kernel has no netem."""
+    a, ia, b, ib = pair(nl, namespace)
+    try:
+        qdisc.set_netem(nl.sock(a), ia, Netem(delay=MS), "add")
+    except qdisc.NetemUnavailable:
+        pytest.skip("this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM)")
+    qdisc.delete_root_qdisc(nl.sock(a), ia)
+    return a, ia
+
+
+MS = 1_000_000
+SPECS = {
+    "delay 20ms 5ms loss 1% rate 100mbit": {"delay": "20ms", "jitter": "5ms", "loss": "1%", "rate": "100mbit"},
+    "delay 1s duplicate 2% reorder 25% corrupt 0.5% limit 500": {"delay": "1s", "duplicate": "2%", "reorder": "25%", "corrupt": "0.5%", "limit": 500},
+    "rate 40gbit": {"rate": "40gbit"},
+}
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="reads tc's request with strace")
+@pytest.mark.parametrize("args", SPECS)
+def test_the_installed_tc_asks_for_the_same_netem_as_the_codec(nl, namespace, args):
+    a, ia, b, ib = pair(nl, namespace)
+    theirs = tc_request(a, "qdisc", "add", "dev", "e12", "root", "netem", *args.split())
+    ours = qdisc.netem_body(ia, netem_units.parse(SPECS[args]))
+    assert theirs[:20] == ours[:20]  # tcmsg: the link, handle 0, parent root
+    assert qdisc.decode_qdisc(theirs, 0, len(theirs)) == qdisc.decode_qdisc(ours, 0, len(ours))
+
+
+def test_root_qdiscs_are_dumped_with_their_handles_and_deleted(nl, namespace):
+    a, ia, b, ib = pair(nl, namespace)
+    sock = nl.sock(a)
+    assert QdiscMsg(ia, 0, qdisc.TC_H_ROOT, "noqueue", None) in qdisc.dump_qdiscs(sock)  # the kernel's default for a veth
+    run("tc", "-n", a, "qdisc", "add", "dev", "e12", "root", "handle", "5:", "tbf", "rate", "1mbit", "burst", "32kbit", "latency", "400ms")
+    assert [q for q in qdisc.dump_qdiscs(sock) if q.index == ia and q.parent == qdisc.TC_H_ROOT] == [
+        QdiscMsg(ia, 0x50000, qdisc.TC_H_ROOT, "tbf", None)
+    ]
+    qdisc.delete_root_qdisc(sock, ia)
+    assert [q.kind for q in qdisc.dump_qdiscs(sock) if q.index == ia] == ["noqueue"]
+    with pytest.raises(OSError) as nothing:
+        qdisc.delete_root_qdisc(sock, ia)
+    assert nothing.value.errno == errno.ENOENT
+    assert [q["kind"] for q in json.loads(run("tc", "-n", a, "-j", "qdisc", "show", "dev", "e12"))] == ["noqueue"]
+
+
+def root_netem(nl: Netlink, ns: str, index: int) -> QdiscMsg:
+    (found,) = [q for q in qdisc.dump_qdiscs(nl.sock(ns)) if q.index == index and q.parent == qdisc.TC_H_ROOT]
+    assert found.kind == "netem"
+    return found
+
+
+@pytest.mark.parametrize("args", SPECS)
+def test_a_netem_set_by_tc_reads_back_as_the_file_would_write_it(nl, netem_kernel, args):
+    a, ia = netem_kernel
+    run("tc", "-n", a, "qdisc", "add", "dev", "e12", "root", "netem", *args.split())
+    assert root_netem(nl, a, ia).netem == netem_units.parse(SPECS[args])
+
+
+def test_a_netem_set_by_the_codec_reads_back_the_same_in_tc_and_in_the_codec_and_changes_in_place(nl, netem_kernel):
+    a, ia = netem_kernel
+    sock = nl.sock(a)
+    wanted = netem_units.parse({"delay": "20ms", "jitter": "5ms", "loss": "1%", "rate": "100mbit", "corrupt": "0.5%", "reorder": "25%", "limit": 500})
+    qdisc.set_netem(sock, ia, wanted, "add")
+    first = root_netem(nl, a, ia)
+    assert first.netem == wanted and first.handle
+    (shown,) = json.loads(run("tc", "-n", a, "-j", "qdisc", "show", "dev", "e12"))
+    options = shown["options"]
+    assert (shown["kind"], options["limit"], options["rate"]["rate"]) == ("netem", 500, 12_500_000)
+    assert (options["delay"]["delay"], options["delay"]["jitter"]) == pytest.approx((0.020, 0.005))
+    assert (options["loss-random"]["loss"], options["corrupt"]["corrupt"], options["reorder"]["reorder"]) == pytest.approx((0.01, 0.005, 0.25))
+
+    smaller = Netem(delay=30 * MS)  # everything else back to zero: the kernel would keep reorder, corrupt and rate unless told
+    qdisc.set_netem(sock, ia, smaller, "change")
+    changed = root_netem(nl, a, ia)
+    assert (changed.handle, changed.netem) == (first.handle, smaller)  # in place: the same qdisc
+    qdisc.set_netem(sock, ia, wanted, "replace")
+    assert root_netem(nl, a, ia).netem == wanted
+    run("tc", "-n", a, "qdisc", "change", "dev", "e12", "root", "netem", "delay", "50ms")  # by hand: what a reader sees as drift
+    assert root_netem(nl, a, ia).netem.delay == 50 * MS
+    qdisc.delete_root_qdisc(sock, ia)
+    assert [q.kind for q in qdisc.dump_qdiscs(sock) if q.index == ia] == ["noqueue"]
+
+
+def test_a_change_with_no_netem_there_is_refused(nl, netem_kernel):
+    a, ia = netem_kernel
+    with pytest.raises(OSError) as refused:
+        qdisc.set_netem(nl.sock(a), ia, Netem(delay=MS), "change")
+    assert refused.value.errno == errno.ENOENT and not isinstance(refused.value, qdisc.NetemUnavailable)
+
+
+def test_a_kernel_without_netem_is_named(nl, namespace):
+    a, ia, b, ib = pair(nl, namespace)
+    try:
+        qdisc.set_netem(nl.sock(a), ia, Netem(delay=MS), "replace")
+    except qdisc.NetemUnavailable as err:
+        assert "CONFIG_NET_SCH_NETEM" in str(err)
+    else:
+        qdisc.delete_root_qdisc(nl.sock(a), ia)
+        pytest.skip("this kernel has netem")
