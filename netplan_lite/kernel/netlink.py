@@ -15,9 +15,11 @@ from typing import Any
 
 from . import netns
 from ..faults import checkpoint
-from .rtnl import address, link, nsid, route
+from ..model.netem import Netem
+from .rtnl import address, link, nsid, qdisc, route
 from .rtnl.address import AddrMsg
 from .rtnl.link import LinkMsg
+from .rtnl.qdisc import QdiscMsg
 from .rtnl.route import ConnectedMsg, RouteMsg
 from .rtnl.socket import RtnlSocket
 
@@ -27,9 +29,10 @@ class Snapshot:
     """What nsnet reads of one network namespace."""
 
     links: tuple[LinkMsg, ...]
-    addresses: tuple[AddrMsg, ...]
-    routes: tuple[RouteMsg, ...]
-    connected: tuple[ConnectedMsg, ...] = ()  # the kernel's routes for its addresses' prefixes
+    addresses: tuple[AddrMsg, ...]  # both families (AddrMsg.family)
+    routes: tuple[RouteMsg, ...]  # both families: every main-table route that is not the kernel's (rtnl.route.configured_route)
+    connected: tuple[ConnectedMsg, ...] = ()  # the kernel's routes for its IPv4 addresses' prefixes
+    qdiscs: tuple[QdiscMsg, ...] = ()  # root qdiscs of links that have one of their own (rtnl.qdisc.root_qdiscs)
 
     def link(self, name: str) -> LinkMsg | None:
         return next((each for each in self.links if each.name == name), None)
@@ -47,13 +50,15 @@ def raise_open_file_limit() -> None:
 
 
 def read_snapshot(sock: RtnlSocket, links: tuple[LinkMsg, ...] | None = None) -> Snapshot:
-    """What `sock`'s namespace holds: links (unless already read), IPv4 addresses, IPv4 main-table routes."""
-    routes = route.dump_routes(sock)
+    """What `sock`'s namespace holds: links (unless already read), addresses and main-table
+    routes of both families, IPv4 connected routes, root qdiscs."""
+    routes = route.dump_routes(sock, None)
     return Snapshot(
         tuple(link.dump_links(sock)) if links is None else links,
-        tuple(a for a in address.dump_addresses(sock) if a.family == 4),
+        tuple(address.dump_addresses(sock)),
         tuple(r for r in map(route.configured_route, routes) if r),
         tuple(r for r in map(route.connected_route, routes) if r),
+        tuple(qdisc.root_qdiscs(sock)),
     )
 
 
@@ -124,8 +129,12 @@ class Netlink:
             raise
 
     def snapshot(self, ns: str | None, links: tuple[LinkMsg, ...] | None = None) -> Snapshot:
-        """Links (unless already read), IPv4 addresses and main-table routes."""
+        """Links (unless already read), addresses, routes and root qdiscs (see read_snapshot)."""
         return read_snapshot(self.sock(ns), links)
+
+    def qdiscs(self, ns: str | None) -> tuple[QdiscMsg, ...]:
+        """The root qdiscs of links that have one of their own (netem, or one set by hand)."""
+        return tuple(qdisc.root_qdiscs(self.sock(ns)))
 
     def lookup(self, ns: str | None, name: str) -> int | None:
         return link.index_of(self.sock(ns), name)
@@ -179,3 +188,14 @@ class Netlink:
         """Delete the route with msg's destination, type and metric (all its next hops)."""
         checkpoint()
         route.delete_route(self.sock(ns), msg)
+
+    def set_netem(self, ns: str | None, index: int, netem: Netem, how: str) -> None:
+        """Make `netem` the root qdisc of link `index`: `how` is "add", "change" (in place, the
+        queue kept) or "replace" (see rtnl.qdisc.set_netem; NetemUnavailable without netem)."""
+        checkpoint()
+        qdisc.set_netem(self.sock(ns), index, netem, how)
+
+    def delete_qdisc(self, ns: str | None, index: int) -> None:
+        """Delete the link's root qdisc: back to the kernel's default."""
+        checkpoint()
+        qdisc.delete_root_qdisc(self.sock(ns), index)

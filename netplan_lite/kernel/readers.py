@@ -118,7 +118,7 @@ def _orphans(host: Snapshot, ours: Ownership, claimed: set[int]) -> Iterator[Int
 
 
 def _cidrs(snap: Snapshot, index: int) -> tuple[str, ...]:
-    cidrs = [a.cidr for a in snap.addresses_of(index)]
+    cidrs = [a.cidr for a in snap.addresses_of(index) if a.family == 4]
     return tuple(sorted(cidrs, key=IPv4Interface) if len(cidrs) > 1 else cidrs)
 
 

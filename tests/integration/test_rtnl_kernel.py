@@ -363,3 +363,33 @@ def test_a_kernel_without_netem_is_named(nl, namespace):
     else:
         qdisc.delete_root_qdisc(nl.sock(a), ia)
         pytest.skip("this kernel has netem")
+
+
+# snapshots
+
+
+def test_a_snapshot_holds_both_families_and_the_root_qdiscs_someone_set(nl, namespace):
+    a, ia = routed_pair(nl, namespace)
+    nl.set_link(a, nl.lookup(a, "lo"), up=True)  # ::1, and the kernel's routes for it
+    nl.replace_route(a, RouteMsg("fd00:9::/64", ("fd00:1::2", "fd00:1::3"), 225))
+    nl.replace_route(a, RouteMsg("10.9.0.0/16", ("10.1.0.2",), 225))
+    run("tc", "-n", a, "qdisc", "add", "dev", "e12", "root", "handle", "7:", "tbf", "rate", "1mbit", "burst", "32kbit", "latency", "400ms")
+    snap = nl.snapshot(a)
+    ours = {(m.cidr, m.family) for m in snap.addresses if m.proto == 225}
+    assert ours == {("10.1.0.1/24", 4), ("fd00:1::1/64", 6)}
+    assert ("::1/128", 6) in {(m.cidr, m.family) for m in snap.addresses}  # lo's, read like any other
+    assert set(snap.routes) == {RouteMsg("fd00:9::/64", ("fd00:1::2", "fd00:1::3"), 225), RouteMsg("10.9.0.0/16", ("10.1.0.2",), 225, dev=ia)}
+    assert snap.connected == (ConnectedMsg("10.1.0.0/24", ia),)
+    assert snap.qdiscs == (QdiscMsg(ia, 0x70000, qdisc.TC_H_ROOT, "tbf", None),) == nl.qdiscs(a)  # not lo's or the peer's defaults
+    nl.delete_qdisc(a, ia)
+    assert nl.qdiscs(a) == () == nl.snapshot(a).qdiscs
+
+
+def test_netem_through_the_session_is_set_read_changed_and_deleted(nl, netem_kernel):
+    a, ia = netem_kernel
+    nl.set_netem(a, ia, Netem(delay=20 * MS, loss=netem_units.parse_percent("1%")), "add")
+    (first,) = nl.snapshot(a).qdiscs
+    nl.set_netem(a, ia, Netem(delay=10 * MS), "change")
+    assert nl.qdiscs(a) == (QdiscMsg(ia, first.handle, qdisc.TC_H_ROOT, "netem", Netem(delay=10 * MS)),)
+    nl.delete_qdisc(a, ia)
+    assert nl.qdiscs(a) == ()

@@ -128,6 +128,12 @@ def dump_qdiscs(sock: RtnlSocket) -> list[QdiscMsg]:
     return [decode_qdisc(d, o, e) for d, o, e in sock.dump(RTM_GETQDISC, tcmsg(0, 0))]
 
 
+def root_qdiscs(sock: RtnlSocket) -> list[QdiscMsg]:
+    """The root qdisc of each link that has one of its own: the kernel's default (noqueue,
+    pfifo_fast, mq: handle 0) is left out, as nothing configured."""
+    return [q for q in dump_qdiscs(sock) if q.parent == TC_H_ROOT and q.handle]
+
+
 # writes
 
 
