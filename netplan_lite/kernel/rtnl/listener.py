@@ -14,7 +14,7 @@ SO_RCVBUFFORCE = 33
 
 
 class ChangeListener:
-    """Announcements of link, IPv4 address and route changes in this namespace and in every
+    """Announcements of the changes of `groups` (links, addresses, routes, qdiscs) in this namespace and in every
     namespace it has an id for (NETLINK_LISTEN_ALL_NSID), and of ids given and taken back (a
     namespace's id is taken back when it dies, before its inode number can be reused): one
     socket, which, unlike a socket opened inside each namespace, keeps none of them alive."""
