@@ -23,6 +23,7 @@ from .observation import Observation
 from .plan import Action, Plan
 from .scope import EVERYTHING, Scope
 from ..jsonable import plain
+from ..resources.registry import KINDS
 from ..resources.state import Resource, State
 
 VERIFY_DELAYS = (0.0, 0.02, 0.05, 0.05, 0.1, 0.1, 0.2, 0.4, 0.6)  # changes show up asynchronously; short steps first
@@ -195,8 +196,11 @@ def _undo_partial_create(kernel: Kernel, action: Action) -> None:
 
 
 def touched_namespaces(outcome: Outcome) -> frozenset[str]:
-    """Namespaces the run's actions changed: the only ones verification must read again."""
-    return frozenset(ns for r in outcome.results if (ns := r.action.id.home) is not None)
+    """Namespaces the run's actions changed (a link: both ends'): the only ones verification must read again."""
+    touched = {r.action.id.home for r in outcome.results}
+    for r in outcome.results:
+        touched.update(ns for resource in (r.action.before, r.action.after) if resource is not None for ns in KINDS[r.action.id.kind].spans(resource))
+    return frozenset(ns for ns in touched if ns is not None)
 
 
 def verify(kernel: Kernel, desired: State, scope: Scope = EVERYTHING) -> list[Change]:

@@ -1,5 +1,5 @@
-"""What the last converged run of a topology leaves for the next one: every interface's
-address and the data-source namespaces it used.
+"""What the last converged run of a topology leaves for the next one: every interface's,
+link end's and loopback's addresses and the data-source namespaces it used.
 
 A plan of the whole topology reads nsnet's earlier address assignments from
 the kernel (nsnet's address protocol marks them). A targeted plan reads only
@@ -14,20 +14,43 @@ destroy read them, and remove what nsnet made inside, once they left the file.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Interface
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 from typing import Mapping
 
 from ..model.topology import InterfaceKey
 from .rundir import ADDRESSES, SOURCES, read_record, write_record
 
 
-def load(topology: str) -> dict[InterfaceKey, IPv4Interface] | None:
-    """The recorded addresses, or None when there is no usable record."""
+@dataclass(frozen=True)
+class Recorded:
+    """A converged run's addresses, per family."""
+
+    v4: Mapping[InterfaceKey, IPv4Interface] = field(default_factory=dict)
+    v6: Mapping[InterfaceKey, IPv6Interface] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.v4 or self.v6)
+
+
+def load(topology: str) -> Recorded | None:
+    """The recorded addresses, or None when there is no usable record. A value is one CIDR (as
+    records before dual-stack were) or a list of them, one per family."""
     data = read_record(topology, ADDRESSES)
+    v4: dict[InterfaceKey, IPv4Interface] = {}
+    v6: dict[InterfaceKey, IPv6Interface] = {}
     try:
-        return {tuple(key.split("/", 1)): IPv4Interface(cidr) for key, cidr in data.items()}
-    except (AttributeError, ValueError):
+        for key, value in data.items():
+            ns, name = key.split("/", 1)
+            for cidr in [value] if isinstance(value, str) else value:
+                address = ip_interface(cidr)
+                if isinstance(address, IPv4Interface):
+                    v4[(ns, name)] = address
+                else:
+                    v6[(ns, name)] = address
+    except (AttributeError, TypeError, ValueError):
         return None
+    return Recorded(v4, v6)
 
 
 def load_sources(topology: str) -> dict[str, str]:
@@ -35,7 +58,11 @@ def load_sources(topology: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def save(topology: str, addresses: Mapping[InterfaceKey, IPv4Interface], sources: Mapping[str, str]) -> None:
+def save(topology: str, addresses: Recorded, sources: Mapping[str, str]) -> None:
     """Record a converged run's addresses and data sources (none: forget them, as a destroy does)."""
-    write_record(topology, ADDRESSES, {f"{ns}/{name}": str(cidr) for (ns, name), cidr in addresses.items()})
+    doc: dict[str, list[str]] = {}
+    for family in (addresses.v4, addresses.v6):
+        for (ns, name), cidr in family.items():
+            doc.setdefault(f"{ns}/{name}", []).append(str(cidr))
+    write_record(topology, ADDRESSES, doc)
     write_record(topology, SOURCES, dict(sources))

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Any
+from ipaddress import ip_address, ip_interface
+from typing import Any, Iterable
 
+from ..model.topology import IPNetwork
 from ..resources.ids import Kind, ResourceId
 from ..resources.registry import Resource, sort_key
 from ..resources.spec import ReplaceCode, Replacement
@@ -75,31 +76,69 @@ def diff(desired: State, observed: State) -> list[Change]:
     return _replan_routes_the_kernel_drops(changes, desired, observed)
 
 
-def _dropped_networks(change: Change) -> tuple[str, list[IPv4Network]] | None:
-    """(reason, networks) when an interface change makes the kernel flush the routes via them."""
-    if change.id.kind is not Kind.INTERFACE or change.before is None:
-        return None
-    before = set(change.before.addresses)  # type: ignore[union-attr]
-    if change.op is Op.REPLACE:
-        reason, removed = f"interface {change.id.key} is replaced", before
-    elif change.op is Op.DELETE:
-        reason, removed = f"interface {change.id.key} is removed", before
-    else:
-        reason, removed = f"interface {change.id.key} loses an address", before - set(change.after.addresses)  # type: ignore[union-attr]
-    return (reason, [IPv4Interface(a).network for a in removed]) if removed else None
+@dataclass(frozen=True)
+class _Drop:
+    """What the kernel takes with an interface change in one namespace: the routes via the networks
+    of the addresses that go, and every route through a device that goes."""
+
+    namespace: str
+    reason: str
+    networks: tuple[IPNetwork, ...]
+    device: str | None = None
+
+
+def _ends(resource: Any) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(namespace, device, addresses) of the namespace-side devices a resource holds."""
+    if resource.kind is Kind.INTERFACE:
+        return [(resource.namespace, resource.name, resource.addresses)]
+    if resource.kind is Kind.LINK:
+        ends = [(resource.namespace, resource.name, resource.addresses)]
+        return ends + ([(resource.peer_namespace, resource.peer_name, resource.peer_addresses)] if resource.peer_namespace else [])
+    return []
+
+
+def _drops(change: Change) -> list[_Drop]:
+    if change.before is None or change.id.kind not in (Kind.INTERFACE, Kind.LINK):
+        return []
+    label = f"{change.id.kind.label} {change.id.key}"
+    before = _ends(change.before)
+    if change.op in (Op.REPLACE, Op.DELETE):
+        reason = f"{label} is {'replaced' if change.op is Op.REPLACE else 'removed'}"
+        return [_Drop(ns, reason, _networks(addresses), device) for ns, device, addresses in before]
+    after = _ends(change.after)
+    drops = []
+    for (ns, _, old), (_, _, new) in zip(before, after, strict=False):  # an observed link may lack its peer
+        removed = [a for a in old if a not in new]
+        if removed:
+            drops.append(_Drop(ns, f"{label} loses an address", _networks(removed)))
+    return drops
+
+
+def _networks(cidrs: Iterable[str]) -> tuple[IPNetwork, ...]:
+    return tuple(ip_interface(a).network for a in cidrs)
+
+
+def _dropped_by(route: Any, drops: list[_Drop]) -> str | None:
+    """Why the kernel drops `route` (observed), if one of `drops` takes it."""
+    for drop in drops:
+        if drop.namespace != route.namespace:
+            continue
+        if (drop.device is not None and route.dev == drop.device) or any(ip_address(v) in n for v in route.via for n in drop.networks):
+            return drop.reason
+    return None
 
 
 def _replan_routes_the_kernel_drops(changes: list[Change], desired: State, observed: State) -> list[Change]:
-    """A route dies with the address its gateway is reached by: delete and create it again."""
-    drops = [(c.id.namespace, d) for c in changes if (d := _dropped_networks(c))]
+    """A route dies with the address its gateway is reached by, or the device it goes through:
+    delete and create it again."""
+    drops = [d for c in changes for d in _drops(c)]
     if not drops:
         return changes
     by_id = {c.id: c for c in changes}
     for rid in desired.keys() & observed.keys():
         if rid.kind is not Kind.ROUTE:
             continue
-        via = IPv4Address(observed[rid].via)  # type: ignore[union-attr]
-        reason = next((r for ns, (r, nets) in drops if ns == rid.namespace and any(via in n for n in nets)), None)
+        reason = _dropped_by(observed[rid], drops)
         if reason:
             old = by_id.get(rid)
             why = Replacement(ReplaceCode.ROUTE_DROPPED, reason)

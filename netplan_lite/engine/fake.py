@@ -1,8 +1,8 @@
 """An in-memory kernel with the Kernel protocol, for tests without root.
 
 It models the cascades the real kernel performs: deleting a namespace
-removes its interfaces and routes; deleting an interface, or removing an
-address, removes the routes through it. Fields left unmanaged (None) get
+removes its interfaces, links and routes; deleting an interface or a link, or
+removing an address, removes the routes through it. Fields left unmanaged (None) get
 kernel-like defaults. Like IFA_PROTO in the kernel, it remembers which
 addresses it wrote itself: only those count as nsnet's assignments.
 """
@@ -12,15 +12,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Interface, IPv6Interface, ip_address, ip_interface
 from typing import Any, Callable, Iterable
 
 from .diff import FieldChange
 from .observation import Observation
 from .scope import EVERYTHING, Scope
-from ..model.topology import InterfaceKey
+from ..model.topology import LOOPBACK, InterfaceKey
 from ..resources.ids import Kind, ResourceId
+from ..resources.link import LinkState
 from ..resources.registry import KINDS, Resource
+from ..resources.route import RouteState
 
 
 def _as_is(resource: Any) -> Any:
@@ -60,8 +62,10 @@ class FakeKernel:
 
     def observe(self, scope: Scope = EVERYTHING) -> Observation:
         resources = {rid: r for rid, r in self.resources.items() if rid.home is None or rid in scope}
-        assigned = {key: IPv4Interface(a) for r in self.resources.values() for key, a in _addresses(r) if (key, a) in self.written}
-        return Observation(resources, self.foreign_links, self.foreign_namespaces, assigned, docker_chains=self.docker_chains)
+        written = [(key, ip_interface(a)) for r in self.resources.values() for key, a in _addresses(r) if (key, a) in self.written]
+        assigned = {key: a for key, a in written if isinstance(a, IPv4Interface)}
+        assigned6 = {key: a for key, a in written if isinstance(a, IPv6Interface)}
+        return Observation(resources, self.foreign_links, self.foreign_namespaces, assigned, docker_chains=self.docker_chains, assigned6=assigned6)
 
     def _check_fail(self, rid: ResourceId) -> None:
         if rid == self.fail_on:
@@ -93,16 +97,18 @@ class FakeKernel:
         if resource.id not in self.resources:
             raise OSError(2, f"no {resource.id}")
         del self.resources[resource.id]
-        for rid in [rid for rid in self.resources if resource.id in KINDS[rid.kind].parents(rid)]:
-            del self.resources[rid]  # the kernel deletes what lives in a deleted namespace
+        for rid, other in list(self.resources.items()):
+            if resource.id in KINDS[rid.kind].parents(rid) or _peer_in(other, resource):
+                del self.resources[rid]  # the kernel deletes what lives in a deleted namespace (a veth: either end)
         HANDLERS[resource.kind].changed(self, resource, None)
 
-    def drop_routes(self, namespace: str, removed: set[str]) -> None:
-        """Routes via a removed address's network die with it."""
-        networks = [IPv4Interface(a).network for a in removed]
+    def drop_routes(self, namespace: str | None, removed: set[str], device: str | None = None) -> None:
+        """Routes via a removed address's network, or through a removed device, die with it."""
+        networks = [ip_interface(a).network for a in removed]
         for rid, r in list(self.resources.items()):
-            via = getattr(r, "via", None) if rid.kind is Kind.ROUTE and rid.namespace == namespace else None
-            if via is not None and any(IPv4Address(via) in n for n in networks):
+            if not isinstance(r, RouteState) or rid.namespace != namespace:
+                continue
+            if (device is not None and r.dev == device) or any(ip_address(v) in n for v in r.via for n in networks):
                 del self.resources[rid]
 
 
@@ -115,19 +121,48 @@ def _stable_mac(rid: ResourceId) -> str:
     return "02:00:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
+def _peer_in(resource: Any, namespace: Any) -> bool:
+    return isinstance(resource, LinkState) and namespace.kind is Kind.NAMESPACE and resource.peer_namespace == namespace.name
+
+
 def _interface_changed(kernel: FakeKernel, before: Any, after: Any | None) -> None:
     kept = set(after.addresses) if after is not None else set()
-    kernel.drop_routes(before.namespace, set(before.addresses) - kept)
+    kernel.drop_routes(before.namespace, set(before.addresses) - kept, before.name if after is None else None)
+
+
+def _link_changed(kernel: FakeKernel, before: LinkState, after: LinkState | None) -> None:
+    for ns, name, addresses, now in (
+        (before.namespace, before.name, before.addresses, after.addresses if after else ()),
+        (before.peer_namespace, before.peer_name, before.peer_addresses, after.peer_addresses if after else ()),
+    ):
+        kernel.drop_routes(ns, set(addresses) - set(now), name if after is None else None)
+
+
+def _link_defaults(link: LinkState) -> LinkState:
+    mac = link.mac or _stable_mac(ResourceId(Kind.INTERFACE, link.name, link.namespace))
+    peer = ResourceId(Kind.INTERFACE, link.peer_name or "", link.peer_namespace)
+    return dataclasses.replace(link, mtu=link.mtu or 1500, mac=mac, peer_mac=link.peer_mac or _stable_mac(peer))
+
+
+def _link_addresses(link: LinkState) -> Iterable[tuple[InterfaceKey, str]]:
+    yield from (((link.namespace, link.name), a) for a in link.addresses)
+    yield from (((link.peer_namespace or "", link.peer_name or ""), a) for a in link.peer_addresses)
+
+
+def _namespace_changed(kernel: FakeKernel, before: Any, after: Any | None) -> None:
+    if after is not None:
+        kernel.drop_routes(before.name, set(before.loopback) - set(after.loopback))
 
 
 HANDLERS: dict[Kind, FakeHandler] = {
     Kind.BRIDGE: FakeHandler(defaults=lambda bridge: bridge if bridge.mtu else dataclasses.replace(bridge, mtu=1500)),
-    Kind.NAMESPACE: FakeHandler(),
+    Kind.NAMESPACE: FakeHandler(changed=_namespace_changed, addresses=lambda ns: (((ns.name, LOOPBACK), a) for a in ns.loopback)),
     Kind.INTERFACE: FakeHandler(
         defaults=lambda iface: dataclasses.replace(iface, mtu=iface.mtu or 1500, mac=iface.mac or _stable_mac(iface.id)),
         changed=_interface_changed,
         addresses=lambda iface: (((iface.namespace, iface.name), a) for a in iface.addresses),
     ),
+    Kind.LINK: FakeHandler(defaults=_link_defaults, changed=_link_changed, addresses=_link_addresses),
     Kind.ROUTE: FakeHandler(),
     Kind.NAMESPACE_SYSCTL: FakeHandler(),
     Kind.NFT_TABLE: FakeHandler(),

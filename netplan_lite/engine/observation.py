@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
 from typing import Mapping
 
 from ..model.topology import InterfaceKey
@@ -27,3 +27,4 @@ class Observation:
     # (network, link), which a bridge subnet must not overlap unless told; None: not read
     host_networks: tuple[tuple[IPv4Network, str], ...] | None = None
     docker_chains: frozenset[Kind] = frozenset()  # the iptables kinds whose DOCKER-USER chain exists
+    assigned6: Mapping[InterfaceKey, IPv6Interface] = field(default_factory=dict)  # nsnet's IPv6 addresses, as `assigned`

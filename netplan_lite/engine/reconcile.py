@@ -9,11 +9,13 @@ import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface
+from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 
 from .apply import ActionBug, ActionListener, ActionResult, Kernel, Outcome, VerificationFailed, execute, rollback, touched_namespaces, verify
 from .journal import Journal
+from .addressing import AllocationError, allocate6
+from .assignments import Recorded
 from .desired import Assignment, allocate, assign, desired_state
 from .diff import Change, Op, diff
 from ..errors import ConflictError, KernelError, TopologyError, Problem
@@ -25,8 +27,10 @@ from ..resources.registry import KINDS
 from . import assignments
 from .rundir import forget_records
 from .scope import EVERYTHING, Scope, targeting, with_sources
-from ..model.topology import InterfaceKey
+from ..model.topology import LOOPBACK as LOOPBACK_NAME, InterfaceKey, IPInterface
 from ..resources.state import State, resource_json
+
+A = TypeVar("A", bound=IPInterface)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Planned:
     scope: Scope = EVERYTHING
     addresses: Mapping[InterfaceKey, IPv4Interface] = field(default_factory=dict)  # every interface's, allocated
     sources: Mapping[str, str] = field(default_factory=dict)  # the file's data-source namespaces: name -> path
+    addresses6: Mapping[InterfaceKey, IPv6Interface] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -67,30 +72,38 @@ def compute(
     topology: Topology,
     observation: Observation,
     targets: frozenset[str] | None = None,
-    recorded: Mapping[InterfaceKey, IPv4Interface] | None = None,
+    recorded: Recorded | None = None,
     read: Scope = EVERYTHING,
 ) -> Planned:
     """The plan that makes `observation` match `topology`: all of it, or only the `targets`
     namespaces (and the host objects they need). `recorded` are the addresses of the
     namespaces a targeted observation did not read (assignments.py); `read` what was observed."""
-    kept = {**{k: a for k, a in (recorded or {}).items() if k[0] not in (targets or ())}, **observation.assigned}
+    recorded = recorded or Recorded()
+    kept = {**_others(recorded.v4, targets), **observation.assigned}
+    kept6 = {**_others(recorded.v6, targets), **observation.assigned6}
     with _allocation(topology):
         addresses = allocate(topology, kept, _out_of_scope(topology, kept, targets))
-    desired = desired_state(topology, addresses, observation.docker_chains)
+        addresses6 = allocate6(topology, kept6, _out_of_scope(topology, kept6, targets))
+    desired = desired_state(topology, addresses, observation.docker_chains, addresses6)
     scope = read if targets is None else targeting(targets, desired, observation.state, read.sources)
     desired = scope.of(desired)
     _refuse_conflicts(topology, desired, observation)
     plan = make_plan(topology.name, diff(desired, scope.of(observation.state)), scope.partial)
-    return Planned(topology.name, plan, desired, observation, scope, addresses, data_sources(topology))
+    return Planned(topology.name, plan, desired, observation, scope, addresses, data_sources(topology), addresses6)
+
+
+def _others(recorded: Mapping[InterfaceKey, A], targets: frozenset[str] | None) -> dict[InterfaceKey, A]:
+    """The recorded addresses of the namespaces a targeted plan does not read."""
+    return {k: a for k, a in recorded.items() if k[0] not in (targets or ())}
 
 
 @contextlib.contextmanager
 def _allocation(topology: Topology) -> Iterator[None]:
-    """A subnet too small for its interfaces is a problem with the file."""
+    """A subnet or pool too small for its users is a problem with the file."""
     try:
         yield
-    except ValueError as err:
-        raise TopologyError([Problem(topology.source, None, None, "bridges", str(err))]) from None
+    except AllocationError as err:
+        raise TopologyError([Problem(topology.source, None, None, err.key, str(err))]) from None
 
 
 def live_assignment(topology: Topology, kernel: Kernel) -> Assignment:
@@ -104,11 +117,12 @@ def live_assignment(topology: Topology, kernel: Kernel) -> Assignment:
         return assign(topology, observation.assigned)
 
 
-def _out_of_scope(topology: Topology, kept: Mapping[InterfaceKey, IPv4Interface], targets: frozenset[str] | None) -> frozenset[IPv4Address]:
+def _out_of_scope(topology: Topology, kept: Mapping[InterfaceKey, A], targets: frozenset[str] | None) -> frozenset[Any]:
     """Addresses a targeted plan leaves alone: those of live namespaces outside it that left the file."""
     if targets is None:
         return frozenset()
-    in_file = {(ns.name, i.name) for ns in topology.namespaces for i in ns.interfaces}
+    in_file = {(ns.name, i.name) for ns in topology.namespaces for i in ns.interfaces} | topology.link_ends().keys()
+    in_file |= {(ns.name, LOOPBACK_NAME) for ns in topology.namespaces}
     return frozenset(a.ip for key, a in kept.items() if key[0] not in targets and key not in in_file)
 
 
@@ -261,7 +275,7 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
         if outcome.remaining:
             outcome.failure = VerificationFailed(outcome.remaining)
     if outcome.converged and options.journal is not None:  # a run that keeps records on the host
-        assignments.save(planned.topology, planned.addresses, planned.sources)
+        assignments.save(planned.topology, Recorded(planned.addresses, planned.addresses6), planned.sources)
         if not planned.desired and not planned.scope.partial:
             forget_records(planned.topology)
     if outcome.failure is not None and options.rollback:
@@ -299,5 +313,6 @@ def destroy(topology: str, kernel: Kernel, options: RunOptions = RunOptions()) -
 def state_fingerprint(observation: Observation) -> str:
     """A stable digest of what a plan depends on in the kernel."""
     doc: dict[str, Any] = {str(rid): resource_json(r) for rid, r in sorted(observation.state.items(), key=lambda i: str(i[0]))}
-    doc["assigned"] = sorted(f"{ns}/{i}={a}" for (ns, i), a in observation.assigned.items())
+    assigned = [*observation.assigned.items(), *observation.assigned6.items()]
+    doc["assigned"] = sorted(f"{ns}/{i}={a}" for (ns, i), a in assigned)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()

@@ -11,7 +11,7 @@ the namespaces it touched, reading only the part of the host they use.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..resources.ids import ResourceId
 from ..resources.registry import KINDS
@@ -47,13 +47,22 @@ class Scope:
 EVERYTHING = Scope()
 
 
+def _reach(rid: ResourceId, resource: Any, targets: frozenset[str]) -> tuple[str, ...]:
+    """Every namespace a resource spans, if it touches one of `targets`."""
+    spans = KINDS[rid.kind].spans(resource)
+    both = (rid.home, *spans) if spans else ()
+    return tuple(ns for ns in both if ns is not None) if any(ns in targets for ns in both) else ()
+
+
 def with_sources(scope: Scope, sources: Mapping[str, str]) -> Scope:
     return Scope(scope.namespaces, scope.host, scope.whole_host, sources)
 
 
 def targeting(namespaces: Iterable[str], desired: State, observed: State, sources: Mapping[str, str]) -> Scope:
-    """The namespaces, and the host objects they need (or that are host-wide), desired or live."""
+    """The namespaces (and those their links reach), and the host objects they need (or that are
+    host-wide), desired or live."""
     targets = frozenset(namespaces)
+    targets |= {ns for state in (desired, observed) for rid, r in state.items() for ns in _reach(rid, r, targets)}
     host = {rid for rid in desired.keys() | observed.keys() if rid.home is None and KINDS[rid.kind].host_wide}
     for state in (desired, observed):
         host |= {need for rid, r in state.items() if rid.home in targets for need in KINDS[rid.kind].needs(r)}

@@ -1,9 +1,11 @@
 """The live kernel backend: executes plan actions through Netlink.
 
 Each create labels what it makes in the first request after making it (the
-kernel ignores IFLA_IFALIAS on creation) and gives the link `addrgenmode
-none`: topologies are IPv4 only, and IPv6 autoconfiguration on hundreds of
-bridge ports floods the bridge (see docs/design.md, "IPv6").
+kernel ignores IFLA_IFALIAS on creation). Bridges and both ends of bridged
+veths get `addrgenmode none`: IPv6 autoconfiguration on hundreds of bridge
+ports floods the bridge, and nsnet's IPv6 addresses are set, not learned
+(docs/design.md, "IPv6"); the ends of a link that carries IPv6 keep their
+link-local address, which neighbour discovery and routing protocols use.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from ..engine.diff import FieldChange
 from ..errors import ConflictError, KernelError, PermissionDenied
 from ..labels import ADDRESS_PROTO, ROUTE_PROTO, label
 from .netlink import Netlink
-from .rtnl.route import RouteMsg
 from ..engine.lock import host_lock
 from ..resources.nat import IP_FORWARD, claim_clashes, forward_claims, taken_claims
 from ..engine.observation import Observation
@@ -31,10 +32,13 @@ from .observe import observe
 from ..resources.bridge import BridgeState
 from ..resources.docker_user import IptablesRulesState
 from ..resources.interface import InterfaceState
+from ..resources.link import FOREIGN_QDISC, EndState, LinkState, link_ends
 from ..resources.namespace import NamespaceState
 from ..resources.namespace_sysctl import NamespaceSysctlState
 from ..resources.nft_table import NftTableState
 from ..resources.route import RouteState, destination_cidr
+from ..model.netem import from_summary as netem_of
+from .rtnl.route import RouteMsg
 from ..resources.registry import Resource
 from ..resources.sysctl import SysctlState
 
@@ -94,7 +98,8 @@ class LiveKernel:
             Kind.BRIDGE: LiveHandler(self._create_bridge, self._update_bridge, self._delete_bridge),
             Kind.NAMESPACE: LiveHandler(self._create_namespace, self._update_namespace, self._delete_namespace),
             Kind.INTERFACE: LiveHandler(self._create_interface, self._update_interface, self._delete_interface),
-            Kind.ROUTE: LiveHandler(self._create_route, _by_creating(self._create_route), self._delete_route),
+            Kind.LINK: LiveHandler(self._create_link, self._update_link, self._delete_p2p_link),
+            Kind.ROUTE: LiveHandler(self._create_route, self._update_route, self._delete_route),
             Kind.NAMESPACE_SYSCTL: LiveHandler(self._set_namespace_sysctl, _by_creating(self._set_namespace_sysctl), self._restore_namespace_sysctl),
             Kind.NFT_TABLE: LiveHandler(self._publish_table, _by_creating(self._publish_table), self._delete_table),
             Kind.SYSCTL: LiveHandler(self._set_sysctl, _by_creating(self._set_sysctl), self._release_sysctl),
@@ -151,6 +156,8 @@ class LiveKernel:
             return
         self.nl.adopt(ns.name, netns.create(ns.name))
         self.nl.set_link(ns.name, LOOPBACK_INDEX, alias=self.label, up=ns.lo_up)
+        for cidr in ns.loopback:
+            self.nl.add_address(ns.name, LOOPBACK_INDEX, cidr, ADDRESS_PROTO)
 
     def _create_interface(self, iface: InterfaceState) -> None:
         """Few requests: each /proc/sys write costs ~5 ms at scale, a netlink request ~0.05 ms."""
@@ -171,8 +178,35 @@ class LiveKernel:
         self.nl.set_link(None, host, up=iface.host_up)
         self.nl.set_link(ns, inner, up=iface.up)
 
+    def _create_link(self, link: LinkState) -> None:
+        """Both ends made inside their namespaces in one request, then each set up in as few."""
+        assert link.peer_namespace is not None and link.peer_name is not None
+        self.nl.add_veth_pair(link.namespace, link.name, link.peer_namespace, link.peer_name)
+        ends = [(end, self._link_end(end, link)) for end in link_ends(link)]
+        for end, index in ends:
+            mac = end.mac or stable_mac(self.topology, end.namespace, end.name)
+            self.nl.set_link(end.namespace, index, alias=self.label, mtu=link.mtu, mac=mac, ipv6_link_local=link.ipv6)
+            for cidr in end.addresses:
+                self.nl.add_address(end.namespace, index, cidr, ADDRESS_PROTO)
+            if end.netem:
+                self.nl.set_netem(end.namespace, index, netem_of(end.netem), "add")
+        for end, index in ends:
+            self.nl.set_link(end.namespace, index, up=end.up)
+
+    def _link_end(self, end: EndState, link: LinkState) -> int:
+        index = self.nl.lookup(end.namespace, end.name)
+        if index is None:
+            raise KernelError(f"link {link.id.key} has no end {end.namespace}:{end.name} (it disappeared during apply?)")
+        return index
+
     def _create_route(self, route: RouteState) -> None:
-        self.nl.replace_route(route.namespace, _route_msg(route))
+        self.nl.replace_route(route.namespace, self._route_msg(route, ROUTE_PROTO))
+
+    def _route_msg(self, route: RouteState, proto: int) -> RouteMsg:
+        dev = self.nl.lookup(route.namespace, route.dev) if route.dev else None
+        if route.dev and dev is None:
+            raise KernelError(f"route {route.id.key}: namespace {route.namespace} has no device {route.dev}")
+        return RouteMsg(destination_cidr(route.to), route.via, proto, route.type, dev, route.metric or None)
 
     # update
 
@@ -188,6 +222,7 @@ class LiveKernel:
         if after.owned and not before.owned:
             self.nl.set_link(after.name, lo, alias=self.label)
         self.nl.set_link(after.name, lo, up=after.lo_up)
+        self._sync_addresses(after.name, lo, before.loopback, after.loopback)
 
     def _update_bridge(self, before: BridgeState, after: BridgeState) -> None:
         index = self.nl.lookup(None, after.name)
@@ -227,6 +262,41 @@ class LiveKernel:
             self.nl.set_link(None, host, up=after.host_up)
         if after.up != before.up:
             self.nl.set_link(ns, inner, up=after.up)
+
+    def _update_link(self, before: LinkState, after: LinkState) -> None:
+        for old, new in zip(link_ends(before), link_ends(after), strict=True):
+            index = self._link_end(new, after)
+            attrs: dict[str, Any] = {}
+            if after.owned and not before.owned:
+                attrs["alias"] = self.label
+            if after.mtu is not None and after.mtu != before.mtu:
+                attrs["mtu"] = after.mtu
+            if new.mac is not None and new.mac != old.mac:
+                attrs["mac"] = new.mac
+            if attrs:
+                self.nl.set_link(new.namespace, index, **attrs)
+            self._sync_addresses(new.namespace, index, old.addresses, new.addresses)
+            self._sync_netem(new.namespace, index, old.netem, new.netem)
+            if new.up != old.up:
+                self.nl.set_link(new.namespace, index, up=new.up)
+
+    def _sync_netem(self, ns: str, index: int, before: str, after: str) -> None:
+        """Changed in place (`tc qdisc change`: the queue and its packets stay), added, or removed;
+        another kind of root qdisc (a `tc` edit by hand) is replaced."""
+        if before == after:
+            return
+        if not after:
+            self.nl.delete_qdisc(ns, index)
+        elif not before:
+            self.nl.set_netem(ns, index, netem_of(after), "add")
+        else:
+            self.nl.set_netem(ns, index, netem_of(after), "replace" if before.startswith(FOREIGN_QDISC) else "change")
+
+    def _update_route(self, before: RouteState, after: RouteState) -> None:
+        """A replace finds the route by destination and metric: another metric is another route."""
+        if before.metric != after.metric:
+            self._delete_route(before)
+        self._create_route(after)
 
     def _sync_addresses(self, ns: str | None, index: int, before: tuple[str, ...], after: tuple[str, ...]) -> None:
         for cidr in before:
@@ -301,9 +371,17 @@ class LiveKernel:
         self.nl.delete_link(ns, index)
         return True
 
+    def _delete_p2p_link(self, link: LinkState) -> None:
+        """Deleting either end deletes the pair."""
+        if not self._delete_link(link.namespace, link.name) and link.peer_namespace and link.peer_name:
+            self._delete_link(link.peer_namespace, link.peer_name)
+
     def _delete_route(self, route: RouteState) -> None:
         try:
-            self.nl.delete_route(route.namespace, _route_msg(route, route.proto))
+            msg = RouteMsg(
+                destination_cidr(route.to), route.via, route.proto, route.type, None, route.metric or None
+            )  # its own, found without its device
+            self.nl.delete_route(route.namespace, msg)
         except OSError as err:  # already gone with its interface: the goal is met
             if err.errno != errno.ESRCH:
                 raise
@@ -330,7 +408,3 @@ def open_kernel(topology: str) -> Iterator[LiveKernel]:
     require_privileges()
     with Netlink() as nl:
         yield LiveKernel(topology, nl)
-
-
-def _route_msg(route: RouteState, proto: int = ROUTE_PROTO) -> RouteMsg:
-    return RouteMsg(destination_cidr(route.to), (route.via,), proto)

@@ -11,12 +11,12 @@ import errno
 import functools
 import os
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface, ip_interface
 from typing import Callable, Iterable, Iterator, Mapping
 
 from . import hostsysctl, iptables, netns, nftables, nssysctl
 from ..labels import ADDRESS_PROTO, label, owner_of
-from ..model.topology import InterfaceKey
+from ..model.topology import InterfaceKey, IPInterface
 from .fanout import fan_out
 from ..faults import changes_made
 from ..engine.journal import Intents, read_intents
@@ -32,7 +32,7 @@ from ..resources.nft_table import NftTableState
 from ..resources.state import state_of
 from ..resources.sysctl import SysctlState
 from .ownership import Ownership, describe_owner
-from .readers import READERS, Read
+from .readers import READERS, End, Read
 
 NOT_A_NAMESPACE = "a file in /run/netns that is not a namespace"
 
@@ -90,6 +90,7 @@ def build_observation(
     sources: Mapping[str, str] | None = None,
     whole_host: bool = True,
     docker_chains: Mapping[Kind, tuple[str, ...]] | None = None,
+    nsid: Callable[[str, str], int | None] | None = None,
 ) -> Observation:
     """Our resources, and who holds every other name, from raw snapshots.
 
@@ -102,7 +103,8 @@ def build_observation(
     `sources` the data-source namespaces among `namespaces` (name -> path); `whole_host` False
     when `host` holds only some links (then the host's own addresses and networks are unknown);
     `docker_chains` the families whose iptables has Docker's DOCKER-USER chain, each with
-    nsnet's accept rules in it (kernel/iptables.py).
+    nsnet's accept rules in it (kernel/iptables.py); `nsid(a, b)` the id namespace a gives
+    namespace b (Netlink.nsid), which tells a link end's peer (link_peers).
     """
     sources = sources or {}
     ours = Ownership(label(topology), intents, frozenset(sources))
@@ -117,17 +119,41 @@ def build_observation(
             foreign_ns[name] = NOT_A_NAMESPACE if snap is None else describe_owner(owner_of(lo.alias if lo else None))
     tables = tables or {}
     chains = docker_chains or {}
-    read = Read(ours, host, owned, tables, table_name(topology), sysctls, namespace_sysctls, orphans, chains)
+    snapshots = {name: snap for name, (_, snap) in owned.items() if snap}
+    peers = link_peers(snapshots, nsid) if nsid else {}
+    read = Read(ours, host, owned, tables, table_name(topology), sysctls, namespace_sysctls, orphans, chains, peers)
     resources = [resource for reader in READERS.values() for resource in reader.extract(read)]
-    assigned = {key: address for name, (_, snap) in owned.items() if snap for key, address in _assigned(name, snap)}
+    assigned = [(key, address) for name, snap in snapshots.items() for key, address in _assigned(name, snap)]
     foreign = [link for link in host.links if not ours.link(link)]
     foreign_links = {link.name: describe_owner(owner_of(link.alias)) for link in foreign}
     names = {link.index: link.name for link in foreign}
     host_addresses = {IPv4Interface(a.cidr).ip: names[a.index] for a in host.addresses if a.index in names and a.family == 4} if whole_host else None
-    gateways = frozenset(IPv4Address(via) for r in host.routes if r.to == "0.0.0.0/0" for via in r.via)
+    gateways = frozenset(IPv4Address(v) for r in host.routes if r.to == "0.0.0.0/0" for v in r.via)
     networks = _host_networks(host, foreign) if whole_host else None
     claims = taken_claims(tables, read.own_table)
-    return Observation(state_of(resources), foreign_links, foreign_ns, assigned, claims, host_addresses, gateways, networks, frozenset(chains))
+    v4 = {key: a for key, a in assigned if isinstance(a, IPv4Interface)}
+    v6 = {key: a for key, a in assigned if isinstance(a, IPv6Interface)}
+    return Observation(state_of(resources), foreign_links, foreign_ns, v4, claims, host_addresses, gateways, networks, frozenset(chains), v6)
+
+
+def link_peers(snapshots: Mapping[str, Snapshot], nsid: Callable[[str, str], int | None]) -> dict[End, End]:
+    """Each link end of these namespaces, to its peer: a veth whose peer is in another namespace
+    (IFLA_LINK_NETNSID), found where that namespace's veth of the peer's index points back, and
+    confirmed by asking the namespace which id it gives the other (an index alone is not unique
+    across namespaces). A veth whose peer is on the host (a bridged interface) has no candidate."""
+    veths = {name: {link.index: link for link in snap.links if link.kind == "veth"} for name, snap in snapshots.items()}
+    peers: dict[End, End] = {}
+    for name, links in veths.items():
+        for link in links.values():
+            if link.link_netnsid is None or link.peer is None or (name, link.index) in peers:
+                continue
+            for other, theirs in veths.items():
+                peer = theirs.get(link.peer)
+                if other != name and peer is not None and peer.peer == link.index and nsid(name, other) == link.link_netnsid:
+                    peers[(name, link.index)] = (other, peer.index)
+                    peers[(other, peer.index)] = (name, link.index)
+                    break
+    return peers
 
 
 def _host_networks(host: Snapshot, foreign: Iterable[LinkMsg]) -> tuple[tuple[IPv4Network, str], ...]:
@@ -137,11 +163,11 @@ def _host_networks(host: Snapshot, foreign: Iterable[LinkMsg]) -> tuple[tuple[IP
     return tuple(sorted((IPv4Network(r.to), names[r.index]) for r in host.connected if r.index in names))
 
 
-def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPv4Interface]]:
+def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPInterface]]:
     names = {link.index: link.name for link in snap.links}
     for address in snap.addresses:
-        if address.proto == ADDRESS_PROTO and address.index in names and address.family == 4:
-            yield (ns, names[address.index]), IPv4Interface(address.cidr)
+        if address.proto == ADDRESS_PROTO and address.index in names:
+            yield (ns, names[address.index]), ip_interface(address.cidr)
 
 
 def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observation:
@@ -181,6 +207,7 @@ def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observatio
         sources=sources,
         whole_host=whole_host,
         docker_chains=iptables.docker_chains(label(topology)),
+        nsid=nl.nsid,
     )
     _hold_ours(nl, namespaces.keys(), {rid.name for rid in observation.state if rid.kind is Kind.NAMESPACE})
     return observation

@@ -9,26 +9,33 @@ cached: its reader says so with NOT_ANNOUNCED and every command reads it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from ipaddress import IPv4Interface
+import dataclasses
+from dataclasses import dataclass, field
+from ipaddress import ip_interface
 from typing import Callable, Iterable, Iterator, Mapping
 
-from ..labels import ROUTE_PROTO
+from ..labels import ADDRESS_PROTO, ROUTE_PROTO
+from ..model.netem import summary
 from ..resources.bridge import BridgeState
 from ..resources.docker_user import DOCKER_USER, Ip6tablesRulesState, IptablesRulesState
-from ..resources.ids import DEFAULT_ROUTES, ORPHAN_NAMESPACE, Kind
+from ..resources.ids import ORPHAN_NAMESPACE, Kind
 from ..resources.interface import InterfaceState
+from ..resources.link import NO_NETEM, LinkState
 from ..resources.namespace import NamespaceState
 from ..resources.namespace_sysctl import NamespaceSysctlState
 from ..resources.nft_table import NftTableState
 from ..resources.registry import KINDS, Resource
-from ..resources.route import RouteState
+from ..resources.route import RouteState, sorted_gateways
 from ..resources.sysctl import SysctlState
 from .netlink import Snapshot
 from .ownership import Ownership
-from .rtnl.address import RTMGRP_IPV4_IFADDR
+from .rtnl.address import RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR
 from .rtnl.link import RTMGRP_LINK, LinkMsg
-from .rtnl.route import RTMGRP_IPV4_ROUTE
+from .rtnl.qdisc import RTMGRP_TC
+from .rtnl.route import RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE, RouteMsg
+
+ADDRESSES = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
+End = tuple[str, int]  # (namespace, ifindex) of a link end
 
 NOT_ANNOUNCED = 0  # no netlink group announces its changes: read by every command, never cached
 
@@ -46,6 +53,7 @@ class Read:
     namespace_sysctls: tuple[NamespaceSysctlState, ...]  # the keys nsnet set in our namespaces, as read
     orphans: bool  # every namespace was read: an unclaimed host veth end of ours is an orphan
     docker_chains: Mapping[Kind, tuple[str, ...]]  # families with Docker's chain -> our accepts there
+    peers: Mapping[End, End] = field(default_factory=dict)  # link ends, each to its peer (observe.link_peers)
 
     def is_source(self, name: str) -> bool:
         return self.namespaces[name][0].path is not None
@@ -61,7 +69,11 @@ class Reader:
 
 
 def _namespaces(read: Read) -> Iterator[NamespaceState]:
-    return (ns for ns, _ in read.namespaces.values())
+    """Each with nsnet's addresses on its lo (the kernel's own, 127.0.0.1 and ::1, are not nsnet's)."""
+    for ns, snap in read.namespaces.values():
+        lo = snap.link("lo") if snap else None
+        mine = [a.cidr for a in snap.addresses_of(lo.index) if a.proto == ADDRESS_PROTO and not a.tentative] if snap and lo else []
+        yield dataclasses.replace(ns, loopback=sorted_cidrs(mine)) if mine else ns
 
 
 def _bridges(read: Read) -> Iterator[BridgeState]:
@@ -76,17 +88,19 @@ def _interfaces(read: Read) -> Iterator[InterfaceState]:
     host_links = {link.index: link for link in read.host.links}
     claimed: set[int] = set()
     for name, snap in read.snapshots():
-        for iface, host_end in _veths(name, snap, host_links, read.ours, read.is_source(name)):
+        for iface, host_end in _veths(name, snap, host_links, read.ours, read.is_source(name), read.peers):
             claimed |= {host_end} if host_end is not None else set()
             yield iface
     if read.orphans:
         yield from _orphans(read.host, read.ours, claimed)
 
 
-def _veths(ns: str, snap: Snapshot, host_links: Mapping[int, LinkMsg], ours: Ownership, source: bool) -> Iterator[tuple[InterfaceState, int | None]]:
-    """Every veth of a namespace of ours; in a data source, only those nsnet labelled."""
+def _veths(
+    ns: str, snap: Snapshot, host_links: Mapping[int, LinkMsg], ours: Ownership, source: bool, peers: Mapping[End, End]
+) -> Iterator[tuple[InterfaceState, int | None]]:
+    """Every veth of a namespace of ours that is not a link end; in a data source, only those nsnet labelled."""
     for link in snap.links:
-        if link.kind != "veth" or (source and link.alias != ours.label):
+        if link.kind != "veth" or (source and link.alias != ours.label) or (ns, link.index) in peers:
             continue
         host = host_links.get(link.peer) if link.peer else None
         if host is not None and (not ours.link(host) or host.peer != link.index):
@@ -117,23 +131,69 @@ def _orphans(host: Snapshot, ours: Ownership, claimed: set[int]) -> Iterator[Int
             yield InterfaceState(ORPHAN_NAMESPACE, link.name, link.name, up=False, host_up=link.up)
 
 
+def sorted_cidrs(cidrs: Iterable[str]) -> tuple[str, ...]:
+    """IPv4 first, then by address: one order on both sides of a diff."""
+    return tuple(sorted(cidrs, key=lambda c: (ip_interface(c).version, ip_interface(c))))
+
+
 def _cidrs(snap: Snapshot, index: int) -> tuple[str, ...]:
-    cidrs = [a.cidr for a in snap.addresses_of(index) if a.family == 4]
-    return tuple(sorted(cidrs, key=IPv4Interface) if len(cidrs) > 1 else cidrs)
+    """A link's addresses, as nsnet compares them: none tentative (an IPv6 address that is still in,
+    or failed, duplicate address detection does not work yet), no link-local ones (the kernel's)."""
+    return sorted_cidrs(a.cidr for a in snap.addresses_of(index) if not a.tentative and not a.cidr.startswith("fe80:"))
+
+
+def _links(read: Read) -> Iterator[LinkState]:
+    """Each link once, from the end that sorts first (the id's)."""
+    names = {name: {link.index: link for link in snap.links} for name, snap in read.snapshots()}
+    snaps = dict(read.snapshots())
+    for (ns, index), (peer_ns, peer_index) in read.peers.items():
+        end, peer = names[ns][index], names[peer_ns][peer_index]
+        if (ns, end.name) > (peer_ns, peer.name):
+            continue
+        yield LinkState(
+            namespace=ns,
+            name=end.name,
+            peer_namespace=peer_ns,
+            peer_name=peer.name,
+            addresses=_cidrs(snaps[ns], index),
+            peer_addresses=_cidrs(snaps[peer_ns], peer_index),
+            netem=_netem(snaps[ns], index),
+            peer_netem=_netem(snaps[peer_ns], peer_index),
+            mtu=end.mtu,
+            mac=end.mac,
+            peer_mac=peer.mac,
+            up=end.up,
+            peer_up=peer.up,
+            owned=end.alias == read.ours.label,
+        )
+
+
+def _netem(snap: Snapshot, index: int) -> str:
+    """An end's root qdisc: a netem as a file writes it; any other kind but the veth's default
+    (noqueue) by its kind, so that it differs from every netem (a `tc` edit by hand is drift)."""
+    root = next((q for q in snap.qdiscs if q.index == index), None)
+    if root is None or root.kind == "noqueue":
+        return NO_NETEM
+    return summary(root.netem) if root.netem is not None else f"qdisc {root.kind}"
 
 
 def _routes(read: Read) -> Iterator[RouteState]:
-    """The gateway routes of our namespaces; in a data source, only those nsnet made."""
+    """The routes of our namespaces that are not the kernel's own; in a data source, only those nsnet made."""
     for name, snap in read.snapshots():
+        devices = {link.index: link.name for link in snap.links}
         seen = set()
         for route in snap.routes:
             if read.is_source(name) and route.proto != ROUTE_PROTO:
                 continue
-            if route.type != "unicast" or len(route.via) != 1 or route.family != 4:  # what RouteState holds so far
-                continue
             if route.to not in seen:
                 seen.add(route.to)
-                yield RouteState(name, DEFAULT_ROUTES.get(route.to, route.to), route.via[0], route.proto)
+                yield route_state(name, route, devices)
+
+
+def route_state(namespace: str, route: RouteMsg, devices: Mapping[int, str]) -> RouteState:
+    to = "default" if route.to == "0.0.0.0/0" else route.to
+    dev = devices.get(route.dev) if route.dev is not None else None
+    return RouteState(namespace, to, sorted_gateways(list(route.via)), route.type, dev, route.metric or 0, route.proto)
 
 
 def _docker_accepts(state: type[IptablesRulesState]) -> Callable[[Read], Iterable[IptablesRulesState]]:
@@ -153,10 +213,11 @@ READERS: Mapping[Kind, Reader] = {
     kind: reader
     for kind, reader in sorted(
         {
-            Kind.BRIDGE: Reader(_bridges, RTMGRP_LINK | RTMGRP_IPV4_IFADDR),
-            Kind.NAMESPACE: Reader(_namespaces, RTMGRP_LINK),  # its lo carries the label
-            Kind.INTERFACE: Reader(_interfaces, RTMGRP_LINK | RTMGRP_IPV4_IFADDR),
-            Kind.ROUTE: Reader(_routes, RTMGRP_IPV4_ROUTE),
+            Kind.BRIDGE: Reader(_bridges, RTMGRP_LINK | ADDRESSES),
+            Kind.NAMESPACE: Reader(_namespaces, RTMGRP_LINK | ADDRESSES),  # its lo carries the label and the loopbacks
+            Kind.INTERFACE: Reader(_interfaces, RTMGRP_LINK | ADDRESSES),
+            Kind.LINK: Reader(_links, RTMGRP_LINK | ADDRESSES | RTMGRP_TC),  # an end's netem is a root qdisc
+            Kind.ROUTE: Reader(_routes, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE),
             Kind.NAMESPACE_SYSCTL: Reader(
                 lambda read: (s for s in read.namespace_sysctls if s.namespace in read.namespaces), NOT_ANNOUNCED
             ),  # /proc/sys

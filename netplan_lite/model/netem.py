@@ -149,6 +149,12 @@ def shown(netem: Netem) -> dict[str, str]:
     return parts
 
 
+def from_summary(text: str) -> Netem:
+    """The Netem a summary line describes (the state holds impairments as text)."""
+    words = text.split()
+    return parse(dict(zip(words[::2], words[1::2], strict=True)))
+
+
 def summary(netem: Netem) -> str:
     """One line: `delay 20ms jitter 5ms loss 1% rate 100mbit`."""
     return " ".join(f"{key} {value}" for key, value in shown(netem).items()) or "no impairment"

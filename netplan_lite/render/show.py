@@ -12,6 +12,7 @@ from ..resources.bridge import BridgeState
 from ..resources.docker_user import IptablesRulesState
 from ..resources.ids import ResourceId
 from ..resources.interface import InterfaceState
+from ..resources.link import LinkState
 from ..resources.namespace import NamespaceState
 from ..resources.namespace_sysctl import NamespaceSysctlState
 from ..resources.nft_table import NftTableState
@@ -79,17 +80,24 @@ class _ShowView:
 
     def namespace(self, ns: NamespaceState, forwards: Sequence[PortForward]) -> list[str]:
         name = ns.name
-        lines = ["", self._mark(ns) + self.style.paint("bold", f"namespace {name}") + f" (lo {value_text(ns.lo_up)})"]
+        loopback = f", loopback {', '.join(ns.loopback)}" if ns.loopback else ""
+        lines = ["", self._mark(ns) + self.style.paint("bold", f"namespace {name}") + f" (lo {value_text(ns.lo_up)}{loopback})"]
         lines += self.details_of(ns)
         interfaces = _of_kind(self.rows, InterfaceState, name)
         lines += self.table(
             ["INTERFACE", "ADDRESS", "BRIDGE", "HOST VETH", "STATE"],
             [(i, [i.name, value_text(i.addresses), value_text(i.bridge), value_text(i.host_name), value_text(i.up)]) for i in interfaces],
         )
-        lines += self.table(["ROUTE", "VIA"], [(r, [r.to, r.via]) for r in _of_kind(self.rows, RouteState, name)])
+        lines += self.table(["LINK", "PEER", "ADDRESS", "NETEM", "STATE"], [(link, _link_row(link, name)) for link in self._links(name)])
+        lines += self.table(["ROUTE", "VIA"], [(r, [r.to, describe(r) or "-"]) for r in _of_kind(self.rows, RouteState, name)])
         lines += self.table(["SYSCTL", "VALUE"], [(s, [s.key, s.value]) for s in _of_kind(self.rows, NamespaceSysctlState, name)])
         lines += self.table(["FORWARD (host -> here)", ""], [(None, [_forward_text(f), ""]) for f in forwards])
         return lines
+
+    def _links(self, namespace: str) -> list[LinkState]:
+        """The links with an end here: those homed here, and those whose peer end is here."""
+        links = _of_kind(self.rows, LinkState)
+        return [link for link in links if namespace in (link.namespace, link.peer_namespace)]
 
     def table(self, headers: list[str], rows: Sequence[tuple[Resource | None, list[str]]]) -> list[str]:
         if not rows:
@@ -126,6 +134,16 @@ def _forward_text(forward: PortForward) -> str:
 
 
 R = TypeVar("R", bound=Resource)
+
+
+def _link_row(link: LinkState, namespace: str) -> list[str]:
+    """One end of a link, as seen from its namespace."""
+    if link.namespace == namespace:
+        ends = (link.name, f"{link.peer_namespace}:{link.peer_name}", link.addresses, link.netem, link.up)
+    else:
+        ends = (link.peer_name or "?", f"{link.namespace}:{link.name}", link.peer_addresses, link.peer_netem, link.peer_up)
+    name, peer, addresses, netem, up = ends
+    return [name, peer, value_text(addresses), netem or "-", value_text(up)]
 
 
 def _of_kind(state: State, kind: type[R], namespace: str | None = None) -> list[R]:

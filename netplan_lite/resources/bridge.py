@@ -13,7 +13,7 @@ from .spec import CreatedNames, KindSpec, Lowering
 class BridgeState:
     kind: ClassVar[Kind] = Kind.BRIDGE
     name: str
-    addresses: tuple[str, ...] = ()  # "172.30.0.1/24", sorted
+    addresses: tuple[str, ...] = ()  # its gateways: "172.30.0.1/24", "fd00:10::1/64" (IPv4 first)
     mtu: int | None = None  # desired None: not managed
     up: bool = True
     owned: bool = True  # observed False: unlabelled, adopted from an interrupted run's journal
@@ -25,8 +25,8 @@ class BridgeState:
 
 def _lower(lowering: Lowering) -> Iterator[BridgeState]:
     for bridge in lowering.topology.bridges:
-        gateway = bridge.gateway_interface
-        yield BridgeState(bridge.name, (str(gateway),) if gateway else (), bridge.mtu)
+        gateways = (bridge.gateway_interface, bridge.gateway6_interface)
+        yield BridgeState(bridge.name, tuple(str(g) for g in gateways if g is not None), bridge.mtu)
 
 
 def _describe(bridge: BridgeState) -> str:

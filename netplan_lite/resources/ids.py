@@ -12,6 +12,7 @@ class Kind(enum.Enum):
     BRIDGE = "bridge"
     NAMESPACE = "namespace"
     INTERFACE = "interface"
+    LINK = "link"
     ROUTE = "route"
     NAMESPACE_SYSCTL = "namespace_sysctl"
     NFT_TABLE = "nft_table"
@@ -25,12 +26,12 @@ class Kind(enum.Enum):
         return "sysctl" if self is Kind.NAMESPACE_SYSCTL else self.value.replace("_", " ")
 
 
-DEFAULT_ROUTES = {"0.0.0.0/0": "default"}  # route ids are destinations; "default" is how they are shown
+DEFAULT_ROUTES = {"0.0.0.0/0": "default"}  # route ids are destinations; "default" is how IPv4's is shown (IPv6's: ::/0)
 
 
 class ResourceId(NamedTuple):
     """`name` is unique within its kind and namespace: "br0", "web1", "eth0", a route's
-    destination CIDR ("0.0.0.0/0"), a sysctl's dotted key."""
+    destination CIDR ("0.0.0.0/0", "fd00::/64"), a sysctl's dotted key, a link's first end."""
 
     kind: Kind
     name: str

@@ -35,13 +35,12 @@ def _lower(lowering: Lowering) -> Iterator[InterfaceState]:
     targets = lowering.forward_targets
     for ns in lowering.topology.namespaces:
         for iface in ns.interfaces:
-            address = lowering.addresses.get((ns.name, iface.name))
             yield InterfaceState(
                 namespace=ns.name,
                 name=iface.name,
                 host_name=iface.host_name,
                 bridge=iface.bridge,
-                addresses=(str(address),) if address else (),
+                addresses=lowering.addresses_of((ns.name, iface.name)),
                 mtu=iface.mtu,
                 mac=iface.mac,
                 hairpin=(ns.name, iface.name) in targets,

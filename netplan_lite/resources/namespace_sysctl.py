@@ -39,6 +39,7 @@ SPEC = KindSpec(
     after=(
         Edge(Kind.NAMESPACE, "it is set inside its namespace"),
         Edge(Kind.INTERFACE, "per-interface keys (net.ipv4.conf.eth0.*) exist once their interface does"),
+        Edge(Kind.LINK, "so do a link end's"),
     ),
     parents=in_namespace_parent,
 )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Union
 
-from . import bridge, docker_user, interface, namespace, namespace_sysctl, nft_table, route, sysctl
+from . import bridge, docker_user, interface, link, namespace, namespace_sysctl, nft_table, route, sysctl
 from .bridge import BridgeState
 from .docker_user import Ip6tablesRulesState, IptablesRulesState
 from .ids import Kind, ResourceId
 from .interface import InterfaceState
+from .link import LinkState
 from .namespace import NamespaceState
 from .namespace_sysctl import NamespaceSysctlState
 from .nft_table import NftTableState
@@ -22,13 +23,23 @@ from .spec import KindSpec
 from .sysctl import SysctlState
 
 Resource = Union[
-    BridgeState, NamespaceState, InterfaceState, RouteState, NamespaceSysctlState, SysctlState, NftTableState, IptablesRulesState, Ip6tablesRulesState
+    BridgeState,
+    NamespaceState,
+    InterfaceState,
+    LinkState,
+    RouteState,
+    NamespaceSysctlState,
+    SysctlState,
+    NftTableState,
+    IptablesRulesState,
+    Ip6tablesRulesState,
 ]
 
 DECLARED = (
     bridge.SPEC,
     namespace.SPEC,
     interface.SPEC,
+    link.SPEC,
     route.SPEC,
     namespace_sysctl.SPEC,
     nft_table.SPEC,

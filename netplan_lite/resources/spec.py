@@ -14,7 +14,7 @@ import dataclasses
 import enum
 import typing
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Interface
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from ..model.topology import InterfaceKey, Topology
@@ -27,6 +27,7 @@ class ReplaceCode(enum.Enum):
     HALF_CREATED = "half-created"  # left unusable by an interrupted run
     HOST_NAME_CHANGED = "host-name-changed"  # a veth's host end cannot be renamed while it is a port
     ROUTE_DROPPED = "route-dropped"  # the kernel drops a route with the address its gateway is reached by
+    PEER_CHANGED = "peer-changed"  # a veth's peer cannot move: the pair is made again
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,10 @@ class Lowering(Protocol):
     @property
     def topology(self) -> Topology: ...
     @property
-    def addresses(self) -> Mapping[InterfaceKey, IPv4Interface]: ...  # allocated, for every addressed interface
+    def addresses(self) -> Mapping[InterfaceKey, IPv4Interface]: ...  # allocated, for every addressed interface, link end and lo
+    @property
+    def addresses6(self) -> Mapping[InterfaceKey, IPv6Interface]: ...  # the same, IPv6
+    def addresses_of(self, key: InterfaceKey) -> tuple[str, ...]: ...  # both families' as CIDRs, IPv4 first
     @property
     def forward_targets(self) -> set[InterfaceKey]: ...
     @property
@@ -93,6 +97,8 @@ class KindSpec:
     # the host objects it uses (a plan targeting its namespace takes them in)
     needs: Callable[[Any], tuple[ResourceId, ...]] = lambda resource: ()
     host_wide: bool = False  # a host object of the whole topology, in every targeted plan
+    # the namespaces it reaches besides its home (a link's peer end): a plan targeting either takes in both
+    spans: Callable[[Any], tuple[str, ...]] = lambda resource: ()
     # set for a data source: where the object is; it is read and used, never created or deleted
     # (deleting it only forgets it, so what lives in it is deleted one by one)
     data_source: Callable[[Any], str | None] = lambda resource: None

@@ -7,7 +7,7 @@ import sys
 import time
 
 address, port, reply, lifetime = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-srv = socket.socket()
+srv = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)  # "::" also takes IPv4 (v4-mapped)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind((address, port))
 srv.listen(8)

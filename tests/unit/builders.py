@@ -132,7 +132,7 @@ def iface(
 
 
 def route(ns: str, to: str = "default", via: str = "172.30.0.1", **extra: Any) -> RouteState:
-    return RouteState(ns, to, via, **extra)
+    return RouteState(ns, to, (via,) if via else (), **extra)
 
 
 def state(*resources: Resource) -> dict:

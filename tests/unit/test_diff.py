@@ -76,7 +76,7 @@ def test_changed_field_is_an_update_with_before_and_after():
 
 def test_route_via_change_is_an_update():
     (change,) = diff(desired(AB), live(route("a", "default", "172.30.0.254")))
-    assert change.fields == (FieldChange("via", "172.30.0.254", "172.30.0.1"),)
+    assert change.fields == (FieldChange("via", ("172.30.0.254",), ("172.30.0.1",)),)
 
 
 def test_route_replaced_by_hand_is_an_update():
@@ -133,7 +133,7 @@ def test_replaced_route_keeps_its_field_changes():
     observed = live(iface("a", "eth0", "br0", "172.30.0.2/24", host="nsvold"), route("a", "default", "172.30.0.9"))
     route_change = diff(desired(AB), observed)[1]
     assert route_change.op is Op.REPLACE
-    assert route_change.fields == (FieldChange("via", "172.30.0.9", "172.30.0.1"),)
+    assert route_change.fields == (FieldChange("via", ("172.30.0.9",), ("172.30.0.1",)),)
 
 
 def test_other_namespaces_routes_are_untouched_by_a_replace():

@@ -332,10 +332,11 @@ def test_a_lab_with_nothing_live_is_drawn_from_the_file():
 
 def test_the_command_draws_from_the_file_without_a_record_or_root(capsys, monkeypatch):
     from netplan_lite.cli import commands
+    from netplan_lite.engine.assignments import Recorded
     from netplan_lite.errors import PermissionDenied
 
     assert commands._live_assignment(example()) is None  # no record of a run here: the kernel is not opened
-    monkeypatch.setattr("netplan_lite.engine.assignments.load", lambda name: {("web1", "eth0"): IPv4Interface("172.30.0.9/24")})
+    monkeypatch.setattr("netplan_lite.engine.assignments.load", lambda name: Recorded({("web1", "eth0"): IPv4Interface("172.30.0.9/24")}))
 
     def not_root(topology):
         raise PermissionDenied("nsnet needs root")

@@ -23,7 +23,7 @@ def test_names_of_each_kind():
     assert journal.names_of(BridgeState("br0")) == {"links": ["br0"]}
     assert journal.names_of(NamespaceState("web")) == {"namespaces": ["web"]}
     assert journal.names_of(InterfaceState("web", "eth0", "nsvabc")) == {"links": ["nsvabc"]}
-    assert journal.names_of(RouteState("web", "default", "10.0.0.1")) == {}
+    assert journal.names_of(RouteState("web", "default", ("10.0.0.1",))) == {}
 
 
 def test_begin_records_name_intents_and_a_clean_close_forgets_them():

@@ -267,6 +267,9 @@ class FakeNetlink:
     def is_open(self, ns):
         return True
 
+    def nsid(self, ns, other):
+        return None
+
     def forget(self, ns):
         pass
 

@@ -168,7 +168,7 @@ def test_update_carries_its_field_changes():
     observed[3] = route("a", "default", "172.30.0.9")
     (update,) = plan_of(one_bridge("a", "b"), observed).actions
     assert (update.op, update.before, update.after) == (Op.UPDATE, route("a", "default", "172.30.0.9"), route("a"))
-    assert [(f.field, f.before, f.after) for f in update.fields] == [("via", "172.30.0.9", "172.30.0.1")]
+    assert [(f.field, f.before, f.after) for f in update.fields] == [("via", ("172.30.0.9",), ("172.30.0.1",))]
 
 
 def test_same_input_gives_an_identical_plan():

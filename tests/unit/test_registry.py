@@ -78,6 +78,7 @@ def test_creation_order_follows_the_edges_then_the_declaration():
         "bridge",
         "namespace",
         "interface",
+        "link",
         "route",
         "namespace_sysctl",
         "nft_table",
@@ -90,11 +91,13 @@ def test_creation_order_follows_the_edges_then_the_declaration():
 def test_the_agent_listens_to_exactly_the_groups_the_readers_declare(monkeypatch):
     from netplan_lite.agent import cache
     from netplan_lite.kernel.readers import announcing_groups
-    from netplan_lite.kernel.rtnl.address import RTMGRP_IPV4_IFADDR
+    from netplan_lite.kernel.rtnl.address import RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR
     from netplan_lite.kernel.rtnl.link import RTMGRP_LINK
-    from netplan_lite.kernel.rtnl.route import RTMGRP_IPV4_ROUTE
+    from netplan_lite.kernel.rtnl.qdisc import RTMGRP_TC
+    from netplan_lite.kernel.rtnl.route import RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE
 
-    assert announcing_groups() == RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE  # what a Snapshot holds
+    addresses, routes = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR, RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
+    assert announcing_groups() == RTMGRP_LINK | addresses | routes | RTMGRP_TC  # what a Snapshot holds
     subscribed = []
 
     class Recorder:

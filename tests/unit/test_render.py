@@ -132,9 +132,9 @@ def test_plan_json_action_carries_before_after_and_fields():
         "name": "a/default",
         "reason": None,
         "implied_by": None,
-        "fields": [{"field": "via", "before": "172.30.0.9", "after": "172.30.0.1"}],
+        "fields": [{"field": "via", "before": ["172.30.0.9"], "after": ["172.30.0.1"]}],
     }
-    assert (action["before"]["via"], action["after"]["via"], action["after"]["namespace"]) == ("172.30.0.9", "172.30.0.1", "a")
+    assert (action["before"]["via"], action["after"]["via"], action["after"]["namespace"]) == (["172.30.0.9"], ["172.30.0.1"], "a")
 
 
 def test_plan_json_of_an_empty_plan():

@@ -7,13 +7,14 @@ from ipaddress import IPv4Interface
 
 from builders import built, doc, ops, topology
 
+from netplan_lite.engine.assignments import Recorded
 from netplan_lite.engine import reconcile
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.engine.scope import Scope
 from netplan_lite.render.plans import applied_summary, plan_json, plan_text
 
 LIVE_AB = built(("a", "172.30.0.2/24"), ("b", "172.30.0.3/24"))
-RECORDED = {("a", "eth0"): IPv4Interface("172.30.0.2/24"), ("b", "eth0"): IPv4Interface("172.30.0.3/24")}
+RECORDED = Recorded({("a", "eth0"): IPv4Interface("172.30.0.2/24"), ("b", "eth0"): IPv4Interface("172.30.0.3/24")})
 
 
 def lab(*names: str, forward_to: str | None = None) -> dict:
@@ -32,7 +33,7 @@ def test_a_new_namespace_gets_the_next_free_address_around_the_unread_ones():
     planned = targeted(lab("a", "b", "c"), kernel, "c")
     assert ops(planned.plan) == [("create", "namespace c"), ("create", "interface c/eth0"), ("create", "route c/default")]
     assert planned.plan.actions[1].after.addresses == ("172.30.0.4/24",)
-    assert planned.plan.partial and planned.addresses[("a", "eth0")] == RECORDED[("a", "eth0")]
+    assert planned.plan.partial and planned.addresses[("a", "eth0")] == RECORDED.v4[("a", "eth0")]
 
 
 def test_other_namespaces_and_unneeded_host_objects_are_neither_read_nor_changed():
