@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, ip_address, ip_interface
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
@@ -253,7 +253,7 @@ class _Bridge:
     default_gateway: bool  # no `gateway:`: each family's first host
 
 
-@dataclass
+@dataclass(eq=False)  # one per link, by identity
 class _Link:
     index: int
     ends: tuple[Endpoint, Endpoint]
@@ -481,12 +481,12 @@ def _check_pool_room(ctx: _Context, path: tuple[Any, ...], kind: str, network: I
     if kind == "p2p":
         users = sum(1 for link in ctx.links if version in link.families and version not in link.networks)
         pinned = [link.networks[version] for link in ctx.links if version in link.networks]
-        what = "links take"
+        what = "link takes" if users == 1 else "links take"
     else:
         auto = [name for name, ns in ctx.namespaces().items() if (ns or {}).get("loopback") == LOOPBACK_AUTO]
         users = len(auto)
         pinned = [a.network for ns in ctx.namespaces().values() for a in _pinned_loopbacks(ns).values() if a.version == version]
-        what = "namespaces take"
+        what = "namespace takes" if users == 1 else "namespaces take"
     taken: set[IPNetwork] = {n.supernet(new_prefix=prefix) if n.prefixlen > prefix else n for n in pinned if n.subnet_of(network)}  # type: ignore[arg-type]
     room = 2 ** (prefix - network.prefixlen) - sum(2 ** max(0, prefix - n.prefixlen) for n in taken)
     if users > room:
@@ -516,8 +516,14 @@ def _check_bridges(ctx: _Context) -> Found:
             yield (*path, "allow_overlap"), "allow_overlap needs a subnet on the bridge (only a subnet can overlap the host's networks)"
 
 
+def _gateway(text: Any) -> IPAddress:
+    if text == GATEWAY_NONE:
+        raise BadValue("`none` stands alone: `gateway: none`")
+    return parse_ip(text)
+
+
 def _check_gateways(path: tuple[Any, ...], value: Any, bridge: _Bridge | None, has_subnet: bool) -> Found:
-    for suffix, gateway in per_family(value, parse_ip, "gateway"):
+    for suffix, gateway in per_family(value, _gateway, "gateway"):
         where = (*path, "gateway", *suffix)
         if isinstance(gateway, BadValue):
             yield where, str(gateway)
@@ -737,8 +743,8 @@ def _shared_link_networks(ctx: _Context) -> dict[int, str]:
     """Link -> the pinned network it shares with an earlier link."""
     pinned = [(link, network) for link in ctx.links for network in link.networks.values()]
     return {
-        late.index: f"{net} overlaps {early_net} of links item {early.index} ({early.ends[0]}, {early.ends[1]}): "
-        "each link needs a network of its own (two ends, no third)"
+        late.index: f"{net} {'is already' if net == early_net else f'overlaps {early_net},'} the network of links item {early.index} "
+        f"({early.ends[0]}, {early.ends[1]}): each link needs a network of its own (two ends, no third)"
         for late, (early, early_net, net) in sweep(pinned, lambda link: link.index).items()
     }
 
@@ -759,18 +765,25 @@ def _check_end(path: tuple[Any, ...], end: Endpoint, namespaces: dict[str, Any],
         seen[end.key] = index
 
 
+NETEM_KEYS = frozenset(f.name for f in fields(netem.Netem))
+
+
 def _check_netem(path: tuple[Any, ...], spec: dict[str, Any], ends: list[str]) -> Found:
-    """Impairments for both ends, or per end: the endpoints as keys."""
+    """Impairments for both ends, or per end: the endpoints as keys (other keys: the schema's to refuse)."""
     per_end = [key for key in spec if is_endpoint(key)]
     if not per_end:
-        yield from _netem_units(path, spec)
+        yield from _netem_units(path, {k: v for k, v in spec.items() if k in NETEM_KEYS})
         return
     for key, value in spec.items():
-        if key not in per_end:
-            yield (*path, key), f"{key}: give impairments for both ends, or per end under the endpoints, not both"
+        if key in NETEM_KEYS:
+            yield (*path, key), "impairments are for both ends, or per end under the endpoints as keys, not both"
+        elif key not in per_end:
+            continue
         elif key not in ends:
             yield (*path, key), f"{key} is not an end of this link ({', '.join(ends)})"
-        elif isinstance(value, dict):
+        elif not isinstance(value, dict):
+            yield (*path, key), "an end's impairments are a mapping, e.g. {delay: 20ms}"
+        else:
             yield from _netem_units((*path, key), value)
 
 
@@ -784,7 +797,7 @@ def _netem_units(path: tuple[Any, ...], spec: dict[str, Any]) -> Found:
 
 def _check_link_addresses(ctx: _Context, path: tuple[Any, ...], addresses: dict[str, Any], ends: list[str], outside: _Ranges) -> Found:
     prefixes = link_prefixes((ctx.data.get("addressing") or {}).get("p2p"))
-    pinned: dict[str, dict[int, IPInterface]] = {}
+    pinned: dict[str, dict[int, IPInterface | None]] = {}  # None: given, but refused
     for end, value in addresses.items():
         where = (*path, "addresses", end)
         if end not in ends:
@@ -796,24 +809,24 @@ def _check_link_addresses(ctx: _Context, path: tuple[Any, ...], addresses: dict[
                 yield (*where, *suffix), str(parsed)
                 continue
             problem = _link_address_problem(parsed, outside)
+            pinned[end].setdefault(parsed.version, None if problem else parsed)
             if problem:
                 yield (*where, *suffix), problem
-                continue
-            yield from _claim(ctx, (*where, *suffix), parsed.ip, end)
-            pinned[end][parsed.version] = parsed
+            else:
+                yield from _claim(ctx, (*where, *suffix), parsed.ip, end)
     if len(ends) != 2 or not pinned:
         return
     a, b = ends
     for version in (4, 6):
-        first, second = pinned.get(a, {}).get(version), pinned.get(b, {}).get(version)
-        if (first is None) != (second is None):
-            have, lack = (a, b) if first is not None else (b, a)
+        first, second = pinned.get(a, {}), pinned.get(b, {})
+        if (version in first) != (version in second):
+            have, lack = (a, b) if version in first else (b, a)
             yield (
                 (*path, "addresses", have),
                 (f"{have} has an IPv{version} address but {lack} has none: pin both ends of a family, or neither to take both from the p2p pool"),
             )
-        elif first is not None and second is not None and second.network != first.network:
-            yield (*path, "addresses", b), f"{second} is not in {first.network}, the network of {a}: both ends of a link share one network"
+        elif (one := first.get(version)) is not None and (two := second.get(version)) is not None and two.network != one.network:
+            yield (*path, "addresses", b), f"{two} is not in {one.network}, the network of {a}: both ends of a link share one network"
 
 
 def _link_address_problem(address: IPInterface, outside: _Ranges) -> str | None:
