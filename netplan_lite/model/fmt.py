@@ -2,10 +2,14 @@
 
 The canonical form (what `nsnet fmt` writes and `nsnet fmt --check` expects):
 
-- Key order: `name, bridges, namespaces, port_forwards, firewall` at the top level and
-  the schema's order inside every object (bridge: subnet, gateway, mtu,
-  masquerade, allow_overlap; interface: bridge, address, mtu, mac; route: to, via; port
-  forward: host_port, namespace, port, protocol, host_address, interface).
+- Key order: `name, addressing, bridges, namespaces, links, port_forwards, firewall,
+  checks` at the top level and the schema's order inside every object (pool: ipv4,
+  prefix, ipv6, prefix6; bridge: subnet, gateway, mtu, masquerade, allow_overlap;
+  namespace: interfaces, routes, sysctls, path, forwarding, loopback; interface:
+  bridge, address, mtu, mac; route: to, via, type, dev, metric; link: endpoints,
+  netem, addresses, mtu, up; netem: delay, jitter, loss, duplicate, reorder,
+  corrupt, rate, limit; port forward: host_port, namespace, port, protocol,
+  host_address, interface; check: from, to, ping, port, protocol, expect, family).
   A merge key (`<<`) comes first in its mapping, where PyYAML applies it
   anyway (explicit keys win wherever `<<` is written).
 - The user's order of bridges, namespaces and interfaces is kept, never
@@ -14,21 +18,26 @@ The canonical form (what `nsnet fmt` writes and `nsnet fmt --check` expects):
   sorting would turn the first `fmt` of a hand-grouped file into a wholesale
   move of blocks and their comments. Keeping the order, fmt only ever changes
   layout, so its diff is small, reviewable and leaves `git blame` intact;
-  a new namespace lands where its author put it. List order (routes, port
-  forwards) is meaningful and kept.
+  a new namespace lands where its author put it. List order (routes, links,
+  port forwards, checks) is meaningful and kept, and so is the order of a
+  link's per-end `netem` and `addresses` (keyed by endpoints).
 - Layout: two-space indentation, sequences indented under their key.
-  Containers (the top level, `bridges:`, `namespaces:`, a namespace,
-  `interfaces:`, `routes:`, `port_forwards:`) are block style. Leaf objects
-  (a bridge, an interface, a route, a port forward: every value a scalar) are
-  one flow mapping on one line, `eth0: {bridge: br0, address: 10.0.0.2}`, as
+  Containers (the top level, `addressing:`, `bridges:`, `namespaces:`, a
+  namespace, `interfaces:`, `routes:`, `links:`, `port_forwards:`, `checks:`)
+  are block style. Leaf objects (a pool, a bridge, an interface, a route, a
+  link, a port forward, a check: every value a scalar or a flat list or
+  mapping) are one flow mapping on one line,
+  `eth0: {bridge: br0, address: 10.0.0.2}`, as
   in the project's examples: one line per object keeps a 1000-namespace lab
   readable and a change to an object a one-line diff. A leaf object stays
   block style when a comment sits inside it (a flow mapping cannot hold
   one) or when its line would pass 100 columns. Empty mappings and lists are
   `{}` and `[]`; an empty bridge or namespace written as nothing (`web1:`)
   becomes `web1: {}` (the same thing to the loader).
-- Scalars: plain when YAML reads the plain text back as the same string,
-  else double-quoted (`mac: "02:00:00:00:00:01"`); integers in decimal,
+- Scalars: plain when YAML reads the plain text back as the same string
+  (IPv6 addresses, `namespace:interface` endpoints and percentages included,
+  `fd00::1`, `r1:e12`, `1%`; not an address that starts or ends with `:`),
+  else double-quoted (`mac: "02:00:00:00:00:01"`, `"::1"`); integers in decimal,
   booleans `true`/`false` (YAML 1.1's `yes`/`on`/`0x50`/`0o17` are
   normalised to what they mean).
 - Anchors, aliases and merge keys are kept as written (`&client`,
@@ -65,6 +74,7 @@ from __future__ import annotations
 import bisect
 import collections
 import difflib
+import ipaddress
 import os
 import re
 import sys
@@ -88,6 +98,8 @@ _BREAK = re.compile(r"\r\n|[\r\n\x85\u2028\u2029]")
 _COMMENT = re.compile(r"#[^\r\n\x85\u2028\u2029]*")
 _BLOCK_HEADER = re.compile(r"[|>][-+0-9]*[ \t]+(#[^\r\n\x85\u2028\u2029]*)")
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+_PERCENT = re.compile(r"[0-9]+(?:\.[0-9]+)?%")
+_ENDPOINT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*:[A-Za-z][A-Za-z0-9_-]*")
 
 
 class FmtError(NsnetError):
@@ -160,8 +172,14 @@ class Entry:
 # what each part of a topology is, for key order and layout
 
 _USER_KEYED = {"bridges": "bridge", "namespaces": "namespace", "interfaces": "interface"}  # map -> its values
-_LISTS = {"routes": "route", "port_forwards": "port_forward"}  # list -> its items
-_FIELDS_OF = {"top": {"bridges", "namespaces", "port_forwards"}, "namespace": {"interfaces", "routes"}}
+_LISTS = {"routes": "route", "port_forwards": "port_forward", "links": "link", "checks": "check"}  # list -> its items
+_FIELDS_OF = {
+    "top": {"addressing", "bridges", "namespaces", "links", "port_forwards", "checks"},
+    "namespace": {"interfaces", "routes"},
+    "link": {"netem"},
+}
+_NESTED = {"addressing": "pool", "netem": "netem"}  # an object whose keys that hold objects hold these (pools, an end's impairments)
+_BLOCK = {"top", "addressing"}  # objects written in block style, as the containers are
 _NULL_IS_EMPTY_MAP = {"bridge", "namespace", "interfaces"}  # the loader reads `web1:` as `web1: {}`
 
 
@@ -169,7 +187,7 @@ def _field_order() -> dict[str, list[str]]:
     schema = loader.topology_schema()
     defs = schema["$defs"]
     order = {"top": list(schema["properties"])}
-    for kind in ("bridge", "namespace", "interface", "route", "port_forward"):
+    for kind in ("addressing", "pool", "bridge", "namespace", "interface", "route", "link", "netem", "port_forward", "check"):
         order[kind] = list(defs[kind]["properties"])
     return order
 
@@ -179,6 +197,8 @@ def _child_context(context: str | None, key: Any) -> str | None:
         return _USER_KEYED[context]
     if context in _LISTS:
         return _LISTS[context]
+    if context in _NESTED:
+        return _NESTED[context]
     if context in _FIELDS_OF and key in _FIELDS_OF[context]:
         return key
     return None
@@ -414,11 +434,23 @@ def scalar_text(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        if _PLAIN.fullmatch(value) and _resolve(value) == STR_TAG:
+        if _plain(value) and _resolve(value) == STR_TAG:
             return value
         return _quoted(value)
     text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 30)
     return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _plain(text: str) -> bool:
+    """Text that reads back as itself when written plain, in block and flow style alike (if YAML resolves it to a string)."""
+    if _PLAIN.fullmatch(text) or _PERCENT.fullmatch(text) or _ENDPOINT.fullmatch(text):
+        return True
+    if text[:1] == ":" or text[-1:] == ":":  # `::1` opens a mapping key, `fd00::` ends one
+        return False
+    try:
+        return isinstance(ipaddress.ip_interface(text), ipaddress.IPv6Interface)
+    except ValueError:
+        return False
 
 
 _RESOLVER = yaml.resolver.Resolver()
@@ -506,7 +538,7 @@ class _Writer:
             return anchor + scalar_text(node.value)
         if not node.entries:
             return anchor + ("{}" if node.kind == "map" else "[]")
-        if node.context in _USER_KEYED or node.context in _LISTS or node.context == "top":
+        if node.context in _USER_KEYED or node.context in _LISTS or node.context in _BLOCK:
             return None
         if _has_comments(node.footer):
             return None

@@ -93,6 +93,19 @@ port_forwards:
 # On a Docker host, nsnet accepts the bridges' traffic in Docker's DOCKER-USER
 # chain (Docker's FORWARD policy drops it otherwise) and removes those rules
 # with the lab; `firewall: {{docker_user: false}}` leaves the firewall to you.
+
+# Routed labs (docs/format.md has every key): `subnet:` and `address:` also take
+# IPv6, or a list of one address per family; `gateway: none` makes a bridge a
+# plain switch. `links:` joins two namespaces point to point,
+# `{{endpoints: [r1:e12, r2:e21]}}`, with `addresses:` pinned per end (else from
+# the `p2p:` pool under `addressing:`, which also has a `loopback:` pool: each
+# pool takes `ipv4:`, `prefix:`, `ipv6:` and `prefix6:`), `mtu:`, `up: false`
+# and `netem:` impairments (`delay:`, `jitter:`, `loss:`, `duplicate:`,
+# `reorder:`, `corrupt:`, `rate:`, `limit:`). A namespace takes `loopback: auto`;
+# a route takes `via:` a link end or a list (ECMP), `type: blackhole`, `dev:`
+# and `metric:`. `checks:` lists what `nsnet test` probes: `{{from: web, to:
+# client, ping: true}}`, or `port:` with `protocol:`, `expect: unreachable`,
+# `family: 6`.
 """
 
 

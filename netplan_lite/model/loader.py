@@ -11,13 +11,36 @@ import hashlib
 import json
 import re
 from importlib import resources
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, TypeVar
 
-from . import semantic as checks, schemacheck, yamlsource
+from . import netem, semantic as checks, schemacheck, yamlsource
 from ..errors import Problem, TopologyError
-from .topology import FORWARDING_KEYS, FORWARDING_ON, Bridge, Firewall, Interface, Namespace, PortForward, Protocol, Route, Topology, sysctl_text
+from .topology import (
+    FORWARDING_KEYS,
+    FORWARDING_ON,
+    LOOPBACK_PREFIXES,
+    P2P_PREFIXES,
+    Addressing,
+    Bridge,
+    Check,
+    Expect,
+    Firewall,
+    Interface,
+    IPInterface,
+    IPNetwork,
+    Link,
+    LinkEnd,
+    Namespace,
+    Pool,
+    PortForward,
+    Protocol,
+    Route,
+    RouteType,
+    Topology,
+    sysctl_text,
+)
 
 HOST_VETH_PREFIX = "nsv"
 
@@ -73,7 +96,7 @@ def load_bytes(raw: bytes, source: str = "<memory>") -> Topology:
     found += _semantic_problems(doc.data, complete=not found)
     if found:
         raise TopologyError([_locate(doc, source, path, message) for path, message in found])
-    return build(doc.data, source)
+    return build(doc.data, source, doc)
 
 
 def _schema_problems(doc: yamlsource.Document) -> list[tuple[tuple[Any, ...], str]]:
@@ -209,7 +232,11 @@ def _schema_message(error: Any) -> str:
     if error.validator == "maxItems":
         return f"{len(error.instance)} items, more than the {error.validator_value} allowed"
     if error.validator == "type":
-        return f"{_short(error.instance)} should be of type {error.validator_value}"
+        kinds = error.validator_value
+        kinds = kinds if isinstance(kinds, str) else " or ".join("list" if k == "array" else k for k in kinds)
+        return f"{_short(error.instance)} should be of type {kinds}"
+    if error.validator == "minItems":
+        return f"{len(error.instance)} item{'s' if len(error.instance) != 1 else ''}, fewer than the {error.validator_value} needed"
     return error.message if len(error.message) <= 200 else error.message[:200] + "..."
 
 
@@ -241,39 +268,114 @@ def host_veth_name(topology: str, namespace: str, interface: str) -> str:
     return HOST_VETH_PREFIX + digest[:12]
 
 
-def build(data: dict[str, Any], source: str = "<memory>") -> Topology:
-    """Turn validated data into model objects (no checks left to do here)."""
+def build(data: dict[str, Any], source: str = "<memory>", doc: yamlsource.Document | None = None) -> Topology:
+    """Turn validated data into model objects (no checks left to do here); `doc` gives each check its line."""
     name = data["name"]
+    addressing = _addressing(data.get("addressing") or {})
     bridges = tuple(_bridge(n, b or {}) for n, b in sorted((data.get("bridges") or {}).items()))
-    subnets = {b.name: b.subnet for b in bridges}
+    subnets: dict[str, dict[int, IPNetwork]] = {b.name: {s.version: s for s in b.subnets} for b in bridges}
     namespaces = tuple(_namespace(name, n, ns or {}, subnets) for n, ns in sorted((data.get("namespaces") or {}).items()))
     forwards = tuple(_forward(f) for f in data.get("port_forwards") or ())
     firewall = Firewall(**(data.get("firewall") or {}))
-    return Topology(name, bridges, namespaces, forwards, firewall, source)
+    p2p = checks.link_prefixes((data.get("addressing") or {}).get("p2p"))
+    links = tuple(_link(raw, p2p) for raw in data.get("links") or ())
+    lines = (lambda i: doc.locate(("checks", i))[0]) if doc is not None else (lambda i: None)
+    tests = tuple(_check(raw, {n.name for n in namespaces}, lines(i)) for i, raw in enumerate(data.get("checks") or ()))
+    return Topology(name, bridges, namespaces, forwards, firewall, source, addressing, links, tests)
+
+
+def _addressing(raw: dict[str, Any]) -> Addressing:
+    return Addressing(
+        *(_pool(raw[kind], defaults) if kind in raw else None for kind, defaults in (("p2p", P2P_PREFIXES), ("loopback", LOOPBACK_PREFIXES)))
+    )
+
+
+def _pool(raw: dict[str, Any], defaults: tuple[int, int]) -> Pool:
+    networks = checks.pool_networks(raw)
+    prefix, prefix6 = checks.pool_prefixes(raw, defaults).values()
+    return Pool(_of(networks, IPv4Network), prefix, _of(networks, IPv6Network), prefix6)
+
+
+V = TypeVar("V")
+
+
+def _of(found: Mapping[int, object], kind: type[V]) -> V | None:
+    """The value of that type in `found` (values keyed by their family, which their type says)."""
+    return next((v for v in found.values() if isinstance(v, kind)), None)
 
 
 def _bridge(name: str, raw: dict[str, Any]) -> Bridge:
-    subnet = checks.parse_subnet(raw["subnet"]) if "subnet" in raw else None
-    gateway = IPv4Address(raw["gateway"]) if "gateway" in raw else checks.default_gateway(subnet)
-    return Bridge(name, subnet, gateway, raw.get("mtu"), bool(raw.get("masquerade", False)), bool(raw.get("allow_overlap", False)))
-
-
-def _namespace(topology: str, name: str, raw: dict[str, Any], subnets: dict[str, IPv4Network | None]) -> Namespace:
-    interfaces = tuple(
-        Interface(
-            name=ifname,
-            bridge=spec["bridge"],
-            host_name=host_veth_name(topology, name, ifname),
-            address=checks.parse_interface_address(spec["address"], subnets[spec["bridge"]]) if "address" in spec else None,
-            mtu=spec.get("mtu"),
-            mac=spec["mac"].lower() if "mac" in spec else None,
-        )
-        for ifname, spec in (raw.get("interfaces") or {}).items()
+    subnets = checks.bridge_subnets(raw)
+    gateways = checks.bridge_gateways(raw, subnets)
+    return Bridge(
+        name,
+        _of(subnets, IPv4Network),
+        _of(gateways, IPv4Address),
+        raw.get("mtu"),
+        bool(raw.get("masquerade", False)),
+        bool(raw.get("allow_overlap", False)),
+        _of(subnets, IPv6Network),
+        _of(gateways, IPv6Address),
     )
-    routes = None
-    if "routes" in raw:
-        routes = tuple(Route(checks.parse_destination(r["to"]), (IPv4Address(r["via"]),)) for r in raw["routes"])
-    return Namespace(name, interfaces, routes, namespace_sysctls(raw), raw.get("path"))
+
+
+def _namespace(topology: str, name: str, raw: dict[str, Any], subnets: Mapping[str, Mapping[int, IPNetwork]]) -> Namespace:
+    interfaces = tuple(_interface(topology, name, ifname, spec, subnets[spec["bridge"]]) for ifname, spec in (raw.get("interfaces") or {}).items())
+    routes = tuple(_route(r) for r in raw["routes"]) if "routes" in raw else None
+    loopback = raw.get("loopback")
+    auto = loopback == checks.LOOPBACK_AUTO
+    pinned = {} if loopback is None or auto else checks.by_family(loopback, checks.loopback_address)
+    return Namespace(name, interfaces, routes, namespace_sysctls(raw), raw.get("path"), _by_version(pinned), auto)
+
+
+def _interface(topology: str, namespace: str, name: str, spec: dict[str, Any], subnets: Mapping[int, IPNetwork]) -> Interface:
+    pinned = checks.by_family(spec["address"], lambda text: checks.interface_address(text, subnets)) if "address" in spec else {}
+    return Interface(
+        name=name,
+        bridge=spec["bridge"],
+        host_name=host_veth_name(topology, namespace, name),
+        address=_of(pinned, IPv4Interface),
+        mtu=spec.get("mtu"),
+        mac=spec["mac"].lower() if "mac" in spec else None,
+        address6=_of(pinned, IPv6Interface),
+    )
+
+
+def _by_version(found: Mapping[int, IPInterface]) -> tuple[IPInterface, ...]:
+    """IPv4 first."""
+    return tuple(found[v] for v in sorted(found))
+
+
+def _route(raw: dict[str, Any]) -> Route:
+    via = tuple(checks.parse_gateway(text) for _, text in checks.items(raw["via"])) if "via" in raw else ()
+    kind = RouteType(raw["type"]) if "type" in raw else RouteType.UNICAST
+    return Route(checks.parse_destination(raw["to"]), via, kind, raw.get("dev"), raw.get("metric"))
+
+
+def _link(raw: dict[str, Any], prefixes: Mapping[int, int]) -> Link:
+    a, b = (checks.parse_endpoint(text) for text in raw["endpoints"])
+    impaired = raw.get("netem") or {}
+    per_end = any(checks.is_endpoint(key) for key in impaired)
+    ends = []
+    for end in (a, b):
+        spec = impaired.get(str(end)) if per_end else impaired
+        pinned = checks.by_family((raw.get("addresses") or {}).get(str(end), []), lambda text: checks.parse_address(text, prefixes))
+        ends.append(LinkEnd(end.namespace, end.interface, _by_version(pinned), netem.parse(spec) if spec else None))
+    return Link((ends[0], ends[1]), raw.get("mtu"), bool(raw.get("up", True)))
+
+
+def _check(raw: dict[str, Any], namespaces: set[str], line: int | None) -> Check:
+    target = raw["to"]
+    return Check(
+        source=raw["from"],
+        to=target if target in namespaces else checks.canonical_address(target),  # a namespace first, as the checks read it
+        ping=bool(raw.get("ping", False)),
+        port=raw.get("port"),
+        protocol=Protocol(raw.get("protocol", "tcp")),
+        expect=Expect(raw.get("expect", "reachable")),
+        family=raw.get("family"),
+        line=line,
+    )
 
 
 def namespace_sysctls(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -289,6 +391,6 @@ def _forward(raw: dict[str, Any]) -> PortForward:
         namespace=raw["namespace"],
         port=raw["port"],
         protocol=Protocol(raw.get("protocol", "tcp")),
-        host_address=IPv4Address(raw["host_address"]) if "host_address" in raw else None,
+        host_address=checks.parse_ip(raw["host_address"]) if "host_address" in raw else None,
         interface=raw.get("interface"),
     )

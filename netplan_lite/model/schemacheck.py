@@ -23,6 +23,7 @@ KEYWORDS = frozenset(
         "title",
         "description",
         "default",
+        "examples",
         "type",
         "properties",
         "additionalProperties",
@@ -34,6 +35,7 @@ KEYWORDS = frozenset(
         "enum",
         "items",
         "maxItems",
+        "minItems",
     }
 )
 
@@ -66,7 +68,7 @@ def is_valid(value: Any, schema: dict[str, Any], root: dict[str, Any] | None = N
         if value < schema.get("minimum", value) or value > schema.get("maximum", value):
             return False
     if isinstance(value, list):
-        if len(value) > schema.get("maxItems", len(value)):
+        if not schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value)):
             return False
         items = schema.get("items")
         return items is None or all(is_valid(item, items, root) for item in value)

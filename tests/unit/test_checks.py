@@ -13,6 +13,12 @@ from netplan_lite.errors import TopologyError
 from netplan_lite.model.loader import load_file
 
 
+DEFAULT_GATEWAY_HINT = (
+    " (by default, its subnet's first host): give the bridge `gateway: none` (a plain switch, when a namespace on it routes) "
+    "or another `gateway:`, or pin another address here"
+)
+
+
 def bridged(bridges: dict, **namespaces: dict) -> dict:
     """Namespaces given as {ifname: interface spec}."""
     return doc(bridges=bridges, namespaces={ns: {"interfaces": ifs} for ns, ifs in namespaces.items()})
@@ -74,8 +80,8 @@ def test_overlap_is_reported_once_per_bridge_against_an_earlier_one():
         ("10.0.0.0/31", "prefix /31 is outside /8../30: no room for a gateway and hosts"),
         ("10.0.0.0/32", "prefix /32 is outside /8../30: no room for a gateway and hosts"),
         ("10.0.0.0", "'10.0.0.0' needs a prefix length, e.g. 10.0.0.0/24"),
-        ("fd00::/64", "'fd00::/64' is IPv6; nsnet addresses are IPv4"),
-        ("banana", "'banana' is not an IPv4 address"),
+        ("fd00::/127", "prefix /127 is outside /8../126: no room for a gateway and hosts"),
+        ("banana", "'banana' is not an IPv4 or IPv6 address"),
         ("10.0.0.0/33", "'10.0.0.0/33' is not an IPv4 address"),
     ],
 )
@@ -123,8 +129,10 @@ def test_allow_overlap_needs_a_subnet():
     assert topology(doc(bridges={"br0": {"allow_overlap": False}})).bridges[0].allow_overlap is False
 
 
-def test_ipv6_gateway_is_refused_by_the_schema():
-    assert messages(doc(bridges={"br0": {"subnet": "10.1.0.0/24", "gateway": "fd00::1"}}))[0][0] == "bridges.br0.gateway"
+def test_ipv6_gateway_needs_an_ipv6_subnet():
+    assert messages(doc(bridges={"br0": {"subnet": "10.1.0.0/24", "gateway": "fd00::1"}})) == [
+        ("bridges.br0.gateway", "fd00::1 is IPv6, but the bridge has no IPv6 subnet")
+    ]
 
 
 # interfaces
@@ -147,11 +155,11 @@ def test_lo_is_reserved():
         ("10.0.0.5", "10.0.0.5 is outside subnet 172.30.0.0/24 of bridge br0"),
         ("172.30.0.0", "172.30.0.0 is the network address of 172.30.0.0/24 of bridge br0"),
         ("172.30.0.255", "172.30.0.255 is the broadcast address of 172.30.0.0/24 of bridge br0"),
-        ("172.30.0.1", "172.30.0.1 is the gateway of bridge br0"),
+        ("172.30.0.1", f"172.30.0.1 is the gateway of bridge br0{DEFAULT_GATEWAY_HINT}"),
         ("172.30.0.10/16", "prefix /16 differs from subnet 172.30.0.0/24 of bridge br0"),
-        ("fd00::1", "'fd00::1' is IPv6; nsnet addresses are IPv4"),
-        ("fd00::1/64", "'fd00::1/64' is IPv6; nsnet addresses are IPv4"),
-        ("nonsense", "'nonsense' is not an IPv4 address"),
+        ("fd00::1", "fd00::1 is IPv6, but bridge br0 has no IPv6 subnet"),
+        ("fd00::1/64", "fd00::1 is IPv6, but bridge br0 has no IPv6 subnet"),
+        ("nonsense", "'nonsense' is not an IPv4 or IPv6 address"),
     ],
 )
 def test_bad_address(address, message):
@@ -174,7 +182,7 @@ def test_address_located_exactly():
         "name: demo\nbridges: {br0: {subnet: 172.30.0.0/24}}\n"
         "namespaces:\n  a:\n    interfaces:\n      eth0:\n        bridge: br0\n        address: 172.30.0.1\n"
     )
-    assert problems(text) == ["t.yaml:8:9: namespaces.a.interfaces.eth0.address: 172.30.0.1 is the gateway of bridge br0"]
+    assert problems(text) == [f"t.yaml:8:9: namespaces.a.interfaces.eth0.address: 172.30.0.1 is the gateway of bridge br0{DEFAULT_GATEWAY_HINT}"]
 
 
 def test_address_on_a_bridge_without_subnet_needs_a_prefix():
@@ -259,9 +267,9 @@ def test_route_to_a_single_host_is_accepted():
     assert only.to == IPv4Network("10.1.2.3/32")
 
 
-def test_ipv6_route_destination_is_refused():
+def test_ipv6_route_destination_needs_an_ipv6_gateway():
     assert messages(with_routes({"to": "fd00::/64", "via": "172.30.0.1"})) == [
-        ("namespaces.a.routes.0.to", "'fd00::/64' is IPv6; nsnet addresses are IPv4")
+        ("namespaces.a.routes.0.via", "gateway 172.30.0.1 is IPv4, but the route to fd00::/64 is IPv6")
     ]
 
 
@@ -396,7 +404,7 @@ def test_unicast_mac_is_accepted():
 def test_parse_interface_address_helpers():
     assert checks.parse_interface_address("10.0.0.2", IPv4Network("10.0.0.0/16")) == IPv4Interface("10.0.0.2/16")
     assert checks.parse_destination("default") == IPv4Network("0.0.0.0/0")
-    assert checks.default_gateway(IPv4Network("10.0.0.0/24")) == checks.parse_ipv4("10.0.0.1")
+    assert checks.default_gateway(IPv4Network("10.0.0.0/24")) == checks.parse_ip("10.0.0.1")
     assert checks.default_gateway(None) is None
 
 

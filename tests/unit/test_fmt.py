@@ -105,6 +105,92 @@ port_forwards:
     )
 
 
+def test_routed_lab_sections_key_order_and_layout():
+    messy = b"""\
+checks:
+- {expect: unreachable, ping: true, to: 10.66.0.5, from: h1}
+links:
+- up: false
+  mtu: 9000
+  addresses: {r2:e23: "10.1.99.0/31", r1:e12: ["10.1.99.1/31"]}
+  endpoints: ["r1:e12", "r2:e23"]
+- netem: {r2:e24: {rate: 1gbit, delay: 1ms}, r1:e13: {loss: "0.5%"}}
+  endpoints: [r1:e13, r2:e24]
+namespaces:
+  r1:
+    loopback: auto
+    forwarding: true
+    routes:
+    - {metric: 10, dev: e12, to: "fd00::/64"}
+    - {via: ["r2:e23", "10.1.99.0"], to: 10.9.0.0/16}
+  r2: {}
+  h1:
+    interfaces: {eth0: {address: ["fd00:10::5"], bridge: br0}}
+    routes: [{to: "::/0", via: "fd00:10::1"}]
+bridges:
+  br0: {gateway: ["fd00:10::1"], subnet: ["fd00:10::/64"]}
+addressing:
+  loopback: {prefix6: 128, ipv6: "fd00::/120"}
+  p2p: {prefix: 31, ipv4: 10.1.0.0/16}
+name: routed
+"""
+    assert (
+        fmt.format_text(messy)
+        == """\
+name: routed
+addressing:
+  p2p: {ipv4: 10.1.0.0/16, prefix: 31}
+  loopback: {ipv6: fd00::/120, prefix6: 128}
+bridges:
+  br0: {subnet: [fd00:10::/64], gateway: [fd00:10::1]}
+namespaces:
+  r1:
+    routes:
+      - {to: fd00::/64, dev: e12, metric: 10}
+      - {to: 10.9.0.0/16, via: [r2:e23, 10.1.99.0]}
+    forwarding: true
+    loopback: auto
+  r2: {}
+  h1:
+    interfaces:
+      eth0: {bridge: br0, address: [fd00:10::5]}
+    routes:
+      - {to: "::/0", via: fd00:10::1}
+links:
+  - endpoints: [r1:e12, r2:e23]
+    addresses: {r2:e23: 10.1.99.0/31, r1:e12: [10.1.99.1/31]}
+    mtu: 9000
+    up: false
+  - endpoints: [r1:e13, r2:e24]
+    netem: {r2:e24: {delay: 1ms, rate: 1gbit}, r1:e13: {loss: 0.5%}}
+checks:
+  - {from: h1, to: 10.66.0.5, ping: true, expect: unreachable}
+"""
+    )
+
+
+@pytest.mark.parametrize(
+    "value, written",
+    [
+        ("fd00::1", "fd00::1"),
+        ("fd00:10::/64", "fd00:10::/64"),
+        ("r1:e12", "r1:e12"),
+        ("1%", "1%"),
+        ("::1", '"::1"'),  # a plain `::1` opens a mapping key in flow style
+        ("fd00::", '"fd00::"'),
+        ("02:aa:bb:cc:dd:ee", '"02:aa:bb:cc:dd:ee"'),  # a MAC, as before
+        ("1:2:3:4:5:6:7:8", '"1:2:3:4:5:6:7:8"'),  # YAML 1.1 reads it as a base-60 integer
+    ],
+)
+def test_addresses_endpoints_and_percentages_are_plain_where_yaml_reads_them_back(value, written):
+    assert fmt.scalar_text(value) == written
+    block, flow, key = f"k: {written}\n", f"k: [{written}, {written}]\n", f"k: {{{written}: [{written}]}}\n"
+    for loader_class in (yaml.SafeLoader, yamlsource._Loader):
+        assert yaml.load(block, Loader=loader_class) == {"k": value}
+        assert yaml.load(flow, Loader=loader_class) == {"k": [value, value]}
+        assert yaml.load(key, Loader=loader_class) == {"k": {value: [value]}}
+
+
 def test_user_order_of_bridges_namespaces_and_interfaces_is_kept():
     raw = b"name: o\nbridges: {zb: {}, ab: {}}\nnamespaces:\n  z: {interfaces: {eth9: {bridge: zb}, eth0: {bridge: ab}}}\n  a: {}\n"
     out = fmt.format_text(raw)

@@ -121,7 +121,7 @@ def test_enum_problem_lists_the_choices():
 
 def test_unknown_top_level_key_lists_known_keys():
     assert messages("name: demo\nbrdiges: {}\n") == [
-        ("brdiges", "unknown key 'brdiges' (known keys: bridges, firewall, name, namespaces, port_forwards)")
+        ("brdiges", "unknown key 'brdiges' (known keys: addressing, bridges, checks, firewall, links, name, namespaces, port_forwards)")
     ]
 
 
