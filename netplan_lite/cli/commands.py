@@ -185,8 +185,16 @@ def _run(planned: Any, kernel: Any, options: Any) -> Any:
     return reconcile.run(planned, kernel, options)
 
 
+def impaired_links(planned: Any) -> list[str]:
+    """The links whose impairments the plan creates or changes (they need netem in the kernel)."""
+    from ..resources.link import LinkState
+
+    changed = [a.after for a in planned.plan.actions if isinstance(a.after, LinkState)]
+    return [f"{link.namespace}:{link.name}" for link in changed if link.netem or link.peer_netem]
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
-    from ..kernel import topologies as inventory, nftables
+    from ..kernel import capabilities, topologies as inventory, nftables
     from ..engine import planfile, reconcile
     from ..render import plans as render
     from ..model.loader import load_bytes, read_source
@@ -204,6 +212,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             planfile.check_fresh(saved, planned)
         if any(rid.kind is Kind.NFT_TABLE for rid in planned.desired):
             nftables.require()
+        capabilities.require_netem(impaired_links(planned))
         warnings = _preflight(topology, planned) if planned.plan.actions else []
         for line in [] if args.json else render.warning_lines(warnings, _style(args)):
             print(line)

@@ -112,6 +112,18 @@ def create(name: str) -> int:
     return open_fd(name)
 
 
+@contextlib.contextmanager
+def scratch() -> Iterator[None]:
+    """Run the body with this thread in a new, unnamed namespace: nothing names it, so it goes
+    once the body's sockets close (a probe of what the kernel can do, changing nothing of anyone's)."""
+    home = _home_fd()
+    _check(_libc.unshare(CLONE_NEWNET), "unshare")
+    try:
+        yield
+    finally:
+        _check(_libc.setns(home, CLONE_NEWNET), "setns back")
+
+
 def remove(name: str) -> None:
     """Unmount and unlink the namespace file; the kernel frees it when unused."""
     path = path_of(name)

@@ -35,7 +35,7 @@ def value_text(value: Any, field: str = "up") -> str:
         if field in LINK_STATES:
             return "up" if value else "down"
         return ("yes" if value else "no") if field in YES_NO else ("on" if value else "off")
-    return "(none)" if value is None else str(value)
+    return "(none)" if value is None or value == "" else str(value)
 
 
 FIELD_NAMES = {

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from ipaddress import IPv4Network
 from itertools import combinations
 from pathlib import Path
 
 import pytest
 import yaml
+
+from netplan_lite.model.loader import load_file
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FILES = sorted(EXAMPLES.glob("*.yaml"))
@@ -58,8 +59,15 @@ def _names(path: Path) -> dict[str, set]:
         "bridge": set(doc.get("bridges") or {}),
         "namespace": set(doc.get("namespaces") or {}),
         "host port": {(f.get("protocol", "tcp"), f["host_port"]) for f in forwards},
-        "subnets": {IPv4Network(b["subnet"]) for b in (doc.get("bridges") or {}).values() if "subnet" in b},
+        "subnets": _networks(path),
     }
+
+
+def _networks(path: Path) -> set:
+    """Every network a lab takes: its bridges' subnets (both families) and its address pools."""
+    topology = load_file(str(path))
+    pools = [pool for pool in (topology.addressing.p2p, topology.addressing.loopback) if pool is not None]
+    return {net for b in topology.bridges for net in b.subnets} | {net for pool in pools for net in pool.networks}
 
 
 @pytest.mark.parametrize("first, second", list(combinations(FILES, 2)), ids=lambda p: p.name)
@@ -68,5 +76,5 @@ def test_two_examples_can_be_applied_side_by_side(first, second):
     a, b = _names(first), _names(second)
     for kind in ("topology", "bridge", "namespace", "host port"):
         assert not a[kind] & b[kind], f"{first.name} and {second.name} share {kind}s {a[kind] & b[kind]}"
-    overlaps = [(x, y) for x in a["subnets"] for y in b["subnets"] if x.overlaps(y)]
+    overlaps = [(x, y) for x in a["subnets"] for y in b["subnets"] if x.version == y.version and x.overlaps(y)]
     assert not overlaps, f"{first.name} and {second.name}: overlapping subnets {overlaps}"
