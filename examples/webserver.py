@@ -5,6 +5,7 @@ Like `python3 -m http.server`, but without its reverse DNS lookup at start
 """
 
 import http.server
+import socket
 import socketserver
 import sys
 
@@ -25,6 +26,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-socketserver.TCPServer.allow_reuse_address = True
-with socketserver.ThreadingTCPServer(("0.0.0.0", port), Handler) as server:
+class Server(socketserver.ThreadingTCPServer):
+    address_family = socket.AF_INET6  # bound to "::", it takes IPv4 too (as ::ffff:a.b.c.d): both families
+    allow_reuse_address = True
+
+
+with Server(("::", port), Handler) as server:
     server.serve_forever()

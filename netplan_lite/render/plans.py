@@ -24,7 +24,7 @@ FORMAT_VERSION = 1
 MARKERS = {Op.CREATE: "+", Op.UPDATE: "~", Op.DELETE: "-", Op.REPLACE: "-/+"}
 
 
-LINK_STATES = {"up", "host_up", "lo_up"}
+LINK_STATES = {"peer_up", "up", "host_up", "lo_up"}
 YES_NO = {"owned", "usable"}
 
 

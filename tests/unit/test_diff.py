@@ -174,3 +174,28 @@ def test_renaming_an_interface_plans_its_routes_again():
     data["namespaces"]["a"]["interfaces"] = {"eth1": {"bridge": "br0"}}
     changes = diff(desired(data), state(*built(("a", "172.30.0.2/24"))))
     assert rid("route a/default") in {c.id for c in changes}
+
+
+def test_a_link_losing_an_address_replans_the_routes_via_it_in_that_ends_namespace():
+    from netplan_lite.resources.link import LinkState
+
+    before = LinkState("r1", "e12", "r2", "e21", ("10.1.0.0/31", "fd00:1::/127"), ("10.1.0.1/31", "fd00:1::1/127"))
+    after = LinkState("r1", "e12", "r2", "e21", ("10.1.0.0/31",), ("10.1.0.1/31",))
+    via_v6 = route("r1", "fd00::2/128", "fd00:1::1")
+    via_v4 = route("r2", "10.0.0.1/32", "10.1.0.0")
+    changes = diff(state(after, via_v6, via_v4), state(before, via_v6, via_v4))
+    replaced = {c.id.key: c.reason for c in changes if c.op is Op.REPLACE}
+    assert replaced == {"r1/fd00::2/128": "link r1/e12 loses an address"}
+
+
+def test_a_replaced_link_takes_the_routes_through_its_devices_with_it():
+    from netplan_lite.resources.link import LinkState
+
+    before = LinkState("r1", "e12", "r9", "e21", ("10.1.0.0/31",), ("10.1.0.1/31",))
+    after = LinkState("r1", "e12", "r2", "e21", ("10.1.0.0/31",), ("10.1.0.1/31",))
+    device_route = route("r1", "10.77.0.0/16", "", dev="e12")
+    changes = diff(state(after, device_route), state(before, device_route))
+    assert {c.id.key: (c.op, c.reason) for c in changes} == {
+        "r1/e12": (Op.REPLACE, "its peer end is not where the file puts it"),
+        "r1/10.77.0.0/16": (Op.REPLACE, "link r1/e12 is replaced"),
+    }

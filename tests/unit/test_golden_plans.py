@@ -6,7 +6,7 @@ NSNET_REGOLD=1 rewrites the expected text (then read the diff before committing 
 from __future__ import annotations
 
 import os
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 from pathlib import Path
 
 import pytest
@@ -37,9 +37,11 @@ _Literal.add_representer(str, lambda dumper, text: dumper.represent_scalar("tag:
 
 def planned(case: dict) -> reconcile.Planned:
     observed = state_of(decode(doc) for doc in case.get("observed") or [])
-    assigned = {tuple(key.split("/")): IPv4Interface(value) for key, value in (case.get("assigned") or {}).items()}
+    assigned = [(tuple(key.split("/")), ip_interface(value)) for key, value in (case.get("assigned") or {}).items()]
+    v4 = {key: a for key, a in assigned if isinstance(a, IPv4Interface)}
+    v6 = {key: a for key, a in assigned if isinstance(a, IPv6Interface)}
     chains = frozenset(Kind(kind) for kind in case.get("docker_chains") or ())  # the host has Docker's chain there
-    return reconcile.compute(topology(case["topology"]), Observation(observed, assigned=assigned, docker_chains=chains))
+    return reconcile.compute(topology(case["topology"]), Observation(observed, assigned=v4, docker_chains=chains, assigned6=v6))
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
