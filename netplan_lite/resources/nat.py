@@ -180,16 +180,27 @@ def _longest_match(routes: list[tuple[IPNetwork, Bridge | None]], network: IPNet
     return max(covering, key=lambda route: route[0].prefixlen, default=None)
 
 
+def forwarding_needs(topology: Topology) -> dict[int, list[str]]:
+    """IP version -> why the host forwards it for the topology (pre-flight names the reasons);
+    nsnet holds a version's switch at 1 while there is one. Port forwards of the version
+    (IPv4: a loopback-only one too, as before dual-stack), masquerade of a subnet of it, and for
+    IPv6 namespaces routing between bridges through the host (IPv4 leaves that to the host's
+    own setting: pre-flight warns when it is off)."""
+    needs: dict[int, list[str]] = {}
+    for version in sorted({v for f in topology.port_forwards for v in forward_families(topology, f)}):
+        needs.setdefault(version, []).append("port forwards")
+    for bridge in topology.bridges:
+        for subnet in bridge.subnets if bridge.masquerade else ():
+            needs.setdefault(subnet.version, []).append(f"masquerade of {subnet}")
+    pairs = sorted({f"{src} -> {dst}" for _, src, dst in cross_bridge_routes(topology, 6)})
+    if pairs:
+        needs.setdefault(6, []).append(f"namespaces routing between bridges ({', '.join(pairs)})")
+    return needs
+
+
 def host_forwarding(topology: Topology) -> tuple[int, ...]:
-    """The IP versions the host forwards for the topology; nsnet holds each one's switch at 1 while
-    the topology needs it. Any port forward of the version (IPv4: a loopback-only one too, as
-    before dual-stack) or masquerade of a subnet of it; for IPv6 also namespaces routing between
-    bridges through the host (IPv4 leaves that to the host's own setting: pre-flight warns)."""
-    versions = {v for f in topology.port_forwards for v in forward_families(topology, f)}
-    versions |= {s.version for b in topology.bridges if b.masquerade for s in b.subnets}
-    if cross_bridge_routes(topology, 6):
-        versions.add(6)
-    return tuple(sorted(versions))
+    """The IP versions the host forwards for the topology (forwarding_needs)."""
+    return tuple(sorted(forwarding_needs(topology)))
 
 
 def _forward_rules(forward: PortForward, target: IPAddress) -> Iterator[NftRule]:
