@@ -67,8 +67,8 @@ def _preflight(topology: Any, planned: Any) -> list[Any]:
     from ..kernel import preflight
     from ..resources.ids import Kind
 
-    docker_user = Kind.IPTABLES_RULE in planned.observation.docker_chains
-    return preflight.check(topology, preflight.gather(topology, docker_user))
+    chains = planned.observation.docker_chains
+    return preflight.check(topology, preflight.gather(topology, Kind.IPTABLES_RULE in chains, Kind.IP6TABLES_RULE in chains))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

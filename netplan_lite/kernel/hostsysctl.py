@@ -1,4 +1,5 @@
-"""Shared host sysctls (net.ipv4.ip_forward): who needs them, what to restore.
+"""Shared host sysctls (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding: nat.HELD_SYSCTLS):
+who needs them, what to restore.
 
 Several topologies, and other tools, may need the same host-wide switch.
 nsnet records in /run/nsnet/sysctl.json (tmpfs: forgotten at reboot, like the

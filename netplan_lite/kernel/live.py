@@ -24,7 +24,7 @@ from ..errors import ConflictError, KernelError, PermissionDenied
 from ..labels import ADDRESS_PROTO, ROUTE_PROTO, label
 from .netlink import Netlink
 from ..engine.lock import host_lock
-from ..resources.nat import IP_FORWARD, claim_clashes, forward_claims, taken_claims
+from ..resources.nat import HELD_SYSCTLS, claim_clashes, forward_claims, taken_claims
 from ..engine.observation import Observation
 from ..engine.scope import EVERYTHING, Scope
 from ..resources.ids import ORPHAN_NAMESPACE, Kind
@@ -119,7 +119,7 @@ class LiveKernel:
     # create
 
     def _set_sysctl(self, sysctl: SysctlState) -> None:
-        if sysctl.key == IP_FORWARD:
+        if sysctl.key in HELD_SYSCTLS:
             hostsysctl.claim(self.topology, sysctl.key, sysctl.value)
         else:  # a per-link key of one of our bridges
             hostsysctl.write(sysctl.key, sysctl.value)
@@ -318,7 +318,7 @@ class LiveKernel:
         self._delete_link(None, bridge.name)
 
     def _release_sysctl(self, sysctl: SysctlState) -> str | None:
-        if sysctl.key == IP_FORWARD:
+        if sysctl.key in HELD_SYSCTLS:
             return hostsysctl.release(self.topology, sysctl.key, nftables.other_firewall_tables)
         hostsysctl.write(sysctl.key, "0")  # the default of a per-link key
         return None

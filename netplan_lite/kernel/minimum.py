@@ -40,6 +40,7 @@ class Requirement:
 
 REQUIREMENTS = (
     Requirement((5, 18, 0), "address ownership labels (IFA_PROTO)"),
+    Requirement((5, 3, 0), "nftables NAT in the inet family"),
     Requirement((4, 20, 0), "strict netlink dump checking (NETLINK_GET_STRICT_CHK)"),
     Requirement((4, 18, 0), "nftables NAT next to iptables NAT"),
     Requirement((4, 10, 0), "the nftables fib expression (fib daddr type local)"),

@@ -1,8 +1,12 @@
 """The only module that runs nft. Input goes on stdin as JSON, never via a shell.
 
-nsnet owns exactly one table per topology, `ip nsnet-<topology>`, and reads
-no other table's rules except other nsnet tables (to find their host ports).
-A change replaces the whole table in one `nft -f` transaction.
+nsnet owns exactly one table per topology, `inet nsnet-<topology>` (both IP
+versions), and reads no other table's rules except other nsnet tables (to find
+their host ports). A change replaces the whole table in one `nft -f`
+transaction. nsnet before dual-stack wrote `ip nsnet-<topology>`: such a table
+is read as the topology's (family ip), and every replace or delete removes the
+name in both families within its transaction, so moving to inet leaves no
+moment without the rules.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from typing import Any
 from ..errors import KernelError
 from ..faults import checkpoint
 from ..resources.nat import TABLE_PREFIX, canonical
-from ..resources.nft_table import NftChain, NftRule, NftTableState
+from ..resources.nft_table import FAMILY, LEGACY_FAMILY, NftChain, NftRule, NftTableState
 
-FAMILY = "ip"
+FAMILIES = (FAMILY, LEGACY_FAMILY)
 MISSING = "nft is not installed (apt-get install nftables): port forwards and masquerade need it"
 
 
@@ -43,32 +47,49 @@ def _run(args: list[str], stdin: str | None = None) -> str:
     return done.stdout
 
 
-def list_tables() -> list[str]:
-    """Names of the nsnet tables (family ip) on the host."""
+def _listed() -> list[tuple[str, str]]:
+    """(family, name) of the nsnet tables on the host, in either family."""
     if shutil.which("nft") is None:
         return []
-    doc = json.loads(_run(["-j", "list", "tables", FAMILY]) or '{"nftables": []}')
-    return sorted(item["table"]["name"] for item in doc["nftables"] if "table" in item and item["table"]["name"].startswith(TABLE_PREFIX))
+    doc = json.loads(_run(["-j", "list", "tables"]) or '{"nftables": []}')
+    tables = (item["table"] for item in doc["nftables"] if "table" in item)
+    return sorted((t["family"], t["name"]) for t in tables if t["family"] in FAMILIES and t["name"].startswith(TABLE_PREFIX))
 
 
-def read_table(name: str) -> NftTableState | None:
+def list_tables() -> list[str]:
+    """Names of the nsnet tables on the host."""
+    return sorted({name for _, name in _listed()})
+
+
+def read_table(name: str, family: str = FAMILY) -> NftTableState | None:
     """The table as nft lists it, or None when it does not exist."""
     if shutil.which("nft") is None:
         return None
-    done = _nft(["-j", "list", "table", FAMILY, name])
+    done = _nft(["-j", "list", "table", family, name])
     if done.returncode != 0:
         if "No such file or directory" in done.stderr:
             return None
-        raise KernelError(f"nft list table {FAMILY} {name}: {done.stderr.strip()}")
-    return parse_table(name, json.loads(done.stdout))
+        raise KernelError(f"nft list table {family} {name}: {done.stderr.strip()}")
+    return parse_table(name, json.loads(done.stdout), family)
 
 
 def read_tables() -> dict[str, NftTableState]:
-    """Every nsnet table, by name (one may vanish between listing and reading)."""
-    return {name: t for name in list_tables() if (t := read_table(name)) is not None}
+    """Every nsnet table, by name (one may vanish between listing and reading). A name in both
+    families (an older nsnet applied after this one) is one table holding both's chains and
+    rules, as family ip: the kernel runs both, and the next replace leaves only the inet one."""
+    found: dict[str, list[NftTableState]] = {}
+    for family, name in _listed():
+        if (table := read_table(name, family)) is not None:
+            found.setdefault(name, []).append(table)
+    return {name: tables[0] if len(tables) == 1 else _merged(name, tables) for name, tables in found.items()}
 
 
-def parse_table(name: str, doc: dict[str, Any]) -> NftTableState:
+def _merged(name: str, tables: list[NftTableState]) -> NftTableState:
+    chains = tuple(sorted({c for t in tables for c in t.chains}))
+    return NftTableState(name, LEGACY_FAMILY, chains, tuple(sorted({r for t in tables for r in t.rules})))
+
+
+def parse_table(name: str, doc: dict[str, Any], family: str = FAMILY) -> NftTableState:
     chains, rules = [], []
     for item in doc.get("nftables", []):
         if "chain" in item:
@@ -77,26 +98,29 @@ def parse_table(name: str, doc: dict[str, Any]) -> NftTableState:
         elif "rule" in item:
             r = item["rule"]
             rules.append(NftRule(r["chain"], r.get("comment", ""), canonical(r["expr"])))
-    return NftTableState(name, tuple(sorted(chains)), tuple(sorted(rules)))
+    return NftTableState(name, family, tuple(sorted(chains)), tuple(sorted(rules)))
 
 
-def _table_ref(name: str) -> dict[str, Any]:
-    return {"table": {"family": FAMILY, "name": name}}
+def _table_ref(family: str, name: str) -> dict[str, Any]:
+    return {"table": {"family": family, "name": name}}
+
+
+def _removal(name: str) -> list[dict[str, Any]]:
+    """Commands deleting the name in both families; each add first, so that its delete cannot fail."""
+    return [command for family in FAMILIES for command in ({"add": _table_ref(family, name)}, {"delete": _table_ref(family, name)})]
 
 
 def replace_table(table: NftTableState) -> None:
-    """Create or replace the whole table atomically (one transaction)."""
-    commands: list[dict[str, Any]] = [
-        {"add": _table_ref(table.name)},  # so that the delete cannot fail
-        {"delete": _table_ref(table.name)},
-        {"add": _table_ref(table.name)},
-    ]
+    """Create or replace the whole table atomically (one transaction), in its family; the same
+    name in the other family goes in that transaction (the move from ip to inet, and back on a rollback)."""
+    family = table.family
+    commands: list[dict[str, Any]] = [*_removal(table.name), {"add": _table_ref(family, table.name)}]
     for chain in table.chains:
         commands.append(
             {
                 "add": {
                     "chain": {
-                        "family": FAMILY,
+                        "family": family,
                         "table": table.name,
                         "name": chain.name,
                         "type": chain.type,
@@ -112,7 +136,7 @@ def replace_table(table: NftTableState) -> None:
             {
                 "add": {
                     "rule": {
-                        "family": FAMILY,
+                        "family": family,
                         "table": table.name,
                         "chain": rule.chain,
                         "expr": json.loads(rule.expr),
@@ -125,8 +149,8 @@ def replace_table(table: NftTableState) -> None:
 
 
 def delete_table(name: str) -> None:
-    commands = [{"add": _table_ref(name)}, {"delete": _table_ref(name)}]
-    _run(["-j", "-f", "-"], json.dumps({"nftables": commands}))
+    """Delete the table, in both families."""
+    _run(["-j", "-f", "-"], json.dumps({"nftables": _removal(name)}))
 
 
 def other_firewall_tables() -> str | None:

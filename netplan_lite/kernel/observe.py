@@ -22,7 +22,7 @@ from ..faults import changes_made
 from ..engine.journal import Intents, read_intents
 from ..engine.observation import Observation
 from ..engine.scope import EVERYTHING, Scope
-from ..resources.nat import IP_FORWARD, route_localnet_key, table_name, taken_claims
+from ..resources.nat import HELD_SYSCTLS, route_localnet_key, table_name, taken_claims
 from .netlink import Netlink, Snapshot
 from .rtnl.link import LinkMsg
 from ..resources.ids import Kind
@@ -290,8 +290,8 @@ def _read_namespace(nl: Netlink, ours: Ownership, name: str) -> tuple[bool, Snap
 
 
 def _held_sysctls(topology: str, host: Snapshot) -> tuple[SysctlState, ...]:
-    """ip_forward if this topology holds it; route_localnet of our bridges when set."""
-    held = [SysctlState(IP_FORWARD, hostsysctl.read(IP_FORWARD))] if topology in hostsysctl.holders(IP_FORWARD) else []
+    """The shared switches (ip_forward, IPv6 forwarding) this topology holds; route_localnet of our bridges when set."""
+    held = [SysctlState(key, hostsysctl.read(key)) for key in HELD_SYSCTLS if topology in hostsysctl.holders(key)]
     for link in host.links:
         if link.alias == label(topology) and link.kind == "bridge":
             key = route_localnet_key(link.name)

@@ -140,7 +140,7 @@ class PortForward:
     namespace: str
     port: int
     protocol: Protocol = Protocol.TCP
-    host_address: IPv4Address | IPv6Address | None = None  # None: every host address
+    host_address: IPv4Address | IPv6Address | None = None  # None: every host address, both families
     interface: str | None = None  # None: the namespace's first bridged interface
 
 

@@ -123,7 +123,7 @@ class _ShowView:
         if isinstance(resource, SysctlState):
             return [f"sysctl {resource.key}", resource.value]
         if isinstance(resource, NftTableState):
-            return [f"nft table ip {resource.name}", describe(resource)]
+            return [f"nft table {resource.family} {resource.name}", describe(resource)]
         return [str(resource.id), describe(resource)]  # rules in Docker's chain: `iptables rule DOCKER-USER`
 
 

@@ -25,12 +25,18 @@ class NftChain:
     prio: int
 
 
+FAMILY = "inet"  # one table for both IP versions
+LEGACY_FAMILY = "ip"  # nsnet's tables before dual-stack
+
+
 @dataclass(frozen=True)
 class NftTableState:
-    """The topology's own nft table (family ip), replaced whole on every change."""
+    """The topology's own nft table, replaced whole on every change. Observed with family ip when
+    such a table is there (an earlier nsnet's, IPv4 only): then the plan replaces it with the inet one."""
 
     kind: ClassVar[Kind] = Kind.NFT_TABLE
     name: str
+    family: str = FAMILY  # first, so that a plan moving a table to inet says so before its rules
     chains: tuple[NftChain, ...] = ()
     rules: tuple[NftRule, ...] = ()
 

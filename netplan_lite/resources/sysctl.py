@@ -14,7 +14,8 @@ LINK_SYSCTL_PREFIX = "net.ipv4.conf."
 
 @dataclass(frozen=True)
 class SysctlState:
-    """A host sysctl the topology needs, e.g. net.ipv4.ip_forward = 1."""
+    """A host sysctl the topology needs: a shared switch (net.ipv4.ip_forward = 1,
+    net.ipv6.conf.all.forwarding = 1) or a per-link key of one of its bridges."""
 
     kind: ClassVar[Kind] = Kind.SYSCTL
     key: str  # dotted; per-link keys are net.ipv4.conf.<link>.<name>

@@ -164,8 +164,8 @@ def forwarded_ports() -> set[int]:
     """Host ports some nsnet topology (of any suite running now) forwards, from its rule comments."""
     ports = set()
     for name in nft_table_names():
-        if name.startswith("nsnet-"):
-            rc, out, _ = run("nft", "-j", "list", "table", "ip", name)
+        for family in ("inet", "ip") if name.startswith("nsnet-") else ():  # nsnet's family, and an older nsnet's
+            rc, out, _ = run("nft", "-j", "list", "table", family, name)
             for item in json.loads(out)["nftables"] if rc == 0 else []:
                 words = item.get("rule", {}).get("comment", "").split()  # "forward tcp *:PORT -> ns:port"
                 if len(words) >= 3 and words[0] == "forward":

@@ -104,10 +104,10 @@ def ip_forward_holders() -> list[str]:
 
 
 def nft_tables() -> set[str]:
-    """Names of the host's `ip` family nft tables."""
+    """Names of the host's `inet` family nft tables (nsnet's family)."""
     rc, out, err = run("nft", "-j", "list", "tables")
     assert rc == 0, err
-    return {t["table"]["name"] for t in json.loads(out)["nftables"] if "table" in t and t["table"]["family"] == "ip"}
+    return {t["table"]["name"] for t in json.loads(out)["nftables"] if "table" in t and t["table"]["family"] == "inet"}
 
 
 def http_get(address: str, port: int) -> str:
@@ -164,7 +164,7 @@ class Host:
     def cleanup(self) -> None:
         left = sorted({f"nsnet-{t}" for t in self.topologies} & nft_tables())
         for name in left:
-            run("nft", "delete", "table", "ip", name)
+            run("nft", "delete", "table", "inet", name)
         holding = sorted(self.topologies & set(ip_forward_holders()))
         for topology in holding:  # a destroy that failed half-way: release the claim by the exact name
             release = self.dir / f"release-{topology}.yaml"

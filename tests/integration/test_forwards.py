@@ -34,6 +34,7 @@ TCP_SERVER = str(Path(__file__).with_name("tcp_server.py"))  # answers "<reply> 
 pytestmark = pytest.mark.netns
 
 IP_FORWARD = "net.ipv4.ip_forward"
+FAMILY = "inet"  # of nsnet's tables
 IP_FORWARD_PATH = Path("/proc/sys/net/ipv4/ip_forward")
 REGISTRY = STATE_DIR / "sysctl.json"
 SHORT = 2.0  # seconds a connection that must fail is given
@@ -74,12 +75,12 @@ def nft_tables() -> list[tuple[str, str]]:
 
 
 def table_exists(name: str) -> bool:
-    return ("ip", name) in nft_tables()
+    return (FAMILY, name) in nft_tables()
 
 
-def table_text(name: str) -> str:
-    """`nft -j list table ip NAME`, verbatim."""
-    rc, out, err = run("nft", "-j", "list", "table", "ip", name)
+def table_text(name: str, family: str = FAMILY) -> str:
+    """`nft -j list table FAMILY NAME`, verbatim."""
+    rc, out, err = run("nft", "-j", "list", "table", family, name)
     assert rc == 0, err
     return out
 
@@ -138,10 +139,11 @@ class Host:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate(timeout=10)
-        present = {name for family, name in nft_tables() if family == "ip"}
-        left = sorted({f"nsnet-{t}" for t in self.topologies} & present)
-        for name in left + sorted(self.foreign_tables & present):
-            run("nft", "delete", "table", "ip", name)
+        present = nft_tables()
+        ours = {f"nsnet-{t}" for t in self.topologies}
+        left = sorted({name for family, name in present if name in ours})
+        for family, name in sorted(t for t in present if t[1] in ours | self.foreign_tables):
+            run("nft", "delete", "table", family, name)
         # ip_forward is shared: put it back only if no other topology took or let go of it meanwhile
         others = [h for h in ip_forward_holders() if h not in self.topologies]
         if others == self.holders and read_ip_forward() != self.ip_forward:
@@ -348,7 +350,7 @@ def test_guard_drops_packets_for_127_0_0_0_8_arriving_on_the_bridge(net, lab):
     # control: without the guard rule, the same packets do reach the host's 127.0.0.1 service,
     # so the failure above is the guard's doing and not the test's
     guard = next(r for r in table_rules(name) if r["chain"] == "guard")
-    rc, _, err = run("nft", "delete", "rule", "ip", name, "guard", "handle", str(guard["handle"]))
+    rc, _, err = run("nft", "delete", "rule", FAMILY, name, "guard", "handle", str(guard["handle"]))
     assert rc == 0, err
     assert (tcp_from(attacker, "127.0.0.1", q) or "").startswith("host-loopback ")
 
@@ -447,7 +449,7 @@ def test_forward_to_a_named_second_interface_goes_to_its_address(net, lab):
     path = net.write(doc)
     net.apply(path)
     rule = next(r for r in table_rules(f"nsnet-{doc['name']}") if r["chain"] == "output")
-    assert {"dnat": {"addr": str(net_b[20]), "port": 80}} in rule["expr"]
+    assert {"dnat": {"family": "ip", "addr": str(net_b[20]), "port": 80}} in rule["expr"]
     lab.serve(web, str(net_b[20]), 80, "web-eth1")  # listens on eth1's address only
     assert lab.tcp_from_host("127.0.0.1", p1) == f"web-eth1 {net_b[1]}"
     net.assert_no_changes(path)
@@ -466,7 +468,7 @@ def test_a_rule_deleted_by_hand_is_planned_and_restored(net, lab):
     before = table_text(name)
     comment = f"forward tcp *:{p1} -> {web1}:80"
     rule = next(r for r in table_rules(name) if r["chain"] == "output" and r["comment"] == comment)
-    rc, _, err = run("nft", "delete", "rule", "ip", name, "output", "handle", str(rule["handle"]))
+    rc, _, err = run("nft", "delete", "rule", FAMILY, name, "output", "handle", str(rule["handle"]))
     assert rc == 0, err
 
     rc, out, err = lab.nsnet("plan", "--detailed-exitcode", path)
@@ -488,7 +490,7 @@ def test_a_table_deleted_by_hand_is_recreated(net, lab):
     net.apply(path)
     name = f"nsnet-{doc['name']}"
     rules = sorted((r["chain"], r["comment"]) for r in table_rules(name))
-    rc, _, err = run("nft", "delete", "table", "ip", name)
+    rc, _, err = run("nft", "delete", "table", FAMILY, name)
     assert rc == 0, err
 
     rc, out, err = lab.nsnet("plan", "--detailed-exitcode", path)
@@ -598,19 +600,19 @@ table ip {foreign} {{
 }}
 """,
     )
-    snapshot = table_text(foreign)
+    snapshot = table_text(foreign, "ip")
     path = net.write(doc)
 
     net.apply(path)
-    assert table_text(foreign) == snapshot
+    assert table_text(foreign, "ip") == snapshot
     assert net.apply(path).startswith("No changes.")
     net.assert_no_changes(path)
     net.write(one_bridge(net, ["web1"], [forward(p1, web1, 80)], masquerade=True)[0])
     net.apply(path)  # replaces the nsnet table whole
-    assert table_text(foreign) == snapshot
+    assert table_text(foreign, "ip") == snapshot
     rc, out, err = lab.nsnet("destroy", path)
     assert rc == 0, out + err
-    assert table_text(foreign) == snapshot
+    assert table_text(foreign, "ip") == snapshot
     assert not table_exists(f"nsnet-{doc['name']}")
 
 

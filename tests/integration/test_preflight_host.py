@@ -213,3 +213,92 @@ def test_docker_shaped_iptables_nft_ruleset(lab):
         ],
     )
     assert not [w for w in found["warnings"] if "nft chain ip filter FORWARD" in w], found["warnings"]
+
+
+# dual-stack: the facts of IPv6 forwarding, read in namespaces of the test's own
+
+GATHER_DUAL = r"""
+import dataclasses, json, subprocess, sys
+from ipaddress import IPv6Address, IPv6Network
+from netplan_lite.model import loader
+from netplan_lite.kernel.preflight import checks, hostfacts
+for cmd in json.loads(sys.argv[1]):
+    subprocess.run(cmd, check=True, capture_output=True)
+topology = loader.load_file(sys.argv[2])
+bridge = dataclasses.replace(topology.bridges[0], subnet6=IPv6Network("fd00:10::/64"), gateway6=IPv6Address("fd00:10::1"), masquerade=True)
+topology = dataclasses.replace(topology, bridges=(bridge,))  # what the dual-stack file keys give
+facts = hostfacts.gather(topology)
+print(json.dumps({
+    "chains": [[c.family, c.table, c.chain, c.policy, sorted(c.accepts_in), sorted(c.accepts_out)] for c in facts.forward_chains],
+    "ipv6_forwarding": facts.ipv6_forwarding,
+    "ra_defaults": list(facts.ra_defaults),
+    "warnings": [w.line() for w in checks.check(topology, facts)],
+}))
+"""
+
+
+def _gather_dual(lab, prefix: list[str], commands: list[list[str]]) -> dict:
+    """GATHER_DUAL under `prefix` (`unshare --net`, or `ip netns exec NS`), after COMMANDS there."""
+    path = lab.write(_doc(lab, [{"host_port": 18080, "namespace": f"{lab.prefix}-a", "port": 80}]), lab.dir / "topology.yaml")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", GATHER_DUAL, json.dumps(commands), str(path)], capture_output=True, text=True, timeout=60, env=env, cwd=REPO
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_legacy_ip6tables_forward_drop_is_read_and_warned_about_for_ipv6_traffic(lab):
+    if shutil.which("ip6tables-legacy") is None or shutil.which("unshare") is None:
+        pytest.skip("ip6tables-legacy or unshare is not installed")
+    bridge = f"{lab.prefix}br"
+    found = _gather_dual(
+        lab,
+        ["unshare", "--net"],
+        [["ip6tables-legacy", "-P", "FORWARD", "DROP"], ["ip6tables-legacy", "-A", "FORWARD", "-i", "docker0", "-j", "ACCEPT"]],
+    )
+    assert [checks.LEGACY6, "filter", "FORWARD", "drop", ["docker0"], []] in found["chains"]
+    drops = [
+        w
+        for w in found["warnings"]
+        if f"ip6tables-legacy chain filter FORWARD (hook forward) has policy drop and no rule there accepts bridge {bridge}" in w
+    ]
+    assert len(drops) == 1 and "port forwards from other hosts and namespaces" in drops[0] and "masqueraded traffic" in drops[0], found["warnings"]
+    assert f"`ip6tables-legacy -I FORWARD -i {bridge} -j ACCEPT`" in drops[0]
+
+
+RA = r"""
+import socket, struct, sys
+sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)  # the kernel fills in the checksum
+sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)  # a router advertisement must come with 255
+index = socket.if_nametoindex(sys.argv[1])
+sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+# type 134, code 0, checksum, current hop limit 64, no flags, router lifetime 600 s, reachable time and retrans timer unset
+sock.sendto(struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 600, 0, 0), ("ff02::1", 0, 0, index))
+"""
+
+
+def test_a_default_route_from_router_advertisements_is_warned_about_when_nsnet_will_forward_ipv6(lab):
+    """A real router advertisement, sent from a namespace of the test's to another that stands in for
+    the host: its kernel learns a default route (RTF_ADDRCONF) on a link with accept_ra=1."""
+    host, router = f"{lab.prefix}-h", f"{lab.prefix}-r"
+    for ns in (host, router):
+        lab.foreign_namespace(ns)
+        lab.ip("netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+    lab.ip("-n", host, "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", router)
+    lab.ip("-n", host, "link", "set", "up0", "up")
+    lab.ip("-n", router, "link", "set", "eth0", "up")
+    assert lab.wait_until(lambda: any(a.get("addr_info") for a in lab.ip_json("-n", router, "-6", "addr", "show", "dev", "eth0")), timeout=5)
+
+    def learned() -> bool:
+        rc, out, _ = lab.run("ip", "netns", "exec", router, sys.executable, "-c", RA, "eth0")
+        return rc == 0 and any(r.get("protocol") == "ra" for r in lab.ip_json("-n", host, "-6", "route", "show", "default"))
+
+    assert lab.wait_until(learned, timeout=5), lab.ip_json("-n", host, "-6", "route")
+    found = _gather_dual(lab, ["ip", "netns", "exec", host], [])
+    assert found["ipv6_forwarding"] is False and found["ra_defaults"] == ["up0"]
+    warning = next(w for w in found["warnings"] if "router advertisements" in w)
+    assert warning.startswith("warning: the topology needs the host to forward IPv6 (port forwards, masquerade of fd00:10::/64)"), warning
+    assert "`sysctl -w net.ipv6.conf.up0.accept_ra=2`" in warning
+    found = _gather_dual(lab, ["ip", "netns", "exec", host], [["sysctl", "-q", "-w", "net.ipv6.conf.up0.accept_ra=2"]])
+    assert found["ra_defaults"] == [] and not [w for w in found["warnings"] if "router advertisements" in w]

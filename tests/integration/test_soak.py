@@ -97,7 +97,7 @@ class Walk:
             "host end down": ["ip", "link", "set", veth, "down"],
             "foreign address": ["ip", "-n", ns, "addr", "add", str(self.subnet[250]) + "/24", "dev", "eth0"],
             "routes flushed": ["ip", "-n", ns, "route", "flush", "proto", "225"],
-            "nft table deleted": ["nft", "delete", "table", "ip", f"nsnet-{self.lab.prefix}"],
+            "nft table deleted": ["nft", "delete", "table", "inet", f"nsnet-{self.lab.prefix}"],
         }
         what = self.rng.choice(sorted(choices))
         subprocess.run(choices[what], capture_output=True)  # may find nothing to break: fine

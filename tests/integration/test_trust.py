@@ -26,7 +26,7 @@ def _run(lab, *args: str, env: dict[str, str] | None = None, timeout: float = 60
 
 
 def _table_exists(topology: str) -> bool:
-    return subprocess.run(["nft", "list", "table", "ip", f"nsnet-{topology}"], capture_output=True).returncode == 0
+    return subprocess.run(["nft", "list", "table", "inet", f"nsnet-{topology}"], capture_output=True).returncode == 0
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def trust(lab):
     finally:
         for topology in lab.files:
             if _table_exists(topology):
-                subprocess.run(["nft", "delete", "table", "ip", f"nsnet-{topology}"])
+                subprocess.run(["nft", "delete", "table", "inet", f"nsnet-{topology}"])
 
 
 def _with_forward(lab, ex, port: int | None = None) -> Path:

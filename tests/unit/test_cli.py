@@ -32,7 +32,7 @@ def no_kernel(monkeypatch, tmp_path):
         raise AssertionError("a unit test tried to open the live kernel")
 
     monkeypatch.setattr("netplan_lite.kernel.live.open_kernel", refuse)
-    monkeypatch.setattr("netplan_lite.kernel.preflight.gather", lambda topology, docker_user=None: HostFacts())  # the host's own facts vary
+    monkeypatch.setattr("netplan_lite.kernel.preflight.gather", lambda topology, *docker_chains: HostFacts())  # the host's own facts vary
     monkeypatch.setattr(rundir, "STATE_DIR", str(tmp_path / "run-nsnet"))
     monkeypatch.delenv("NSNET_FILE", raising=False)
 

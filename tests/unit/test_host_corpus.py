@@ -154,7 +154,7 @@ def on_host(monkeypatch, tmp_path):
     def install(path: Path) -> HostKernel:
         kernel = HostKernel(observed(path))
         monkeypatch.setattr("netplan_lite.kernel.live.open_kernel", lambda topology: opened(kernel))
-        monkeypatch.setattr("netplan_lite.kernel.preflight.gather", lambda topology, docker_user=None: host_of(path).facts())
+        monkeypatch.setattr("netplan_lite.kernel.preflight.gather", lambda topology, *docker_chains: host_of(path).facts())
         return kernel
 
     monkeypatch.setattr(rundir, "STATE_DIR", str(tmp_path / "run-nsnet"))

@@ -51,7 +51,7 @@ def assert_valid(schema: str, doc: dict) -> None:
 @pytest.fixture(autouse=True)
 def fake_host(monkeypatch, tmp_path):
     monkeypatch.setattr(rundir, "STATE_DIR", str(tmp_path / "run-nsnet"))
-    monkeypatch.setattr("netplan_lite.kernel.preflight.gather", lambda topology, docker_user=None: HostFacts())
+    monkeypatch.setattr("netplan_lite.kernel.preflight.gather", lambda topology, *docker_chains: HostFacts())
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network
+import dataclasses
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import pytest
 
@@ -11,6 +12,7 @@ from netplan_lite.engine.desired import allocate
 from netplan_lite.resources.nat import IP_FORWARD, desired_nat
 from netplan_lite.engine.warnings import PreflightWarning
 from netplan_lite.kernel.preflight.checks import ForwardChain, HostFacts, HostRoute, Listener, check
+from netplan_lite.model.topology import Firewall, PortForward, Topology
 
 from builders import doc, topology
 
@@ -399,3 +401,123 @@ def test_warnings_come_in_a_stable_order():
     t = two_bridges()
     assert codes(check(t, facts))[0] == "ip-forward-off"
     assert check(t, facts) == check(t, facts)
+
+
+# dual-stack
+
+
+def dual(t: Topology) -> Topology:
+    """Every bridge with an IPv6 subnet too (fd00:<n>::/64, gateway ::1), as the loader's dual-stack keys build it."""
+    six = tuple(
+        dataclasses.replace(b, subnet6=IPv6Network(f"fd00:{n + 1}::/64"), gateway6=IPv6Address(f"fd00:{n + 1}::1")) for n, b in enumerate(t.bridges)
+    )
+    return dataclasses.replace(t, bridges=six)
+
+
+def with_forward(t: Topology, **extra) -> Topology:
+    return dataclasses.replace(t, port_forwards=(*t.port_forwards, PortForward(8080, t.namespaces[0].name, 80, **extra)))
+
+
+IP6_DROP = ForwardChain("ip6", "filter", "FORWARD", "drop")  # ip6tables-nft's FORWARD, Docker's with ip6tables on
+LEGACY6_DROP = ForwardChain(checks.LEGACY6, "filter", "FORWARD", "drop")
+
+
+def test_bridge_nf_call_ip6tables_with_an_ip6_forward_drop_warns_for_a_bridge_carrying_ipv6():
+    t = dual(one_bridge())
+    w = only(check(t, HostFacts(bridge_nf_call_ip6tables=True, forward_chains=(IP6_DROP,))), "forward-policy-drop")
+    assert "nft chain ip6 filter FORWARD (hook forward) has policy drop and no rule there accepts bridge br0" in w.message
+    assert "traffic between its namespaces (bridge-nf-call-ip6tables=1)" in w.message
+    assert w.hint == "accept it: `nft insert rule ip6 filter FORWARD iifname br0 accept` and `nft insert rule ip6 filter FORWARD oifname br0 accept`"
+    assert check(t, HostFacts(bridge_nf_call_ip6tables=False, forward_chains=(IP6_DROP,))) == []
+    assert check(one_bridge(), HostFacts(bridge_nf_call_ip6tables=True, forward_chains=(IP6_DROP,))) == []  # no IPv6 on br0
+    # the IPv4 switch does not put IPv6 frames through an ip6 chain, nor the IPv6 one IPv4's through an ip chain
+    assert check(t, HostFacts(bridge_nf_call_iptables=True, forward_chains=(IP6_DROP,))) == []
+    assert check(t, HostFacts(bridge_nf_call_ip6tables=True, forward_chains=(DOCKER,))) == []
+
+
+def test_ipv6_forwards_and_masquerade_cross_an_ip6_chain_and_ipv4_only_ones_do_not():
+    t = dual(one_bridge(namespaces=1))
+    w = only(check(with_forward(t), HostFacts(forward_chains=(IP6_DROP,))), "forward-policy-drop")
+    assert "port forwards from other hosts and namespaces" in w.message
+    assert check(with_forward(t, host_address=IPv4Address("10.1.0.1")), HostFacts(forward_chains=(IP6_DROP,))) == []
+    assert check(with_forward(t, host_address=IPv6Address("fd00:1::1")), HostFacts(forward_chains=(DOCKER,))) == []
+    masq = dual(one_bridge(namespaces=1, masquerade=True))
+    assert "masqueraded traffic" in only(check(masq, HostFacts(forward_chains=(IP6_DROP,))), "forward-policy-drop").message
+
+
+def test_routing_between_ipv6_bridges_crosses_an_ip6_chain():
+    found = check(dual(two_bridges()), HostFacts(forward_chains=(IP6_DROP,)))
+    assert codes(found) == ["forward-policy-drop"] * 2 and "traffic to and from br-b" in found[0].message
+
+
+def test_an_inet_chain_sees_both_versions_once():
+    t = dual(one_bridge(masquerade=True))
+    chain = ForwardChain("inet", "fw", "forward", "drop")
+    w = only(check(t, HostFacts(bridge_nf_call_iptables=True, bridge_nf_call_ip6tables=True, forward_chains=(chain,))), "forward-policy-drop")
+    assert w.message.endswith(
+        "it drops br0's masqueraded traffic to the outside, traffic between its namespaces (bridge-nf-call-iptables=1), "
+        "traffic between its namespaces (bridge-nf-call-ip6tables=1)"
+    )
+
+
+def test_with_docker_s_ip6tables_chain_nsnet_accepts_the_bridges_there():
+    t = dual(one_bridge())
+    bridged = HostFacts(bridge_nf_call_ip6tables=True, forward_chains=(IP6_DROP, LEGACY6_DROP), docker_user6=True)
+    assert check(t, bridged) == []
+    assert check(t, dataclasses.replace(bridged, docker_user6=False, docker_user=True)) != []  # iptables' chain is not ip6tables'
+    off = dataclasses.replace(t, firewall=Firewall(docker_user=False))
+    w = check(off, dataclasses.replace(bridged, forward_chains=(IP6_DROP,)))[0]
+    assert "`ip6tables -I DOCKER-USER -i br0 -j ACCEPT` and `ip6tables -I DOCKER-USER -o br0 -j ACCEPT`" in w.hint
+
+
+def test_legacy_ip6tables_chain_is_named_as_such():
+    w = only(check(dual(one_bridge(masquerade=True)), HostFacts(forward_chains=(LEGACY6_DROP,))), "forward-policy-drop")
+    assert "ip6tables-legacy chain filter FORWARD" in w.message
+    assert w.hint == "accept it: `ip6tables-legacy -I FORWARD -i br0 -j ACCEPT` and `ip6tables-legacy -I FORWARD -o br0 -j ACCEPT`"
+
+
+# accept-ra-forwarding
+
+RA = HostFacts(ipv6_forwarding=False, ra_defaults=("eth0",))
+
+
+def test_ipv6_forwarding_nsnet_sets_warns_where_a_default_route_comes_from_router_advertisements():
+    w = only(check(dual(one_bridge(masquerade=True)), RA), "accept-ra-forwarding")
+    assert w.message == (
+        "the topology needs the host to forward IPv6 (masquerade of fd00:1::/64), so nsnet sets net.ipv6.conf.all.forwarding=1; "
+        "eth0 then ignores router advertisements (accept_ra=1 accepts them only while not forwarding), and the default IPv6 "
+        "route learned from them expires"
+    )
+    assert w.hint.startswith("`sysctl -w net.ipv6.conf.eth0.accept_ra=2` keeps accepting them while forwarding")
+    assert "namespaces routing between bridges (br-a -> br-b, br-b -> br-a)" in only(check(dual(two_bridges()), RA), "accept-ra-forwarding").message
+
+
+def test_no_ra_warning_without_ipv6_forwarding_or_when_the_host_forwards_already():
+    assert codes(check(one_bridge(masquerade=True), RA)) == []  # IPv4 only
+    assert codes(check(dual(one_bridge()), RA)) == []  # one bridge, nothing forwarded
+    assert codes(check(dual(one_bridge(masquerade=True)), dataclasses.replace(RA, ipv6_forwarding=True))) == []
+    assert codes(check(dual(one_bridge(masquerade=True)), dataclasses.replace(RA, ra_defaults=()))) == []
+    assert codes(check(dual(one_bridge(masquerade=True)), HostFacts(ra_defaults=("eth0",)))) == []  # forwarding unknown
+
+
+# host-port-in-use, IPv6
+
+
+def test_a_wildcard_ipv6_listener_loses_both_versions_to_a_dual_stack_forward():
+    t = dual(forward())
+    w = only(check(t, HostFacts(listeners=(Listener("tcp", "::", 8080),))), "host-port-in-use")
+    assert (
+        "sends IPv4 connections to port 8080 of every host address (the host's own too) and IPv6 connections to port 8080 "
+        "of every host address but [::1] (the host's own too) to ns0"
+    ) in w.message
+
+
+def test_the_ipv6_dnat_leaves_loopback_and_link_local_listeners_alone_and_takes_its_own_address():
+    t = dual(forward())
+    assert check(t, HostFacts(listeners=(Listener("tcp", "::1", 8080), Listener("tcp", "fe80::1", 8080)))) == []
+    w = only(check(t, HostFacts(listeners=(Listener("tcp", "fd00:1::1", 8080),))), "host-port-in-use")
+    assert "a socket listens on [fd00:1::1]:8080" in w.message and "connections to [fd00:1::1]:8080 (the host's own too)" in w.message
+    on6 = with_forward(dual(one_bridge(namespaces=1)), host_address=IPv6Address("fd00:1::1"))
+    w = only(check(on6, HostFacts(listeners=(Listener("tcp", "fd00:1::1", 8080), Listener("tcp", "127.0.0.1", 8080)))), "host-port-in-use")
+    assert "the port forward tcp [fd00:1::1]:8080 -> ns0:80 sends connections to [fd00:1::1]:8080 (the host's own too)" in w.message
+    assert check(on6, HostFacts(listeners=(Listener("tcp", "fd00:1::2", 8080),))) == []

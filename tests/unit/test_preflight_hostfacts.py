@@ -4,14 +4,17 @@ and readers with their sources replaced (no root, no kernel)."""
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import struct
 import subprocess
+from ipaddress import IPv6Address, IPv6Network
 
 import pytest
 
 from netplan_lite.kernel.preflight import hostfacts
-from netplan_lite.kernel.preflight.checks import LEGACY, ForwardChain, HostFacts, Listener, check
+from netplan_lite.kernel.preflight.checks import LEGACY, LEGACY6, ForwardChain, HostFacts, Listener, check
+from netplan_lite.resources.ids import Kind
 
 from builders import doc, topology
 
@@ -119,6 +122,7 @@ def test_parse_ruleset_finds_forward_base_chains_and_accepted_interfaces():
     assert chains == [
         ForwardChain("inet", "fw", "fwd", "accept"),
         ForwardChain("ip", "filter", "FORWARD", "drop", frozenset({"docker0"}), frozenset({"br-x", "br-y*"})),
+        ForwardChain("ip6", "filter6", "FORWARD", "drop"),  # sees IPv6: ip6tables' FORWARD (Docker's, say)
     ]
 
 
@@ -153,9 +157,9 @@ def test_nft_rules_are_listed_only_for_tables_with_a_dropping_forward_chain(monk
     assert calls == [["-j", "list", "chains"], ["-j", "list", "table", "ip", "filter"]]
 
 
-def _ipt_entry(verdict: int, iniface: bytes = b"", outiface: bytes = b"", invflags: int = 0) -> bytes:
-    """One legacy iptables entry with a standard target (as IPT_SO_GET_ENTRIES returns it)."""
-    entry = hostfacts._IptEntry()
+def _ipt_entry(verdict: int, iniface: bytes = b"", outiface: bytes = b"", invflags: int = 0, kind: type = hostfacts._IptEntry) -> bytes:
+    """One legacy iptables (ip6tables) entry with a standard target (as IPT_SO_GET_ENTRIES returns it)."""
+    entry = kind()
     entry.ip.iniface, entry.ip.outiface, entry.ip.invflags = iniface, outiface, invflags
     target = struct.pack("=H29sB", 40, b"", 0) + struct.pack("=i", verdict) + b"\0" * 4  # XT_ALIGN(36) == 40
     entry.target_offset = ctypes.sizeof(entry)
@@ -180,6 +184,55 @@ def test_parse_ipt_entries_reads_the_forward_policy_and_accepted_interfaces():
     underflow = [0, offsets[1], offsets[5], offsets[6], 0]
     chain = hostfacts.parse_ipt_entries(b"".join(entries), hook_entry, underflow, hooks)
     assert chain == ForwardChain(LEGACY, "filter", "FORWARD", "drop", frozenset({"docker0", "br-*"}), frozenset({"docker0"}))
+
+
+def test_parse_ipt_entries_reads_ip6tables_entries_too():
+    """struct ip6t_entry is 168 bytes (the kernel's), ipt_entry 112: the same walk over either."""
+    ACCEPT, DROP = -2, -1
+    assert (ctypes.sizeof(hostfacts._IptEntry), ctypes.sizeof(hostfacts._Ip6tEntry)) == (112, 168)
+    entries = [_ipt_entry(verdict, *ifaces, kind=hostfacts._Ip6tEntry) for verdict, *ifaces in [(ACCEPT, b"br0", b"br0"), (DROP,)]]
+    hook_entry = [0, 0, 0, len(entries[0]) + len(entries[1]), 0]
+    underflow = [0, 0, len(entries[0]), len(entries[0]) + len(entries[1]), 0]
+    chain = hostfacts.parse_ipt_entries(b"".join(entries), hook_entry, underflow, 0b0100, hostfacts.LEGACY_TABLES[1])
+    assert chain == ForwardChain(LEGACY6, "filter", "FORWARD", "drop", frozenset({"br0"}), frozenset({"br0"}))
+
+
+# router advertisements
+
+IPV6_ROUTE = """\
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00450003 eth0
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000001 00000000 00000003 eth1
+fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00040001 wlan0.5
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200 lo
+"""
+
+
+def test_only_default_routes_learned_from_router_advertisements_count():
+    """eth0: a default route from an RA (RTF_ADDRCONF); eth1: a static one; wlan0.5: an RA prefix, not a default."""
+    assert hostfacts.ra_default_links(IPV6_ROUTE.splitlines()) == ["eth0"]
+
+
+def dual_stack_forward():
+    """forward() with an IPv6 subnet on br0 too: its forward publishes both versions."""
+    t = forward()
+    bridge = dataclasses.replace(t.bridges[0], subnet6=IPv6Network("fd00:10::/64"), gateway6=IPv6Address("fd00:10::1"))
+    return dataclasses.replace(t, bridges=(bridge,))
+
+
+def test_the_router_advertised_links_are_read_only_when_the_topology_forwards_ipv6(monkeypatch, tmp_path):
+    (tmp_path / "ipv6_route").write_text(IPV6_ROUTE)
+    conf = tmp_path / "conf"
+    (conf / "eth0").mkdir(parents=True)
+    (conf / "eth0" / "accept_ra").write_text("1\n")
+    monkeypatch.setattr(hostfacts, "PROC_NET", str(tmp_path))
+    monkeypatch.setattr(hostfacts, "ACCEPT_RA", str(conf / "{}" / "accept_ra"))
+    monkeypatch.setattr(hostfacts.hostsysctl, "read", lambda key: "0")
+    monkeypatch.setattr(hostfacts.shutil, "which", lambda _name: None)  # no nft, no iptables
+    facts = hostfacts.gather(dual_stack_forward())
+    assert facts.ipv6_forwarding is False and facts.ra_defaults == ("eth0",)
+    (conf / "eth0" / "accept_ra").write_text("2\n")  # accepts them while forwarding too
+    assert hostfacts.gather(dual_stack_forward()).ra_defaults == ()
+    assert hostfacts.gather(forward()).ipv6_forwarding is None  # IPv4 only: not read
 
 
 # sockets
@@ -229,12 +282,14 @@ def test_gather_never_raises_and_skips_what_it_cannot_read(monkeypatch):
 
     monkeypatch.setattr(hostfacts.hostsysctl, "read", broken)
     monkeypatch.setattr(hostfacts, "BRIDGE_NF_CALL_IPTABLES", "/nonexistent/bridge-nf-call-iptables")
+    monkeypatch.setattr(hostfacts, "BRIDGE_NF_CALL_IP6TABLES", "/nonexistent/bridge-nf-call-ip6tables")
     monkeypatch.setattr(hostfacts.shutil, "which", lambda _name: None)
     monkeypatch.setattr(hostfacts, "read_legacy_forward", broken)
     monkeypatch.setattr(hostfacts, "read_listeners", broken)
     monkeypatch.setattr(hostfacts, "RtnlSocket", broken)
     facts = hostfacts.gather(forward())
-    assert facts == HostFacts(bridge_nf_call_iptables=False, docker_user=False)  # no iptables: no Docker chain
+    # no iptables: no Docker chain; br_netfilter not loaded: bridged frames skip both
+    assert facts == HostFacts(bridge_nf_call_iptables=False, bridge_nf_call_ip6tables=False, docker_user=False, docker_user6=False)
     assert check(forward(), facts) == []
 
 
@@ -268,4 +323,12 @@ def test_firewalld_s_table_is_listed_though_its_forward_policy_is_accept(monkeyp
 
 def test_docker_s_chain_known_from_the_observation_is_not_read_again(monkeypatch):
     monkeypatch.setattr(hostfacts.iptables, "read_chain", lambda *args: pytest.fail("read Docker's chain twice"))
-    assert hostfacts.gather(forward(), docker_user=True).docker_user is True
+    facts = hostfacts.gather(forward(), docker_user=True, docker_user6=False)
+    assert facts.docker_user is True and facts.docker_user6 is False
+
+
+def test_docker_s_ip6tables_chain_is_read_when_the_observation_did_not(monkeypatch):
+    read = []
+    monkeypatch.setattr(hostfacts.iptables, "read_chain", lambda kind, chain: read.append(kind) or [])
+    assert hostfacts.gather(forward(), docker_user=True).docker_user6 is True
+    assert read == [Kind.IP6TABLES_RULE]

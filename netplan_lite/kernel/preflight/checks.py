@@ -1,8 +1,9 @@
 """Pre-flight checks: what on this host will make a correct topology fail at run time.
 
 Warnings, never errors: nsnet does not change these host settings itself
-(except net.ipv4.ip_forward, which it turns on for port forwards and
-masquerade), and the user may know better. This half is pure: facts in
+(except net.ipv4.ip_forward and net.ipv6.conf.all.forwarding, which it turns on
+for port forwards and masquerade, and the IPv6 one for routing between
+bridges), and the user may know better. This half is pure: facts in
 (`HostFacts`, read by hostfacts.py), warnings out, unit-tested without root.
 `check(topology, facts) -> list[PreflightWarning]`; each warning has a stable
 code:
@@ -16,9 +17,17 @@ code:
   forward-policy-drop   a base chain at hook forward with policy drop, or whose
                         last rule drops or rejects everything (firewalld), that
                         the topology's forwarded traffic passes through and no
-                        rule visibly accepts; iptables' FORWARD is left out
-                        where Docker's DOCKER-USER chain is and nsnet accepts
-                        the bridges there (resources/docker_user.py)
+                        rule visibly accepts, per family: an ip6 chain (ip6tables'
+                        FORWARD, nft or legacy) sees IPv6 port forwards,
+                        masquerade and routing, and with bridge-nf-call-ip6tables=1
+                        the IPv6 frames between namespaces of one bridge, as an
+                        ip chain sees IPv4's; iptables' and ip6tables' FORWARD
+                        are left out where Docker's DOCKER-USER chain is and
+                        nsnet accepts the bridges there (resources/docker_user.py)
+  accept-ra-forwarding  nsnet will set net.ipv6.conf.all.forwarding=1 and a host
+                        interface with accept_ra=1 has its default IPv6 route
+                        from router advertisements: while forwarding, accept_ra=1
+                        ignores them, and the route is not renewed
   host-port-in-use      a host socket listens on (tcp) or is bound to (udp) a
                         published port: the DNAT takes its traffic
   subnet-overlaps-route a bridge subnet overlaps a host route that is not the
@@ -26,6 +35,10 @@ code:
                         a connected route of a link nsnet does not own is the
                         plan's error instead, unless the bridge has
                         `allow_overlap: true` (engine/reconcile.py)
+
+What the topology needs of the host (which versions it forwards, its routes
+between bridges) comes from resources/nat.py, the one place the plan's sysctls
+come from too.
 """
 
 from __future__ import annotations
@@ -37,12 +50,24 @@ from typing import Iterable
 
 from ... import labels
 from ...engine.warnings import PreflightWarning
-from ...model.topology import Bridge, Interface, IPNetwork, Namespace, PortForward, Topology
-from ...resources.nat import LOOPBACK, forward_target
+from ...model.topology import Bridge, IPAddress, PortForward, Topology
+from ...resources.nat import (
+    LINK_LOCAL6,
+    LOOPBACK,
+    LOOPBACK6,
+    bridge_ports,
+    cross_bridge_routes,
+    forward_families,
+    forward_target,
+    forwarding_needs,
+    host_forwarding,
+)
 
 ANY4 = IPv4Address("0.0.0.0")
 ANY6 = IPv6Address("::")
 LEGACY = "iptables-legacy"  # ForwardChain.family of legacy iptables' filter FORWARD
+LEGACY6 = "ip6tables-legacy"  # and of legacy ip6tables'
+LEGACY_TOOL = {LEGACY: 4, LEGACY6: 6}
 FIREWALLD = "firewalld"  # firewalld's nft table (family inet)
 PROTO_KERNEL = 2
 
@@ -53,7 +78,7 @@ class ForwardChain:
     (nft wildcards like `br-*`) that a rule with verdict accept in the same table
     matches as input/output interface; a bridge found in both counts as handled."""
 
-    family: str  # ip, inet, bridge, or LEGACY
+    family: str  # ip, ip6, inet, bridge, LEGACY or LEGACY6
     table: str
     chain: str
     policy: str  # accept, drop
@@ -62,9 +87,16 @@ class ForwardChain:
 
     @property
     def title(self) -> str:
-        if self.family == LEGACY:
-            return f"iptables-legacy chain {self.table} {self.chain}"
+        if self.family in LEGACY_TOOL:
+            return f"{self.family} chain {self.table} {self.chain}"
         return f"nft chain {self.family} {self.table} {self.chain}"
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        """The IP versions of the routed traffic it sees (none for a bridge-family chain's frames)."""
+        if self.family in LEGACY_TOOL:
+            return (LEGACY_TOOL[self.family],)
+        return {"ip": (4,), "ip6": (6,), "inet": (4, 6)}.get(self.family, ())
 
 
 @dataclass(frozen=True)
@@ -101,22 +133,17 @@ class HostFacts:
     ip_forward_holders: tuple[str, ...] = ()  # nsnet topologies holding ip_forward=1 (/run/nsnet/sysctl.json)
     ip_forward_original: str | None = None  # the value nsnet found before the first holder set it
     bridge_nf_call_iptables: bool | None = None  # br_netfilter: bridged IPv4 traverses the ip/inet hooks
+    bridge_nf_call_ip6tables: bool | None = None  # and bridged IPv6 the ip6/inet hooks
     forward_chains: tuple[ForwardChain, ...] = ()
     docker_user: bool | None = None  # iptables (IPv4) has Docker's DOCKER-USER chain
+    docker_user6: bool | None = None  # ip6tables has it
+    ipv6_forwarding: bool | None = None  # net.ipv6.conf.all.forwarding
+    ra_defaults: tuple[str, ...] = ()  # host links with accept_ra=1 whose default IPv6 route came from router advertisements
     listeners: tuple[Listener, ...] = ()  # only on the topology's published ports
     routes: tuple[HostRoute, ...] = ()  # only those overlapping one of the topology's subnets
 
 
 # what the topology needs of the host
-
-
-def _ports(topology: Topology) -> dict[str, list[tuple[Namespace, Interface]]]:
-    """Bridge name -> the (namespace, interface) attached to it."""
-    ports: dict[str, list[tuple[Namespace, Interface]]] = {b.name: [] for b in topology.bridges}
-    for ns in topology.namespaces:
-        for iface in ns.interfaces:
-            ports.setdefault(iface.bridge, []).append((ns, iface))
-    return ports
 
 
 def _routed_by_host(forward: PortForward) -> bool:
@@ -125,69 +152,51 @@ def _routed_by_host(forward: PortForward) -> bool:
 
 
 def nsnet_enables_ip_forward(topology: Topology) -> bool:
-    """nsnet sets ip_forward=1 as a plan resource exactly when the topology has an nft table:
-    any port forward or a bridge with masquerade (see nat.desired_nat)."""
-    return bool(topology.port_forwards) or any(b.masquerade for b in topology.bridges)
+    """nsnet sets ip_forward=1 as a plan resource exactly when the topology forwards IPv4
+    (nat.forwarding_needs: an IPv4 port forward, or masquerade of an IPv4 subnet)."""
+    return 4 in host_forwarding(topology)
 
 
-def cross_bridge_routes(topology: Topology) -> list[tuple[str, str, str]]:
-    """(namespace, from bridge, to bridge): a namespace reaching another bridge's subnet
-    through the host, i.e. by a route (the implicit default one included) whose
-    gateway is the host's address on one of its bridges."""
-    gateways = {b.gateway: b for b in topology.bridges if b.gateway is not None}
-    ports = _ports(topology)
-    found = []
-    for ns in topology.namespaces:
-        attached = {i.bridge for i in ns.interfaces}
-        routes: list[tuple[IPNetwork, Bridge | None]]  # (destination, the bridge whose gateway it goes via)
-        if ns.routes is None:
-            first = topology.bridge(ns.interfaces[0].bridge) if ns.interfaces else None
-            routes = [(IPv4Network("0.0.0.0/0"), first)] if first is not None and first.gateway is not None else []
-        else:
-            routes = [
-                (r.to, gateways.get(r.via[0]) if len(r.via) == 1 and isinstance(r.via[0], IPv4Address) else None) for r in ns.routes if r.family == 4
-            ]
-        for other in topology.bridges:
-            if other.name in attached or other.subnet is None or not ports.get(other.name):
-                continue
-            best = _longest_match(routes, other.subnet)
-            if best is not None and best[1] is not None and best[1].name in attached:
-                found.append((ns.name, best[1].name, other.name))  # not via a neighbour namespace (a router)
-    return sorted(set(found))
-
-
-def _longest_match(routes: list[tuple[IPNetwork, Bridge | None]], network: IPv4Network) -> tuple[IPNetwork, Bridge | None] | None:
-    """The route the kernel picks for `network`: the longest prefix that covers all of it."""
-    covering = [route for route in routes if isinstance(route[0], IPv4Network) and network.subnet_of(route[0])]
-    return max(covering, key=lambda route: route[0].prefixlen, default=None)
-
-
-def _forwarded_traffic(topology: Topology, bridge_nf: bool) -> dict[str, list[str]]:
-    """Bridge -> what of its traffic crosses a hook-forward chain of family ip/inet."""
-    ports = _ports(topology)
+def _routed_traffic(topology: Topology, version: int, bridge_nf: bool) -> dict[str, list[str]]:
+    """Bridge -> what of its traffic of that IP version crosses a hook-forward chain of the
+    host (`bridge_nf`: bridge-nf-call-iptables or -ip6tables is on, so frames between its ports do too)."""
+    ports = bridge_ports(topology)
     reasons: dict[str, list[str]] = {b.name: [] for b in topology.bridges}
-    published = {forward_target(topology, f).bridge for f in topology.port_forwards if _routed_by_host(f)}
+    routed = [f for f in topology.port_forwards if _routed_by_host(f) and version in forward_families(topology, f)]
+    published = {forward_target(topology, f).bridge for f in routed}
     for bridge in sorted(published):
         reasons.setdefault(bridge, []).append("port forwards from other hosts and namespaces")
     for b in topology.bridges:
-        if b.masquerade:
+        if b.masquerade and any(s.version == version for s in b.subnets):
             reasons[b.name].append("masqueraded traffic to the outside")
     pairs: dict[str, set[str]] = {}
-    for _, src, dst in cross_bridge_routes(topology):
+    for _, src, dst in cross_bridge_routes(topology, version):
         pairs.setdefault(src, set()).add(dst)
         pairs.setdefault(dst, set()).add(src)
     for bridge, others in pairs.items():
         reasons.setdefault(bridge, []).append(f"traffic to and from {', '.join(sorted(others))}")
     if bridge_nf:
+        switch = "bridge-nf-call-iptables" if version == 4 else "bridge-nf-call-ip6tables"
+        carries = {b.name for b in topology.bridges if any(s.version == version for s in b.subnets)} if version == 6 else set(ports)
         for bridge, attached in ports.items():
-            if len(attached) >= 2:
-                reasons.setdefault(bridge, []).append("traffic between its namespaces (bridge-nf-call-iptables=1)")
+            if len(attached) >= 2 and bridge in carries:  # IPv6 only where the bridge has it: its ports have no link-local
+                reasons.setdefault(bridge, []).append(f"traffic between its namespaces ({switch}=1)")
     return {b: r for b, r in reasons.items() if r}
+
+
+def _routed(topology: Topology, facts: HostFacts, versions: tuple[int, ...]) -> dict[str, list[str]]:
+    """_routed_traffic of each version a chain sees, merged per bridge (an inet chain sees both)."""
+    switches = {4: bool(facts.bridge_nf_call_iptables), 6: bool(facts.bridge_nf_call_ip6tables)}
+    merged: dict[str, list[str]] = {}
+    for version in versions:
+        for bridge, reasons in _routed_traffic(topology, version, switches[version]).items():
+            merged.setdefault(bridge, []).extend(r for r in reasons if r not in merged.get(bridge, []))
+    return merged
 
 
 def _bridged_traffic(topology: Topology) -> dict[str, list[str]]:
     """Bridge -> what of its traffic crosses a bridge-family hook-forward chain (frames between ports)."""
-    return {b: ["traffic between its namespaces"] for b, attached in _ports(topology).items() if len(attached) >= 2}
+    return {b: ["traffic between its namespaces"] for b, attached in bridge_ports(topology).items() if len(attached) >= 2}
 
 
 # the checks (pure)
@@ -200,6 +209,7 @@ def check(topology: Topology, facts: HostFacts) -> list[PreflightWarning]:
         *check_forward_policy(topology, facts),
         *check_host_ports(topology, facts),
         *check_subnet_routes(topology, facts),
+        *check_accept_ra(topology, facts),
     ]
 
 
@@ -241,13 +251,12 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 def check_forward_policy(topology: Topology, facts: HostFacts) -> list[PreflightWarning]:
     """One warning per (drop-policy forward chain, bridge whose traffic crosses it and that no
     accept rule of the chain's table names both ways). Rules are not evaluated beyond that."""
-    routed = _forwarded_traffic(topology, bool(facts.bridge_nf_call_iptables))
     bridged = _bridged_traffic(topology)
     found = []
     for chain in facts.forward_chains:
         if chain.policy != "drop" or (_docker_forward(chain, facts) and topology.firewall.docker_user):
             continue  # nsnet accepts the bridges in Docker's DOCKER-USER, which Docker's FORWARD jumps to first
-        affected = bridged if chain.family == "bridge" else routed
+        affected = bridged if chain.family == "bridge" else _routed(topology, facts, chain.versions)
         for bridge, reasons in sorted(affected.items()):
             into, out = _matches(bridge, chain.accepts_in), _matches(bridge, chain.accepts_out)
             if (into or out) if chain.family == "bridge" else (into and out):
@@ -264,21 +273,26 @@ def check_forward_policy(topology: Topology, facts: HostFacts) -> list[Preflight
 
 
 def _docker_forward(chain: ForwardChain, facts: HostFacts) -> bool:
-    """Whether the chain is iptables' FORWARD on a host with Docker's DOCKER-USER chain."""
-    iptables_forward = chain.family == LEGACY or (chain.family, chain.table, chain.chain) == ("ip", "filter", "FORWARD")
-    return bool(facts.docker_user) and iptables_forward
+    """Whether the chain is iptables' (ip6tables') FORWARD on a host with Docker's DOCKER-USER chain there."""
+    if chain.family == LEGACY or (chain.family, chain.table, chain.chain) == ("ip", "filter", "FORWARD"):
+        return bool(facts.docker_user)
+    if chain.family == LEGACY6 or (chain.family, chain.table, chain.chain) == ("ip6", "filter", "FORWARD"):
+        return bool(facts.docker_user6)
+    return False
 
 
 def _accept_hint(chain: ForwardChain, bridge: str, docker: bool) -> str:
     """The exact command (or topology key) that lets the bridge's traffic pass."""
     if docker:
+        tool = "ip6tables" if chain.versions == (6,) else "iptables"
         return (
             "the topology's `firewall: {docker_user: false}` keeps nsnet out of Docker's DOCKER-USER chain: "
-            f"remove it and nsnet accepts {bridge} there, or run `iptables -I DOCKER-USER -i {bridge} -j ACCEPT` "
-            f"and `iptables -I DOCKER-USER -o {bridge} -j ACCEPT`"
+            f"remove it and nsnet accepts {bridge} there, or run `{tool} -I DOCKER-USER -i {bridge} -j ACCEPT` "
+            f"and `{tool} -I DOCKER-USER -o {bridge} -j ACCEPT`"
         )
-    if chain.family == LEGACY:
-        return f"accept it: `iptables-legacy -I {chain.chain} -i {bridge} -j ACCEPT` and `iptables-legacy -I {chain.chain} -o {bridge} -j ACCEPT`"
+    if chain.family in LEGACY_TOOL:
+        tool = chain.family
+        return f"accept it: `{tool} -I {chain.chain} -i {bridge} -j ACCEPT` and `{tool} -I {chain.chain} -o {bridge} -j ACCEPT`"
     if chain.table == FIREWALLD:
         return f"accept it: `firewall-cmd --zone=trusted --add-interface={bridge}` (and the same with --permanent to keep it)"
     where = f"{chain.family} {chain.table} {chain.chain}"
@@ -287,49 +301,57 @@ def _accept_hint(chain: ForwardChain, bridge: str, docker: bool) -> str:
     return f"accept it: `nft insert rule {where} iifname {bridge} accept` and `nft insert rule {where} oifname {bridge} accept`"
 
 
-def _listener_effect(listener: Listener, forward: PortForward) -> tuple[bool, str | None]:
-    """(listens on every address, the IPv4 address it is bound to) when the forward takes
-    traffic meant for it; (False, None) when it does not."""
+def _taken(listener: Listener, forward: PortForward, version: int) -> tuple[bool, IPAddress | None] | None:
+    """(listens on every address, the address it is bound to) when the forward's DNAT of that IP
+    version takes traffic meant for the socket; None when it does not."""
     address = ip_address(listener.address)
-    if isinstance(address, IPv6Address):
-        if address == ANY6:
-            return True, None  # dual-stack unless IPV6_V6ONLY: IPv4 reaches it
-        mapped = address.ipv4_mapped
-        if mapped is None:
-            return False, None  # IPv6 only: the IPv4 DNAT never takes its traffic
-        address = mapped
-    if address == ANY4:
-        return True, None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address == ANY6 or (address == ANY4 and version == 4):
+        return True, None  # [::] is dual-stack unless IPV6_V6ONLY: IPv4 reaches it too
+    if address.version != version or address == LOOPBACK6 or address in LINK_LOCAL6:
+        return None  # the IPv6 DNAT leaves [::1] and link-local addresses alone
     if forward.host_address is None or forward.host_address == address:
-        return False, str(address)
-    return False, None
+        return False, address
+    return None
+
+
+def _endpoint(address: str | IPAddress, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+
+
+def _what_is_taken(version: int, hits: list[tuple[bool, IPAddress | None]], forward: PortForward, traffic: str) -> str:
+    """The traffic of one IP version the forward sends to the namespace instead of to the sockets."""
+    port = forward.host_port
+    if forward.host_address is not None:
+        destinations: list[IPAddress] = [forward.host_address]
+    elif any(every for every, _ in hits):
+        destinations = []
+    else:
+        destinations = sorted({a for _, a in hits if a is not None}, key=lambda a: (a.version, int(a)))
+    if not destinations:
+        but = " but [::1]" if version == 6 else ""
+        return f"IPv{version} {traffic} to port {port} of every host address{but} (the host's own too)"
+    listed = " and ".join(_endpoint(a, port) for a in destinations)
+    if all(a in LOOPBACK for a in destinations):
+        return f"this host's {traffic} to {listed}"
+    return f"{traffic} to {listed} (the host's own too)"
 
 
 def check_host_ports(topology: Topology, facts: HostFacts) -> list[PreflightWarning]:
-    """One warning per port forward whose DNAT takes IPv4 traffic meant for a host socket."""
+    """One warning per port forward whose DNAT (of either IP version) takes traffic meant for a host socket."""
     found = []
     for forward in topology.port_forwards:
-        proto = forward.protocol.value
-        hits = [(s, *_listener_effect(s, forward)) for s in facts.listeners if s.protocol == proto and s.port == forward.host_port]
-        hits = [h for h in hits if h[1] or h[2]]
-        if not hits:
+        proto, port = forward.protocol.value, forward.host_port
+        sockets = [s for s in facts.listeners if s.protocol == proto and s.port == port]
+        taken = {v: [(s, t) for s in sockets if (t := _taken(s, forward, v)) is not None] for v in forward_families(topology, forward)}
+        hit = {s for hits in taken.values() for s, _ in hits}
+        if not hit:
             continue
-        port = forward.host_port
-        bound = " and ".join(sorted({f"[{s.address}]:{port}" if ":" in s.address else f"{s.address}:{port}" for s, _, _ in hits}))
-        published = "*" if forward.host_address is None else str(forward.host_address)
+        bound = " and ".join(sorted({_endpoint(s.address, port) for s in hit}))
+        published = "*" if forward.host_address is None else _endpoint(forward.host_address, port).rpartition(":")[0]
         traffic = "connections" if proto == "tcp" else "datagrams"
-        if forward.host_address is not None:
-            destinations = [str(forward.host_address)]
-        elif any(every for _, every, _ in hits):
-            destinations = []
-        else:
-            destinations = sorted({a for _, _, a in hits if a}, key=lambda a: IPv4Address(a))
-        if not destinations:
-            target = f"IPv4 {traffic} to port {port} of every host address (the host's own too)"
-        elif all(IPv4Address(a) in LOOPBACK for a in destinations):
-            target = f"this host's {traffic} to {' and '.join(f'{a}:{port}' for a in destinations)}"
-        else:
-            target = f"{traffic} to {' and '.join(f'{a}:{port}' for a in destinations)} (the host's own too)"
+        target = " and ".join(_what_is_taken(v, [t for _, t in hits], forward, traffic) for v, hits in taken.items() if hits)
         verb = "listens on" if proto == "tcp" else "is bound to"
         found.append(
             PreflightWarning(
@@ -414,3 +436,22 @@ def _overlap_hint(route: HostRoute, bridge: Bridge, look: str) -> str:
     if route.connected and route.owner is None:  # refused without it: the user asked for this
         return f"bridge {bridge.name} has `allow_overlap: true`, so nsnet applies it anyway; `{look}` shows the routes"
     return f"choose a subnet no host route overlaps; `{look}` shows them"
+
+
+def check_accept_ra(topology: Topology, facts: HostFacts) -> list[PreflightWarning]:
+    """nsnet never changes the host's own interfaces, but the IPv6 forwarding it holds changes what
+    accept_ra=1 means on them: warn where that loses the host its default IPv6 route."""
+    why = forwarding_needs(topology).get(6)
+    if not why or facts.ipv6_forwarding is not False or not facts.ra_defaults:
+        return []  # already forwarding: those interfaces already ignore router advertisements
+    links = ", ".join(facts.ra_defaults)
+    return [
+        PreflightWarning(
+            "accept-ra-forwarding",
+            f"the topology needs the host to forward IPv6 ({', '.join(why)}), so nsnet sets net.ipv6.conf.all.forwarding=1; "
+            f"{links} then ignore{'s' if len(facts.ra_defaults) == 1 else ''} router advertisements (accept_ra=1 accepts them only "
+            "while not forwarding), and the default IPv6 route learned from them expires",
+            " and ".join(f"`sysctl -w net.ipv6.conf.{link}.accept_ra=2`" for link in facts.ra_defaults)
+            + " keeps accepting them while forwarding (and /etc/sysctl.d/ keeps it); nsnet never changes the host's own interfaces",
+        )
+    ]

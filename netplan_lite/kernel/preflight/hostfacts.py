@@ -1,22 +1,28 @@
 """Pre-flight's host facts: `gather(topology) -> HostFacts` reads the live host namespace,
 best effort: a fact that cannot be read is left out (None or empty), never an error.
 
-It reads two sysctls, /run/nsnet/sysctl.json, one route dump (through the
+It reads a few sysctls, /run/nsnet/sysctl.json, one route dump (through the
 rtnl codec), listening sockets (sock_diag) only when the topology has port
 forwards, and, when nft is installed, runs `nft -j list chains` (through
 nftables.py) plus `nft -j list table` of a table holding a forward chain with
-policy drop; legacy iptables' filter table is read with getsockopt only when
-it exists. What the facts mean is checks.py's business.
+policy drop; legacy iptables' and ip6tables' filter tables are read with
+getsockopt only when they exist. When the topology needs IPv6 forwarding, it
+also reads /proc/net/ipv6_route for default routes learned from router
+advertisements and the accept_ra of their links. What the facts mean is
+checks.py's business.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import json
 import os
 import shutil
 import socket
 import struct
+from dataclasses import dataclass
 from ipaddress import IPv4Network
 from typing import Any, Iterable, Iterator
 
@@ -25,32 +31,37 @@ from ... import labels
 from ...model.topology import Topology
 from ...resources.docker_user import DOCKER_USER
 from ...resources.ids import Kind
-from ...resources.nat import IP_FORWARD
+from ...resources.nat import IP_FORWARD, IPV6_FORWARD, host_forwarding
 from ..rtnl.link import link_by_index
 from ..rtnl.route import RTN_BLACKHOLE, RTN_PROHIBIT, RTN_UNICAST, RTN_UNREACHABLE, Route, dump_routes
 from ..rtnl.socket import NetlinkSocket, RtnlSocket
-from .checks import FIREWALLD, LEGACY, ForwardChain, HostFacts, HostRoute, Listener
+from .checks import FIREWALLD, LEGACY, LEGACY6, ForwardChain, HostFacts, HostRoute, Listener
 
 BRIDGE_NF_CALL_IPTABLES = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+BRIDGE_NF_CALL_IP6TABLES = "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
 PROC_NET = "/proc/thread-self/net"  # the calling thread's namespace (nsnet runs this in the host's)
-FORWARD_FAMILIES = ("ip", "inet", "bridge")  # families whose forward hook sees IPv4 or bridged frames
+FORWARD_FAMILIES = ("ip", "ip6", "inet", "bridge")  # families whose forward hook sees IPv4, IPv6 or bridged frames
 
 
 # reading the host (best effort)
 
 
-def gather(topology: Topology, docker_user: bool | None = None) -> HostFacts:
+def gather(topology: Topology, docker_user: bool | None = None, docker_user6: bool | None = None) -> HostFacts:
     """The facts `check` needs, read from the calling thread's network namespace;
-    `docker_user`, when the caller's observation already read Docker's chain, is not read again.
+    `docker_user`/`docker_user6`, when the caller's observation already read Docker's chain in
+    iptables/ip6tables, are not read again.
 
     Never raises for a fact it cannot read (missing file, no nft, no permission):
     that fact stays unknown and its check is skipped."""
     facts: dict[str, Any] = {}
     readers = [_read_ip_forward, _read_bridge_nf, _read_forward_chains]
-    if docker_user is None:
-        readers.append(_read_docker_user)
-    else:
-        facts["docker_user"] = docker_user
+    for key, known, kind in (("docker_user", docker_user, Kind.IPTABLES_RULE), ("docker_user6", docker_user6, Kind.IP6TABLES_RULE)):
+        if known is None:
+            readers.append(functools.partial(_read_docker_user, key, kind))
+        else:
+            facts[key] = known
+    if 6 in host_forwarding(topology):
+        readers.append(_read_router_advertised)
     for read in readers:
         try:
             facts.update(read())
@@ -79,16 +90,48 @@ def _read_ip_forward() -> dict[str, Any]:
     return facts
 
 
-def _read_docker_user() -> dict[str, Any]:
-    return {"docker_user": iptables.read_chain(Kind.IPTABLES_RULE, DOCKER_USER) is not None}
+def _read_docker_user(key: str, kind: Kind) -> dict[str, Any]:
+    return {key: iptables.read_chain(kind, DOCKER_USER) is not None}
 
 
 def _read_bridge_nf() -> dict[str, Any]:
-    try:
-        with open(BRIDGE_NF_CALL_IPTABLES) as f:
-            return {"bridge_nf_call_iptables": f.read().strip() != "0"}
-    except FileNotFoundError:
-        return {"bridge_nf_call_iptables": False}  # br_netfilter not loaded: bridged frames skip iptables
+    facts = {}
+    for key, path in (("bridge_nf_call_iptables", BRIDGE_NF_CALL_IPTABLES), ("bridge_nf_call_ip6tables", BRIDGE_NF_CALL_IP6TABLES)):
+        try:
+            with open(path) as f:
+                facts[key] = f.read().strip() != "0"
+        except FileNotFoundError:
+            facts[key] = False  # br_netfilter not loaded: bridged frames skip the ip/ip6 hooks
+    return facts
+
+
+RTF_ADDRCONF = 0x00040000  # a route learned from a router advertisement (linux/ipv6_route.h)
+ACCEPT_RA = "/proc/sys/net/ipv6/conf/{}/accept_ra"  # by path: a link name may hold a dot
+
+
+def _read_router_advertised() -> dict[str, Any]:
+    facts: dict[str, Any] = {"ipv6_forwarding": hostsysctl.read(IPV6_FORWARD) != "0"}
+    with open(os.path.join(PROC_NET, "ipv6_route")) as f:
+        links = ra_default_links(f)
+    found = []
+    for link in links:
+        with contextlib.suppress(OSError):
+            with open(ACCEPT_RA.format(link)) as f:
+                if f.read().strip() == "1":
+                    found.append(link)
+    facts["ra_defaults"] = tuple(found)
+    return facts
+
+
+def ra_default_links(lines: Iterable[str]) -> list[str]:
+    """Links with a default route learned from router advertisements, from /proc/net/ipv6_route
+    (destination, its length, source, its length, next hop, metric, refcount, use, flags, device)."""
+    found = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 10 and int(fields[0], 16) == 0 and int(fields[1], 16) == 0 and int(fields[8], 16) & RTF_ADDRCONF:
+            found.add(fields[9])
+    return sorted(found)
 
 
 def read_nft_forward_chains() -> list[ForwardChain]:
@@ -124,12 +167,13 @@ def _read_forward_chains() -> dict[str, Any]:
         chains.extend(read_nft_forward_chains())
     except (OSError, ValueError, KeyError, AttributeError):
         pass  # no nft, or an answer it could not give: no nft facts, the legacy table may still be read
-    try:
-        legacy = read_legacy_forward()
-    except OSError:
-        legacy = None
-    if legacy is not None:
-        chains.append(legacy)
+    for table in LEGACY_TABLES:
+        try:
+            legacy = read_legacy_forward(table)
+        except OSError:
+            legacy = None
+        if legacy is not None:
+            chains.append(legacy)
     return {"forward_chains": tuple(chains)}
 
 
@@ -194,15 +238,16 @@ def _drops_everything(expr: list[dict[str, Any]]) -> bool:
     return bool(verbs & {"drop", "reject"}) and verbs <= {"counter", "drop", "reject", "log"}
 
 
-# legacy iptables (x_tables): its filter table is invisible to nft. Read with the same
-# getsockopt calls iptables-legacy-save makes, and only when the table already exists:
-# asking for a missing table would make the kernel instantiate it.
+# legacy iptables and ip6tables (x_tables): their filter tables are invisible to nft. Read
+# with the same getsockopt calls iptables-legacy-save makes, and only when the table already
+# exists: asking for a missing table would make the kernel instantiate it.
 
-IPT_SO_GET_INFO, IPT_SO_GET_ENTRIES = 64, 65
+IPT_SO_GET_INFO, IPT_SO_GET_ENTRIES = 64, 65  # IP6T_SO_GET_* have the same numbers (at SOL_IPV6)
 NF_INET_FORWARD = 2
 NF_DROP, NF_ACCEPT = 0, 1
-IPT_INV_VIA_IN, IPT_INV_VIA_OUT = 0x01, 0x02
+IPT_INV_VIA_IN, IPT_INV_VIA_OUT = 0x01, 0x02  # the same in ip6tables
 IP_TABLES_NAMES = "/proc/net/ip_tables_names"
+IP6_TABLES_NAMES = "/proc/net/ip6_tables_names"
 
 
 class _IptIp(ctypes.Structure):
@@ -224,6 +269,37 @@ class _IptIp(ctypes.Structure):
 class _IptEntry(ctypes.Structure):
     _fields_ = [
         ("ip", _IptIp),
+        ("nfcache", ctypes.c_uint),
+        ("target_offset", ctypes.c_uint16),
+        ("next_offset", ctypes.c_uint16),
+        ("comefrom", ctypes.c_uint),
+        ("pcnt", ctypes.c_uint64),
+        ("bcnt", ctypes.c_uint64),
+    ]
+
+
+class _Ip6tIp6(ctypes.Structure):
+    _fields_ = [
+        ("src", ctypes.c_uint32 * 4),
+        ("dst", ctypes.c_uint32 * 4),
+        ("smsk", ctypes.c_uint32 * 4),
+        ("dmsk", ctypes.c_uint32 * 4),
+        ("iniface", ctypes.c_char * 16),
+        ("outiface", ctypes.c_char * 16),
+        ("iniface_mask", ctypes.c_ubyte * 16),
+        ("outiface_mask", ctypes.c_ubyte * 16),
+        ("proto", ctypes.c_uint16),
+        ("tos", ctypes.c_uint8),
+        ("flags", ctypes.c_uint8),
+        ("invflags", ctypes.c_uint8),
+    ]
+
+
+class _Ip6tEntry(ctypes.Structure):
+    """struct ip6t_entry: its ip6t_ip6 is named `ip` here, as in _IptEntry, for the one parser."""
+
+    _fields_ = [
+        ("ip", _Ip6tIp6),
         ("nfcache", ctypes.c_uint),
         ("target_offset", ctypes.c_uint16),
         ("next_offset", ctypes.c_uint16),
@@ -257,16 +333,35 @@ def _iface_pattern(raw: bytes) -> str:
     return name[:-1] + "*" if name.endswith("+") else name  # iptables' wildcard is a trailing +
 
 
-def parse_ipt_entries(blob: bytes, hook_entry: list[int], underflow: list[int], valid_hooks: int) -> ForwardChain:
-    """The filter FORWARD chain of a legacy table (the entries IPT_SO_GET_ENTRIES returns,
-    and the table's hook entry and underflow offsets)."""
+@dataclass(frozen=True)
+class LegacyTable:
+    """One legacy x_tables family: where the kernel lists its tables and how to ask for one."""
+
+    family: str  # ForwardChain.family
+    names: str  # /proc/net/*_tables_names
+    address_family: int
+    level: int  # of the getsockopt calls
+    entry: type[ctypes.Structure]
+
+
+LEGACY_TABLES = (
+    LegacyTable(LEGACY, IP_TABLES_NAMES, socket.AF_INET, socket.SOL_IP, _IptEntry),
+    LegacyTable(LEGACY6, IP6_TABLES_NAMES, socket.AF_INET6, socket.IPPROTO_IPV6, _Ip6tEntry),
+)
+
+
+def parse_ipt_entries(
+    blob: bytes, hook_entry: list[int], underflow: list[int], valid_hooks: int, table: LegacyTable = LEGACY_TABLES[0]
+) -> ForwardChain:
+    """The filter FORWARD chain of a legacy table (the entries IPT_SO_GET_ENTRIES or
+    IP6T_SO_GET_ENTRIES returns, and the table's hook entry and underflow offsets)."""
     into: set[str] = set()
     out: set[str] = set()
     policy = "accept"
     other_hooks = [(hook_entry[h], underflow[h]) for h in range(5) if h != NF_INET_FORWARD and valid_hooks & (1 << h)]
     offset = 0
-    while offset + ctypes.sizeof(_IptEntry) <= len(blob):
-        entry = _IptEntry.from_buffer_copy(blob, offset)
+    while offset + ctypes.sizeof(table.entry) <= len(blob):
+        entry: Any = table.entry.from_buffer_copy(blob, offset)
         if entry.next_offset == 0:
             break
         target = offset + entry.target_offset
@@ -280,22 +375,22 @@ def parse_ipt_entries(blob: bytes, hook_entry: list[int], underflow: list[int], 
             if entry.ip.outiface and not entry.ip.invflags & IPT_INV_VIA_OUT:
                 out.add(_iface_pattern(entry.ip.outiface))
         offset += entry.next_offset
-    return ForwardChain(LEGACY, "filter", "FORWARD", policy, frozenset(into), frozenset(out))
+    return ForwardChain(table.family, "filter", "FORWARD", policy, frozenset(into), frozenset(out))
 
 
-def read_legacy_forward() -> ForwardChain | None:
-    """Legacy iptables' filter FORWARD chain, or None when that table does not exist."""
+def read_legacy_forward(table: LegacyTable = LEGACY_TABLES[0]) -> ForwardChain | None:
+    """Legacy iptables' (or ip6tables') filter FORWARD chain, or None when that table does not exist."""
     try:
-        with open(IP_TABLES_NAMES) as f:
+        with open(table.names) as f:
             if "filter" not in f.read().split():
                 return None
     except FileNotFoundError:
         return None
     libc = ctypes.CDLL(None, use_errno=True)
-    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
+    with socket.socket(table.address_family, socket.SOCK_RAW, socket.IPPROTO_RAW) as sock:
         info = _IptGetinfo(name=b"filter")
         size = ctypes.c_uint(ctypes.sizeof(info))
-        if libc.getsockopt(sock.fileno(), socket.SOL_IP, IPT_SO_GET_INFO, ctypes.byref(info), ctypes.byref(size)) != 0:
+        if libc.getsockopt(sock.fileno(), table.level, IPT_SO_GET_INFO, ctypes.byref(info), ctypes.byref(size)) != 0:
             raise OSError(ctypes.get_errno(), "IPT_SO_GET_INFO")
         if not info.valid_hooks & (1 << NF_INET_FORWARD):
             return None
@@ -303,10 +398,10 @@ def read_legacy_forward() -> ForwardChain | None:
         head = _IptGetEntries.from_buffer(buf)
         head.name, head.size = b"filter", info.size
         size = ctypes.c_uint(len(buf))
-        if libc.getsockopt(sock.fileno(), socket.SOL_IP, IPT_SO_GET_ENTRIES, buf, ctypes.byref(size)) != 0:
+        if libc.getsockopt(sock.fileno(), table.level, IPT_SO_GET_ENTRIES, buf, ctypes.byref(size)) != 0:
             raise OSError(ctypes.get_errno(), "IPT_SO_GET_ENTRIES")
         blob = buf.raw[_ENTRIES_OFFSET : _ENTRIES_OFFSET + info.size]
-    return parse_ipt_entries(blob, list(info.hook_entry), list(info.underflow), info.valid_hooks)
+    return parse_ipt_entries(blob, list(info.hook_entry), list(info.underflow), info.valid_hooks, table)
 
 
 # sockets
