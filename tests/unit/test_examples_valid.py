@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from ipaddress import IPv4Network
+from ipaddress import ip_network
 from itertools import combinations
 from pathlib import Path
 
@@ -50,6 +50,11 @@ def test_the_index_lists_every_example():
         assert f"]({path.name})" in index, f"examples/README.md does not link {path.name}"
 
 
+def _listed(value: str | list[str]) -> list[str]:
+    """A subnet, or a bridge's list of one per family."""
+    return value if isinstance(value, list) else [value]
+
+
 def _names(path: Path) -> dict[str, set]:
     doc = yaml.safe_load(path.read_text())
     forwards = doc.get("port_forwards") or []
@@ -58,7 +63,7 @@ def _names(path: Path) -> dict[str, set]:
         "bridge": set(doc.get("bridges") or {}),
         "namespace": set(doc.get("namespaces") or {}),
         "host port": {(f.get("protocol", "tcp"), f["host_port"]) for f in forwards},
-        "subnets": {IPv4Network(b["subnet"]) for b in (doc.get("bridges") or {}).values() if "subnet" in b},
+        "subnets": {ip_network(s) for b in (doc.get("bridges") or {}).values() if "subnet" in b for s in _listed(b["subnet"])},
     }
 
 
