@@ -2,12 +2,21 @@
 
 Each check returns (key path, message) pairs so the loader can point at the
 offending line. Parsing helpers live here too because the checks and the
-model builder must read addresses the same way.
+model builder must read addresses the same way: both families wherever an
+address goes, string-or-list values with at most one item per family, link
+ends (`namespace:interface`) and the defaults of gateways and pools.
+
+The checks share one _Context: each bridge's subnets and gateways, the pools'
+networks and the links whose ends are valid, parsed once, and every pinned
+address with its user (no address has two). Overlaps are found by sorting
+(sweep, _Ranges), never by comparing all pairs, so a lab of thousands of
+bridges or links stays linear.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
@@ -38,7 +47,7 @@ MIN_PREFIX6, MAX_PREFIX6 = 8, 126  # /126: the anycast address, a gateway and tw
 RESERVED_INTERFACES = {"lo"}
 GATEWAY_NONE = "none"  # `gateway: none`: no address on the bridge in either family
 LOOPBACK_AUTO = "auto"
-IPV4_DEFAULT, IPV6_DEFAULT = IPv4Network("0.0.0.0/0"), IPv6Network("::/0")
+IPV4_DEFAULT = IPv4Network("0.0.0.0/0")  # `to: default`
 UNSPECIFIED = IPv4Network("0.0.0.0/8")
 UNSPECIFIED6 = IPv6Network("::/8")  # the unspecified and loopback addresses, IPv4-mapped and -compatible ones
 
@@ -62,6 +71,13 @@ def _not_an_address(text: Any) -> str:
 def _ip_interface(text: Any) -> IPInterface:
     if not isinstance(text, str):
         raise BadValue(_not_an_address(text))
+    return _parsed_interface(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parsed_interface(text: str) -> IPInterface:
+    """Parsed once: a routed lab names the same destinations and gateways in every namespace,
+    and the checks and the builder read each (ipaddress parses ~20 us a string)."""
     try:
         value = ip_interface(text)
     except ValueError:
@@ -201,7 +217,7 @@ def bridge_gateways(spec: Mapping[str, Any], subnets: Mapping[int, IPNetwork]) -
     if raw == GATEWAY_NONE:
         return {}
     given: dict[int, IPAddress] = by_family(raw, parse_ip) if raw is not None else {}
-    return {version: given.get(version) or subnet.network_address + 1 for version, subnet in subnets.items()}
+    return {version: given.get(version) or subnet.network_address + 1 for version, subnet in subnets.items()}  # .1, ::1
 
 
 def pool_networks(spec: Mapping[str, Any]) -> dict[int, IPNetwork]:
@@ -247,10 +263,9 @@ SHAPE_ERRORS = (LookupError, TypeError, AttributeError, ValueError)
 
 @dataclass
 class _Bridge:
-    written: bool  # `subnet:` is there, parsed or not
     subnets: dict[int, IPNetwork]
     gateways: dict[int, IPAddress]
-    default_gateway: bool  # no `gateway:`: each family's first host
+    defaulted: set[int]  # the families whose gateway is the default, the subnet's first host
 
 
 @dataclass(eq=False)  # one per link, by identity
@@ -302,9 +317,10 @@ def _bridges(data: dict[str, Any]) -> Iterator[tuple[str, _Bridge]]:
         subnets = bridge_subnets(spec)
         try:
             gateways = bridge_gateways(spec, subnets)
+            given = set(by_family(spec["gateway"], parse_ip)) if spec.get("gateway") not in (None, GATEWAY_NONE) else set()
         except SHAPE_ERRORS:
-            gateways = {}  # reported by _check_bridges
-        yield name, _Bridge("subnet" in spec, subnets, gateways, "gateway" not in spec)
+            gateways, given = {}, set()  # reported by _check_bridges
+        yield name, _Bridge(subnets, gateways, set(gateways) - given)
 
 
 def _pools(data: dict[str, Any]) -> Iterator[tuple[str, dict[int, IPNetwork]]]:
@@ -650,7 +666,7 @@ def _check_address(ctx: _Context, path: tuple[Any, ...], text: Any, bridge_name:
         hint = (
             " (by default, its subnet's first host): give the bridge `gateway: none` (a plain switch, when a namespace on it "
             "routes) or another `gateway:`, or pin another address here"
-            if bridge.default_gateway
+            if address.version in bridge.defaulted
             else ""
         )
         yield path, f"{address.ip} is the gateway of bridge {bridge_name}{hint}"
@@ -849,7 +865,7 @@ def _link_address_problem(address: IPInterface, outside: _Ranges) -> str | None:
 
 @dataclass
 class _Reach:
-    """What a namespace reaches directly: its networks, by family, and its devices."""
+    """What a namespace reaches directly: the networks of its interfaces and link ends, and its devices."""
 
     networks: list[IPNetwork]
     devices: set[str]

@@ -91,8 +91,24 @@ ADDRESSES = [
     "01.2.3.4",
     "default",
     "::1",
+    "::",
+    "::/0",
     "fd00::/64",
+    "fd00::/127",
     "fd00::1",
+    "fd00::1/64",
+    "fd00::2/127",
+    "fd00:1::/48",
+    "fe80::1",
+    "ff02::1",
+    "fd00::1%eth0",
+    "10.1.0.0/31",
+    "10.1.0.1/31",
+    "a:eth0",
+    "b:eth1",
+    "a:lo",
+    "none",
+    "auto",
     "",
     "*",
     "10.0.0.1\n",
@@ -313,7 +329,12 @@ MTU_POOL = ([68, 1500, 9000, 65535, 0, 67, 70000, 1500.0], [68, 1500, 9000, 6553
 MAC_POOL = (MACS, [m for m in MACS if re.fullmatch(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}", m)])
 PROTOCOL_POOL = (["tcp", "udp", "sctp"], ["tcp", "udp"])
 ADDRESS_POOL = (ADDRESSES, ADDRESSES)  # subnet, address, to: any string passes the schema
-IPV4_POOL = (ADDRESSES, [a for a in ADDRESSES if re.fullmatch(r"[0-9.]{7,15}", a)])  # gateway, via, host_address
+IP_POOL = (ADDRESSES, [a for a in ADDRESSES if re.fullmatch(r"[0-9A-Fa-f.:]{2,45}", a)])  # host_address
+GATEWAY_POOL = (ADDRESSES, [a for a in ADDRESSES if re.fullmatch(r"none|[0-9A-Fa-f.:]{2,45}", a)])
+ENDPOINT_POOL = (["a:eth0", "b:eth1", "c:e1", "a:lo", "a", "a:b:c", "x:eth0"], ["a:eth0", "b:eth1", "c:e1", "a:lo", "x:eth0"])
+NEXTHOP_POOL = (ADDRESSES + ENDPOINT_POOL[0], IP_POOL[1] + ENDPOINT_POOL[1])
+NETEM_POOL = (["20ms", "5ms", "1%", "100%", "101%", "100mbit", "1bit", "0", "20 ms", 1000], ["20ms", "5ms", "1%", "101%", "100mbit", "1bit", "20 ms"])
+POOL_PREFIX_POOL = ([0, 16, 24, 31, 32, 64, 127, 128, 129, -1], [0, 16, 24, 31, 32])
 
 
 def _maybe(**fields: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
@@ -329,26 +350,69 @@ def topology_documents(level: int) -> st.SearchStrategy[dict[str, Any]]:
         choices = st.sampled_from(pool[1] if level == 0 else pool[0])
         return st.one_of(choices, scalars) if level == 2 else choices
 
-    addresses, ipv4 = pooled(ADDRESS_POOL), pooled(IPV4_POOL)
-    bridge_specs = st.one_of(st.none(), _maybe(subnet=addresses, gateway=ipv4, mtu=pooled(MTU_POOL), masquerade=st.booleans()))
+    addresses, ip = pooled(ADDRESS_POOL), pooled(IP_POOL)
+
+    def one_or_two(item: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        return st.one_of(item, st.lists(item, min_size=1, max_size=2))
+
+    endpoint, nexthop = pooled(ENDPOINT_POOL), pooled(NEXTHOP_POOL)
+    pool = _maybe(ipv4=addresses, prefix=pooled(POOL_PREFIX_POOL), ipv6=addresses, prefix6=pooled(POOL_PREFIX_POOL))
+    bridge_specs = st.one_of(
+        st.none(), _maybe(subnet=one_or_two(addresses), gateway=one_or_two(pooled(GATEWAY_POOL)), mtu=pooled(MTU_POOL), masquerade=st.booleans())
+    )
     interface_specs = st.fixed_dictionaries(
-        {"bridge": pooled(BRIDGE_POOL)}, optional={"address": addresses, "mtu": pooled(MTU_POOL), "mac": pooled(MAC_POOL)}
+        {"bridge": pooled(BRIDGE_POOL)}, optional={"address": one_or_two(addresses), "mtu": pooled(MTU_POOL), "mac": pooled(MAC_POOL)}
+    )
+    route_specs = st.fixed_dictionaries(
+        {"to": addresses},
+        optional={
+            "via": st.one_of(nexthop, st.lists(nexthop, min_size=1, max_size=3)),
+            "type": st.sampled_from(["blackhole", "unreachable", "prohibit"]),
+            "dev": pooled(IF_POOL),
+            "metric": st.sampled_from([0, 50, 4294967295]),
+        },
     )
     namespace_specs = st.one_of(
         st.none(),
         _maybe(
             interfaces=st.one_of(st.none(), st.dictionaries(pooled(IF_POOL), interface_specs, max_size=3)),
-            routes=st.lists(st.fixed_dictionaries({"to": addresses, "via": ipv4}), max_size=3),
+            routes=st.lists(route_specs, max_size=3),
+            loopback=st.one_of(st.just("auto"), one_or_two(addresses)),
+            forwarding=st.booleans(),
+            path=st.just("/run/netns/other"),
         ),
+    )
+    netem_values = st.dictionaries(st.sampled_from(["delay", "jitter", "loss", "rate", "limit", "reorder"]), pooled(NETEM_POOL), max_size=3)
+    link_specs = st.fixed_dictionaries(
+        {"endpoints": st.lists(endpoint, min_size=2, max_size=2)},
+        optional={
+            "netem": st.one_of(netem_values, st.dictionaries(endpoint, netem_values, max_size=2)),
+            "addresses": st.dictionaries(endpoint, one_or_two(addresses), max_size=2),
+            "mtu": pooled(MTU_POOL),
+            "up": st.booleans(),
+        },
+    )
+    check_specs = st.fixed_dictionaries(
+        {"from": pooled(NS_POOL), "to": st.one_of(pooled(NS_POOL), ip)},
+        optional={
+            "ping": st.booleans(),
+            "port": pooled(PORT_POOL),
+            "protocol": pooled(PROTOCOL_POOL),
+            "expect": st.sampled_from(["reachable", "unreachable"]),
+            "family": st.sampled_from([4, 6]),
+        },
     )
     forward_specs = st.fixed_dictionaries(
         {"host_port": pooled(PORT_POOL), "namespace": pooled(NS_POOL), "port": pooled(PORT_POOL)},
-        optional={"protocol": pooled(PROTOCOL_POOL), "host_address": ipv4, "interface": pooled(IF_POOL)},
+        optional={"protocol": pooled(PROTOCOL_POOL), "host_address": ip, "interface": pooled(IF_POOL)},
     )
     sections = _maybe(
+        addressing=_maybe(p2p=pool, loopback=pool),
         bridges=st.dictionaries(pooled(BRIDGE_POOL), bridge_specs, max_size=3),
         namespaces=st.dictionaries(pooled(NS_POOL), namespace_specs, max_size=3),
+        links=st.lists(link_specs, max_size=3),
         port_forwards=st.lists(forward_specs, max_size=3),
+        checks=st.lists(check_specs, max_size=2),
     )
     return st.builds(lambda name, rest: {"name": name, **rest}, pooled(NAME_POOL), sections)
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import pytest
 from builders import EXAMPLE, doc, messages, problems, topology
 
 from netplan_lite.errors import NsnetError, Problem, TopologyError
-from netplan_lite.model.loader import HOST_VETH_PREFIX, host_veth_name, load_bytes, load_file
+from netplan_lite.model.loader import HOST_VETH_PREFIX, build, host_veth_name, load_bytes, load_file
 from netplan_lite.model.topology import Bridge, Interface, Namespace, PortForward, Protocol, Route, Topology
+
+CORPUS_GOOD = Path(__file__).resolve().parents[1] / "corpus" / "good"
 
 MIXED = """\
 name: demo
@@ -287,3 +290,25 @@ def test_problem_str_formats():
     assert str(Problem("f", 3, 7, "a.b", "bad")) == "f:3:7: a.b: bad"
     assert str(Problem("f", 3, None, "", "bad")) == "f:3: bad"
     assert str(Problem("f", None, None, "", "bad")) == "f: bad"
+
+
+# routed labs
+
+
+def test_a_routed_lab_is_built_whole():
+    topo = load_file(CORPUS_GOOD / "routed_lab.yaml")
+    assert topo.addressing.p2p is not None and topo.addressing.p2p.prefix == 31 and topo.addressing.p2p.prefix6 == 127
+    assert [b.name for b in topo.bridges] == ["br-lan"] and topo.bridges[0].gateway is None and topo.bridges[0].gateway6 is None
+    r1 = topo.namespace("r1")
+    assert r1 is not None and r1.loopback_auto and r1.sysctls == (("net.ipv4.ip_forward", "1"), ("net.ipv6.conf.all.forwarding", "1"))
+    assert [str(e.endpoint) for link in topo.links for e in link.ends] == ["r1:e12", "r2:e21", "r2:e23", "r3:e32"]
+    first, second = topo.links
+    assert first.ends[0].netem == first.ends[1].netem and first.ends[0].netem is not None and first.ends[0].netem.delay == 20_000_000
+    assert second.ends[0].netem is None and second.ends[1].netem is not None and (second.mtu, second.up) == (9000, False)
+    assert set(topo.link_ends()) == {("r1", "e12"), ("r2", "e21"), ("r2", "e23"), ("r3", "e32")}
+    assert [(c.source, c.to, c.line) for c in topo.checks] == [("h1", "r3", 47), ("h1", "r2", 48), ("h1", "10.66.0.5", 49)]
+
+
+def test_checks_built_without_a_document_have_no_line():
+    data = {"name": "t", "namespaces": {"a": {}}, "checks": [{"from": "a", "to": "a", "ping": True}]}
+    assert build(data).checks[0].line is None

@@ -186,6 +186,14 @@ def test_ipv6_address_that_is_the_default_gateway_suggests_gateway_none():
     ]
 
 
+def test_the_default_gateway_of_the_family_not_given_has_the_hint():
+    text = lab(('"fd00:30::/64"]}', '"fd00:30::/64"], gateway: "fd00:30::fe"}'), ("{bridge: br0}", "{bridge: br0, address: 172.30.0.1}"))
+    assert problems(text) == [
+        "t.yaml:7:27: namespaces.a.interfaces.eth0.address: 172.30.0.1 is the gateway of bridge br0 (by default, its subnet's first host): "
+        "give the bridge `gateway: none` (a plain switch, when a namespace on it routes) or another `gateway:`, or pin another address here"
+    ]
+
+
 def test_address_that_is_a_given_gateway_has_no_hint():
     text = lab(('"fd00:30::/64"]}', '"fd00:30::/64"], gateway: "fd00:30::fe"}'), ("{bridge: br0}", '{bridge: br0, address: "fd00:30::fe"}'))
     assert problems(text) == ["t.yaml:7:27: namespaces.a.interfaces.eth0.address: fd00:30::fe is the gateway of bridge br0"]
