@@ -53,7 +53,7 @@ class _Lowering:
 
     @cached_property
     def nat(self) -> tuple[NftTableState | None, list[SysctlState]]:
-        return desired_nat(self.topology, self.addresses)
+        return desired_nat(self.topology, self.addresses, self.addresses6)
 
 
 def desired_state(
