@@ -21,6 +21,7 @@ class ExitCode(enum.IntEnum):
     INTERNAL = 1  # a bug (an exception nsnet did not expect): the code of any error, which scripts already handle
     CHANGES = 2  # plan --detailed-exitcode: the plan is not empty
     DRIFT = 3  # show --check: live state differs from the topology
+    CHECKS_FAILED = 4  # test: a probe failed (the lab answered, differently from what the file expects)
     INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, what a shell shows for a command that SIGINT ended
 
 

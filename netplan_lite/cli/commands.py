@@ -292,11 +292,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if not args.out:
         sys.stdout.write(text)
         return ExitCode.OK
-    try:
-        with open(args.out, "w", encoding="utf-8") as out:
-            out.write(text)
-    except OSError as err:
-        raise NsnetError(f"{args.out}: cannot write: {err.strerror}") from None
+    _write(args.out, text)
     return ExitCode.OK
 
 
@@ -319,6 +315,44 @@ def _live_assignment(topology: Any) -> Assignment | None:
             return reconcile.live_assignment(topology, kernel)
     except (NsnetError, OSError):
         return None
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Probe the lab: every check of the file (and with --ping-all every namespace address from every
+    other namespace), from inside the source namespaces, all at once."""
+    from ..engine import probes
+    from ..kernel import reachability
+    from ..kernel.live import require_privileges
+    from ..render import testreport
+
+    topology, _ = _load(args.file)
+    if not topology.checks and not args.ping_all:
+        raise NsnetError(f"{args.file}: nothing to test: the file has no `checks:` (add some, or use --ping-all)")
+    wait = probes.DEFAULT_WAIT if args.wait is None else args.wait
+    require_privileges()
+    started = time.monotonic()
+    with reachability.open_lab(topology, args.file) as lab:
+        planned = probes.expand(topology, lab.addresses, args.ping_all)
+        if not planned:
+            raise NsnetError(f"{args.file}: nothing to test: no namespace has an address to ping")
+        answers = reachability.run_probes(planned, lab.fds, wait)
+    results = tuple(map(probes.verdict, planned, answers))
+    report = probes.Report(topology.name, args.file, results, wait, time.monotonic() - started)
+    if args.junit:
+        _write(args.junit, testreport.junit_xml(report))
+    if args.json:
+        print_json(testreport.report_json(report))
+    else:
+        sys.stdout.write(testreport.table(report, _style(args)))
+    return ExitCode.OK if report.passed else ExitCode.CHECKS_FAILED
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as err:
+        raise NsnetError(f"{path}: cannot write: {err.strerror}") from None
 
 
 # workflow commands: init, fmt, exec, completion (netplan_lite/scaffold.py, fmt.py, nsexec.py, completion.py)

@@ -29,6 +29,7 @@ from .commands import (
     cmd_ls,
     cmd_plan,
     cmd_show,
+    cmd_test,
     cmd_validate,
     default_file,
     print_json,
@@ -39,7 +40,8 @@ EXIT_CODES = """exit codes:
   0  success; for plan --detailed-exitcode: no changes
   1  error (bad input, kernel refusal, failed verification, stale plan); fmt --check: not canonical
   2  plan --detailed-exitcode: changes present
-  3  show --check: the live state has drifted from the topology"""
+  3  show --check: the live state has drifted from the topology
+  4  test: a check failed (a probe did not get the answer the file expects)"""
 
 SHELLS = ("bash", "zsh", "fish")  # as completion.SHELLS: importing completion.py would slow every command
 
@@ -135,6 +137,40 @@ def _agent(args: argparse.Namespace) -> int:
     return cmd_agent(args, main)  # the agent runs commands through the one error boundary, never importing it
 
 
+TEST_EPILOG = """\
+Each probe runs from inside its `from:` namespace (a socket opened there, no `ip netns exec`),
+all of them at once. `to:` a namespace probes every address it has (global ones, on lo too;
+IPv4 and IPv6 unless `family:`), `to:` an address that address. `ping: true` sends ICMP echoes,
+again every 0.2 s until one is answered; `port:` connects over TCP (refused: fail); with
+`protocol: udp` it sends a datagram and passes on any reply (ICMP port unreachable: fail).
+A probe that has not passed is retried until --wait is over. `expect: unreachable` passes as soon
+as the source refuses to send (no route, blackhole) or an ICMP error or a refusal comes back, or
+after 1 s without a reply (--wait, if shorter), and fails on any reply. --ping-all pings every
+address of every namespace from every other namespace (both families). Every namespace of the file
+must exist as this topology's (`nsnet apply` made it, or its `path:` is there), else exit 1."""
+
+
+def _add_test(command: Callable[..., argparse.ArgumentParser]) -> None:
+    p = command("test", cmd_test, "Run the file's reachability checks (ping, TCP, UDP) inside the live lab; exit 4 if one fails.")
+    _add_file(p)
+    p.add_argument("--junit", metavar="FILE", help="also write the results to FILE as JUnit XML (GitHub and GitLab test reports read it)")
+    p.add_argument("--ping-all", action="store_true", help="also ping every address of every namespace from every other namespace, IPv4 and IPv6")
+    p.add_argument(
+        "--wait", type=_seconds, metavar="SECONDS", help="retry a probe that has not passed for this long (default: 5); failures take this long"
+    )
+    p.epilog = TEST_EPILOG + "\n\n" + EXIT_CODES
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
+    return value
+
+
 def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target",
@@ -183,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("show", cmd_show, "List the live objects this topology owns, and any drift.")
     _add_file(p)
     p.add_argument("--check", action="store_true", help="exit 3 when the live state has drifted")
+    _add_test(command)
     p = command(
         "graph",
         cmd_graph,

@@ -19,7 +19,7 @@ from netplan_lite.errors import ExitCode
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.kernel.preflight.checks import HostFacts
 
-COMMANDS = ["validate", "plan", "apply", "destroy", "show", "ls", "graph", "init", "fmt", "exec", "completion", "agent"]
+COMMANDS = ["validate", "plan", "apply", "destroy", "show", "test", "ls", "graph", "init", "fmt", "exec", "completion", "agent"]
 BAD = "name: demo\nbridges:\n  br0: {subnet: 172.30.0.5/24, colour: red}\nnamespaces:\n  a:\n    interfaces:\n      eth0: {bridge: nope}\n"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,7 +87,7 @@ def test_version(capsys):
 
 
 def test_exit_codes_are_named():
-    assert [int(c) for c in (ExitCode.OK, ExitCode.ERROR, ExitCode.CHANGES, ExitCode.DRIFT)] == [0, 1, 2, 3]
+    assert [int(c) for c in (ExitCode.OK, ExitCode.ERROR, ExitCode.CHANGES, ExitCode.DRIFT, ExitCode.CHECKS_FAILED)] == [0, 1, 2, 3, 4]
 
 
 def test_usage_error_exits_1(capsys):

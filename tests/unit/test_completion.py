@@ -103,6 +103,15 @@ def test_bash_completes_files_and_choices(bash_script, tmp_path):
     assert complete_bash(bash_script, "nsnet", "apply", "--lock-timeout", "", cwd=tmp_path) == []
 
 
+def test_bash_completes_the_test_command_and_its_options(bash_script, tmp_path):
+    (tmp_path / "lab.yaml").write_text("name: a\n")
+    assert complete_bash(bash_script, "nsnet", "te") == ["test"]
+    assert sorted(complete_bash(bash_script, "nsnet", "test", "--")) == ["--help", "--json", "--junit", "--no-color", "--ping-all", "--wait"]
+    assert complete_bash(bash_script, "nsnet", "test", "--junit", "la", cwd=tmp_path) == ["lab.yaml"]
+    assert complete_bash(bash_script, "nsnet", "test", "--wait", "", cwd=tmp_path) == []
+    assert complete_bash(bash_script, "nsnet", "test", "la", cwd=tmp_path) == ["lab.yaml"]
+
+
 def test_bash_completes_namespaces_then_a_command_for_exec(bash_script, fake_nsnet, tmp_path):
     words = ("nsnet", "exec", "-f", str(EXAMPLE))
     assert complete_bash(bash_script, *words, "", path_dir=fake_nsnet) == ["web1", "web2"]
@@ -162,6 +171,9 @@ def test_the_model_read_from_the_parser():
     assert by_name["completion"].positionals[0].choices == completion.SHELLS
     out = next(o for o in by_name["plan"].options if "--out" in o.strings)
     assert out.takes_value and out.value.kind == "file"
+    options = {o.strings[0]: o for o in by_name["test"].options}
+    assert [a.kind for a in by_name["test"].positionals] == ["file"] and options["--junit"].value.kind == "file"
+    assert options["--wait"].takes_value and options["--wait"].value.kind == "none" and not options["--ping-all"].takes_value
 
 
 def test_zsh_script_shape():

@@ -141,3 +141,42 @@ def test_published_schemas_reference_no_other_file_and_the_bundles_are_current()
         assert not outside, f"{path.name} refers to other files: {outside}"
     done = subprocess.run([sys.executable, str(SCHEMAS.parent / "scripts" / "bundle-schemas"), "--check"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_test_document(capsys, monkeypatch):
+    """`nsnet test --json` with the kernel side faked: a probe of each outcome, one without an address, ping-all."""
+    import contextlib
+    from ipaddress import ip_address
+
+    from netplan_lite.engine.probes import Answer, Outcome
+    from netplan_lite.kernel import reachability
+    from netplan_lite.model.topology import Check, Expect, Namespace, Protocol, Topology
+
+    checks = (Check("a", "b", ping=True, line=5), Check("a", "b", port=80), Check("a", "b", port=53, protocol=Protocol.UDP, family=6))
+    checks += (Check("a", "10.66.0.5", ping=True, expect=Expect.UNREACHABLE), Check("b", "a", ping=True, family=6))
+    lab = Topology("lab", namespaces=(Namespace("a"), Namespace("b")), checks=checks)
+    addresses = {"a": (ip_address("10.0.0.1"),), "b": (ip_address("10.0.0.2"), ip_address("fd00::2"))}
+    reply = Answer(Outcome.REPLY, 0.0004, "echo reply", 1, 0.001)
+    answers = [  # in probe order: checks 1 and 2 reach both of b's addresses; ping-all's probes get `reply`
+        reply,
+        Answer(Outcome.TIMEOUT, None, "no reply in 5 s", 25, 5.0),
+        Answer(Outcome.REFUSED, 0.0001, "connection refused", 25, 5.0),
+        reply,
+        Answer(Outcome.REFUSED, 0.0001, "port unreachable", 25, 5.0),
+        Answer(Outcome.UNREACHABLE, None, "not sent: a blackhole route (EINVAL)", 1, 0.0),
+        Answer(Outcome.NO_ADDRESS),  # check 5: a has no IPv6 address
+    ]
+
+    @contextlib.contextmanager
+    def open_lab(topology, source):
+        yield reachability.Lab({"a": -1, "b": -1}, addresses)
+
+    monkeypatch.setattr("netplan_lite.cli.commands._load", lambda path: (lab, b""))
+    monkeypatch.setattr("netplan_lite.kernel.live.require_privileges", lambda: None)
+    monkeypatch.setattr(reachability, "open_lab", open_lab)
+    monkeypatch.setattr(reachability, "run_probes", lambda planned, fds, wait: (answers + [reply] * len(planned))[: len(planned)])
+    code, doc = run_json(capsys, "test", "lab.yaml", "--ping-all")
+    assert code == 4 and not doc["passed"]
+    assert {p["outcome"] for p in doc["probes"]} == {"reply", "timeout", "refused", "unreachable", "no-address"}
+    assert {p["check"] for p in doc["probes"]} == {1, 2, 3, 4, 5, None}
+    assert_valid("test.schema.json", doc)

@@ -32,9 +32,18 @@ KERNEL_COMMANDS = {
     "ls": [],
     "exec": ["-f", str(EXAMPLE), "web1", "--", "true"],
     "agent": [],
+    "test": [str(EXAMPLE), "--ping-all"],
 }
 FILE_COMMANDS = {"validate", "fmt", "graph", "init", "completion"}
-COMMAND_FUNCTIONS = {"plan": "cmd_plan", "apply": "cmd_apply", "destroy": "cmd_destroy", "show": "cmd_show", "ls": "cmd_ls", "exec": "cmd_exec"}
+COMMAND_FUNCTIONS = {
+    "plan": "cmd_plan",
+    "apply": "cmd_apply",
+    "destroy": "cmd_destroy",
+    "show": "cmd_show",
+    "ls": "cmd_ls",
+    "exec": "cmd_exec",
+    "test": "cmd_test",
+}
 
 
 def kernel_release(monkeypatch, release: str) -> None:
