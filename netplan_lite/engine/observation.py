@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface
 from typing import Mapping
 
 from ..model.topology import InterfaceKey
@@ -21,7 +21,7 @@ class Observation:
     foreign_claims: Mapping[Claim, str] = field(default_factory=dict)  # host port -> other topology
     # what a plan must never make local: the host's own addresses on links nsnet does not own
     # (address -> its link) and the host's default gateways; None: not read
-    host_addresses: Mapping[IPv4Address, str] | None = None
+    host_addresses: Mapping[IPv4Address | IPv6Address, str] | None = None
     host_gateways: frozenset[IPv4Address] = frozenset()
     # the networks the host reaches directly (connected routes) on links no nsnet topology owns,
     # (network, link), which a bridge subnet must not overlap unless told; None: not read

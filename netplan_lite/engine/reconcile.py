@@ -26,7 +26,7 @@ from .plan import Plan, make_plan
 from ..resources.registry import KINDS
 from . import assignments
 from .rundir import forget_records
-from .scope import EVERYTHING, Scope, targeting, with_sources
+from .scope import EVERYTHING, Scope, targeting, with_partners, with_sources
 from ..model.topology import LOOPBACK as LOOPBACK_NAME, InterfaceKey, IPInterface
 from ..resources.state import State, resource_json
 
@@ -146,7 +146,7 @@ def _foreign_destinations(topology: Topology, observation: Observation) -> list[
     to another address would capture the host's own connections to it."""
     if observation.host_addresses is None:
         return []
-    local = observation.host_addresses.keys() | {b.gateway for b in topology.bridges if b.gateway is not None}
+    local = observation.host_addresses.keys() | {g for b in topology.bridges for g in (b.gateway, b.gateway6) if g is not None}
     return [
         Problem(
             topology.source,
@@ -254,8 +254,14 @@ def plan(topology: Topology, kernel: Kernel, targets: Iterable[str] = ()) -> Pla
     recorded = assignments.load(topology.name)
     if recorded is None:  # the others' addresses are unknown: read them all, change only the targets
         return compute(topology, kernel.observe(everything), wanted, read=everything)
-    scope = Scope(wanted, sources=everything.sources)
+    scope = Scope(wanted | link_partners(topology, wanted), sources=everything.sources)
     return compute(topology, kernel.observe(scope), wanted, recorded, scope)
+
+
+def link_partners(topology: Topology, namespaces: frozenset[str]) -> frozenset[str]:
+    """The namespaces at the other end of the links of `namespaces` (a read must take them in)."""
+    ends = [{end.namespace for end in link.ends} for link in topology.links]
+    return frozenset(ns for pair in ends if pair & namespaces for ns in pair)
 
 
 @dataclass(frozen=True)
@@ -271,7 +277,7 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
     outcome = execute(planned.plan, kernel, options.listener, options.journal, options.stop)
     if outcome.failure is None and outcome.results:
         read = with_sources(planned.scope, planned.sources)  # a data source left out is forgotten: not read
-        outcome.remaining = verify(kernel, planned.desired, _verify_scope(read, outcome))
+        outcome.remaining = verify(kernel, planned.desired, _verify_scope(read, outcome, planned))
         if outcome.remaining:
             outcome.failure = VerificationFailed(outcome.remaining)
     if outcome.converged and options.journal is not None:  # a run that keeps records on the host
@@ -288,13 +294,14 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
     return Applied(planned, outcome)
 
 
-def _verify_scope(scope: Scope, outcome: Outcome) -> Scope:
+def _verify_scope(scope: Scope, outcome: Outcome, planned: Planned) -> Scope:
     """Read again only the namespaces the run touched, unless it removed host links (a veth
     goes with its namespace too): the kernel removes a deleted namespace's host veth ends a
     moment later, and only a full read (of the plan's scope) sees one still there."""
     if any(r.action.op is Op.DELETE and KINDS[r.action.id.kind].creates(r.action.before).links for r in outcome.results):
         return scope
-    return scope.reading(touched_namespaces(outcome), whole_host=False)
+    touched = with_partners(touched_namespaces(outcome), planned.desired, planned.observation.state)
+    return scope.reading(touched, whole_host=False)
 
 
 def apply(topology: Topology, kernel: Kernel, options: RunOptions = RunOptions()) -> Applied:

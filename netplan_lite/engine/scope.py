@@ -47,6 +47,13 @@ class Scope:
 EVERYTHING = Scope()
 
 
+def with_partners(namespaces: Iterable[str], *states: State) -> frozenset[str]:
+    """The namespaces and those their links reach (in any of `states`): a link end is told from
+    a bridged interface only when its peer's namespace is read too."""
+    targets = frozenset(namespaces)
+    return targets | {ns for state in states for rid, r in state.items() for ns in _reach(rid, r, targets)}
+
+
 def _reach(rid: ResourceId, resource: Any, targets: frozenset[str]) -> tuple[str, ...]:
     """Every namespace a resource spans, if it touches one of `targets`."""
     spans = KINDS[rid.kind].spans(resource)
@@ -61,8 +68,7 @@ def with_sources(scope: Scope, sources: Mapping[str, str]) -> Scope:
 def targeting(namespaces: Iterable[str], desired: State, observed: State, sources: Mapping[str, str]) -> Scope:
     """The namespaces (and those their links reach), and the host objects they need (or that are
     host-wide), desired or live."""
-    targets = frozenset(namespaces)
-    targets |= {ns for state in (desired, observed) for rid, r in state.items() for ns in _reach(rid, r, targets)}
+    targets = with_partners(namespaces, desired, observed)
     host = {rid for rid in desired.keys() | observed.keys() if rid.home is None and KINDS[rid.kind].host_wide}
     for state in (desired, observed):
         host |= {need for rid, r in state.items() if rid.home in targets for need in KINDS[rid.kind].needs(r)}

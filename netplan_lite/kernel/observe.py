@@ -127,7 +127,7 @@ def build_observation(
     foreign = [link for link in host.links if not ours.link(link)]
     foreign_links = {link.name: describe_owner(owner_of(link.alias)) for link in foreign}
     names = {link.index: link.name for link in foreign}
-    host_addresses = {IPv4Interface(a.cidr).ip: names[a.index] for a in host.addresses if a.index in names and a.family == 4} if whole_host else None
+    host_addresses = {ip_interface(a.cidr).ip: names[a.index] for a in host.addresses if a.index in names} if whole_host else None
     gateways = frozenset(IPv4Address(v) for r in host.routes if r.to == "0.0.0.0/0" for v in r.via)
     networks = _host_networks(host, foreign) if whole_host else None
     claims = taken_claims(tables, read.own_table)

@@ -505,6 +505,8 @@ def _check_pool_room(ctx: _Context, path: tuple[Any, ...], kind: str, network: I
         what = "namespace takes" if users == 1 else "namespaces take"
     taken: set[IPNetwork] = {n.supernet(new_prefix=prefix) if n.prefixlen > prefix else n for n in pinned if n.subnet_of(network)}  # type: ignore[arg-type]
     room = 2 ** (prefix - network.prefixlen) - sum(2 ** max(0, prefix - n.prefixlen) for n in taken)
+    if kind != "p2p" and prefix == network.max_prefixlen and network.num_addresses > 1:
+        room -= 1  # a loopback pool never gives out its own network address (engine/addressing.py)
     if users > room:
         yield path, f"{network} has room for {room} /{prefix} block{'s' if room != 1 else ''}, but {users} {what} an address from it"
 

@@ -128,7 +128,8 @@ class _ShowView:
 
 
 def _forward_text(forward: PortForward) -> str:
-    where = forward.host_address or "*"
+    address = forward.host_address
+    where = "*" if address is None else f"[{address}]" if address.version == 6 else str(address)
     target = f"{forward.interface} port" if forward.interface else "port"
     return f"{forward.protocol.value} {where}:{forward.host_port} -> {target} {forward.port}"
 

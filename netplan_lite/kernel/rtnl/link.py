@@ -35,6 +35,7 @@ IFLA_AF_SPEC, IFLA_INET6_ADDR_GEN_MODE = 26, 8
 IN6_ADDR_GEN_MODE_EUI64, IN6_ADDR_GEN_MODE_NONE = 0, 1
 VETH_INFO_PEER = 1
 IFLA_BRPORT_MODE = 4  # hairpin
+IFLA_BR_MCAST_SNOOPING = 23
 IFF_UP = 0x1
 
 LINK_ATTRS = frozenset({IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK_NETNSID})
@@ -123,7 +124,11 @@ def _get_link(sock: RtnlSocket, name: str | None, index: int = 0) -> LinkMsg:
 
 
 def add_bridge(sock: RtnlSocket, name: str) -> None:
-    info = attr(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "bridge"))
+    """A bridge that floods multicast like a plain switch (multicast snooping off): with snooping
+    and no MLD querier on the wire, the bridge forgets the hosts' solicited-node groups after the
+    membership interval (260 s) and drops neighbour solicitations, so IPv6 neighbours become
+    unreachable a few minutes after apply (measured; the kernel's default is snooping on)."""
+    info = attr(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "bridge") + attr(IFLA_INFO_DATA, attr_u8(IFLA_BR_MCAST_SNOOPING, 0)))
     sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfo() + attr_str(IFLA_IFNAME, name) + info)
 
 
