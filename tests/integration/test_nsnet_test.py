@@ -6,6 +6,7 @@ whose namespaces are those: one labelled on lo the way nsnet labels what it crea
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import secrets
 import select
@@ -120,8 +121,8 @@ def rows(out: str) -> list[list[str]]:
 
 
 def b_addresses(pair: Pair) -> list[str]:
-    """What `to: b` probes: b's global addresses, lo's included, IPv4 first."""
-    return [pair.lo4, pair.b4] + ([pair.b6] if IPV6_DUMPED else [])
+    """What `to: b` probes, in order: b's global addresses, lo's included, IPv4 first, each family by address."""
+    return sorted([pair.lo4, pair.b4], key=ipaddress.ip_address) + ([pair.b6] if IPV6_DUMPED else [])
 
 
 # checks
