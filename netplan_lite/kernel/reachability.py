@@ -126,7 +126,8 @@ class _Running:
 
     probe: Probe
     deadline: float
-    target: str = ""  # the address as sockets take it (IPv6 addresses are slow to print)
+    address: IPAddress
+    target: str  # the address as sockets take it, printed once (printing an IPv6 address is slow)
     first: float = 0.0  # monotonic time of the first send
     attempts: int = 0
     generation: int = 0  # of its one valid timer
@@ -205,7 +206,7 @@ class _Loop:
             if probe.address is None:
                 self.answers[index] = Answer(Outcome.NO_ADDRESS)
             else:
-                self.running[index] = _Running(probe, start + probe.window(wait), str(probe.address))
+                self.running[index] = _Running(probe, start + probe.window(wait), probe.address, str(probe.address))
                 heapq.heappush(self.timers, (start, index, 0))
         while self.running:
             now = time.monotonic()
@@ -237,12 +238,11 @@ class _Loop:
 
     def _send(self, index: int, running: _Running, now: float) -> None:
         probe = running.probe
-        assert probe.address is not None and probe.family is not None
         running.first = running.first or now
         interval = TCP_RETRY if probe.method is Method.TCP else RESEND
         try:
             if probe.method is Method.PING:
-                self._icmp(probe.source, probe.family).echo(index, probe.address, running.target)
+                self._icmp(probe.source, running.address.version).echo(index, running.address, running.target)
             elif probe.method is Method.TCP:
                 self._connect(index, running)
             else:
@@ -272,7 +272,7 @@ class _Loop:
     def _connect(self, index: int, running: _Running) -> None:
         probe = running.probe
         self._close(running)
-        sock = running.sock = socket_in(self.fds[probe.source], probe.family, socket.SOCK_STREAM)  # type: ignore[arg-type]
+        sock = running.sock = socket_in(self.fds[probe.source], running.address.version, socket.SOCK_STREAM)
         running.connect_started = time.monotonic()
         result = sock.connect_ex((running.target, probe.port))
         if result not in (0, errno.EINPROGRESS):
@@ -283,7 +283,7 @@ class _Loop:
     def _datagram(self, index: int, running: _Running) -> None:
         probe = running.probe
         if running.sock is None:
-            sock = socket_in(self.fds[probe.source], probe.family, socket.SOCK_DGRAM)  # type: ignore[arg-type]
+            sock = socket_in(self.fds[probe.source], running.address.version, socket.SOCK_DGRAM)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             try:
                 sock.connect((running.target, probe.port))  # a connected socket is told of ICMP errors

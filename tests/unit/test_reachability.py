@@ -205,7 +205,7 @@ def test_the_reported_rtt_is_of_an_attempt_made_after_the_first_reply():
     """The first reply passes the probe; late replies to earlier attempts (queued while a neighbour
     was resolved) are ignored; the answer to the attempt made after it is the one reported."""
     loop = reachability._Loop({})
-    running = loop.running[0] = reachability._Running(Probe(1, "a", "b", LOCAL, 4), deadline=1e12, first=1.0)
+    running = loop.running[0] = reachability._Running(Probe(1, "a", "b", LOCAL, 4), 1e12, LOCAL, str(LOCAL), first=1.0)
     loop.answers = [None]
     before = 0.0  # a wall-clock send time before any reply
     loop._answered(0, running, reachability.Answer(Outcome.REPLY, 2.0, "echo reply"), 2.0, before)
