@@ -33,7 +33,7 @@ from . import namespace_exec, netns
 from .netlink import Netlink
 from ..engine.probes import RESEND, Answer, Method, Outcome, Probe, settled, usable_addresses
 from ..errors import KernelError, NsnetError
-from ..model.topology import IPAddress, Namespace, Topology
+from ..model.topology import Expect, IPAddress, Namespace, Topology
 
 SO_TIMESTAMPNS, SO_RCVBUFFORCE = 35, 33  # <asm-generic/socket.h>; the socket module names neither
 SOL_RAW, ICMP_FILTER, ICMP6_FILTER = 255, 1, 1  # <linux/icmp.h>, <linux/icmpv6.h>
@@ -126,10 +126,14 @@ class _Running:
 
     probe: Probe
     deadline: float
+    address: IPAddress
+    target: str  # the address as sockets take it, printed once (printing an IPv6 address is slow)
     first: float = 0.0  # monotonic time of the first send
     attempts: int = 0
     generation: int = 0  # of its one valid timer
     last: Answer | None = None  # the latest answer that did not settle it
+    first_reply: Answer | None = None  # a reachable ping's first reply: it passed; one more echo times the path
+    confirm_from: float = 0.0  # wall-clock time of that reply: answers to earlier attempts no longer count
     sock: socket.socket | None = None  # the TCP attempt or UDP socket open now
     sent: list[float] = field(default_factory=list)  # wall-clock time of each UDP datagram (kernel timestamps are wall-clock)
     connect_started: float = 0.0
@@ -153,16 +157,16 @@ class _Icmp:
         self.counter = secrets.randbits(32)  # (id, seq) = its halves: distinct for 2**32 echoes, unlike another run's
         self.sent: dict[tuple[IPAddress, int, int], tuple[int, float]] = {}  # (target, id, seq) -> (probe index, wall-clock send)
 
-    def echo(self, index: int, address: IPAddress) -> None:
+    def echo(self, index: int, address: IPAddress, text: str) -> None:
         """Send one echo request (raises OSError as sendto does)."""
         self.counter = (self.counter + 1) & 0xFFFFFFFF
         ident, seq = self.counter >> 16, self.counter & 0xFFFF
         packet, sent = echo_request(self.family, ident, seq, self.token), time.time()  # before: the reply may come within sendto
-        self.sock.sendto(packet, (str(address), 0))
+        self.sock.sendto(packet, (text, 0))
         self.sent[(address, ident, seq)] = (index, sent)
 
-    def receive(self) -> Iterator[tuple[int, float, Outcome, str]]:
-        """(probe index, RTT, outcome, detail) of each waiting packet that answers one of our echoes."""
+    def receive(self) -> Iterator[tuple[int, float, float, Outcome, str]]:
+        """(probe index, send time, RTT, outcome, detail) of each waiting packet that answers one of our echoes."""
         while True:
             try:
                 data, ancillary, _, peer = self.sock.recvmsg(2048, socket.CMSG_SPACE(_TIMESPEC.size))
@@ -172,7 +176,7 @@ class _Icmp:
             match = parsed and self.sent.get(parsed[0])
             if parsed and match:
                 index, sent = match
-                yield index, max(0.0, kernel_time(ancillary) - sent), parsed[1], parsed[2]
+                yield index, sent, max(0.0, kernel_time(ancillary) - sent), parsed[1], parsed[2]
 
 
 class _Loop:
@@ -202,7 +206,7 @@ class _Loop:
             if probe.address is None:
                 self.answers[index] = Answer(Outcome.NO_ADDRESS)
             else:
-                self.running[index] = _Running(probe, start + probe.window(wait))
+                self.running[index] = _Running(probe, start + probe.window(wait), probe.address, str(probe.address))
                 heapq.heappush(self.timers, (start, index, 0))
         while self.running:
             now = time.monotonic()
@@ -213,7 +217,8 @@ class _Loop:
                 if running is None or running.generation != generation:
                     continue  # settled, or rescheduled since
                 if now >= running.deadline:
-                    self._finish(index, running.last or Answer(Outcome.TIMEOUT, detail=f"no reply in {running.deadline - start:g} s"), now)
+                    silence = Answer(Outcome.TIMEOUT, detail=f"no reply in {running.deadline - start:g} s")
+                    self._finish(index, running.first_reply or running.last or silence, now)
                 else:
                     self._send(index, running, now)
                     sent += 1
@@ -233,12 +238,11 @@ class _Loop:
 
     def _send(self, index: int, running: _Running, now: float) -> None:
         probe = running.probe
-        assert probe.address is not None and probe.family is not None
         running.first = running.first or now
         interval = TCP_RETRY if probe.method is Method.TCP else RESEND
         try:
             if probe.method is Method.PING:
-                self._icmp(probe.source, probe.family).echo(index, probe.address)
+                self._icmp(probe.source, running.address.version).echo(index, running.address, running.target)
             elif probe.method is Method.TCP:
                 self._connect(index, running)
             else:
@@ -268,9 +272,9 @@ class _Loop:
     def _connect(self, index: int, running: _Running) -> None:
         probe = running.probe
         self._close(running)
-        sock = running.sock = socket_in(self.fds[probe.source], probe.family, socket.SOCK_STREAM)  # type: ignore[arg-type]
+        sock = running.sock = socket_in(self.fds[probe.source], running.address.version, socket.SOCK_STREAM)
         running.connect_started = time.monotonic()
-        result = sock.connect_ex((str(probe.address), probe.port))
+        result = sock.connect_ex((running.target, probe.port))
         if result not in (0, errno.EINPROGRESS):
             self._close(running)
             raise OSError(result, os.strerror(result))
@@ -279,10 +283,10 @@ class _Loop:
     def _datagram(self, index: int, running: _Running) -> None:
         probe = running.probe
         if running.sock is None:
-            sock = socket_in(self.fds[probe.source], probe.family, socket.SOCK_DGRAM)  # type: ignore[arg-type]
+            sock = socket_in(self.fds[probe.source], running.address.version, socket.SOCK_DGRAM)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             try:
-                sock.connect((str(probe.address), probe.port))  # a connected socket is told of ICMP errors
+                sock.connect((running.target, probe.port))  # a connected socket is told of ICMP errors
             except OSError:  # no route: not sent, and a new socket next time
                 sock.close()
                 raise
@@ -298,10 +302,10 @@ class _Loop:
 
     def _echoes(self, icmp: _Icmp) -> None:
         now = time.monotonic()
-        for index, rtt, outcome, detail in icmp.receive():
+        for index, sent, rtt, outcome, detail in icmp.receive():
             running = self.running.get(index)
             if running is not None:
-                self._answered(index, running, Answer(outcome, rtt, detail), now)
+                self._answered(index, running, Answer(outcome, rtt, detail), now, sent)
 
     def _connected(self, index: int, running: _Running, sock: socket.socket) -> None:
         now = time.monotonic()
@@ -314,7 +318,7 @@ class _Loop:
             answer = Answer(Outcome.UNREACHABLE, now - running.connect_started, f"connect: {os.strerror(error)}")
         self._close(running)
         self._answered(index, running, answer, now)
-        if index in self.running:  # refused or unreachable, and retried: sooner than an unanswered attempt
+        if index in self.running and answer.outcome is not Outcome.REPLY:  # retried: sooner than an unanswered attempt
             self._schedule(index, running, now + RESEND)
 
     def _reply(self, index: int, running: _Running, sock: socket.socket) -> None:
@@ -330,13 +334,25 @@ class _Loop:
         else:
             number = _UDP_NUMBER.search(data)
             sent = running.sent[int(number.group(1))] if number and int(number.group(1)) < len(running.sent) else running.sent[-1]
-            answer = Answer(Outcome.REPLY, max(0.0, kernel_time(ancillary) - sent), f"{len(data)}-byte reply")
+            self._answered(index, running, Answer(Outcome.REPLY, max(0.0, kernel_time(ancillary) - sent), f"{len(data)}-byte reply"), now, sent)
+            return
         self._answered(index, running, answer, now)
 
     # settling
 
-    def _answered(self, index: int, running: _Running, answer: Answer, now: float) -> None:
-        if settled(running.probe, answer.outcome):
+    def _answered(self, index: int, running: _Running, answer: Answer, now: float, sent: float | None = None) -> None:
+        """Settle the probe or remember the answer. A ping's first reply passes it, but its RTT may
+        include neighbour resolution (or a fresh lab's first seconds): one more echo at once, and
+        that echo's answer is the one reported (the first's, if it does not come back)."""
+        probe = running.probe
+        if running.first_reply is not None:
+            if sent is None or sent >= running.confirm_from:  # not a late answer to an echo from before the first reply
+                self._finish(index, answer if answer.outcome is Outcome.REPLY else running.first_reply, now)
+            return
+        if answer.outcome is Outcome.REPLY and probe.method is Method.PING and probe.expect is Expect.REACHABLE:
+            running.first_reply, running.confirm_from = answer, time.time()
+            self._schedule(index, running, now)
+        elif settled(probe, answer.outcome):
             self._finish(index, answer, now)
         else:
             running.last = answer

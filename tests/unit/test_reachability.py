@@ -179,7 +179,7 @@ def test_udp_replies_port_unreachables_and_silence(here, udp_echo):
     replied, refused, quiet = reachability.run_probes(
         [probe(Method.UDP, echo), probe(Method.UDP, closed_port(socket.SOCK_DGRAM), Expect.UNREACHABLE), probe(Method.UDP, silent)], here, wait=0.5
     )
-    assert replied.outcome is Outcome.REPLY and replied.detail.endswith("-byte reply") and 0 <= replied.rtt < 0.5
+    assert replied.outcome is Outcome.REPLY and replied.detail.endswith("-byte reply") and 0 <= replied.rtt < 0.5 and replied.attempts == 1
     assert (refused.outcome, refused.detail) == (Outcome.REFUSED, "port unreachable")
     assert (quiet.outcome, quiet.detail, quiet.rtt) == (Outcome.TIMEOUT, "no reply in 0.5 s", None) and quiet.attempts >= 2
 
@@ -199,3 +199,18 @@ def test_a_socket_that_cannot_be_opened_stops_the_run_with_one_line(monkeypatch)
     monkeypatch.setattr(reachability.netns, "entered", refuse)
     with pytest.raises(KernelError, match="^cannot open a probe socket in a namespace: Operation not permitted$"):
         reachability.run_probes([Probe(1, "a", "b", LOCAL, 4)], {"a": -1}, wait=0.3)
+
+
+def test_the_reported_rtt_is_of_an_attempt_made_after_the_first_reply():
+    """The first reply passes the probe; late replies to earlier attempts (queued while a neighbour
+    was resolved) are ignored; the answer to the attempt made after it is the one reported."""
+    loop = reachability._Loop({})
+    running = loop.running[0] = reachability._Running(Probe(1, "a", "b", LOCAL, 4), 1e12, LOCAL, str(LOCAL), first=1.0)
+    loop.answers = [None]
+    before = 0.0  # a wall-clock send time before any reply
+    loop._answered(0, running, reachability.Answer(Outcome.REPLY, 2.0, "echo reply"), 2.0, before)
+    assert running.first_reply is not None and 0 in loop.running and loop.timers  # one more attempt, at once
+    loop._answered(0, running, reachability.Answer(Outcome.REPLY, 1.8, "echo reply"), 2.0, before)
+    assert 0 in loop.running  # the echo sent 0.2 s later, answered in the same burst: not the path's RTT
+    loop._answered(0, running, reachability.Answer(Outcome.REPLY, 0.0001, "echo reply"), 2.1, running.confirm_from + 0.001)
+    assert 0 not in loop.running and loop.answers[0].rtt == 0.0001
