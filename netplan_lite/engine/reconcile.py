@@ -107,14 +107,14 @@ def _allocation(topology: Topology) -> Iterator[None]:
 
 
 def live_assignment(topology: Topology, kernel: Kernel) -> Assignment:
-    """The addresses a plan of the whole topology gives now (those nsnet assigned earlier are
-    sticky), and which of them are live, as `nsnet graph` draws them. Reads only the file's
+    """The addresses a plan of the whole topology gives now, in both families (those nsnet assigned
+    earlier are sticky), and which of them are live, as `nsnet graph` draws them. Reads only the file's
     namespaces (their addresses are all a full plan's allocation depends on) and the bridges;
     changes nothing, takes no lock, and any drift is fine."""
     names = frozenset(ns.name for ns in topology.namespaces)
     observation = kernel.observe(Scope(names, frozenset(), whole_host=False, sources=data_sources(topology)))
     with _allocation(topology):
-        return assign(topology, observation.assigned)
+        return assign(topology, observation.assigned, observation.assigned6)
 
 
 def _out_of_scope(topology: Topology, kept: Mapping[InterfaceKey, A], targets: frozenset[str] | None) -> frozenset[Any]:

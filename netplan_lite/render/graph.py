@@ -1,9 +1,16 @@
 """Draw a topology: Graphviz DOT or Mermaid text.
 
+What is drawn: the host, the bridges (a switch when nsnet gives the host no
+address on it, `gateway: none`), each namespace as a frame around its bridged
+interfaces and its loopback, and each point-to-point link as a line from one
+frame to the other through a small box (its impairments, `down`), each half
+labelled with its end and the end's addresses, so that they sit by their
+namespace; addresses in both families, IPv4 first.
+
 `nsnet graph` must work anywhere (a laptop, CI, a docs build), so this module
 is pure: Topology in, text out, no kernel, no root. From the file alone,
 automatic addresses are the ones apply would give on an empty host
-(`allocate(topology, {})`), marked "(auto)"; but on a host where nsnet
+(`allocate(topology, {})`, `allocate6`), marked "(auto)"; but on a host where nsnet
 assigned addresses earlier they are sticky and may differ. So the command
 hands in the live lab's Assignment when it can read one (the allocation a
 plan makes now, engine/desired.py): its addresses are drawn instead, marked
@@ -20,11 +27,11 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from ipaddress import IPv4Interface
 from typing import Mapping
 
-from ..engine.desired import Assignment, allocate, allocated_interfaces
-from ..model.topology import Bridge, Interface, InterfaceKey, Namespace, PortForward, Topology
+from ..engine.desired import Assignment, allocate, allocate6, allocated_keys
+from ..model.topology import LOOPBACK, Bridge, Interface, InterfaceKey, IPInterface, Link, LinkEnd, Namespace, PortForward, Topology
+from ..resources.link import netem_text
 from ..resources.nat import forward_target
 
 FORMATS = ("dot", "mermaid")
@@ -48,7 +55,7 @@ class Box:
 
 @dataclass(frozen=True)
 class Group:
-    """A namespace: a frame around its interfaces (or around one "no interfaces" box)."""
+    """A namespace: a frame around its bridged interfaces and loopback (or one placeholder box)."""
 
     key: str
     title: str
@@ -59,7 +66,21 @@ class Group:
 class Edge:
     tail: str
     head: str
-    label: str
+    lines: tuple[str, ...] = ()  # the label
+
+    @property
+    def label(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass(frozen=True)
+class Wire:
+    """A point-to-point link: its box (impairments both ends share, `down`) and one half from each
+    end's namespace frame (a group key) to the box, labelled with that end."""
+
+    box: Box
+    halves: tuple[Edge, Edge]
+    down: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,7 +89,8 @@ class Drawing:
     bridges: tuple[Box, ...]
     groups: tuple[Group, ...]
     uplinks: tuple[Edge, ...]  # host -- bridge (the gateway is the host's address on it)
-    links: tuple[Edge, ...]  # bridge -- namespace interface (a veth pair)
+    ports: tuple[Edge, ...]  # bridge -- namespace interface (a veth pair)
+    links: tuple[Wire, ...]  # namespace -- link -- namespace
     forwards: tuple[Edge, ...]  # host -> target interface
     host: Box | None = None
     caption: str | None = None  # what the address marks mean; None: no allocated address drawn
@@ -76,23 +98,30 @@ class Drawing:
 
 @dataclass(frozen=True)
 class _Addresses:
-    """Each addressed interface's address, and the mark of each allocated one."""
+    """The addresses of each interface, link end and loopback, per family (IPv4 first), and the
+    mark of each allocated one."""
 
-    addresses: Mapping[InterfaceKey, IPv4Interface]
-    marks: Mapping[InterfaceKey, str]
+    families: tuple[Mapping[InterfaceKey, IPInterface], ...]
+    marks: tuple[Mapping[InterfaceKey, str], ...]  # per family, as `families`
 
     @classmethod
     def of(cls, topology: Topology, live: Assignment | None) -> _Addresses:
         """The live lab's, when it has any allocated address; else as on an empty host."""
-        auto = allocated_interfaces(topology)
-        if live is None or not live.live:
-            addresses = allocate(topology, {})
-            return cls(addresses, {k: AUTO for k in auto if k in addresses})
-        return cls(live.addresses, {k: LIVE if k in live.live else NEXT for k in auto if k in live.addresses})
+        auto = (allocated_keys(topology, 4), allocated_keys(topology, 6))
+        if live is None or not (live.live or live.live6):
+            empty: tuple[Mapping[InterfaceKey, IPInterface], ...] = (allocate(topology, {}), allocate6(topology, {}))
+            return cls(empty, tuple({k: AUTO for k in keys if k in a} for keys, a in zip(auto, empty, strict=True)))
+        found: tuple[Mapping[InterfaceKey, IPInterface], ...] = (live.addresses, live.addresses6)
+        marked = zip(auto, found, (live.live, live.live6), strict=True)
+        return cls(found, tuple({k: LIVE if k in now else NEXT for k in keys if k in a} for keys, a, now in marked))
+
+    def texts(self, key: InterfaceKey) -> list[str]:
+        """The addresses of `key`, IPv4 first, each allocated one with its mark."""
+        return [f"{a[key]} {m[key]}" if key in m else str(a[key]) for a, m in zip(self.families, self.marks, strict=True) if key in a]
 
     @property
     def caption(self) -> str | None:
-        used = set(self.marks.values())
+        used = {mark for marks in self.marks for mark in marks.values()}
         meanings = [text for mark, text in MEANINGS.items() if mark in used]
         return "allocated addresses: " + ", ".join(meanings) if meanings else None
 
@@ -107,8 +136,9 @@ def drawing(topology: Topology, live: Assignment | None = None) -> Drawing:
         title=f"nsnet topology {topology.name}",
         bridges=tuple(_bridge_box(b) for b in topology.bridges),
         uplinks=tuple(_uplink(b) for b in topology.bridges),
-        groups=tuple(_group(ns, addresses, column) for ns in _untangled(topology, column)),
-        links=tuple(_link(ns, i) for ns in topology.namespaces for i in ns.interfaces),
+        groups=tuple(_group(topology, ns, addresses, column) for ns in _untangled(topology, column)),
+        ports=tuple(_port(ns, i) for ns in topology.namespaces for i in ns.interfaces),
+        links=tuple(_wire(n, link, addresses) for n, link in enumerate(topology.links)),
         forwards=forwards,
         host=Box(HOST, ("host",)) if topology.bridges or forwards else None,
         caption=addresses.caption,
@@ -127,28 +157,27 @@ def _empty_key(namespace: str) -> str:
     return f"empty/{namespace}"
 
 
+def _group_key(namespace: str) -> str:
+    return f"ns/{namespace}"
+
+
 def _bridge_box(bridge: Bridge) -> Box:
-    """Name, subnet and masquerade; the gateway labels the bridge's edge to the host."""
-    lines = [f"bridge {bridge.name}", f"subnet {bridge.subnet}" if bridge.subnet else "no subnet (layer 2)"]
+    """Name, subnets and masquerade; the gateways label the bridge's edge to the host, and a
+    bridge with subnets but no gateway is a switch: the host has no address on it."""
+    lines = [f"bridge {bridge.name}", *(f"subnet {subnet}" for subnet in bridge.subnets)]
+    if not bridge.subnets:
+        lines.append("no subnet (layer 2)")
+    elif bridge.gateway_interface is None and bridge.gateway6_interface is None:
+        lines.append("switch (gateway: none)")
     if bridge.masquerade:
         lines.append("masquerade")
     return Box(_bridge_key(bridge.name), tuple(lines))
 
 
 def _uplink(bridge: Bridge) -> Edge:
-    """The bridge is a host interface: its gateway address is the host's address on it."""
-    gateway = bridge.gateway_interface
-    return Edge(HOST, _bridge_key(bridge.name), f"gateway {gateway}" if gateway else "")
-
-
-def _address_text(ns: Namespace, iface: Interface, addresses: _Addresses) -> str:
-    """The interface's address as the file gives it, or as allocated, with its mark."""
-    key = (ns.name, iface.name)
-    address = addresses.addresses.get(key)
-    if address is None:
-        return "no address"
-    mark = addresses.marks.get(key)
-    return f"{address} {mark}" if mark else str(address)
+    """The bridge is a host interface: its gateway addresses are the host's addresses on it."""
+    gateways = (bridge.gateway_interface, bridge.gateway6_interface)
+    return Edge(HOST, _bridge_key(bridge.name), tuple(f"gateway {g}" for g in gateways if g))
 
 
 def _untangled(topology: Topology, column: Mapping[str, int]) -> list[Namespace]:
@@ -166,16 +195,40 @@ def _untangled(topology: Topology, column: Mapping[str, int]) -> list[Namespace]
     return sorted(topology.namespaces, key=key)
 
 
-def _group(ns: Namespace, addresses: _Addresses, column: Mapping[str, int]) -> Group:
-    """A namespace frame, interfaces in bridge order; an empty namespace gets a placeholder box (empty frames vanish in DOT)."""
+def _group(topology: Topology, ns: Namespace, addresses: _Addresses, column: Mapping[str, int]) -> Group:
+    """A namespace frame: its interfaces in bridge order, then its loopback if it has addresses;
+    without either, a placeholder box (empty frames vanish in DOT; a link needs a frame to end at)."""
     ifaces = sorted(ns.interfaces, key=lambda i: column[i.bridge])
-    boxes = tuple(Box(_iface_key(ns.name, i.name), (i.name, _address_text(ns, i, addresses))) for i in ifaces)
-    return Group(f"ns/{ns.name}", f"namespace {ns.name}", boxes or (Box(_empty_key(ns.name), ("no interfaces",)),))
+    boxes = [Box(_iface_key(ns.name, i.name), (i.name, *(addresses.texts((ns.name, i.name)) or ["no address"]))) for i in ifaces]
+    if loopback := addresses.texts((ns.name, LOOPBACK)):
+        boxes.append(Box(_iface_key(ns.name, LOOPBACK), (LOOPBACK, *loopback)))
+    linked = any(key[0] == ns.name for key in topology.link_ends())
+    placeholder = Box(_empty_key(ns.name), ("links only" if linked else "no interfaces",))
+    return Group(_group_key(ns.name), f"namespace {ns.name}", tuple(boxes) or (placeholder,))
 
 
-def _link(ns: Namespace, iface: Interface) -> Edge:
+def _port(ns: Namespace, iface: Interface) -> Edge:
     """The veth pair, labelled with its host end: the hashed name `ip link` shows on the host."""
-    return Edge(_bridge_key(iface.bridge), _iface_key(ns.name, iface.name), f"veth {iface.host_name}")
+    return Edge(_bridge_key(iface.bridge), _iface_key(ns.name, iface.name), (f"veth {iface.host_name}",))
+
+
+def _wire(index: int, link: Link, addresses: _Addresses) -> Wire:
+    """A link (keyed by its place in the file, as links have no names): the box shows the
+    impairments both ends share; each half its end as `namespace:interface`, the end's addresses,
+    and its own impairments when the other end's differ."""
+    impairments = [netem_text(end.netem) for end in link.ends]
+    shared = impairments[0] if impairments[0] == impairments[1] else ""
+    box = Box(f"link/{index}", ("link", *_netem_lines(shared), *([] if link.up else ["down"])))
+
+    def half(end: LinkEnd, impairment: str) -> Edge:
+        lines = (str(end.endpoint), *(addresses.texts(end.endpoint.key) or ["no address"]), *_netem_lines("" if shared else impairment))
+        return Edge(_group_key(end.namespace), box.key, lines)
+
+    return Wire(box, (half(link.ends[0], impairments[0]), half(link.ends[1], impairments[1])), down=not link.up)
+
+
+def _netem_lines(impairment: str) -> list[str]:
+    return [f"netem {impairment}"] if impairment else []
 
 
 def _forward_edge(topology: Topology, forward: PortForward) -> Edge:
@@ -184,9 +237,10 @@ def _forward_edge(topology: Topology, forward: PortForward) -> Edge:
 
     The loader guarantees the namespace and its target interface exist.
     """
-    published = f"{forward.host_address}:{forward.host_port}" if forward.host_address else f"*:{forward.host_port}"
+    address = forward.host_address
+    published = f"{'*' if address is None else f'[{address}]' if address.version == 6 else address}:{forward.host_port}"
     label = f"{published} -> {forward.namespace}:{forward.port}/{forward.protocol.value}"
-    return Edge(HOST, _iface_key(forward.namespace, forward_target(topology, forward).name), label)
+    return Edge(HOST, _iface_key(forward.namespace, forward_target(topology, forward).name), (label,))
 
 
 # DOT
@@ -201,6 +255,10 @@ CLUSTER_STYLE = 'style="rounded,filled"; fillcolor="#f3f4f6"; color="#9ca3af"'
 UPLINK_STYLE = 'dir=none, color="#1d4ed8", fontcolor="#1e3a8a", penwidth=2'
 LINK_STYLE = 'dir=none, color="#1d4ed8", fontcolor="#1e3a8a"'
 FORWARD_STYLE = 'style=dashed, color="#b45309", fontcolor="#92400e", penwidth=1.3'
+WIRE_BOX_STYLE = 'shape=box, style="rounded,filled", fillcolor="#ecfdf5", color="#047857", fontcolor="#065f46"'
+WIRE_STYLE = 'dir=none, color="#047857", fontcolor="#065f46", penwidth=2'
+DOWN_BOX_STYLE = 'shape=box, style="rounded,dashed,filled", fillcolor="#f9fafb", color="#9ca3af", fontcolor="#6b7280"'
+DOWN_STYLE = 'dir=none, style=dashed, color="#9ca3af", fontcolor="#6b7280", penwidth=2'
 
 
 def dot_quote(text: str) -> str:
@@ -225,9 +283,11 @@ def _dot_graph_label(d: Drawing) -> str:
 def to_dot(topology: Topology, live: Assignment | None = None) -> str:
     """The topology as a Graphviz digraph, left to right: host, bridges, namespaces."""
     d = drawing(topology, live)
+    layout = f'rankdir=LR, label={_dot_graph_label(d)}, labelloc=t, fontname="{FONT}", fontsize=16, nodesep=0.35, ranksep=1.1, newrank=true'
+    layout += ", compound=true" if d.links else ""  # link halves start at a cluster's frame
     lines = [
         f"digraph {dot_quote(d.title)} {{",
-        f'  graph [rankdir=LR, label={_dot_graph_label(d)}, labelloc=t, fontname="{FONT}", fontsize=16, nodesep=0.35, ranksep=1.1, newrank=true];',
+        f"  graph [{layout}];",
         f'  node [fontname="{FONT}", fontsize=11, margin="0.15,0.06"];',
         f'  edge [fontname="{FONT}", fontsize=11];',
     ]
@@ -237,7 +297,8 @@ def to_dot(topology: Topology, live: Assignment | None = None) -> str:
     for group in d.groups:
         lines += _dot_cluster(group)
     lines += [_dot_edge(e, UPLINK_STYLE) for e in d.uplinks]
-    lines += [_dot_edge(e, LINK_STYLE) for e in d.links]
+    lines += [_dot_edge(e, LINK_STYLE) for e in d.ports]
+    lines += _dot_links(d)
     lines += [_dot_edge(e, FORWARD_STYLE) for e in d.forwards]
     lines += _dot_align_empty(d)
     lines.append("}")
@@ -260,15 +321,31 @@ def _dot_cluster(group: Group) -> list[str]:
 
 
 def _dot_align_empty(d: Drawing) -> list[str]:
-    """Invisible edges that put namespaces without interfaces in the namespace column, not by the host."""
+    """Invisible edges that put the boxes on no bridge (loopbacks, placeholders) in the namespace
+    column, not by the host."""
     if d.host is None:
         return []
-    empty = [g.boxes[0].key for g in d.groups if g.boxes[0].key.startswith("empty/")]
-    return [f"  {dot_quote(HOST)} -> {dot_quote(key)} [style=invis, minlen=2];" for key in empty]
+    bridged = {e.head for e in d.ports}
+    loose = [b.key for g in d.groups for b in g.boxes if b.key not in bridged]
+    return [f"  {dot_quote(HOST)} -> {dot_quote(key)} [style=invis, minlen=2];" for key in loose]
+
+
+def _dot_links(d: Drawing) -> list[str]:
+    """Each link's box, and its halves: a DOT edge joins nodes, so each half starts at its frame's
+    first box, clipped at the frame (ltail). The boxes take the column right of the namespaces,
+    which keeps the halves from looping around the namespace column."""
+    first = {g.key: g.boxes[0].key for g in d.groups}
+    lines = []
+    for wire in d.links:
+        lines.append(_dot_node(wire.box, DOWN_BOX_STYLE if wire.down else WIRE_BOX_STYLE))
+        for half in wire.halves:
+            style = f"ltail={dot_quote('cluster_' + half.tail)}, {DOWN_STYLE if wire.down else WIRE_STYLE}"
+            lines.append(f"  {dot_quote(first[half.tail])} -> {dot_quote(half.head)} [label={_dot_label(half.lines)}, {style}];")
+    return lines
 
 
 def _dot_edge(edge: Edge, style: str) -> str:
-    return f"  {dot_quote(edge.tail)} -> {dot_quote(edge.head)} [label={dot_quote(edge.label)}, {style}];"
+    return f"  {dot_quote(edge.tail)} -> {dot_quote(edge.head)} [label={_dot_label(edge.lines)}, {style}];"
 
 
 # Mermaid
@@ -280,6 +357,10 @@ MERMAID_CLASSES = (
     "classDef bridge fill:#dbeafe,stroke:#1d4ed8,stroke-width:2px",
     "classDef iface fill:#ffffff,stroke:#6b7280",
     "classDef empty fill:none,stroke:none,color:#6b7280",
+)
+MERMAID_LINK_CLASSES = (
+    "classDef link fill:#ecfdf5,stroke:#047857,color:#065f46",
+    "classDef linkdown fill:#f9fafb,stroke:#9ca3af,stroke-dasharray:4,color:#6b7280",
 )
 
 
@@ -307,6 +388,8 @@ def mermaid_ids(d: Drawing) -> dict[str, str]:
     ids = {HOST: HOST}
     for n, box in enumerate(d.bridges):
         ids[box.key] = f"br{n}_{_sanitise(box.key)}"
+    for n, wire in enumerate(d.links):
+        ids[wire.box.key] = f"ln{n}"
     for n, group in enumerate(d.groups):
         ids[group.key] = f"ns{n}_{_sanitise(group.key)}"
         for k, box in enumerate(group.boxes):
@@ -332,14 +415,17 @@ def to_mermaid(topology: Topology, live: Assignment | None = None) -> str:
     lines += [f"  {ids[box.key]}{{{{{_mermaid_label(box.lines)}}}}}:::bridge" for box in d.bridges]
     for group in d.groups:
         lines += _mermaid_subgraph(group, ids)
-    lines += [_mermaid_edge(e, "---", ids) for e in d.uplinks + d.links]
+    lines += [_mermaid_edge(e, "---", ids) for e in d.uplinks + d.ports]
+    for wire in d.links:  # from a subgraph: the half starts at the namespace's frame
+        lines.append(f"  {ids[wire.box.key]}([{_mermaid_label(wire.box.lines)}]):::{'linkdown' if wire.down else 'link'}")
+        lines += [_mermaid_edge(e, "-.-" if wire.down else "---", ids) for e in wire.halves]
     lines += [_mermaid_edge(e, "-.->", ids) for e in d.forwards]
-    lines += [f"  {c}" for c in MERMAID_CLASSES]
+    lines += [f"  {c}" for c in MERMAID_CLASSES + (MERMAID_LINK_CLASSES if d.links else ())]
     return "\n".join(lines) + "\n"
 
 
 def _mermaid_edge(edge: Edge, arrow: str, ids: Mapping[str, str]) -> str:
-    label = f"|{_mermaid_label([edge.label])}|" if edge.label else ""
+    label = f"|{_mermaid_label(edge.lines)}|" if edge.lines else ""
     return f"  {ids[edge.tail]} {arrow}{label} {ids[edge.head]}"
 
 

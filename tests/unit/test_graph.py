@@ -8,16 +8,16 @@ import re
 import shutil
 import subprocess
 import sys
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Interface
 from pathlib import Path
 
 import pytest
 from builders import EXAMPLE, one_bridge, run_cli as run, topology
 
 from netplan_lite.render import graph
-from netplan_lite.model import loader
+from netplan_lite.model import loader, netem
 from netplan_lite.engine import reconcile
-from netplan_lite.engine.desired import allocate
+from netplan_lite.engine.desired import Assignment, allocate, allocate6
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.model.topology import Bridge, Interface, Namespace, PortForward, Protocol, Topology
 
@@ -81,6 +81,50 @@ def example() -> Topology:
     return loader.load_file(EXAMPLE)
 
 
+def ring() -> Topology:
+    """The routed dual-stack lab: links (one impaired), pool loopbacks, switches, IPv6."""
+    return loader.load_file(ROOT / "examples" / "ring.yaml")
+
+
+# Two routers and a host: a link impaired the same on both ends, one with different impairments
+# per end, one set down with pinned addresses; loopbacks from the pool and pinned; a dual-stack
+# bridge with gateways and an IPv6 forward; a namespace with links only.
+ROUTED = """\
+name: routed
+addressing:
+  p2p: {ipv4: 10.1.0.0/24, prefix: 31, ipv6: "fd00:1::/64", prefix6: 127}
+  loopback: {ipv4: 10.0.0.0/24, ipv6: "fd00::/64"}
+bridges:
+  lan: {subnet: [172.30.9.0/24, "fd00:9::/64"]}
+namespaces:
+  r1:
+    loopback: auto
+    interfaces:
+      lan0: {bridge: lan, address: 172.30.9.10}
+  r2:
+    loopback: [10.9.9.9/32]
+  r3: {}
+links:
+  - endpoints: ["r1:e12", "r2:e21"]
+    netem: {delay: 20ms, loss: 1%}
+  - endpoints: ["r2:e23", "r3:e32"]
+    netem: {"r2:e23": {delay: 5ms}, "r3:e32": {rate: 100mbit}}
+  - endpoints: ["r3:e31", "r1:e13"]
+    addresses: {"r3:e31": [10.2.0.0/31], "r1:e13": [10.2.0.1/31]}
+    up: false
+port_forwards:
+  - {host_port: 8080, namespace: r1, port: 80, host_address: "fd00:9::1"}
+"""
+
+
+def routed() -> Topology:
+    return topology(ROUTED)
+
+
+MAKERS = [example, tricky, hostile, ring, routed]
+MAKER_IDS = ["example", "tricky", "hostile", "ring", "routed"]
+
+
 def examples() -> list[Path]:
     return sorted((ROOT / "examples").glob("*.yaml"))
 
@@ -89,20 +133,25 @@ def examples() -> list[Path]:
 
 
 def expected_texts(topo: Topology) -> list[str]:
-    """Every name, subnet, gateway, address (allocated ones as apply would give them) and forward."""
-    addresses = allocate(topo, {})
+    """Every name, subnet, gateway, address in both families (allocated ones as apply would give
+    them, loopbacks and link ends too), link end, impairment and forward."""
+    addresses = [*allocate(topo, {}).values(), *allocate6(topo, {}).values()]
     texts = [topo.name, *(b.name for b in topo.bridges), *(n.name for n in topo.namespaces)]
-    texts += [str(b.subnet) for b in topo.bridges if b.subnet] + [str(b.gateway) for b in topo.bridges if b.gateway]
-    texts += [i.name for n in topo.namespaces for i in n.interfaces] + [str(a) for a in addresses.values()]
+    texts += [str(s) for b in topo.bridges for s in b.subnets] + [str(g) for b in topo.bridges for g in (b.gateway, b.gateway6) if g]
+    texts += [i.name for n in topo.namespaces for i in n.interfaces] + [str(a) for a in addresses]
+    texts += [str(end.endpoint) for link in topo.links for end in link.ends]
+    texts += [f"netem {netem.summary(end.netem)}" for link in topo.links for end in link.ends if end.netem]
     for f in topo.port_forwards:
-        published = f"{f.host_address}:{f.host_port}" if f.host_address else f"*:{f.host_port}"
+        address = f.host_address
+        published = f"{'*' if address is None else f'[{address}]' if address.version == 6 else address}:{f.host_port}"
         texts.append(f"{published} -> {f.namespace}:{f.port}/{f.protocol.value}")
     return [" ".join(t.splitlines()) for t in texts]
 
 
 def node_count(topo: Topology) -> int:
-    """host, bridges, interfaces, and one placeholder per namespace without interfaces."""
-    return 1 + len(topo.bridges) + sum(max(1, len(n.interfaces)) for n in topo.namespaces)
+    """host, bridges, interfaces and loopbacks (one placeholder per namespace without either), links."""
+    boxes = sum(max(1, len(n.interfaces) + bool(n.loopback or n.loopback_auto)) for n in topo.namespaces)
+    return 1 + len(topo.bridges) + boxes + len(topo.links)
 
 
 # DOT, checked by Graphviz itself
@@ -121,7 +170,7 @@ def drawn(layout: dict) -> tuple[list[str], list[str]]:
 
 
 @needs_dot
-@pytest.mark.parametrize("make", [example, tricky, hostile], ids=["example", "tricky", "hostile"])
+@pytest.mark.parametrize("make", MAKERS, ids=MAKER_IDS)
 def test_dot_renders_with_graphviz(make):
     topo = make()
     text = graph.to_dot(topo)
@@ -131,7 +180,7 @@ def test_dot_renders_with_graphviz(make):
 
 
 @needs_dot
-@pytest.mark.parametrize("make", [example, tricky, hostile], ids=["example", "tricky", "hostile"])
+@pytest.mark.parametrize("make", MAKERS, ids=MAKER_IDS)
 def test_dot_draws_every_node_and_text_exactly(make):
     """Quoting holds: no node merged or split, and each user string drawn as written."""
     topo = make()
@@ -170,7 +219,7 @@ def test_dot_shape_of_the_example():
 MERMAID_ID = r"[A-Za-z0-9_]+"
 SHAPES = {"[": "]", "[[": "]]", "{{": "}}", "([": "])"}
 NODE = re.compile(rf'^(?P<id>{MERMAID_ID})(?P<open>\[\[|\{{\{{|\(\[|\[)"(?P<label>[^"]*)"(?P<close>\]\]|\}}\}}|\]\)|\])(?::::{MERMAID_ID})?$')
-EDGE = re.compile(rf'^(?P<tail>{MERMAID_ID}) (?:---|-->|-\.->)(?:\|"(?P<label>[^"]*)"\|)? (?P<head>{MERMAID_ID})$')
+EDGE = re.compile(rf'^(?P<tail>{MERMAID_ID}) (?:---|-->|-\.->|-\.-)(?:\|"(?P<label>[^"]*)"\|)? (?P<head>{MERMAID_ID})$')
 SUBGRAPH = re.compile(rf'^subgraph (?P<id>{MERMAID_ID})\["(?P<label>[^"]*)"\]$')
 CLASSDEF = re.compile(rf"^classDef {MERMAID_ID} [^\s\"]+$")
 ENTITY = re.compile(r"#(quot|lt|amp|\d+);")
@@ -234,19 +283,19 @@ def check_mermaid(text: str) -> dict[str, list]:
     declared = nodes + subgraphs
     assert len(declared) == len(set(declared)), "duplicate ids"
     assert "end" not in declared and not any(i[0] in "ox" for i in declared)
-    for tail, head in edges:
-        assert tail in nodes and head in nodes, (tail, head)
+    for tail, head in edges:  # a link's halves start at a namespace's frame
+        assert (tail in nodes or tail in subgraphs) and head in nodes, (tail, head)
     return {"nodes": nodes, "subgraphs": subgraphs, "edges": edges, "labels": labels}
 
 
-@pytest.mark.parametrize("make", [example, tricky, hostile], ids=["example", "tricky", "hostile"])
+@pytest.mark.parametrize("make", MAKERS, ids=MAKER_IDS)
 def test_mermaid_is_well_formed_and_complete(make):
     topo = make()
     parsed = check_mermaid(graph.to_mermaid(topo))
     assert len(parsed["nodes"]) == node_count(topo)
     assert len(parsed["subgraphs"]) == len(topo.namespaces)
     forwards, veths, uplinks = len(topo.port_forwards), sum(len(n.interfaces) for n in topo.namespaces), len(topo.bridges)
-    assert len(parsed["edges"]) == forwards + veths + uplinks
+    assert len(parsed["edges"]) == forwards + veths + uplinks + 2 * len(topo.links)
     shown = "\n".join(parsed["labels"])
     for expected in expected_texts(topo):
         if expected != topo.name:  # the title is a comment in Mermaid
@@ -292,6 +341,88 @@ def test_addresses_are_those_apply_gives_on_an_empty_host():
     assert boxes["empty/a_b"] == ("no interfaces",)
 
 
+# routed labs: links, loopbacks, both families
+
+
+def boxes_of(d: graph.Drawing) -> dict[str, tuple[str, ...]]:
+    return {b.key: b.lines for g in d.groups for b in g.boxes}
+
+
+def test_a_link_is_a_box_between_two_frames_each_half_labelled_with_its_end():
+    first = graph.drawing(routed()).links[0]
+    assert first.box == graph.Box("link/0", ("link", "netem delay 20ms loss 1%"))  # the same on both ends: once, on the link
+    assert [(h.tail, h.head, h.lines) for h in first.halves] == [
+        ("ns/r1", "link/0", ("r1:e12", "10.1.0.0/31 (auto)", "fd00:1::/127 (auto)")),  # the first endpoint takes the lower address
+        ("ns/r2", "link/0", ("r2:e21", "10.1.0.1/31 (auto)", "fd00:1::1/127 (auto)")),
+    ]
+    assert not first.down
+
+
+def test_impairments_that_differ_per_end_label_each_end():
+    wire = graph.drawing(routed()).links[1]
+    assert wire.box.lines == ("link",)
+    assert [h.lines[0] for h in wire.halves] == ["r2:e23", "r3:e32"]
+    assert [h.lines[-1] for h in wire.halves] == ["netem delay 5ms", "netem rate 100mbit"]
+
+
+def test_a_link_set_down_is_dashed_and_says_so():
+    topo = routed()
+    wire = graph.drawing(topo).links[2]
+    assert wire.down and wire.box.lines == ("link", "down")
+    assert [h.lines for h in wire.halves] == [  # IPv4 pinned (no mark), IPv6 from the pool
+        ("r3:e31", "10.2.0.0/31", "fd00:1::4/127 (auto)"),
+        ("r1:e13", "10.2.0.1/31", "fd00:1::5/127 (auto)"),
+    ]
+    dot_text = graph.to_dot(topo)
+    assert f'"link/2" [label="link\\ndown", {graph.DOWN_BOX_STYLE}];' in dot_text
+    assert f'"empty/r3" -> "link/2" [label="r3:e31\\n10.2.0.0/31\\nfd00:1::4/127 (auto)", ltail="cluster_ns/r3", {graph.DOWN_STYLE}];' in dot_text
+    mermaid = graph.to_mermaid(topo)
+    assert '  ln2(["link<br/>down"]):::linkdown' in mermaid
+    assert '  ns2_r3 -.-|"r3:e31<br/>10.2.0.0/31<br/>fd00:1::4/127 (auto)"| ln2' in mermaid
+    assert '  ns0_r1 ---|"r1:e12<br/>10.1.0.0/31 (auto)<br/>fd00:1::/127 (auto)"| ln0' in mermaid
+
+
+def test_loopbacks_are_boxes_in_their_namespace():
+    boxes = boxes_of(graph.drawing(routed()))
+    assert boxes["iface/r1/lan0"] == ("lan0", "172.30.9.10/24", "fd00:9::2/64 (auto)")  # IPv4 pinned, IPv6 from the bridge
+    assert boxes["iface/r1/lo"] == ("lo", "10.0.0.1/32 (auto)", "fd00::1/128 (auto)")  # after the interfaces
+    assert boxes["iface/r2/lo"] == ("lo", "10.9.9.9/32")  # pinned, one family
+    assert boxes["empty/r3"] == ("links only",)  # a frame for its links to start at
+    assert [b.key for g in graph.drawing(routed()).groups if g.key == "ns/r1" for b in g.boxes] == ["iface/r1/lan0", "iface/r1/lo"]
+
+
+def test_dot_puts_loopbacks_and_links_right_of_the_bridges():
+    """Boxes on no bridge get the invisible edge from the host that empty namespaces get, and the
+    link halves start at the frames (compound edges), only in a lab that has links."""
+    text = graph.to_dot(routed())
+    assert '"host" -> "iface/r1/lo" [style=invis, minlen=2];' in text and '"host" -> "iface/r1/lan0" [style=invis' not in text
+    assert ", newrank=true, compound=true];" in text and "compound" not in graph.to_dot(example())
+
+
+def test_both_families_on_bridges_gateways_and_forwards():
+    d = graph.drawing(routed())
+    assert d.bridges[0].lines == ("bridge lan", "subnet 172.30.9.0/24", "subnet fd00:9::/64")
+    assert d.uplinks[0].lines == ("gateway 172.30.9.1/24", "gateway fd00:9::1/64")
+    assert [e.label for e in d.forwards] == ["[fd00:9::1]:8080 -> r1:80/tcp"]  # an IPv6 address in brackets, as a URL has it
+
+
+def test_a_switch_is_drawn_without_an_address():
+    d = graph.drawing(ring())
+    assert d.bridges[0].lines == ("bridge ring-lan1", "subnet 172.30.60.0/24", "subnet fd00:30:60::/64", "switch (gateway: none)")
+    assert d.uplinks[0].lines == () and '"host" -> "bridge/ring-lan1" [label="",' in graph.to_dot(ring())
+    assert "  host --- br0_ring_lan1\n" in graph.to_mermaid(ring())
+
+
+def test_the_ring_example():
+    d = graph.drawing(ring())
+    boxes = boxes_of(d)
+    assert boxes["iface/ring-r2/lo"] == ("lo", "172.30.63.2/32 (auto)", "fd00:30:63::2/128 (auto)")  # the example's comment says so
+    assert boxes["iface/ring-h1/eth0"] == ("eth0", "172.30.60.2/24 (auto)", "fd00:30:60::2/64 (auto)")
+    assert [w.box.lines for w in d.links] == [("link", "netem delay 20ms"), ("link",), ("link",)]
+    assert d.links[2].halves[1].lines == ("ring-r1:e13", "172.30.62.5/31 (auto)", "fd00:30:62::5/127 (auto)")
+    assert d.caption == "allocated addresses: (auto) as on an empty host"
+
+
 # a live lab: its sticky addresses, not the empty host's
 
 
@@ -312,6 +443,47 @@ def test_a_live_lab_is_drawn_with_its_own_addresses_marked_live_or_next_apply():
     from_file = {b.key: b.lines for g in graph.drawing(lab).groups for b in g.boxes}
     assert from_file["iface/a/eth0"] == ("eth0", "172.30.0.2/24 (auto)") and from_file["iface/b/eth0"] == ("eth0", "172.30.0.3/24 (auto)")
     assert graph.drawing(lab).caption == "allocated addresses: (auto) as on an empty host"
+
+
+LINKED = """\
+name: linked
+addressing:
+  p2p: {ipv4: 10.1.0.0/24, prefix: 31, ipv6: "fd00:1::/64", prefix6: 127}
+  loopback: {ipv4: 10.0.0.0/24, ipv6: "fd00::/64"}
+namespaces:
+  b: {loopback: auto}
+  c: {loopback: auto}
+links:
+  - endpoints: ["b:e0", "c:e0"]
+"""
+
+
+def test_a_live_routed_lab_keeps_its_link_and_loopback_addresses_in_both_families():
+    """b-c applied, then a and the link a-b added first: on an empty host they would take the lowest
+    blocks; live, b and c keep theirs and the new ones get the next (sticky, like bridge ports)."""
+    kernel = FakeKernel()
+    assert reconcile.apply(topology(LINKED), kernel).converged
+    lab = topology(LINKED.replace("  b: {", "  a: {loopback: auto}\n  b: {").replace("links:\n", 'links:\n  - endpoints: ["a:e0", "b:e1"]\n'))
+    live = reconcile.live_assignment(lab, kernel)
+    assert live.live == live.live6 == {("b", "e0"), ("c", "e0"), ("b", "lo"), ("c", "lo")}
+    assert live.addresses6[("a", "e0")] == IPv6Interface("fd00:1::2/127") and live.addresses[("a", "lo")] == IPv4Interface("10.0.0.3/32")
+    d = graph.drawing(lab, live)
+    assert boxes_of(d)["iface/b/lo"] == ("lo", "10.0.0.1/32 (live)", "fd00::1/128 (live)")
+    assert boxes_of(d)["iface/a/lo"] == ("lo", "10.0.0.3/32 (next apply)", "fd00::3/128 (next apply)")
+    assert [h.lines for h in d.links[1].halves] == [
+        ("b:e0", "10.1.0.0/31 (live)", "fd00:1::/127 (live)"),
+        ("c:e0", "10.1.0.1/31 (live)", "fd00:1::1/127 (live)"),
+    ]
+    assert d.links[0].halves[0].lines == ("a:e0", "10.1.0.2/31 (next apply)", "fd00:1::2/127 (next apply)")
+    assert boxes_of(graph.drawing(lab))["iface/a/lo"] == ("lo", "10.0.0.1/32 (auto)", "fd00::1/128 (auto)")  # from the file alone
+    check_mermaid(graph.to_mermaid(lab, live))
+
+
+def test_an_assignment_without_ipv6_still_draws():
+    """Callers that build an Assignment from IPv4 alone (as before dual-stack) keep working."""
+    lab, kernel = later_lab()
+    old = reconcile.live_assignment(lab, kernel)
+    assert graph.drawing(lab, Assignment(old.addresses, old.live)) == graph.drawing(lab, old)
 
 
 def test_the_caption_is_a_mermaid_comment_and_a_dot_subtitle():
