@@ -17,7 +17,7 @@ from ..resources.namespace import NamespaceState
 from ..resources.namespace_sysctl import NamespaceSysctlState
 from ..resources.nft_table import NftTableState
 from ..resources.registry import Resource
-from ..resources.route import RouteState
+from ..resources.route import UNICAST, RouteState
 from ..resources.state import State
 from ..resources.sysctl import SysctlState
 from .style import PLAIN, Style
@@ -89,7 +89,7 @@ class _ShowView:
             [(i, [i.name, value_text(i.addresses), value_text(i.bridge), value_text(i.host_name), value_text(i.up)]) for i in interfaces],
         )
         lines += self.table(["LINK", "PEER", "ADDRESS", "NETEM", "STATE"], [(link, _link_row(link, name)) for link in self._links(name)])
-        lines += self.table(["ROUTE", "VIA"], [(r, [r.to, describe(r) or "-"]) for r in _of_kind(self.rows, RouteState, name)])
+        lines += self.table(["ROUTE", "VIA"], [(r, [r.to, _route_text(r)]) for r in _of_kind(self.rows, RouteState, name)])
         lines += self.table(["SYSCTL", "VALUE"], [(s, [s.key, s.value]) for s in _of_kind(self.rows, NamespaceSysctlState, name)])
         lines += self.table(["FORWARD (host -> here)", ""], [(None, [_forward_text(f), ""]) for f in forwards])
         return lines
@@ -135,6 +135,12 @@ def _forward_text(forward: PortForward) -> str:
 
 
 R = TypeVar("R", bound=Resource)
+
+
+def _route_text(route: RouteState) -> str:
+    """Its gateways; a route without one by its type or device (every route has a device in the kernel)."""
+    text = ", ".join(route.via) or (route.type if route.type != UNICAST else f"dev {route.dev}")
+    return f"{text} (metric {route.metric})" if route.metric else text
 
 
 def _link_row(link: LinkState, namespace: str) -> list[str]:
