@@ -1,11 +1,11 @@
 """The live kernel backend: executes plan actions through Netlink.
 
 Each create labels what it makes in the first request after making it (the
-kernel ignores IFLA_IFALIAS on creation). Bridges and both ends of bridged
-veths get `addrgenmode none`: IPv6 autoconfiguration on hundreds of bridge
-ports floods the bridge, and nsnet's IPv6 addresses are set, not learned
-(docs/design.md, "IPv6"); the ends of a link that carries IPv6 keep their
-link-local address, which neighbour discovery and routing protocols use.
+kernel ignores IFLA_IFALIAS on creation). Every link gets `addrgenmode none`:
+IPv6 autoconfiguration on hundreds of bridge ports floods the bridge, and
+nsnet's IPv6 addresses are set, not learned (docs/design.md, "IPv6"); the
+ends of a link that carries IPv6 get their link-local address from nsnet,
+without duplicate address detection (`link_local`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from ..resources.registry import Resource
 from ..resources.sysctl import SysctlState
 
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a new namespace
+KERNEL_PROTO = 0  # IFA_PROTO unspec: an address that is not one of nsnet's allocations (never sticky)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,21 @@ class LiveHandler:
 def _by_creating(create: Callable[[Any], str | None]) -> Callable[[Any, Any], str | None]:
     """An update of a kind that is set or replaced whole."""
     return lambda before, after: create(after)
+
+
+def link_local(mac: str) -> str:
+    """The EUI-64 link-local address the kernel would derive from `mac` (fe80::/64).
+
+    nsnet adds it itself, with nodad, instead of letting the kernel make it
+    (`addrgenmode eui64`): the kernel's goes through duplicate address
+    detection, and while it is tentative a router forwards no IPv6 over the
+    link (measured: every IPv6 ping across a fresh ring failed for 1-2 s;
+    with this address, from the first packet)."""
+    octets = [int(b, 16) for b in mac.split(":")]
+    octets[0] ^= 0x02
+    eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
+    groups = [f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2)]
+    return f"fe80::{':'.join(groups)}/64"
 
 
 def stable_mac(*names: str) -> str:
@@ -185,9 +201,11 @@ class LiveKernel:
         ends = [(end, self._link_end(end, link)) for end in link_ends(link)]
         for end, index in ends:
             mac = end.mac or stable_mac(self.topology, end.namespace, end.name)
-            self.nl.set_link(end.namespace, index, alias=self.label, mtu=link.mtu, mac=mac, ipv6_link_local=link.ipv6)
+            self.nl.set_link(end.namespace, index, alias=self.label, mtu=link.mtu, mac=mac, ipv6_link_local=False)
             for cidr in end.addresses:
                 self.nl.add_address(end.namespace, index, cidr, ADDRESS_PROTO)
+            if link.ipv6:
+                self.nl.add_address(end.namespace, index, link_local(end.mac or mac), KERNEL_PROTO)
             if end.netem:
                 self.nl.set_netem(end.namespace, index, netem_of(end.netem), "add")
         for end, index in ends:

@@ -166,7 +166,7 @@ def _host_networks(host: Snapshot, foreign: Iterable[LinkMsg]) -> tuple[tuple[IP
 def _assigned(ns: str, snap: Snapshot) -> Iterator[tuple[InterfaceKey, IPInterface]]:
     names = {link.index: link.name for link in snap.links}
     for address in snap.addresses:
-        if address.proto == ADDRESS_PROTO and address.index in names:
+        if address.proto == ADDRESS_PROTO and address.index in names and not address.cidr.startswith("fe80:"):
             yield (ns, names[address.index]), ip_interface(address.cidr)
 
 
