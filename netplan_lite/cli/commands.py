@@ -51,13 +51,12 @@ def _load(path: str) -> tuple[Any, bytes]:
 def cmd_validate(args: argparse.Namespace) -> int:
     topology, _ = _load(args.file)
     counts = {"bridges": len(topology.bridges), "namespaces": len(topology.namespaces), "port_forwards": len(topology.port_forwards)}
+    counts |= {key: len(getattr(topology, key)) for key in ("links", "checks") if getattr(topology, key)}  # only a routed lab's
     if args.json:
         print_json({"format_version": 1, "file": args.file, "valid": True, "topology": topology.name, "counts": counts})
     else:
-        print(
-            f"{args.file}: valid topology {topology.name!r} ({counted(counts['bridges'], 'bridge')}, "
-            f"{counted(counts['namespaces'], 'namespace')}, {counted(counts['port_forwards'], 'port forward')})"
-        )
+        what = ", ".join(counted(number, key.rstrip("s").replace("_", " ")) for key, number in counts.items())
+        print(f"{args.file}: valid topology {topology.name!r} ({what})")
     return ExitCode.OK
 
 
