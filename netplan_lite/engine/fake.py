@@ -63,6 +63,7 @@ class FakeKernel:
     def observe(self, scope: Scope = EVERYTHING) -> Observation:
         resources = {rid: r for rid, r in self.resources.items() if rid.home is None or rid in scope}
         written = [(key, ip_interface(a)) for r in self.resources.values() for key, a in _addresses(r) if (key, a) in self.written]
+        written = [(key, a) for key, a in written if not a.is_link_local]  # as kernel/observe.py: never an allocation
         assigned = {key: a for key, a in written if isinstance(a, IPv4Interface)}
         assigned6 = {key: a for key, a in written if isinstance(a, IPv6Interface)}
         return Observation(resources, self.foreign_links, self.foreign_namespaces, assigned, docker_chains=self.docker_chains, assigned6=assigned6)

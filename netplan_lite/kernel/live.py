@@ -5,14 +5,13 @@ kernel ignores IFLA_IFALIAS on creation). Every link gets `addrgenmode none`:
 IPv6 autoconfiguration on hundreds of bridge ports floods the bridge, and
 nsnet's IPv6 addresses are set, not learned (docs/design.md, "IPv6"); the
 ends of a link that carries IPv6 get their link-local address from nsnet,
-without duplicate address detection (`link_local`).
+without duplicate address detection (resources/macs.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -30,6 +29,7 @@ from ..engine.scope import EVERYTHING, Scope
 from ..resources.ids import ORPHAN_NAMESPACE, Kind
 from .observe import observe
 from ..resources.bridge import BridgeState
+from ..resources.macs import stable_mac
 from ..resources.docker_user import IptablesRulesState
 from ..resources.interface import InterfaceState
 from ..resources.link import FOREIGN_QDISC, EndState, LinkState, link_ends
@@ -43,7 +43,6 @@ from ..resources.registry import Resource
 from ..resources.sysctl import SysctlState
 
 LOOPBACK_INDEX = 1  # lo is always ifindex 1 in a new namespace
-KERNEL_PROTO = 0  # IFA_PROTO unspec: an address that is not one of nsnet's allocations (never sticky)
 
 
 @dataclass(frozen=True)
@@ -58,36 +57,6 @@ class LiveHandler:
 def _by_creating(create: Callable[[Any], str | None]) -> Callable[[Any, Any], str | None]:
     """An update of a kind that is set or replaced whole."""
     return lambda before, after: create(after)
-
-
-def link_local(mac: str) -> str:
-    """The EUI-64 link-local address the kernel would derive from `mac` (fe80::/64).
-
-    nsnet adds it itself, with nodad, instead of letting the kernel make it
-    (`addrgenmode eui64`): the kernel's goes through duplicate address
-    detection, and while it is tentative a router forwards no IPv6 over the
-    link (measured: every IPv6 ping across a fresh ring failed for 1-2 s;
-    with this address, from the first packet)."""
-    octets = [int(b, 16) for b in mac.split(":")]
-    octets[0] ^= 0x02
-    eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
-    groups = [f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2)]
-    return f"fe80::{':'.join(groups)}/64"
-
-
-def stable_mac(*names: str) -> str:
-    """A locally administered MAC derived from names, the same each time the link is made.
-
-    Bridges: without one the kernel gives a bridge the lowest MAC of its ports,
-    which changes whenever a port comes or goes, and the namespaces' ARP entries
-    for the gateway go stale (measured: connections to the gateway time out);
-    Docker fixes docker0's MAC the same way. Interfaces without a pinned MAC: a
-    namespace removed and made again (or an interface replaced) keeps its MAC, so
-    its neighbours' ARP entries for its address stay right (measured: with a
-    random MAC a neighbour's connections timed out until its entry expired).
-    """
-    digest = hashlib.sha256("\0".join(names).encode()).digest()
-    return "02:" + ":".join(f"{b:02x}" for b in digest[:5])
 
 
 class LiveKernel:
@@ -202,10 +171,8 @@ class LiveKernel:
         for end, index in ends:
             mac = end.mac or stable_mac(self.topology, end.namespace, end.name)
             self.nl.set_link(end.namespace, index, alias=self.label, mtu=link.mtu, mac=mac, ipv6_link_local=False)
-            for cidr in end.addresses:
+            for cidr in end.addresses:  # a link-local one among them (resources/link.py)
                 self.nl.add_address(end.namespace, index, cidr, ADDRESS_PROTO)
-            if link.ipv6:
-                self.nl.add_address(end.namespace, index, link_local(end.mac or mac), KERNEL_PROTO)
             if end.netem:
                 self.nl.set_netem(end.namespace, index, netem_of(end.netem), "add")
         for end, index in ends:

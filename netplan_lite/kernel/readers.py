@@ -136,10 +136,11 @@ def sorted_cidrs(cidrs: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(cidrs, key=lambda c: (ip_interface(c).version, ip_interface(c))))
 
 
-def _cidrs(snap: Snapshot, index: int) -> tuple[str, ...]:
+def _cidrs(snap: Snapshot, index: int, link_local: bool = False) -> tuple[str, ...]:
     """A link's addresses, as nsnet compares them: none tentative (an IPv6 address that is still in,
-    or failed, duplicate address detection does not work yet), no link-local ones (the kernel's)."""
-    return sorted_cidrs(a.cidr for a in snap.addresses_of(index) if not a.tentative and not a.cidr.startswith("fe80:"))
+    or failed, duplicate address detection does not work yet), and link-local ones only where nsnet
+    sets them (link ends)."""
+    return sorted_cidrs(a.cidr for a in snap.addresses_of(index) if not a.tentative and (link_local or not a.cidr.startswith("fe80:")))
 
 
 def _links(read: Read) -> Iterator[LinkState]:
@@ -155,8 +156,8 @@ def _links(read: Read) -> Iterator[LinkState]:
             name=end.name,
             peer_namespace=peer_ns,
             peer_name=peer.name,
-            addresses=_cidrs(snaps[ns], index),
-            peer_addresses=_cidrs(snaps[peer_ns], peer_index),
+            addresses=_cidrs(snaps[ns], index, link_local=True),
+            peer_addresses=_cidrs(snaps[peer_ns], peer_index, link_local=True),
             netem=_netem(snaps[ns], index),
             peer_netem=_netem(snaps[peer_ns], peer_index),
             mtu=end.mtu,

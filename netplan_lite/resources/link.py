@@ -5,7 +5,9 @@ interface): the pair is found the same way from either side, and a plan
 scoped to namespaces takes in a link through its first end (a target takes
 in the namespaces its links reach, so both ends are read: engine/scope.py).
 An end's root netem qdisc is a field of the link: it lives and dies with its
-device, and is changed in place like any other attribute.
+device, and is changed in place like any other attribute. A link that carries
+IPv6 has each end's link-local address among its addresses: nsnet sets it
+(macs.link_local, no DAD), and the kernel flushes it when the end goes down.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import ClassVar, Iterator
 from ..model.netem import Netem, shown, summary
 from ..model.topology import Link, LinkEnd
 from .ids import Kind, ResourceId
+from .macs import link_local, stable_mac
 from .spec import Edge, KindSpec, Lowering, ReplaceCode, Replacement, in_namespace_parent
 
 NO_NETEM = ""  # an end without a root netem qdisc
@@ -51,11 +54,6 @@ class LinkState:
     def endpoints(self) -> tuple[str, str]:
         return f"{self.namespace}:{self.name}", f"{self.peer_namespace}:{self.peer_name}"
 
-    @property
-    def ipv6(self) -> bool:
-        """Whether it carries IPv6: its ends then get the link-local addresses routing needs."""
-        return any(":" in a for a in self.addresses + self.peer_addresses)
-
 
 @dataclass(frozen=True)
 class EndState:
@@ -89,18 +87,25 @@ def ordered_ends(link: Link) -> tuple[LinkEnd, LinkEnd]:
 
 
 def _lower(lowering: Lowering) -> Iterator[LinkState]:
+    topology = lowering.topology.name
     for link in lowering.topology.links:
         a, b = ordered_ends(link)
+        mac, peer_mac = (stable_mac(topology, end.namespace, end.interface) for end in (a, b))
+        addresses, peer_addresses = lowering.addresses_of(a.endpoint.key), lowering.addresses_of(b.endpoint.key)
+        if any(":" in cidr for cidr in addresses + peer_addresses):  # IPv6 routes over a link-local address
+            addresses, peer_addresses = (*addresses, link_local(mac)), (*peer_addresses, link_local(peer_mac))
         yield LinkState(
             namespace=a.namespace,
             name=a.interface,
             peer_namespace=b.namespace,
             peer_name=b.interface,
-            addresses=lowering.addresses_of(a.endpoint.key),
-            peer_addresses=lowering.addresses_of(b.endpoint.key),
+            addresses=addresses,
+            peer_addresses=peer_addresses,
             netem=netem_text(a.netem),
             peer_netem=netem_text(b.netem),
             mtu=link.mtu,
+            mac=mac,
+            peer_mac=peer_mac,
             up=link.up,
             peer_up=link.up,
         )
@@ -109,7 +114,8 @@ def _lower(lowering: Lowering) -> Iterator[LinkState]:
 def _describe(link: LinkState) -> str:
     parts = [f"to {link.peer_namespace}:{link.peer_name}"]
     for end, addresses, netem in ((link.name, link.addresses, link.netem), (link.peer_name, link.peer_addresses, link.peer_netem)):
-        parts.append(f"{end} {', '.join(addresses) or '(no address)'}" + (f" netem {netem}" if netem else ""))
+        shown = [a for a in addresses if not a.startswith("fe80:")]  # the plan shows what the file asks for
+        parts.append(f"{end} {', '.join(shown) or '(no address)'}" + (f" netem {netem}" if netem else ""))
     parts += [f"mtu {link.mtu}"] if link.mtu else []
     parts += [] if link.up else ["down"]
     return ", ".join(parts)
