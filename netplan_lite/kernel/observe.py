@@ -139,20 +139,23 @@ def build_observation(
 def link_peers(snapshots: Mapping[str, Snapshot], nsid: Callable[[str, str], int | None]) -> dict[End, End]:
     """Each link end of these namespaces, to its peer: a veth whose peer is in another namespace
     (IFLA_LINK_NETNSID), found where that namespace's veth of the peer's index points back, and
-    confirmed by asking the namespace which id it gives the other (an index alone is not unique
+    confirmed by asking each namespace which id it gives the other (an index alone is not unique
     across namespaces). A veth whose peer is on the host (a bridged interface) has no candidate."""
-    veths = {name: {link.index: link for link in snap.links if link.kind == "veth"} for name, snap in snapshots.items()}
+    ends = [(name, link) for name, snap in snapshots.items() for link in snap.links if link.kind == "veth" and link.link_netnsid is not None]
+    by_index: dict[int, list[tuple[str, LinkMsg]]] = {}
+    for name, link in ends:
+        by_index.setdefault(link.index, []).append((name, link))
     peers: dict[End, End] = {}
-    for name, links in veths.items():
-        for link in links.values():
-            if link.link_netnsid is None or link.peer is None or (name, link.index) in peers:
+    for name, link in ends:
+        if link.peer is None or (name, link.index) in peers:
+            continue
+        for other, peer in by_index.get(link.peer, ()):
+            if other == name or peer.peer != link.index or (other, peer.index) in peers:
                 continue
-            for other, theirs in veths.items():
-                peer = theirs.get(link.peer)
-                if other != name and peer is not None and peer.peer == link.index and nsid(name, other) == link.link_netnsid:
-                    peers[(name, link.index)] = (other, peer.index)
-                    peers[(other, peer.index)] = (name, link.index)
-                    break
+            if nsid(name, other) == link.link_netnsid and nsid(other, name) == peer.link_netnsid:  # each names the other
+                peers[(name, link.index)] = (other, peer.index)
+                peers[(other, peer.index)] = (name, link.index)
+                break
     return peers
 
 

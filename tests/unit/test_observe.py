@@ -289,3 +289,19 @@ def test_observe_shares_namespaces_between_processes_and_skips_vanished_ones(mon
     assert ours == {n for n in names if int(n[1:]) % 3 == 0}
     assert not {"n007", "n307"} & observation.foreign_namespaces.keys()
     assert len(observation.foreign_namespaces) == 400 - len(ours) - 2
+
+
+def test_link_ends_are_told_by_namespace_id_not_by_index_alone():
+    """r1's e12 (index 2) and r2's e21 (index 2) point at each other; r3's e31 has index 2 too and
+    points at r1's index 2, but r1 gives r3 another id than the one e12 names: not its peer."""
+    from netplan_lite.kernel.observe import link_peers
+
+    ids = {("r1", "r2"): 5, ("r1", "r3"): 6, ("r2", "r1"): 7, ("r3", "r1"): 8}
+    snaps = {
+        "r1": snapshot(link(1, "lo"), link(2, "e12", "veth", OURS, peer=2, link_netnsid=5)),
+        "r2": snapshot(link(1, "lo"), link(2, "e21", "veth", OURS, peer=2, link_netnsid=7)),
+        "r3": snapshot(link(1, "lo"), link(2, "e31", "veth", OURS, peer=2, link_netnsid=8)),
+        "h": snapshot(link(1, "lo"), link(2, "eth0", "veth", OURS, peer=11)),  # a bridged interface: no namespace id here
+    }
+    peers = link_peers(snaps, lambda a, b: ids.get((a, b)))
+    assert peers == {("r1", 2): ("r2", 2), ("r2", 2): ("r1", 2)}
