@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
 from .netem import Netem
@@ -101,12 +102,12 @@ class Route:
     dev: str | None = None
     metric: int | None = None
 
-    @property
+    @cached_property  # a lab may have a million routes: made into text once
     def destination(self) -> str:
         """The route's destination as plans show it: "default" for IPv4's (as before dual-stack)."""
         return "default" if self.to.version == 4 and self.to.prefixlen == 0 else str(self.to)
 
-    @property
+    @cached_property
     def family(self) -> int:
         return self.to.version
 

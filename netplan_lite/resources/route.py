@@ -3,9 +3,10 @@ or of a type that drops what it matches (blackhole, unreachable, prohibit)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from ipaddress import ip_address
-from typing import ClassVar, Iterator
+from typing import Callable, ClassVar, Iterator
 
 from ..labels import ROUTE_PROTO
 from ..model.topology import Endpoint, Gateway, Namespace, Route, RouteType
@@ -23,6 +24,8 @@ def destination_cidr(to: str) -> str:
 
 def sorted_gateways(gateways: list[str]) -> tuple[str, ...]:
     """Gateways in one order on both sides of a diff (the kernel lists ECMP next hops its way)."""
+    if len(gateways) < 2:  # nearly every route: no address parsed (a lab may have a million routes)
+        return tuple(gateways)
     return tuple(sorted(gateways, key=lambda g: (ip_address(g).version, ip_address(g))))
 
 
@@ -50,8 +53,8 @@ def _gateway(lowering: Lowering, gateway: Gateway, family: int) -> str:
     return str(allocated[gateway.key].ip)
 
 
-def _declared(lowering: Lowering, ns: Namespace, route: Route) -> RouteState:
-    via = sorted_gateways([_gateway(lowering, g, route.family) for g in route.via])
+def _declared(ns: Namespace, route: Route, gateway: Callable[[Gateway, int], str]) -> RouteState:
+    via = sorted_gateways([gateway(g, route.family) for g in route.via])
     return RouteState(ns.name, route.destination, via, route.type.value, route.dev, route.metric or 0)
 
 
@@ -65,11 +68,12 @@ def _defaults(lowering: Lowering, ns: Namespace) -> Iterator[RouteState]:
 
 
 def _lower(lowering: Lowering) -> Iterator[RouteState]:
+    gateway = functools.cache(functools.partial(_gateway, lowering))  # a lab names each gateway many times
     for ns in lowering.topology.namespaces:
         if ns.routes is None:
             yield from _defaults(lowering, ns)
         else:
-            yield from (_declared(lowering, ns, route) for route in ns.routes)
+            yield from (_declared(ns, route, gateway) for route in ns.routes)
 
 
 def _describe(route: RouteState) -> str:

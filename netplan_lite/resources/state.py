@@ -6,7 +6,6 @@ State (observed); diff compares the two as values of one type.
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any, Iterable, Mapping
 
 from ..jsonable import plain
@@ -21,9 +20,10 @@ def state_of(resources: Iterable[Resource]) -> dict[ResourceId, Resource]:
     return {r.id: r for r in resources}
 
 
-def attributes(resource: Resource) -> dict[str, Any]:
-    """The comparable fields of a resource, in declaration order."""
-    return {f.name: getattr(resource, f.name) for f in fields(resource)}
+def attributes(resource: Resource) -> Mapping[str, Any]:
+    """The comparable fields of a resource, in declaration order (read only: the instance's own
+    dict, which a frozen dataclass fills in field order; `kind` is a class variable, not in it)."""
+    return vars(resource)
 
 
 def replacement(before: Resource, after: Resource) -> Replacement | None:
