@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from ipaddress import IPv6Address
 
 
 def link_local(mac: str) -> str:
@@ -15,9 +16,8 @@ def link_local(mac: str) -> str:
     with this address, from the first packet)."""
     octets = [int(b, 16) for b in mac.split(":")]
     octets[0] ^= 0x02
-    eui = octets[:3] + [0xFF, 0xFE] + octets[3:]
-    groups = [f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2)]
-    return f"fe80::{':'.join(groups)}/64"
+    eui = bytes(octets[:3] + [0xFF, 0xFE] + octets[3:])
+    return f"{IPv6Address(bytes.fromhex('fe80000000000000') + eui)}/64"  # in the kernel's own (compressed) text
 
 
 def stable_mac(*names: str) -> str:

@@ -66,3 +66,17 @@ def test_bridge_ports_get_an_address_in_every_family_of_their_bridge():
     topology = Topology("t", (bridge,), (ns, router))
     assert allocate(topology, {})[("h", "eth0")] == IPv4Interface("172.30.0.2/24")
     assert allocate6(topology, {})[("h", "eth0")] == IPv6Interface("fd00:10::2/64")
+
+
+@pytest.mark.parametrize(
+    "mac, address",
+    [
+        ("02:7a:8c:9c:9d:c9", "fe80::7a:8cff:fe9c:9dc9/64"),
+        ("02:00:ab:a5:68:55", "fe80::abff:fea5:6855/64"),
+        ("00:00:00:00:00:01", "fe80::200:ff:fe00:1/64"),
+    ],
+)
+def test_a_link_local_address_is_the_kernels_eui64_in_its_own_text(mac, address):
+    from netplan_lite.resources.macs import link_local
+
+    assert link_local(mac) == address
