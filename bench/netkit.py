@@ -159,3 +159,20 @@ def _set_ttl(sock: socket.socket, family: int, ttl: int | None) -> None:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
         else:
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+
+
+def neighbour_table(family: int) -> tuple[int, int]:
+    """(entries, table_fulls) of the host-wide ARP (4) or neighbour discovery (6) table: every namespace
+    shares it, and past gc_thresh3 (1024 by default) the kernel refuses new entries and drops the packets."""
+    path = "/proc/net/stat/" + ("arp_cache" if family == 4 else "ndisc_cache")
+    with open(path) as f:
+        header = f.readline().split()
+        rows = [[int(x, 16) for x in line.split()] for line in f if line.strip()]
+    entries, fulls = header.index("entries"), header.index("table_fulls")
+    return (rows[0][entries] if rows else 0), sum(row[fulls] for row in rows)
+
+
+def neighbour_limit(family: int) -> int:
+    """gc_thresh3 of that table (read only: it is a host setting)."""
+    value = read_sysctl(None, f"net.ipv{family}.neigh.default.gc_thresh3")
+    return int(value) if value and value.isdigit() else 1024

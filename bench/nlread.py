@@ -19,7 +19,8 @@ NETLINK_ROUTE = 0
 SOL_NETLINK = 270
 NETLINK_GET_STRICT_CHK = 12
 RTM_NEWLINK, RTM_GETLINK, RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE, RTM_GETROUTE = 16, 18, 20, 22, 24, 26
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 AF_UNSPEC = 0
 RT_TABLE_MAIN = 254
@@ -29,6 +30,8 @@ IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
 IFA_F_NODAD, IFA_F_DADFAILED, IFA_F_TENTATIVE = 0x02, 0x08, 0x40
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE, RTA_MULTIPATH = 1, 4, 5, 6, 15, 9
 RTN_UNICAST = 1
+NDA_DST = 1
+NUD_PERMANENT = 0x80
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,30 @@ def read(ns: str) -> Namespace:
         addresses = list(_addresses(sock, names))
         routes = list(_routes(sock, names))
     return Namespace(list(links.values()), addresses, routes)
+
+
+def flush_neighbours(ns: str, family: int) -> int:
+    """Delete namespace NS's neighbour entries of FAMILY (4: ARP, 6: neighbour discovery) that are not permanent;
+    returns how many. They are a cache, not configuration, and the kernel keeps them in one table for every
+    namespace (gc_thresh3: 1024 entries by default): a ring of 500 routers leaves ~2000 IPv6 ones there after
+    the build (the multicast groups of duplicate address detection and MLD), and one probe 249 hops long
+    makes ~1000 more (each router's next hop both ways and the link-local of its solicitor), which the
+    kernel may collect only 5 s later. Without making room the probes' packets are dropped."""
+    af = socket.AF_INET6 if family == 6 else socket.AF_INET
+    with netkit.entered(ns):
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    with sock:
+        sock.bind((0, 0))
+        doomed = []
+        for mtype, p in _dump(sock, RTM_GETNEIGH, struct.pack("=BxxxiHBB", af, 0, 0, 0, 0), 4):
+            _, index, state, _, _ = struct.unpack_from("=BxxxiHBB", p)
+            dst = _attrs(p, 12).get(NDA_DST)
+            if mtype == RTM_NEWNEIGH and not state & NUD_PERMANENT and dst:
+                doomed.append(struct.pack("=BxxxiHBB", af, index, 0, 0, 0) + struct.pack("=HH", 4 + len(dst), NDA_DST) + dst)
+        for seq, body in enumerate(doomed, 5):
+            sock.send(struct.pack("=IHHII", 16 + len(body), RTM_DELNEIGH, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body)
+            sock.recv(4096)  # the ack (an entry gone meanwhile answers ENOENT: as good)
+    return len(doomed)
 
 
 def _dump(sock: socket.socket, kind: int, body: bytes, seq: int):
