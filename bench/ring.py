@@ -371,7 +371,7 @@ class RingBench:
         self.failures: list[str] = []
         self.reference: dict[int, tuple[str, list[str], dict[int, tuple]]] = {}  # R -> (peer, digests, sampled fingerprints)
         self.profiles: dict[str, str] = {}
-        self.facts: dict[int, tuple[dict[str, int], int]] = {}  # R -> route counts, bytes of the nsnet file
+        self.facts: dict[int, tuple[dict[str, int], int, str]] = {}  # R -> route counts, bytes of the nsnet file, what nsnet says
         self.notes: list[str] = []
         self.cleaned = False
         self.started = time.time()
@@ -440,7 +440,7 @@ class RingBench:
         for r in self.args.size_list:
             ring = Ring(self.prefix, "nsnet", r, self.base4, self.base6)
             counts = ring.route_counts
-            self.facts[r] = (counts, len(ring.nsnet_yaml()))
+            self.facts[r] = (counts, len(ring.nsnet_yaml()), self.validate_as_is(ring))
             log(f"R={r}: {counts['loopback']} loopback routes + {counts['links']} link routes per family, "
                 f"nsnet file {self.facts[r][1] / 1024:.0f} KiB")
             for rep in range(self.args.repeat):
@@ -452,6 +452,17 @@ class RingBench:
                     log(f"  done in {time.perf_counter() - started:.1f} s")
         if "nsnet" in peers:
             self.maybe_profile(max(self.args.size_list))
+
+    def validate_as_is(self, ring: Ring) -> str:
+        """What `nsnet validate` says of the ring's file with the loader's limits as they are (for --lift-limits runs)."""
+        if not self.args.lift_limits or self.python is None:
+            return ""
+        path = os.path.join(self.tmp, f"as-is-{ring.r}.yaml")
+        with open(path, "w") as f:
+            f.write(ring.nsnet_yaml())
+        proc = self.runner.run([*self.python, "-m", "netplan_lite", "validate", path], env={**self.env, "NSNET_AGENT": "off"})
+        os.unlink(path)
+        return "valid" if proc.rc == 0 else "refused: " + (proc.err.strip().splitlines() or ["?"])[0].split(": ", 2)[-1]
 
     def round(self, peer: Peer) -> None:
         """Build, checks, (nsnet: no-op plans, ping-all), teardown, wait for the kernel; failures are recorded, not raised."""
@@ -627,11 +638,13 @@ class RingBench:
             "way round to every other router's loopback (R x (R-1) per family) and, summarised, to the links it is not "
             "on (so that every router answers from, and reaches, every address: `nsnet test --ping-all` pings them all).",
             "",
-            "| R | routes per family: to loopbacks + to links | routes in all | nsnet file |",
-            "|---|---|---|---|",
+            "| R | routes per family: to loopbacks + to links | routes in all | nsnet file |"
+            + (" nsnet as is (limits not lifted) |" if self.args.lift_limits else ""),
+            "|---|---|---|---|" + ("---|" if self.args.lift_limits else ""),
         ]
-        for r, (counts, size) in self.facts.items():
-            lines.append(f"| {r} | {counts['loopback']} + {counts['links']} | {2 * (counts['loopback'] + counts['links'])} | {size / 1024:.0f} KiB |")
+        for r, (counts, size, as_is) in self.facts.items():
+            lines.append(f"| {r} | {counts['loopback']} + {counts['links']} | {2 * (counts['loopback'] + counts['links'])} | {size / 1024:.0f} KiB |"
+                         + (f" {as_is} |" if self.args.lift_limits else ""))
         lines.append("")
         if interrupted:
             lines += ["**Interrupted: partial results.**", ""]
