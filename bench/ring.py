@@ -397,7 +397,9 @@ class RingBench:
         if args.rev:
             exported = export_rev(args.rev, self.tmp)
             python, self.env, self.source = exported.python, exported.env, exported.source
-        elif not args.nsnet:
+        elif args.nsnet:
+            self.source = f"`--nsnet {args.nsnet}`"
+        else:
             self.env["PYTHONPATH"] = REPO  # the repository's netplan_lite, wherever the run starts
         self.python: list[str] | None = None if args.nsnet else python
         self.target = ["-m", "netplan_lite"]
