@@ -5,7 +5,7 @@
   and container runtimes do: unshare + bind mount onto /run/netns/NAME;
   umount + unlink);
 - a TCP connect from one namespace to an address in another (or on the host),
-  all in this process: the listening socket is made inside the target
+  either family, all in this process: the listening socket is made inside the target
   namespace, the client socket inside the source namespace;
 - reads through `ip -j` for the structural checks.
 """
@@ -119,21 +119,29 @@ def read_sysctl(ns: str | None, key: str) -> str | None:
         return None
 
 
-def tcp_connect(src: str | None, dst: str | None, address: str, timeout: float = 3.0) -> None:
+def tcp_connect(src: str | None, dst: str | None, address: str, timeout: float = 3.0,
+                source: str | None = None, ttl: int | None = None) -> None:
     """Connect from namespace SRC to ADDRESS:port, listened on in namespace DST; raises on failure.
 
     None is the host. The listener binds ADDRESS only, so nothing else is reachable through it.
+    Either family; `source`: the client's address (e.g. a router's loopback, so that the answer
+    comes back to it); `ttl`: both sockets' TTL / hop limit (paths longer than the default 64).
     """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with entered(dst):
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener = socket.socket(family, socket.SOCK_STREAM)
     with listener:
+        _set_ttl(listener, family, ttl)
         listener.bind((address, 0))
         listener.listen(1)
         listener.settimeout(timeout)
         port = listener.getsockname()[1]
         with entered(src):
-            client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            client = socket.socket(family, socket.SOCK_STREAM)
         with client:
+            _set_ttl(client, family, ttl)
+            if source is not None:
+                client.bind((source, 0))
             client.settimeout(timeout)
             client.connect((address, port))
             conn, _ = listener.accept()
@@ -142,3 +150,29 @@ def tcp_connect(src: str | None, dst: str | None, address: str, timeout: float =
                 client.sendall(b"nsnet-bench")
                 if conn.recv(64) != b"nsnet-bench":
                     raise OSError("payload did not arrive")
+
+
+def _set_ttl(sock: socket.socket, family: int, ttl: int | None) -> None:
+    """A listener's TTL is also its SYN-ACK's, and the accepted socket inherits it."""
+    if ttl is not None:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+
+
+def neighbour_table(family: int) -> tuple[int, int]:
+    """(entries, table_fulls) of the host-wide ARP (4) or neighbour discovery (6) table: every namespace
+    shares it, and past gc_thresh3 (1024 by default) the kernel refuses new entries and drops the packets."""
+    path = "/proc/net/stat/" + ("arp_cache" if family == 4 else "ndisc_cache")
+    with open(path) as f:
+        header = f.readline().split()
+        rows = [[int(x, 16) for x in line.split()] for line in f if line.strip()]
+    entries, fulls = header.index("entries"), header.index("table_fulls")
+    return (rows[0][entries] if rows else 0), sum(row[fulls] for row in rows)
+
+
+def neighbour_limit(family: int) -> int:
+    """gc_thresh3 of that table (read only: it is a host setting)."""
+    value = read_sysctl(None, f"net.ipv{family}.neigh.default.gc_thresh3")
+    return int(value) if value and value.isdigit() else 1024

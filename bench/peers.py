@@ -110,6 +110,25 @@ def require_ok(proc: Proc) -> Proc:
     return proc
 
 
+def start_agent(nsnet: list[str], env: dict[str, str], sock: str, log_path: str, timeout: float = 60.0) -> subprocess.Popen:
+    """`nsnet agent` serving on SOCK (env has NSNET_AGENT_SOCKET=SOCK), returned once it answers there.
+    Stop it with stop_agent (by its Popen: this process started it)."""
+    log = open(log_path, "ab")
+    agent = subprocess.Popen([*nsnet, "agent"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    log.close()
+    deadline = time.monotonic() + timeout
+    while agent.poll() is None and time.monotonic() < deadline:
+        with socket.socket(socket.AF_UNIX) as probe:
+            if probe.connect_ex(sock) == 0:
+                return agent
+        time.sleep(0.05)
+    _stop(agent)
+    raise BenchError(f"`nsnet agent` did not start (see {log_path})")
+
+
+stop_agent = _stop
+
+
 # peers
 
 
@@ -261,18 +280,7 @@ class NsnetPeer(Peer):
 
     def start_agent(self) -> subprocess.Popen:
         """`nsnet agent` on this peer's own socket (not timed), once it answers."""
-        log = open(os.path.join(self.dir, "agent.log"), "ab")
-        agent = subprocess.Popen([*self.nsnet, "agent"], env=self.agent_env, stdin=subprocess.DEVNULL,
-                                 stdout=log, stderr=log)
-        log.close()
-        deadline = time.monotonic() + 60
-        while agent.poll() is None and time.monotonic() < deadline:
-            with socket.socket(socket.AF_UNIX) as probe:
-                if probe.connect_ex(self.agent_socket) == 0:
-                    return agent
-            time.sleep(0.05)
-        _stop(agent)
-        raise BenchError(f"`nsnet agent` did not start (see {log.name})")
+        return start_agent(self.nsnet, self.agent_env, self.agent_socket, os.path.join(self.dir, "agent.log"))
 
     def with_agent(self, check: Callable[[str, bool], None]) -> dict[str, float]:
         """no-op, add one and remove it again while `nsnet agent` runs; check(step, extra) after each change."""

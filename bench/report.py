@@ -142,3 +142,31 @@ def raw_samples(samples: Samples) -> list[str]:
         else:
             lines.append(f"- N={n} {peer} {case}: " + ", ".join(f"{v:.4f}" for v in values))
     return lines
+
+
+# sections: ring.py writes its own part of results.md between markers; run.py rewrites the rest and keeps it
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+
+
+def put_section(text: str, name: str, body: str) -> str:
+    """TEXT with section NAME replaced by BODY, or BODY appended as that section."""
+    begin, end = _markers(name)
+    block = f"{begin}\n{body.strip()}\n{end}\n"
+    start = text.find(begin)
+    stop = text.find(end, start)
+    if start >= 0 and stop >= 0:
+        return text[:start] + block + text[stop + len(end):].lstrip("\n")
+    return (text.rstrip("\n") + "\n\n" if text.strip() else "") + block
+
+
+def carry_sections(old: str, new: str, names: tuple[str, ...] = ("ring",)) -> str:
+    """NEW with the sections of OLD it does not have (so a run.py run keeps ring.py's results)."""
+    for name in names:
+        begin, end = _markers(name)
+        start, stop = old.find(begin), old.find(end)
+        if start >= 0 and stop > start and begin not in new:
+            new = put_section(new, name, old[start + len(begin):stop])
+    return new

@@ -21,7 +21,6 @@ import datetime
 import os
 import platform
 import random
-import resource
 import secrets
 import shlex
 import shutil
@@ -31,7 +30,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from ipaddress import IPv4Network, ip_network
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -40,6 +38,8 @@ sys.path.insert(0, HERE)
 import lab as L  # noqa: E402
 import netkit  # noqa: E402
 import report  # noqa: E402
+from common import cpu_busy_seconds, export_rev, log, nsnet_command, own_cpu_seconds, pick_base  # noqa: E402
+from common import cpu_model as _cpu_model, git_commit as _git_commit, ip_version, mem_gb as _mem_gb, out as _out  # noqa: E402
 from peers import (BatchPeer, BenchError, CniPeer, NsnetPeer, Peer, Runner, ShellPeer,  # noqa: E402
                    verify_built, wait_gone, wait_links_gone)
 
@@ -47,10 +47,6 @@ DEFAULT_SIZES = [10, 100, 1000]
 DEFAULT_REPEAT = 3
 DEFAULT_OUT = os.path.join(HERE, "results.md")
 SMALL_FILE = os.path.join(REPO, "examples", "topology.yaml")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,32 +94,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def nsnet_command(given: str | None) -> list[str]:
-    if given:
-        return shlex.split(given)
-    venv = os.path.join(REPO, ".venv", "bin", "nsnet")
-    if os.access(venv, os.X_OK):
-        return [venv]
-    return [sys.executable, "-m", "netplan_lite"]
-
-
-def pick_base(rng: random.Random) -> IPv4Network:
-    """A /16 in 10.0.0.0/8 that overlaps no route and no address on the host."""
-    taken = []
-    for entry in netkit.ip_json("-4", "route", "show", "table", "all"):
-        dst = entry.get("dst", "default")
-        if dst != "default":
-            taken.append(ip_network(dst if "/" in dst else dst + "/32", strict=False))
-    for link in netkit.ip_json("-4", "addr", "show"):
-        for a in link.get("addr_info", []):
-            taken.append(ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
-    for x in rng.sample(range(16, 250), 234):
-        base = IPv4Network(f"10.{x}.0.0/16")
-        if not any(base.overlaps(t) for t in taken):
-            return base
-    raise SystemExit("no free /16 in 10.0.0.0/8 on this host")
-
-
 def ensure_cni() -> None:
     if all(os.access(os.path.join(L.CNI_DIR, p), os.X_OK) for p in ("bridge", "host-local", "loopback")):
         return
@@ -133,29 +103,6 @@ def ensure_cni() -> None:
     if subprocess.run(install, env=env).returncode != 0:
         subprocess.run(["apt-get", "update", "-qq"], env=env, check=True)
         subprocess.run(install, env=env, check=True)
-
-
-def cpu_busy_seconds() -> float:
-    """Busy CPU time of the whole machine since boot (all CPUs)."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
-
-
-def _out(argv: list[str], env: dict[str, str] | None = None) -> str:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "?"
 
 
 class Bench:
@@ -196,24 +143,8 @@ class Bench:
 
     def export(self, rev: str) -> None:
         """nsnet as of REV, exported next to the run's files; the venv supplies its dependencies."""
-        commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--verify", rev + "^{commit}"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-        target = os.path.join(self.tmp, "nsnet-" + commit[:12])
-        os.makedirs(target)
-        archive = subprocess.run(["git", "-C", REPO, "archive", commit, "netplan_lite", "schemas"],
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", target], input=archive, check=True)
-        subprocess.run([sys.executable, "-m", "compileall", "-q", target], check=True)  # no first-run compile in the timings
-        venv = os.path.join(REPO, ".venv", "bin", "python")
-        python = venv if os.access(venv, os.X_OK) else sys.executable
-        self.nsnet = [python, "-P", "-m", "netplan_lite"]  # -P: the cwd must not shadow the export
-        self.profile_python = [python, "-P"]
-        self.nsnet_env = dict(os.environ, PYTHONPATH=target)
-        found = subprocess.run([python, "-P", "-c", "import netplan_lite; print(netplan_lite.__file__)"],
-                               env=self.nsnet_env, capture_output=True, text=True).stdout.strip()
-        if not found.startswith(target + os.sep):
-            raise SystemExit(f"--rev: the export is not what Python imports ({found})")
-        self.nsnet_source = f"commit {commit[:12]} (`--rev {rev}`)"
+        exported = export_rev(rev, self.tmp)
+        self.nsnet, self.profile_python, self.nsnet_env, self.nsnet_source = exported.nsnet, exported.python, exported.env, exported.source
 
     # peers
 
@@ -396,7 +327,7 @@ class Bench:
             f"Machine: {_out(['nproc'])} cores ({_cpu_model()}), kernel {platform.release()}, "
             f"{_mem_gb():.0f} GB RAM, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC.",
             f"Software: nsnet {_out([*self.nsnet, '--version'], self.nsnet_env).replace('nsnet ', '')} "
-            f"({self.nsnet_source}), Python {platform.python_version()}, {_out(['ip', '-V']).split(',')[1].strip() if ',' in _out(['ip', '-V']) else '?'}, "
+            f"({self.nsnet_source}), Python {platform.python_version()}, {ip_version()}, "
             f"containernetworking-plugins {_out(['dpkg-query', '-W', '-f=${Version}', 'containernetworking-plugins']) or '?'}.",
             f"Command: `python3 bench/run.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}`; "
             f"repetitions: {self.args.repeat}; every number is the median of the repetitions; total run time {elapsed / 60:.1f} min.",
@@ -464,26 +395,6 @@ def _span(samples: dict, case: str) -> str:
     return f"{min(values):.0f}" if min(values) == max(values) else f"{min(values):.0f} to {max(values):.0f}"
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
-def _mem_gb() -> float:
-    with open("/proc/meminfo") as f:
-        return int(f.readline().split()[1]) / 1024 / 1024
-
-
-def _git_commit() -> str:
-    commit = _out(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
-    dirty = _out(["git", "-C", REPO, "status", "--porcelain", "--", "netplan_lite"])
-    return commit + ("+uncommitted changes in netplan_lite" if dirty and dirty != "?" else "")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if os.geteuid() != 0:
@@ -519,8 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     text = bench.markdown(interrupted)
     print(text)
     if args.out != "-" and not interrupted:
+        old = open(args.out).read() if os.path.exists(args.out) else ""
         with open(args.out, "w") as f:
-            f.write(text)
+            f.write(report.carry_sections(old, text))  # ring.py's section stays
         log(f"wrote {args.out}")
     if interrupted:
         return 130
