@@ -160,7 +160,11 @@ class Ring:
 
     def batch_namespace(self, i: int) -> list[str]:
         """Inside router i: links up (first: a gateway must be on an up link), addresses, routes."""
-        lines = ["link set lo up", "link set east up", "link set west up"]
+        # as nsnet: no autoconfiguration, and a link-local address set without DAD (a tentative one
+        # keeps a router from forwarding IPv6 over the link for 1-2 s; docs/design.md, "IPv6")
+        lines = ["link set lo up"] + [f"link set {dev} addrgenmode none" for dev in ("east", "west")]
+        lines += [f"addr add fe80::{i + 1:x}:{side}/64 dev {dev} nodad" for side, dev in ((1, "east"), (2, "west"))]
+        lines += ["link set east up", "link set west up"]
         for dev, addrs in self.addresses(i).items():
             for a in sorted(addrs):
                 lines.append(f"addr add {a} dev {dev}" + (" nodad" if ":" in a else ""))
