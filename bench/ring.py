@@ -759,9 +759,9 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     try:
         bench.run()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         interrupted = True
-        log("interrupted: cleaning up")
+        log(f"interrupted ({err or 'SIGINT'}): cleaning up")
     finally:
         bench.cleanup()
     left = bench.leftovers()
