@@ -80,3 +80,17 @@ def test_a_link_local_address_is_the_kernels_eui64_in_its_own_text(mac, address)
     from netplan_lite.resources.macs import link_local
 
     assert link_local(mac) == address
+
+
+def test_a_thousand_links_take_distinct_blocks_around_a_pinned_network_wider_than_a_block():
+    pinned = Link((LinkEnd("r1", "x", (ip_interface("10.1.0.4/30"),)), LinkEnd("r2", "y", (ip_interface("10.1.0.5/30"),))))
+    links = tuple(Link((LinkEnd("r1", f"a{i}"), LinkEnd("r2", f"b{i}"))) for i in range(1000))
+    topology = Topology(
+        "t",
+        namespaces=(Namespace("r1"), Namespace("r2")),
+        links=(pinned, *links),
+        addressing=Addressing(p2p=Pool(IPv4Network("10.1.0.0/20"), 31)),
+    )
+    v4 = allocate(topology, {})
+    blocks = [v4[("r1", f"a{i}")].network for i in range(1000)]
+    assert len(set(blocks)) == 1000 and blocks[:3] == [IPv4Network("10.1.0.0/31"), IPv4Network("10.1.0.2/31"), IPv4Network("10.1.0.8/31")]
