@@ -3,16 +3,19 @@ CPU accounting and the machine's description."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import platform
 import random
 import resource
+import signal
 import shlex
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
 import netkit
@@ -143,3 +146,38 @@ def git_commit() -> str:
 def ip_version() -> str:
     version = out(["ip", "-V"])
     return version.split(",")[1].strip() if "," in version else "?"
+
+
+def run_bench(bench: Any, out: str, merge: Callable[[str, str], str], what: str) -> int:
+    """Run a benchmark to its end or to a signal, always clean up, print its report and write it
+    into `out` (merged into what is there) unless interrupted: the exit status of bench/run.py and
+    bench/ring.py (0, 1 a correctness check failed, 130 interrupted)."""
+    atexit.register(bench.cleanup)
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+    interrupted = False
+    try:
+        bench.run()
+    except KeyboardInterrupt as err:
+        interrupted = True
+        log(f"interrupted ({err or 'SIGINT'}): cleaning up")
+    finally:
+        bench.cleanup()
+    left = bench.leftovers()
+    if left:
+        bench.failures.append("left on the host after cleanup: " + ", ".join(left[:10]))
+    text = bench.markdown(interrupted)
+    print(text)
+    if out != "-" and not interrupted:
+        old = open(out).read() if os.path.exists(out) else ""
+        with open(out, "w") as f:
+            f.write(merge(old, text))
+        log(f"wrote {what} of {out}")
+    if interrupted:
+        return 130
+    return 1 if bench.failures else 0

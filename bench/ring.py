@@ -14,7 +14,6 @@ end, also on failure, Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import datetime
 import hashlib
@@ -40,7 +39,7 @@ import netkit  # noqa: E402
 import nlread  # noqa: E402
 import report  # noqa: E402
 import ring_lab  # noqa: E402
-from common import (VENV_PYTHON, cpu_busy_seconds, cpu_model, export_rev, git_commit, ip_version, log, mem_gb,  # noqa: E402
+from common import (VENV_PYTHON, run_bench, cpu_busy_seconds, cpu_model, export_rev, git_commit, ip_version, log, mem_gb,  # noqa: E402
                     nsnet_command, out, own_cpu_seconds, pick_base, pick_base6)
 from peers import BenchError, Proc, Runner, require_ok, start_agent, stop_agent  # noqa: E402
 from ring_lab import BATCH_VARIANTS, FORWARDING, Ring  # noqa: E402
@@ -748,35 +747,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench/ring.py: `{tool}` not found", file=sys.stderr)
             return 2
     bench = RingBench(args)
-    atexit.register(bench.cleanup)
-
-    def stop(signum: int, _frame) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
-    interrupted = False
-    try:
-        bench.run()
-    except KeyboardInterrupt as err:
-        interrupted = True
-        log(f"interrupted ({err or 'SIGINT'}): cleaning up")
-    finally:
-        bench.cleanup()
-    left = bench.leftovers()
-    if left:
-        bench.failures.append("left on the host after cleanup: " + ", ".join(left[:10]))
-    text = bench.markdown(interrupted)
-    print(text)
-    if args.out != "-" and not interrupted:
-        old = open(args.out).read() if os.path.exists(args.out) else ""
-        with open(args.out, "w") as f:
-            f.write(report.put_section(old, "ring", text))
-        log(f"wrote the ring section of {args.out}")
-    if interrupted:
-        return 130
-    return 1 if bench.failures else 0
+    return run_bench(bench, args.out, lambda old, text: report.put_section(old, "ring", text), "the ring section")
 
 
 if __name__ == "__main__":

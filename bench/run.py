@@ -15,7 +15,6 @@ removed by exact name at the end, also on failure, Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import datetime
 import os
@@ -38,7 +37,7 @@ sys.path.insert(0, HERE)
 import lab as L  # noqa: E402
 import netkit  # noqa: E402
 import report  # noqa: E402
-from common import cpu_busy_seconds, export_rev, log, nsnet_command, own_cpu_seconds, pick_base  # noqa: E402
+from common import run_bench, cpu_busy_seconds, export_rev, log, nsnet_command, own_cpu_seconds, pick_base  # noqa: E402
 from common import cpu_model as _cpu_model, git_commit as _git_commit, ip_version, mem_gb as _mem_gb, out as _out  # noqa: E402
 from peers import (BatchPeer, BenchError, CniPeer, NsnetPeer, Peer, Runner, ShellPeer,  # noqa: E402
                    verify_built, wait_gone, wait_links_gone)
@@ -408,35 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_cni()
 
     bench = Bench(args)
-    atexit.register(bench.cleanup)
-
-    def stop(signum: int, _frame) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
-    interrupted = False
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        interrupted = True
-        log("interrupted: cleaning up")
-    finally:
-        bench.cleanup()
-    left = bench.leftovers()
-    if left:
-        bench.failures.append("left on the host after cleanup: " + ", ".join(left[:10]))
-    text = bench.markdown(interrupted)
-    print(text)
-    if args.out != "-" and not interrupted:
-        old = open(args.out).read() if os.path.exists(args.out) else ""
-        with open(args.out, "w") as f:
-            f.write(report.carry_sections(old, text))  # ring.py's section stays
-        log(f"wrote {args.out}")
-    if interrupted:
-        return 130
-    return 1 if bench.failures else 0
+    return run_bench(bench, args.out, report.carry_sections, "the results")  # ring.py's section stays in run.py's file
 
 
 if __name__ == "__main__":
