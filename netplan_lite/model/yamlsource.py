@@ -11,9 +11,15 @@ from typing import Any, Iterator, Protocol
 
 import yaml
 
-MAX_BYTES = 512 << 10  # a lab of 3000 namespaces is about 150 KiB; more only slows refusals
-MAX_NODES = 200_000  # counted with aliases expanded: stops "billion laughs"
+MAX_BYTES = 64 << 20  # a 500-router ring with all its 517,216 routes written out is 28 MiB
+MAX_NODES = 200_000  # counted with aliases expanded: stops "billion laughs"...
 MAX_DEPTH = 32
+BYTES_PER_NODE = 4  # ...or one node per 4 bytes of a bigger file, so work stays linear in its size (plain text is 5-10 bytes a node)
+
+
+def node_limit(size: int) -> int:
+    """How many nodes, aliases expanded, a file of `size` bytes may hold."""
+    return max(MAX_NODES, size // BYTES_PER_NODE)
 
 
 class SourceError(Exception):
@@ -113,12 +119,14 @@ def _events(text: str) -> Iterator[yaml.Event]:
         loader.dispose()
 
 
-def _check_depth(text: str) -> None:
-    """Refuse absurd nesting and node counts from the event stream, before composing."""
-    depth = 0
-    for count, event in enumerate(_events(text)):
-        if count > MAX_NODES:
-            raise SourceError(f"document expands to over {MAX_NODES} nodes (alias bomb?)")
+def _check_depth(text: str, limit: int) -> None:
+    """Refuse absurd nesting and node counts from the event stream, before composing (and holding) any of it."""
+    depth = nodes = 0
+    for event in _events(text):
+        if isinstance(event, yaml.NodeEvent):
+            nodes += 1
+            if nodes > limit:
+                raise SourceError(f"document has over {limit} nodes")
         if isinstance(event, _OPEN):
             depth += 1
             if depth > 2 * MAX_DEPTH:  # the tree check reports MAX_DEPTH precisely below this
@@ -139,13 +147,14 @@ def parse(raw: bytes) -> Document:
     if "\x00" in text:
         raise SourceError("binary data (NUL byte) in a topology file")
     try:
-        _check_depth(text)
+        limit = node_limit(len(raw))
+        _check_depth(text, limit)
         loader = _Loader(text)
         try:
             root = loader.get_single_node()
             if root is None:
                 raise SourceError("file is empty: a topology needs at least `name:`")
-            _check_tree(root)
+            _check_tree(root, limit)
             data = loader.construct_document(root)
         finally:
             loader.dispose()
@@ -166,15 +175,15 @@ def parse(raw: bytes) -> Document:
     return Document(data, root)
 
 
-def _check_tree(root: yaml.Node) -> None:
+def _check_tree(root: yaml.Node, limit: int) -> None:
     """Refuse duplicate keys, deep nesting and alias expansion bombs."""
     count = 0
     stack: list[tuple[yaml.Node, int, tuple[str, ...]]] = [(root, 1, ())]
     while stack:
         node, depth, path = stack.pop()
         count += 1
-        if count > MAX_NODES:
-            raise SourceError(f"document expands to over {MAX_NODES} nodes (alias bomb?)")
+        if count > limit:
+            raise SourceError(f"document expands to over {limit} nodes (alias bomb?)")
         if depth > MAX_DEPTH:
             mark = node.start_mark
             raise SourceError(f"nesting deeper than {MAX_DEPTH} levels", mark.line + 1, mark.column + 1, ".".join(path))

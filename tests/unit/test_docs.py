@@ -140,7 +140,7 @@ def test_rules_beyond_the_schema_quote_the_limits_the_code_enforces():
     assert f"between /{checks.MIN_PREFIX} and /{checks.MAX_PREFIX}" in text
     assert f"at most {yamlsource.MAX_BYTES} bytes" in text
     assert f"at most {yamlsource.MAX_DEPTH} levels" in text
-    assert f"at most {yamlsource.MAX_NODES} nodes" in text
+    assert f"at most {yamlsource.MAX_NODES} nodes, or one node per {yamlsource.BYTES_PER_NODE} bytes" in text
 
 
 def _anchors(gen: ModuleType, path: Path) -> set[str]:
