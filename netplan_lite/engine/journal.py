@@ -63,14 +63,15 @@ def read_intents(topology: str) -> Intents:
 class Journal:
     """Appends records for one run; `close(clean=True)` removes the file."""
 
-    def __init__(self, topology: str):
+    def __init__(self, topology: str, path: str | None = None):
         self.topology = topology
-        self.path = journal_path(topology)
+        self.path = path or journal_path(topology)  # a CNI call's own: many run at once on one network
         self._file: TextIO | None = None  # opened by the first record: a run that fails before acting leaves none
 
     def record(self, event: str, **fields: Any) -> None:
         if self._file is None:
             topology_dir(self.topology)
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             self._file = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
         self._file.write(json.dumps({"event": event, **fields}, default=str) + "\n")
         self._file.flush()  # a SIGKILL keeps what reached the kernel's page cache

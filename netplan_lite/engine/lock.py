@@ -20,7 +20,7 @@ from typing import Iterator
 from ..errors import NsnetError
 from .rundir import state_dir, topology_dir
 
-POLL_SECONDS = 0.1
+POLL_SECONDS = (0.002, 0.1)  # first and longest wait between tries: CNI calls hold it for milliseconds
 
 
 class LockTimeout(NsnetError):
@@ -45,13 +45,15 @@ class Held:
 
 
 @contextlib.contextmanager
-def topology_lock(topology: str, timeout: float) -> Iterator[Held]:
+def topology_lock(topology: str, timeout: float, shared: bool = False) -> Iterator[Held]:
+    """The topology's lock; `shared` is held by CNI calls that each change only their own attachment
+    (many at once), while a run that changes the whole network holds it alone."""
     deadline = time.monotonic() + timeout
     while True:
         path = os.path.join(topology_dir(topology), "lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            _acquire(fd, topology, timeout, deadline)
+            _acquire(fd, topology, timeout, deadline, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             if _is_current(fd, path):
                 break
         except BaseException:
@@ -60,8 +62,9 @@ def topology_lock(topology: str, timeout: float) -> Iterator[Held]:
         os.close(fd)  # the file was removed by a destroy while we waited
     held = Held(path)
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        if not shared:  # many hold it shared: none of them is "the" holder
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield held
         if held.discard:
             os.unlink(path)
@@ -71,17 +74,19 @@ def topology_lock(topology: str, timeout: float) -> Iterator[Held]:
         os.close(fd)  # releases the flock
 
 
-def _acquire(fd: int, topology: str, timeout: float, deadline: float) -> None:
+def _acquire(fd: int, topology: str, timeout: float, deadline: float, mode: int) -> None:
+    wait, longest = POLL_SECONDS
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 raise LockTimeout(
                     f"topology {topology!r} is locked by another nsnet run (PID {_holder(fd)}); gave up after {timeout:g} s (--lock-timeout)"
                 ) from None
-            time.sleep(POLL_SECONDS)
+            time.sleep(wait)
+            wait = min(2 * wait, longest)
 
 
 def _is_current(fd: int, path: str) -> bool:

@@ -270,6 +270,7 @@ class RunOptions:
     journal: Journal | None = None
     rollback: bool = True  # False: keep partial progress (--no-rollback)
     stop: Callable[[], str | None] = lambda: None  # the name of a pending stop signal
+    records: bool = True  # keep the topology's address and data-source records (a CNI call keeps its own)
 
 
 def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) -> Applied:
@@ -280,7 +281,7 @@ def run(planned: Planned, kernel: Kernel, options: RunOptions = RunOptions()) ->
         outcome.remaining = verify(kernel, planned.desired, _verify_scope(read, outcome, planned))
         if outcome.remaining:
             outcome.failure = VerificationFailed(outcome.remaining)
-    if outcome.converged and options.journal is not None:  # a run that keeps records on the host
+    if outcome.converged and options.journal is not None and options.records:  # a run that keeps records on the host
         assignments.save(planned.topology, Recorded(planned.addresses, planned.addresses6), planned.sources)
         if not planned.desired and not planned.scope.partial:
             forget_records(planned.topology)

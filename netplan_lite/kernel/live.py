@@ -153,7 +153,7 @@ class LiveKernel:
         if host is None or inner is None:
             raise KernelError(f"the new veth of {ns}/{iface.name} disappeared")
         master = self.nl.lookup(None, iface.bridge) if iface.bridge else None
-        self.nl.set_link(None, host, alias=self.label, master=master, mtu=iface.mtu, ipv6_link_local=False)
+        self.nl.set_link(None, host, alias=self.label, master=master, mtu=iface.mtu, mac=iface.host_mac, ipv6_link_local=False)
         if iface.hairpin:
             self.nl.set_link(None, host, hairpin=True)
         mac = iface.mac or stable_mac(self.topology, ns, iface.name)
@@ -236,6 +236,8 @@ class LiveKernel:
         if after.mtu is not None and after.mtu != before.mtu:
             host_attrs["mtu"] = after.mtu
             self.nl.set_link(ns, inner, mtu=after.mtu)
+        if after.host_mac is not None and after.host_mac != before.host_mac:
+            host_attrs["mac"] = after.host_mac
         if host_attrs:
             self.nl.set_link(None, host, **host_attrs)
         if after.mac is not None and after.mac != before.mac:

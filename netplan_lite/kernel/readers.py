@@ -119,6 +119,7 @@ def _veths(
                 host_up=host.up if host else False,
                 hairpin=host.hairpin if host else False,
                 owned=host.alias == ours.label if host else True,
+                host_mac=host.mac if host else None,
             ),
             (host.index if host else None),
         )

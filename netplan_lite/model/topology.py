@@ -67,6 +67,8 @@ class Interface:
     mtu: int | None = None
     mac: str | None = None
     address6: IPv6Interface | None = None  # None: allocated from the bridge's IPv6 subnet, if it has one
+    hairpin: bool = False  # the bridge port sends frames back out of itself (CNI `hairpinMode`; port-forward targets always)
+    host_mac: str | None = None  # the host end's MAC (CNI attachments: derived); None: the kernel's
 
 
 class RouteType(enum.Enum):

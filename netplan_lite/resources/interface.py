@@ -25,6 +25,7 @@ class InterfaceState:
     host_up: bool = True
     hairpin: bool = False  # set on port-forward targets so a namespace reaches its own published port
     owned: bool = True  # the host end's label
+    host_mac: str | None = None  # desired None: not managed
 
     @property
     def id(self) -> ResourceId:
@@ -43,7 +44,8 @@ def _lower(lowering: Lowering) -> Iterator[InterfaceState]:
                 addresses=lowering.addresses_of((ns.name, iface.name)),
                 mtu=iface.mtu,
                 mac=iface.mac,
-                hairpin=(ns.name, iface.name) in targets,
+                hairpin=iface.hairpin or (ns.name, iface.name) in targets,
+                host_mac=iface.host_mac,
             )
 
 
