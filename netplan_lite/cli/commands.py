@@ -435,3 +435,11 @@ def cmd_completion(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         raise NsnetError(f"completion: name a shell: {', '.join(completion.SHELLS)}")
     sys.stdout.write(completion.script(args.shell, parser))
     return ExitCode.OK
+
+
+def cmd_cni(args: argparse.Namespace) -> int:
+    from ..cni.install import install
+
+    path = install(args.bin_dir)
+    print(f'installed nsnet\'s CNI plugin: {path} (type "nsnet")')
+    return ExitCode.OK

@@ -20,6 +20,7 @@ from .commands import (
     DEFAULT_FILE,
     cmd_agent,
     cmd_apply,
+    cmd_cni,
     cmd_completion,
     cmd_destroy,
     cmd_exec,
@@ -109,6 +110,15 @@ def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> N
         "labelled for another topology. Options go before NAMESPACE. The file goes first, as\n"
         "for every command (`nsnet exec lab.yaml web -- ss -tln`: a path or a .yaml/.yml/.json\n"
         "name, followed by NAMESPACE and --), or with -f.\n\n" + EXIT_CODES
+    )
+    p = command("cni", cmd_cni, "Install nsnet's CNI plugin, for podman, containerd and Kubernetes nodes.", reports=False, kernel=False)
+    actions = p.add_subparsers(dest="cni_action", required=True, metavar="ACTION")
+    install = actions.add_parser("install", help="write the plugin executable `nsnet` into a CNI bin dir (atomically)")
+    install.add_argument("--bin-dir", required=True, metavar="DIR", help="the runtime's CNI_PATH directory, e.g. /opt/cni/bin or /usr/lib/cni")
+    p.epilog = (
+        "The plugin is `type: \"nsnet\"` in a CNI configuration: the reference bridge plugin's keys, with nsnet's\n"
+        'engine behind them (README: "Use nsnet as a CNI plugin"). It runs this installation\'s Python by\n'
+        "absolute path, isolated (-I).\n\n" + EXIT_CODES
     )
     p = command("completion", _completion, "Print a shell completion script (bash, zsh or fish).", reports=False, kernel=False)
     p.add_argument("shell", nargs="?", choices=SHELLS, help="the shell to complete for")

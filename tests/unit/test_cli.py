@@ -19,7 +19,7 @@ from netplan_lite.errors import ExitCode
 from netplan_lite.engine.fake import FakeKernel
 from netplan_lite.kernel.preflight.checks import HostFacts
 
-COMMANDS = ["validate", "plan", "apply", "destroy", "show", "test", "ls", "graph", "init", "fmt", "exec", "completion", "agent"]
+COMMANDS = ["validate", "plan", "apply", "destroy", "show", "test", "ls", "graph", "init", "fmt", "exec", "completion", "agent", "cni"]
 BAD = "name: demo\nbridges:\n  br0: {subnet: 172.30.0.5/24, colour: red}\nnamespaces:\n  a:\n    interfaces:\n      eth0: {bridge: nope}\n"
 ROOT = Path(__file__).resolve().parents[2]
 

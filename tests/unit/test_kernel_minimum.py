@@ -34,7 +34,7 @@ KERNEL_COMMANDS = {
     "agent": [],
     "test": [str(EXAMPLE), "--ping-all"],
 }
-FILE_COMMANDS = {"validate", "fmt", "graph", "init", "completion"}
+FILE_COMMANDS = {"validate", "fmt", "graph", "init", "completion", "cni"}
 COMMAND_FUNCTIONS = {
     "plan": "cmd_plan",
     "apply": "cmd_apply",

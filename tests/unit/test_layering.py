@@ -1,10 +1,12 @@
 """The package's import contract, read from the source with `ast` (nothing is imported).
 
-Layers, lowest first: model <- resources <- engine <- {kernel, render} <- agent <- cli.
+Layers, lowest first: model <- resources <- engine <- {kernel, render} <- {agent, cni} <- cli.
 A module may import its own layer and lower ones; kernel and render never import
 each other (the kernel reads and writes, render prints: either works without
 the other). Within the top, the command line may start the agent (`nsnet
-agent`), never the reverse: the agent runs the command function it is handed.
+agent`) and install the CNI plugin (`nsnet cni install`), never the reverse:
+the agent runs the command function it is handed, and the CNI plugin is a
+program of its own that drives the engine as runtimes call it.
 The top-level errors, labels, faults, jsonable and words (and the package itself,
 for __version__) are the base any module may import; they import only each
 other. launch and __main__ are entry points: they may import anything and
@@ -39,7 +41,8 @@ LOWER = {  # layer -> the layers below it that it may import
     "kernel": frozenset({"model", "resources", "engine"}),
     "render": frozenset({"model", "resources", "engine"}),
     "agent": frozenset({"model", "resources", "engine", "kernel", "render"}),
-    "cli": frozenset({"model", "resources", "engine", "kernel", "render", "agent"}),
+    "cni": frozenset({"model", "resources", "engine", "kernel"}),
+    "cli": frozenset({"model", "resources", "engine", "kernel", "render", "agent", "cni"}),
 }
 
 

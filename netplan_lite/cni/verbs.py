@@ -1,0 +1,265 @@
+"""ADD, DEL, CHECK, STATUS and GC of one network, through nsnet's engine.
+
+ADD is a scoped plan: the network's topology with this one attachment,
+observed, diffed, planned, applied (journalled, rolled back on failure) and
+verified like `nsnet apply --target`. The network's lock is held alone only
+to allocate addresses and to make or remove the network itself; attachment
+work holds it shared, so ADDs of different containers run side by side.
+
+DEL needs nothing but the names derived from (network, container ID,
+ifname): it removes the host end of the veth (the kernel takes the
+container end, its addresses and routes with it), the leases and the
+record, whatever is left of them; it succeeds again and again, with or
+without the namespace or a prevResult. The last DEL removes the bridge, the
+network's nft table and its hold on the forwarding switch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import os
+from typing import Any, Iterator
+
+from ..engine import reconcile
+from ..engine.apply import ActionFailed, VerificationFailed
+from ..engine.assignments import Recorded
+from ..engine.journal import Journal
+from ..engine.lock import LockTimeout, topology_lock
+from ..engine.reconcile import Planned, RunOptions
+from ..engine.scope import Scope
+from ..errors import ConflictError, KernelError, NsnetError
+from ..kernel.live import LiveKernel, open_kernel
+from ..labels import label
+from ..model.topology import Topology
+from ..resources.macs import stable_mac
+from . import delegate, ipam, network, records
+from .config import NetConf, Request
+from .records import Attachment
+from .spec import Code, CniError, Result, ResultInterface, ResultIP, ResultRoute
+
+LOCK_SECONDS = 60.0  # a runtime retries a call that answers "try again later"
+
+
+@contextlib.contextmanager
+def _locked(conf: NetConf, shared: bool) -> Iterator[None]:
+    try:
+        with topology_lock(conf.name, LOCK_SECONDS, shared=shared):
+            yield
+    except LockTimeout as err:
+        raise CniError(Code.TRY_AGAIN_LATER, str(err)) from None
+
+
+@contextlib.contextmanager
+def _engine(conf: NetConf) -> Iterator[LiveKernel]:
+    """A kernel session; what the engine refuses becomes the spec's error document."""
+    try:
+        with open_kernel(conf.name) as kernel:
+            yield kernel
+    except (ActionFailed, KernelError) as err:
+        raise CniError(Code.KERNEL_REFUSED, str(err)) from None
+    except ConflictError as err:
+        raise CniError(Code.CONFLICT, str(err)) from None
+    except NsnetError as err:
+        raise CniError(Code.INVALID_CONFIG, str(err)) from None
+
+
+def _new_attachment(conf: NetConf, request: Request) -> Attachment:
+    name = network.attachment_name(request.container_id, request.ifname)
+    mac = conf.mac or network.container_mac(conf.name, request.container_id, request.ifname)
+    return Attachment(
+        name, request.container_id, request.ifname, request.netns, network.host_veth(conf.name, request.container_id, request.ifname), mac
+    )
+
+
+def _plan(kernel: LiveKernel, topology: Topology, attachment: Attachment | None) -> Planned:
+    """The plan of the network's host objects, or of one attachment (and the host objects it needs)."""
+    if attachment is None:
+        scope = Scope(frozenset(), whole_host=False)
+        return reconcile.compute(topology, kernel.observe(scope), None, Recorded(), scope)
+    scope = Scope(frozenset({attachment.name}), whole_host=False, sources={attachment.name: attachment.netns})
+    return reconcile.compute(topology, kernel.observe(scope), frozenset({attachment.name}), Recorded(), scope)
+
+
+def _apply(kernel: LiveKernel, planned: Planned, journal: str) -> None:
+    if not planned.plan.actions:
+        return
+    applied = reconcile.run(planned, kernel, RunOptions(journal=Journal(planned.topology, journal), records=False))
+    failure = applied.outcome.failure
+    if isinstance(failure, VerificationFailed):
+        raise CniError(Code.KERNEL_REFUSED, str(failure))
+    if failure is not None:
+        raise CniError(Code.KERNEL_REFUSED, str(failure), "the changes of this call were rolled back")
+
+
+# ADD
+
+
+def add(conf: NetConf, request: Request, stdin: bytes) -> Result:
+    attachment = _new_attachment(conf, request)
+    with _locked(conf, shared=False):  # allocation, the record, the network itself: milliseconds once it exists
+        earlier = records.load(conf.name, attachment.name)
+        if earlier is not None and earlier.netns != request.netns:
+            raise CniError(
+                Code.INTERFACE_EXISTS, f"container {request.container_id} already has {request.ifname} on network {conf.name}", f"in {earlier.netns}"
+            )
+        attachment, conf = _addresses(conf, request, attachment, earlier, stdin)
+        records.save(conf.name, attachment)  # before any kernel change: a DEL after a crash finds it
+        with _engine(conf) as kernel:
+            _apply(kernel, _plan(kernel, network.topology_of(conf, None), None), records.cni_dir(conf.name, "journal-network.jsonl"))
+    with _locked(conf, shared=True), _engine(conf) as kernel:
+        if earlier is None:
+            _refuse_existing_interface(kernel, attachment)
+        _apply(
+            kernel, _plan(kernel, network.topology_of(conf, attachment), attachment), records.cni_dir(conf.name, f"journal-{attachment.name}.jsonl")
+        )
+    return result_of(conf, attachment)
+
+
+def _addresses(conf: NetConf, request: Request, attachment: Attachment, earlier: Attachment | None, stdin: bytes) -> tuple[Attachment, NetConf]:
+    """The attachment's addresses: those it has (a retried ADD), nsnet's allocator's, or the delegated IPAM plugin's."""
+    if earlier is not None:
+        return earlier, delegate.with_ranges(conf, earlier.extra) if conf.delegated else conf
+    if conf.delegated:
+        answer = delegate.call(conf, request, "ADD", stdin)
+        return dataclasses.replace(attachment, addresses=delegate.addresses(answer), extra={"ipam": answer}), delegate.with_ranges(
+            conf, {"ipam": answer}
+        )
+    return dataclasses.replace(attachment, addresses=ipam.allocate(conf, attachment.name)), conf
+
+
+def _refuse_existing_interface(kernel: LiveKernel, attachment: Attachment) -> None:
+    """ADD of an interface name the container already has is an error, not a takeover."""
+    try:
+        fd = os.open(attachment.netns, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_NETNS {attachment.netns} cannot be opened: {os.strerror(err.errno or errno.EIO)}") from None
+    kernel.nl.forget(attachment.name)
+    kernel.nl.adopt(attachment.name, fd)
+    try:
+        existing = [link for link in kernel.nl.links(attachment.name) if link.name == attachment.ifname]
+    except OSError:
+        raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_NETNS {attachment.netns} is not a network namespace") from None
+    if existing and existing[0].alias != label(kernel.topology):
+        raise CniError(Code.INTERFACE_EXISTS, f"the container already has an interface {attachment.ifname}", f"in {attachment.netns}")
+
+
+def result_of(conf: NetConf, attachment: Attachment) -> Result:
+    """The ADD result: the bridge, the host end and the container end (with its sandbox), the
+    addresses on the container end, its routes, and the configuration's DNS."""
+    interfaces = (
+        ResultInterface(conf.bridge, stable_mac(conf.name, conf.bridge)),
+        ResultInterface(attachment.host_veth, network.host_mac(conf.name, attachment.container_id, attachment.ifname)),
+        ResultInterface(attachment.ifname, attachment.mac, attachment.netns, conf.mtu),
+    )
+    ips = tuple(ResultIP(a, _gateway(conf, a), 2) for a in attachment.addresses)
+    routes = tuple(ResultRoute(str(r.to), str(r.via[0]) if r.via else None) for r in network.routes_of(conf))
+    return Result(interfaces, ips, routes, dict(conf.dns))
+
+
+def _gateway(conf: NetConf, address: str) -> str | None:
+    gateway = network.gateway_of(conf, 6 if ":" in address else 4)
+    return str(gateway) if gateway else None
+
+
+# DEL
+
+
+def delete(conf: NetConf, request: Request, stdin: bytes) -> None:
+    attachment = records.load(conf.name, network.attachment_name(request.container_id, request.ifname)) or _new_attachment(conf, request)
+    with _locked(conf, shared=True):
+        _remove(conf, attachment, request, stdin)
+    _remove_network_if_unused(conf)
+
+
+def _remove(conf: NetConf, attachment: Attachment, request: Request | None, stdin: bytes) -> None:
+    """Everything of one attachment, whatever is left of it."""
+    with _engine(conf) as kernel:
+        index = kernel.nl.lookup(None, attachment.host_veth)
+        if index is not None and _is_ours(kernel, index):
+            with contextlib.suppress(FileNotFoundError, OSError):  # gone meanwhile: its namespace went
+                kernel.nl.delete_link(None, index)
+    if conf.delegated and request is not None:
+        delegate.call(conf, request, "DEL", stdin)
+    for address in attachment.addresses:
+        records.release(conf.name, address.split("/")[0], attachment.name)
+    records.forget(conf.name, attachment.name)
+    for journal in (f"journal-{attachment.name}.jsonl",):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(records.cni_dir(conf.name, journal))
+
+
+def _is_ours(kernel: LiveKernel, index: int) -> bool:
+    found = kernel.nl.link_by_index(None, index)
+    return found is not None and found.alias == label(kernel.topology)
+
+
+def _remove_network_if_unused(conf: NetConf) -> None:
+    """The last attachment gone, the network goes: bridge, nft table, forwarding hold, records."""
+    if records.any_left(conf.name):
+        return
+    with contextlib.suppress(LockTimeout):  # busy: another call holds it, and the last of them finishes
+        with topology_lock(conf.name, 0.0) as held:
+            if records.any_left(conf.name):
+                return
+            with _engine(conf) as kernel:
+                scope = Scope(frozenset(), whole_host=False)
+                planned = reconcile.compute_destroy(conf.name, kernel.observe(scope), scope)
+                _apply(kernel, planned, records.cni_dir(conf.name, "journal-network.jsonl"))
+            _forget_network(conf.name)
+            held.discard = True
+
+
+def _forget_network(name: str) -> None:
+    for directory in (records.cni_dir(name, records.LEASES), records.cni_dir(name, records.ATTACHMENTS)):
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.listdir(directory):
+                os.unlink(os.path.join(directory, entry))
+            os.rmdir(directory)
+    for entry in ("cursor-4", "cursor-6", "journal-network.jsonl"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(records.cni_dir(name, entry))
+    with contextlib.suppress(OSError):
+        os.rmdir(records.cni_dir(name))
+
+
+# CHECK
+
+
+def check(conf: NetConf, request: Request) -> None:
+    attachment = records.load(conf.name, network.attachment_name(request.container_id, request.ifname))
+    if attachment is None:
+        raise CniError(Code.UNKNOWN_CONTAINER, f"container {request.container_id} has no {request.ifname} on network {conf.name}")
+    if conf.delegated:
+        conf = delegate.with_ranges(conf, attachment.extra)
+    with _locked(conf, shared=True), _engine(conf) as kernel:
+        attachment = dataclasses.replace(attachment, netns=request.netns)
+        planned = _plan(kernel, network.topology_of(conf, attachment), attachment)
+    if planned.plan.actions:
+        changes = "; ".join(f"{a.op.value} {a.id}" + (f" ({', '.join(f.field for f in a.fields)})" if a.fields else "") for a in planned.plan.actions)
+        raise CniError(Code.DRIFT, f"attachment {request.container_id}/{request.ifname} differs from what ADD made", changes)
+
+
+# STATUS and GC
+
+
+def status(conf: NetConf) -> None:
+    from ..kernel import nftables
+
+    try:
+        nftables.require()
+    except NsnetError as err:
+        raise CniError(Code.NOT_READY, f"nft is unusable: {err}") from None
+    if not conf.delegated and ipam.exhausted(conf):
+        raise CniError(Code.NOT_READY, f"network {conf.name} has no free address left")
+
+
+def gc(conf: NetConf, valid: list[Any]) -> None:
+    """Remove every attachment the runtime does not list as valid."""
+    keep = {(v.get("containerID"), v.get("ifname")) for v in valid if isinstance(v, dict)}
+    for attachment in list(records.attachments(conf.name)):
+        if (attachment.container_id, attachment.ifname) not in keep:
+            with _locked(conf, shared=True):
+                _remove(conf, attachment, None, b"")
+    _remove_network_if_unused(conf)
