@@ -167,6 +167,7 @@ HANDLERS: dict[Kind, FakeHandler] = {
     Kind.ROUTE: FakeHandler(),
     Kind.NAMESPACE_SYSCTL: FakeHandler(),
     Kind.NFT_TABLE: FakeHandler(),
+    Kind.PORT_MAPPING: FakeHandler(),
     Kind.SYSCTL: FakeHandler(),
     Kind.IPTABLES_RULE: FakeHandler(),
     Kind.IP6TABLES_RULE: FakeHandler(),

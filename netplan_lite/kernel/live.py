@@ -23,7 +23,17 @@ from ..errors import ConflictError, KernelError, PermissionDenied
 from ..labels import ADDRESS_PROTO, ROUTE_PROTO, label
 from .netlink import Netlink
 from ..engine.lock import host_lock
-from ..resources.nat import HELD_SYSCTLS, claim_clashes, forward_claims, taken_claims
+from ..resources.nat import (
+    FORWARD_MAPS,
+    HELD_SYSCTLS,
+    claim_clashes,
+    element_claim,
+    forward_claims,
+    port_map,
+    port_map_name,
+    table_name,
+    taken_claims,
+)
 from ..engine.observation import Observation
 from ..engine.scope import EVERYTHING, Scope
 from ..resources.ids import ORPHAN_NAMESPACE, Kind
@@ -35,7 +45,8 @@ from ..resources.interface import InterfaceState
 from ..resources.link import FOREIGN_QDISC, EndState, LinkState, link_ends
 from ..resources.namespace import NamespaceState
 from ..resources.namespace_sysctl import NamespaceSysctlState
-from ..resources.nft_table import NftTableState
+from ..resources.nft_table import NftElement, NftTableState
+from ..resources.port_mapping import PortMappingState
 from ..resources.route import RouteState, destination_cidr
 from ..model.netem import from_summary as netem_of
 from .rtnl.route import RouteMsg
@@ -87,6 +98,7 @@ class LiveKernel:
             Kind.ROUTE: LiveHandler(self._create_route, self._update_route, self._delete_route),
             Kind.NAMESPACE_SYSCTL: LiveHandler(self._set_namespace_sysctl, _by_creating(self._set_namespace_sysctl), self._restore_namespace_sysctl),
             Kind.NFT_TABLE: LiveHandler(self._publish_table, _by_creating(self._publish_table), self._delete_table),
+            Kind.PORT_MAPPING: LiveHandler(self._add_port_mapping, self._update_port_mapping, self._delete_port_mapping),
             Kind.SYSCTL: LiveHandler(self._set_sysctl, _by_creating(self._set_sysctl), self._release_sysctl),
             Kind.IPTABLES_RULE: LiveHandler(self._add_accepts, self._update_accepts, self._remove_accepts),
             Kind.IP6TABLES_RULE: LiveHandler(self._add_accepts, self._update_accepts, self._remove_accepts),
@@ -118,10 +130,32 @@ class LiveKernel:
         other topologies' tables once more: the plan's check cannot see an apply of another
         topology that publishes the same port between this run's read and this write."""
         with host_lock("forwards"):
-            clashes = claim_clashes(forward_claims(table), taken_claims(nftables.read_tables(), table.name))
+            tables = nftables.read_tables()
+            clashes = claim_clashes(forward_claims(table), taken_claims(tables, table.name))
             if clashes:
                 raise ConflictError("refusing to forward a host port twice: " + "; ".join(clashes))
-            nftables.replace_table(table)
+            nftables.replace_table(table, kept=tables.get(table.name))
+
+    def _add_port_mapping(self, mapping: PortMappingState) -> None:
+        """One element into the network's map, after the same check against the other topologies' ports."""
+        with host_lock("forwards"):
+            nft_map = next(m for m in FORWARD_MAPS.values() if m.name == mapping.map)
+            clashes = claim_clashes([element_claim(nft_map, mapping.key)], taken_claims(nftables.read_tables(), table_name(self.topology)))
+            if clashes:
+                raise ConflictError("refusing to forward a host port twice: " + "; ".join(clashes))
+            address, port = mapping.target
+            elements = [
+                (nft_map.name, NftElement(mapping.key, (address,), mapping.namespace)),
+                (port_map(nft_map).name, NftElement(mapping.key, (port,), mapping.namespace)),
+            ]
+            nftables.add_elements(table_name(self.topology), elements)
+
+    def _update_port_mapping(self, before: PortMappingState, after: PortMappingState) -> None:
+        self._delete_port_mapping(before)
+        self._add_port_mapping(after)
+
+    def _delete_port_mapping(self, mapping: PortMappingState) -> None:
+        nftables.delete_elements(table_name(self.topology), [(mapping.map, mapping.key), (port_map_name(mapping.map), mapping.key)])
 
     def _add_accepts(self, rules: IptablesRulesState) -> None:
         iptables.add(rules, rules.accepts, self.label)

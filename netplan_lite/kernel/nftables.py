@@ -19,10 +19,14 @@ from typing import Any
 from ..errors import KernelError
 from ..faults import checkpoint
 from ..resources.nat import TABLE_PREFIX, canonical
-from ..resources.nft_table import FAMILY, LEGACY_FAMILY, NftChain, NftRule, NftTableState
+from ..resources.nft_table import FAMILY, LEGACY_FAMILY, NftChain, NftElement, NftMap, NftRule, NftTableState
 
 FAMILIES = (FAMILY, LEGACY_FAMILY)
 MISSING = "nft is not installed (apt-get install nftables): port forwards and masquerade need it"
+
+
+def available() -> bool:
+    return shutil.which("nft") is not None
 
 
 def require() -> None:
@@ -90,15 +94,63 @@ def _merged(name: str, tables: list[NftTableState]) -> NftTableState:
 
 
 def parse_table(name: str, doc: dict[str, Any], family: str = FAMILY) -> NftTableState:
-    chains, rules = [], []
+    chains, rules, maps = [], [], []
     for item in doc.get("nftables", []):
-        if "chain" in item:
+        if "map" in item:
+            maps.append(_parse_map(item["map"]))
+        elif "chain" in item:
             c = item["chain"]
             chains.append(NftChain(c["name"], c.get("type", ""), c.get("hook", ""), c.get("prio", 0)))
         elif "rule" in item:
             r = item["rule"]
             rules.append(NftRule(r["chain"], r.get("comment", ""), canonical(r["expr"])))
-    return NftTableState(name, family, tuple(sorted(chains)), tuple(sorted(rules)))
+    return NftTableState(name, family, tuple(sorted(chains)), tuple(sorted(rules)), tuple(sorted(maps)))
+
+
+def _parts(value: Any) -> tuple[str | int, ...]:
+    """A concatenation's parts (`tcp . 8080`), or a lone value."""
+    return tuple(value["concat"]) if isinstance(value, dict) and "concat" in value else (value,)
+
+
+def _parse_map(doc: dict[str, Any]) -> NftMap:
+    key = doc["type"] if isinstance(doc["type"], list) else [doc["type"]]
+    elements = []
+    for key_doc, value_doc in doc.get("elem", []):
+        inner = key_doc.get("elem", {}) if isinstance(key_doc, dict) and "elem" in key_doc else {"val": key_doc}
+        elements.append(NftElement(_parts(inner["val"]), _parts(value_doc), inner.get("comment", "")))
+    return NftMap(doc["name"], tuple(key), tuple(str(doc["map"]).split(" . ")), tuple(sorted(elements)))
+
+
+def _map_command(family: str, table: str, nft_map: NftMap) -> dict[str, Any]:
+    return {"add": {"map": {"family": family, "table": table, "name": nft_map.name, "type": list(nft_map.key), "map": " . ".join(nft_map.value)}}}
+
+
+def _element(family: str, table: str, map_name: str, element: NftElement, with_value: bool = True) -> dict[str, Any]:
+    key = {"elem": {"val": {"concat": list(element.key)}, "comment": element.comment}} if element.comment else {"concat": list(element.key)}
+    item: Any = [key, {"concat": list(element.value)}] if with_value else key
+    return {"element": {"family": family, "table": table, "name": map_name, "elem": [item]}}
+
+
+def add_elements(table: str, elements: list[tuple[str, NftElement]]) -> None:
+    """(map, element) pairs in one transaction: `create` fails on a key a map has (another owner's)."""
+    _run(["-j", "-f", "-"], json.dumps({"nftables": [{"create": _element(FAMILY, table, name, e)} for name, e in elements]}))
+
+
+def delete_elements(table: str, keys: list[tuple[str, tuple[str | int, ...]]]) -> None:
+    """Remove the (map, key) elements; those already gone are fine (a DEL runs again and again):
+    one transaction, else one at a time when some are gone."""
+
+    def delete(items: list[tuple[str, tuple[str | int, ...]]]) -> subprocess.CompletedProcess[str]:
+        commands = [{"delete": _element(FAMILY, table, name, NftElement(key, ()), False)} for name, key in items]
+        return _nft(["-j", "-f", "-"], json.dumps({"nftables": commands}))
+
+    checkpoint()
+    if delete(keys).returncode == 0:
+        return
+    for item in keys:
+        done = delete([item])
+        if done.returncode != 0 and "No such file or directory" not in done.stderr:
+            raise KernelError(f"nft delete element {table} {item[0]}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
 
 
 def _table_ref(family: str, name: str) -> dict[str, Any]:
@@ -110,11 +162,18 @@ def _removal(name: str) -> list[dict[str, Any]]:
     return [command for family in FAMILIES for command in ({"add": _table_ref(family, name)}, {"delete": _table_ref(family, name)})]
 
 
-def replace_table(table: NftTableState) -> None:
+def replace_table(table: NftTableState, kept: NftTableState | None = None) -> None:
     """Create or replace the whole table atomically (one transaction), in its family; the same
-    name in the other family goes in that transaction (the move from ip to inet, and back on a rollback)."""
+    name in the other family goes in that transaction (the move from ip to inet, and back on a rollback).
+    The elements of `kept`'s maps (the live table's: port mappings, resources of their own) are
+    put back in the same transaction."""
     family = table.family
     commands: list[dict[str, Any]] = [*_removal(table.name), {"add": _table_ref(family, table.name)}]
+    live = {m.name: m for m in kept.maps} if kept else {}
+    for nft_map in table.maps:
+        commands.append(_map_command(family, table.name, nft_map))
+        if nft_map.name in live and live[nft_map.name].value == nft_map.value and live[nft_map.name].key == nft_map.key:
+            commands += [{"add": _element(family, table.name, nft_map.name, e)} for e in live[nft_map.name].elements]
     for chain in table.chains:
         commands.append(
             {

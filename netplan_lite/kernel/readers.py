@@ -23,7 +23,9 @@ from ..resources.interface import InterfaceState
 from ..resources.link import NO_NETEM, LinkState
 from ..resources.namespace import NamespaceState
 from ..resources.namespace_sysctl import NamespaceSysctlState
+from ..resources.nat import observed_mappings
 from ..resources.nft_table import NftTableState
+from ..resources.port_mapping import PortMappingState
 from ..resources.registry import KINDS, Resource
 from ..resources.route import RouteState, sorted_gateways
 from ..resources.sysctl import SysctlState
@@ -211,6 +213,14 @@ def _own_table(read: Read) -> Iterable[NftTableState]:
     return () if table is None else (table,)
 
 
+def _port_mappings(read: Read) -> Iterable[PortMappingState]:
+    """The mappings in the own table's maps, each its attachment's (the elements' comment)."""
+    table = read.tables.get(read.own_table)
+    for owner, name, nft_map, key, target in observed_mappings(table) if table else ():
+        if owner:
+            yield PortMappingState(owner, name, nft_map.name, key, target)
+
+
 READERS: Mapping[Kind, Reader] = {
     kind: reader
     for kind, reader in sorted(
@@ -224,6 +234,7 @@ READERS: Mapping[Kind, Reader] = {
                 lambda read: (s for s in read.namespace_sysctls if s.namespace in read.namespaces), NOT_ANNOUNCED
             ),  # /proc/sys
             Kind.NFT_TABLE: Reader(_own_table, NOT_ANNOUNCED),  # nft, not rtnetlink
+            Kind.PORT_MAPPING: Reader(_port_mappings, NOT_ANNOUNCED),
             Kind.SYSCTL: Reader(lambda read: read.sysctls, NOT_ANNOUNCED),  # /proc/sys
             Kind.IPTABLES_RULE: Reader(_docker_accepts(IptablesRulesState), NOT_ANNOUNCED),  # iptables
             Kind.IP6TABLES_RULE: Reader(_docker_accepts(Ip6tablesRulesState), NOT_ANNOUNCED),

@@ -231,6 +231,7 @@ class Topology:
     addressing: Addressing = Addressing()
     links: tuple[Link, ...] = ()
     checks: tuple[Check, ...] = ()
+    forward_maps: bool = False  # a CNI network: its forwards are elements of the table's maps, its rules fixed
 
     def bridge(self, name: str) -> Bridge | None:
         return next((b for b in self.bridges if b.name == name), None)

@@ -16,6 +16,7 @@ class Kind(enum.Enum):
     ROUTE = "route"
     NAMESPACE_SYSCTL = "namespace_sysctl"
     NFT_TABLE = "nft_table"
+    PORT_MAPPING = "port_mapping"
     SYSCTL = "sysctl"
     IPTABLES_RULE = "iptables_rule"
     IP6TABLES_RULE = "ip6tables_rule"

@@ -31,7 +31,7 @@ from typing import Any, Collection, Iterable, Iterator, Mapping
 
 from ..model.claims import Claim, claims_clash
 from ..model.topology import Bridge, Gateway, Interface, InterfaceKey, IPAddress, IPInterface, IPNetwork, Namespace, PortForward, Topology
-from .nft_table import NftChain, NftRule, NftTableState
+from .nft_table import NftChain, NftMap, NftRule, NftTableState
 from .sysctl import LINK_SYSCTL_PREFIX, SysctlState
 
 TABLE_PREFIX = "nsnet-"  # a topology's table is its ownership marker
@@ -247,11 +247,112 @@ def _bridge_rules(bridge: Bridge, localhost: bool, hairpin: Collection[int]) -> 
             yield NftRule("postrouting", f"masquerade {subnet} leaving {bridge.name}", canonical([source, leaving, MASQUERADE]))
 
 
+# A CNI network's forwards: fixed rules that look the destination up in maps, each mapping one
+# element in an address map and one in its port map under the same key (nft 1.0.6, Debian 12's,
+# cannot declare a map to `addr . port` in JSON, so `dnat to ADDRESS-MAP : PORT-MAP`).
+FORWARD_MAPS = {  # (IP version, keyed by the host address too) -> the address map; its port map is PORT_MAP(it)
+    (4, False): NftMap("fwd4", ("inet_proto", "inet_service"), ("ipv4_addr",)),
+    (4, True): NftMap("fwd4a", ("ipv4_addr", "inet_proto", "inet_service"), ("ipv4_addr",)),
+    (6, False): NftMap("fwd6", ("inet_proto", "inet_service"), ("ipv6_addr",)),
+    (6, True): NftMap("fwd6a", ("ipv6_addr", "inet_proto", "inet_service"), ("ipv6_addr",)),
+}
+PROTO_PORT = [_meta("l4proto"), _payload("th", "dport")]
+
+
+ADDRESS_MAPS = frozenset(m.name for m in FORWARD_MAPS.values())
+
+
+def port_map_name(address_map: str) -> str:
+    return address_map + "p"
+
+
+def port_map(address_map: NftMap) -> NftMap:
+    """The map giving the port of the mappings `address_map` gives the address of."""
+    return NftMap(port_map_name(address_map.name), address_map.key, ("inet_service",))
+
+
+def _map_rules(version: int) -> Iterator[NftRule]:
+    """Both lookups of a version, in prerouting and output: by host address first (the more specific), then on every address."""
+    family = NFT_FAMILY[version]
+    for addressed in (True, False):
+        nft_map = FORWARD_MAPS[(version, addressed)]
+        key = {"concat": [_payload(family, "daddr"), *PROTO_PORT] if addressed else PROTO_PORT}
+        destination = [] if addressed else EVERY_ADDRESS[version]
+        lookup = {
+            "dnat": {
+                "family": family,
+                "addr": {"map": {"key": key, "data": f"@{nft_map.name}"}},
+                "port": {"map": {"key": key, "data": f"@{port_map(nft_map).name}"}},
+            }
+        }
+        expr = canonical([LOCAL_DESTINATION, *destination, lookup])
+        for chain in ("prerouting", "output"):
+            yield NftRule(chain, f"port mappings in @{nft_map.name}", expr)
+
+
+def _mapped_nat(topology: Topology) -> tuple[NftTableState | None, list[SysctlState]]:
+    """A CNI network's table and sysctls depend on its bridges alone, never on its attachments: each
+    call compares them unchanged and adds or removes only its own map elements."""
+    versions = sorted({s.version for b in topology.bridges for s in b.subnets})
+    rules = [rule for v in versions for rule in _map_rules(v)]
+    localhost = {b.name for b in topology.bridges if b.subnet is not None}
+    for bridge in topology.bridges:
+        rules.extend(_bridge_rules(bridge, bridge.name in localhost, {s.version for s in bridge.subnets}))
+    maps = tuple(sorted(m for v in versions for addressed in (False, True) for m in (FORWARD_MAPS[(v, addressed)], port_map(FORWARD_MAPS[(v, addressed)]))))
+    used = {rule.chain for rule in rules}
+    table = NftTableState(table_name(topology.name), chains=tuple(sorted(CHAINS[c] for c in used)), rules=tuple(sorted(rules)), maps=maps)
+    sysctls = [SysctlState(FORWARDING[v], "1") for v in versions]
+    sysctls += [SysctlState(route_localnet_key(b), "1") for b in sorted(localhost)]
+    return (table if rules else None), sysctls
+
+
+def port_mapping_elements(
+    topology: Topology, addresses: Mapping[InterfaceKey, IPInterface], addresses6: Mapping[InterfaceKey, IPInterface]
+) -> Iterator[tuple[str, str, NftMap, tuple[str | int, ...], tuple[str | int, ...]]]:
+    """(namespace, name, map, key, target) of each map element a CNI network's forwards make."""
+    if not topology.forward_maps:
+        return
+    by_version = {4: addresses, 6: addresses6}
+    for forward in topology.port_forwards:
+        iface = forward_target(topology, forward)
+        proto = forward.protocol.value
+        for version in forward_families(topology, forward):
+            address = by_version[version].get((forward.namespace, iface.name))
+            if address is None:
+                continue
+            addressed = forward.host_address is not None
+            key: tuple[str | int, ...] = (str(forward.host_address), proto, forward.host_port) if addressed else (proto, forward.host_port)
+            nft_map = FORWARD_MAPS[(version, addressed)]
+            yield forward.namespace, mapping_name(nft_map, key), nft_map, key, (str(address.ip), forward.port)
+
+
+def observed_mappings(table: NftTableState) -> Iterator[tuple[str, str, NftMap, tuple[str | int, ...], tuple[str | int, ...]]]:
+    """(owner, name, address map, key, target) of each mapping a live table holds: an address-map
+    element and the port-map element with its key (one without the other: a half-made mapping, shown
+    with port 0 so that it differs from any desired one and is made again)."""
+    maps = {m.name: m for m in table.maps}
+    for name in sorted(ADDRESS_MAPS & maps.keys()):
+        nft_map = maps[name]
+        ports = {e.key: e.value[0] for e in maps[port_map(nft_map).name].elements} if port_map(nft_map).name in maps else {}
+        for element in nft_map.elements:
+            yield element.comment, mapping_name(nft_map, element.key), nft_map, element.key, (element.value[0], ports.get(element.key, 0))
+
+
+def mapping_name(nft_map: NftMap, key: tuple[str | int, ...]) -> str:
+    """How plans name a map element: `tcp *:8080`, `tcp *:8080 (IPv6)`, `udp [fd00::1]:53`."""
+    proto, address, port = element_claim(nft_map, key)
+    ipv6 = nft_map.name.startswith("fwd6")
+    where = f"[{address}]" if ipv6 and address != "*" else address
+    return f"{proto} {where}:{port}" + (" (IPv6)" if ipv6 and address == "*" else "")
+
+
 def desired_nat(
     topology: Topology, addresses: Mapping[InterfaceKey, IPInterface], addresses6: Mapping[InterfaceKey, IPInterface] | None = None
 ) -> tuple[NftTableState | None, list[SysctlState]]:
     """The topology's nft table (None when it needs none) and the host sysctls it needs.
     `addresses`/`addresses6`: every addressed interface's IPv4/IPv6 address."""
+    if topology.forward_maps:
+        return _mapped_nat(topology)
     by_version = {4: addresses, 6: addresses6 or {}}
     rules: list[NftRule] = []
     localhost_bridges: set[str] = set()
@@ -277,9 +378,19 @@ def desired_nat(
     return table, sysctls
 
 
+def element_claim(nft_map: NftMap, key: tuple[str | int, ...]) -> Claim:
+    """(protocol, host address or *, port) a map element publishes."""
+    if len(key) == 3:
+        return str(key[1]), str(key[0]), int(key[2])
+    return str(key[0]), "*", int(key[1])
+
+
 def forward_claims(table: NftTableState) -> Iterator[Claim]:
     """(protocol, host address or *, port) published by an nsnet table, read from its comments
-    (`forward tcp *:8080 -> ...`, `forward tcp [fd00::1]:8080 -> ...`)."""
+    (`forward tcp *:8080 -> ...`, `forward tcp [fd00::1]:8080 -> ...`), and its map elements."""
+    for nft_map in table.maps:
+        if nft_map.name in ADDRESS_MAPS:
+            yield from (element_claim(nft_map, element.key) for element in nft_map.elements)
     for rule in table.rules:
         parts = rule.comment.split()
         if len(parts) >= 3 and parts[0] == "forward":

@@ -1,8 +1,8 @@
-"""The topology's own nft table: its chains and rules."""
+"""The topology's own nft table: its chains, rules and maps."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Iterable
 
 from .ids import Kind, ResourceId
@@ -25,6 +25,26 @@ class NftChain:
     prio: int
 
 
+@dataclass(frozen=True, order=True)
+class NftElement:
+    """One element of a map, as nft lists it: `tcp . 8080 comment "<owner>" : 10.88.0.5 . 80`."""
+
+    key: tuple[str | int, ...]
+    value: tuple[str | int, ...]
+    comment: str = ""
+
+
+@dataclass(frozen=True, order=True)
+class NftMap:
+    """A map of the table; its elements are resources of their own (port mappings), so they take
+    no part in comparing the table: a CNI call adds or removes one element, never the table."""
+
+    name: str
+    key: tuple[str, ...]  # the key's nft types: ("inet_proto", "inet_service")
+    value: tuple[str, ...]  # the value's: ("ipv4_addr", "inet_service")
+    elements: tuple[NftElement, ...] = field(default=(), compare=False)  # observed only
+
+
 FAMILY = "inet"  # one table for both IP versions
 LEGACY_FAMILY = "ip"  # nsnet's tables before dual-stack
 
@@ -39,6 +59,7 @@ class NftTableState:
     family: str = FAMILY  # first, so that a plan moving a table to inet says so before its rules
     chains: tuple[NftChain, ...] = ()
     rules: tuple[NftRule, ...] = ()
+    maps: tuple[NftMap, ...] = ()  # a CNI network's port mappings (their elements: resources/port_mapping.py)
 
     @property
     def id(self) -> ResourceId:

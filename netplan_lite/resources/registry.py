@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Union
 
-from . import bridge, docker_user, interface, link, namespace, namespace_sysctl, nft_table, route, sysctl
+from . import bridge, docker_user, interface, link, namespace, namespace_sysctl, nft_table, port_mapping, route, sysctl
 from .bridge import BridgeState
 from .docker_user import Ip6tablesRulesState, IptablesRulesState
 from .ids import Kind, ResourceId
@@ -18,6 +18,7 @@ from .link import LinkState
 from .namespace import NamespaceState
 from .namespace_sysctl import NamespaceSysctlState
 from .nft_table import NftTableState
+from .port_mapping import PortMappingState
 from .route import RouteState
 from .spec import KindSpec
 from .sysctl import SysctlState
@@ -31,6 +32,7 @@ Resource = Union[
     NamespaceSysctlState,
     SysctlState,
     NftTableState,
+    PortMappingState,
     IptablesRulesState,
     Ip6tablesRulesState,
 ]
@@ -43,6 +45,7 @@ DECLARED = (
     route.SPEC,
     namespace_sysctl.SPEC,
     nft_table.SPEC,
+    port_mapping.SPEC,
     sysctl.SPEC,
     docker_user.IPV4_SPEC,
     docker_user.IPV6_SPEC,

@@ -20,6 +20,7 @@ STATE_SCHEMA = json.loads((SCHEMAS / "state.schema.json").read_text())
 # kinds no netlink group announces: read by every command (never cached), and why
 UNANNOUNCED = {
     Kind.NFT_TABLE: "nft",
+    Kind.PORT_MAPPING: "nft",
     Kind.SYSCTL: "/proc/sys",
     Kind.NAMESPACE_SYSCTL: "/proc/sys",
     Kind.IPTABLES_RULE: "iptables",
@@ -82,6 +83,7 @@ def test_creation_order_follows_the_edges_then_the_declaration():
         "route",
         "namespace_sysctl",
         "nft_table",
+        "port_mapping",
         "sysctl",
         "iptables_rule",
         "ip6tables_rule",
