@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, ip_interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, ip_address, ip_interface
+from typing import Any
 
-from ..model.topology import Bridge, Interface, Namespace, Route, Topology
+from ..model.topology import Bridge, Interface, Namespace, PortForward, Protocol, Route, Topology
 from ..resources.macs import stable_mac
 from .config import NetConf, Range
 from .records import Attachment
@@ -84,7 +85,7 @@ def topology_of(conf: NetConf, attachment: Attachment | None) -> Topology:
     bridge = bridge_of(conf)
     source = f"CNI network {conf.name}"
     if attachment is None:
-        return Topology(conf.name, bridges=(bridge,), source=source)
+        return Topology(conf.name, bridges=(bridge,), source=source, forward_maps=True)
     by_family = {ip_interface(a).version: ip_interface(a) for a in attachment.addresses}
     v4, v6 = by_family.get(4), by_family.get(6)
     interface = Interface(
@@ -99,7 +100,13 @@ def topology_of(conf: NetConf, attachment: Attachment | None) -> Topology:
         host_mac=host_mac(conf.name, attachment.container_id, attachment.ifname),
     )
     namespace = Namespace(attachment.name, interfaces=(interface,), routes=routes_of(conf), path=attachment.netns)
-    return Topology(conf.name, bridges=(bridge,), namespaces=(namespace,), source=source)
+    forwards = tuple(_forward(attachment, m) for m in attachment.port_mappings)
+    return Topology(conf.name, bridges=(bridge,), namespaces=(namespace,), port_forwards=forwards, source=source, forward_maps=True)
+
+
+def _forward(attachment: Attachment, mapping: dict[str, Any]) -> PortForward:
+    host_ip = ip_address(mapping["hostIP"]) if mapping.get("hostIP") else None
+    return PortForward(mapping["hostPort"], attachment.name, mapping["containerPort"], Protocol(mapping["protocol"]), host_ip, attachment.ifname)
 
 
 def gateway_of(conf: NetConf, family: int) -> IPv4Address | IPv6Address | None:

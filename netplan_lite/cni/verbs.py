@@ -30,9 +30,12 @@ from ..engine.lock import LockTimeout, topology_lock
 from ..engine.reconcile import Planned, RunOptions
 from ..engine.scope import Scope
 from ..errors import ConflictError, KernelError, NsnetError
+from ..kernel import nftables
 from ..kernel.live import LiveKernel, open_kernel
 from ..labels import label
 from ..model.topology import Topology
+from ..resources.nat import table_name
+from ..resources.port_mapping import PortMappingState
 from ..resources.macs import stable_mac
 from . import delegate, ipam, network, records
 from .config import NetConf, Request
@@ -68,9 +71,12 @@ def _engine(conf: NetConf) -> Iterator[LiveKernel]:
 def _new_attachment(conf: NetConf, request: Request) -> Attachment:
     name = network.attachment_name(request.container_id, request.ifname)
     mac = conf.mac or network.container_mac(conf.name, request.container_id, request.ifname)
-    return Attachment(
-        name, request.container_id, request.ifname, request.netns, network.host_veth(conf.name, request.container_id, request.ifname), mac
+    veth = network.host_veth(conf.name, request.container_id, request.ifname)
+    mappings = tuple(
+        {"hostPort": m.host_port, "containerPort": m.container_port, "protocol": m.protocol, "hostIP": str(m.host_ip) if m.host_ip else ""}
+        for m in conf.port_mappings
     )
+    return Attachment(name, request.container_id, request.ifname, request.netns, veth, mac, port_mappings=mappings)
 
 
 def _plan(kernel: LiveKernel, topology: Topology, attachment: Attachment | None) -> Planned:
@@ -111,9 +117,9 @@ def add(conf: NetConf, request: Request, stdin: bytes) -> Result:
     with _locked(conf, shared=True), _engine(conf) as kernel:
         if earlier is None:
             _refuse_existing_interface(kernel, attachment)
-        _apply(
-            kernel, _plan(kernel, network.topology_of(conf, attachment), attachment), records.cni_dir(conf.name, f"journal-{attachment.name}.jsonl")
-        )
+        planned = _plan(kernel, network.topology_of(conf, attachment), attachment)
+        _refuse_taken_ports(planned)
+        _apply(kernel, planned, records.cni_dir(conf.name, f"journal-{attachment.name}.jsonl"))
     return result_of(conf, attachment)
 
 
@@ -145,6 +151,17 @@ def _refuse_existing_interface(kernel: LiveKernel, attachment: Attachment) -> No
         raise CniError(Code.INTERFACE_EXISTS, f"the container already has an interface {attachment.ifname}", f"in {attachment.netns}")
 
 
+def _refuse_taken_ports(planned: Planned) -> None:
+    """A host port another container of the network publishes: said plainly, before any change."""
+    taken = {(r.map, r.key): r.namespace for r in planned.observation.state.values() if isinstance(r, PortMappingState)}
+    for mapping in (r for r in planned.desired.values() if isinstance(r, PortMappingState)):
+        owner = taken.get((mapping.map, mapping.key))
+        if owner is not None and owner != mapping.namespace:
+            raise CniError(
+                Code.CONFLICT, f"host port {mapping.name} is already mapped to another container of network {planned.topology}", f"attachment {owner}"
+            )
+
+
 def result_of(conf: NetConf, attachment: Attachment) -> Result:
     """The ADD result: the bridge, the host end and the container end (with its sandbox), the
     addresses on the container end, its routes, and the configuration's DNS."""
@@ -174,7 +191,10 @@ def delete(conf: NetConf, request: Request, stdin: bytes) -> None:
 
 
 def _remove(conf: NetConf, attachment: Attachment, request: Request | None, stdin: bytes) -> None:
-    """Everything of one attachment, whatever is left of it."""
+    """Everything of one attachment, whatever is left of it: its map elements first (no DNAT to an
+    address about to be free), the veth (its container end, addresses and routes go with it), the
+    delegated IPAM's lease, nsnet's leases, the record."""
+    _remove_port_mappings(conf.name, attachment.name)
     with _engine(conf) as kernel:
         index = kernel.nl.lookup(None, attachment.host_veth)
         if index is not None and _is_ours(kernel, index):
@@ -188,6 +208,16 @@ def _remove(conf: NetConf, attachment: Attachment, request: Request | None, stdi
     for journal in (f"journal-{attachment.name}.jsonl",):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(records.cni_dir(conf.name, journal))
+
+
+def _remove_port_mappings(network_name: str, owner: str) -> None:
+    """Every element of the network's maps that names the attachment (found in the table, so one a
+    record does not know of goes too)."""
+    name = table_name(network_name)
+    table = nftables.read_table(name) if nftables.available() else None
+    mine = [(m.name, e.key) for m in (table.maps if table else ()) for e in m.elements if e.comment == owner]
+    if mine:
+        nftables.delete_elements(name, mine)
 
 
 def _is_ours(kernel: LiveKernel, index: int) -> bool:
