@@ -155,7 +155,8 @@ def network_conf(doc: Mapping[str, Any], request: Request) -> NetConf:
         raise _invalid("name", name, "a network name of lowercase letters, digits and -, starting with a letter, at most 32 characters")
     _refuse_unknown(doc)
     ipam = _mapping(doc, "ipam")
-    runtime = _mapping(doc, "runtimeConfig")
+    # what the runtime asks of a new attachment; a DEL, GC or STATUS needs none of it (and must not fail on it)
+    runtime = _mapping(doc, "runtimeConfig") if request.command == "ADD" else {}
     gateway_default = _flag(doc, "isDefaultGateway")
     ipam_type = ipam.get("type")
     if ipam_type is not None and not isinstance(ipam_type, str):
@@ -176,8 +177,8 @@ def network_conf(doc: Mapping[str, Any], request: Request) -> NetConf:
         routes=_routes(ipam.get("routes", [])) if own else (),
         dns=_mapping(doc, "dns"),
         port_mappings=_port_mappings(runtime.get("portMappings", [])),
-        ips=_requested_ips(runtime, request),
-        mac=_requested_mac(runtime, request),
+        ips=_requested_ips(runtime, request) if request.command == "ADD" else (),
+        mac=_requested_mac(runtime, request) if request.command == "ADD" else None,
         prev_result=_mapping(doc, "prevResult") or None,
         topology_file=_text(doc, "topology", None, None, "a path"),
     )

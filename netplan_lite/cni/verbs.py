@@ -104,6 +104,9 @@ def _apply(kernel: LiveKernel, planned: Planned, journal: str) -> None:
 
 def add(conf: NetConf, request: Request, stdin: bytes) -> Result:
     attachment = _new_attachment(conf, request)
+    if records.load(conf.name, attachment.name) is None:
+        with _engine(conf) as kernel:
+            _refuse_existing_interface(kernel, attachment)  # before anything is taken for it
     with _locked(conf, shared=False):  # allocation, the record, the network itself: milliseconds once it exists
         earlier = records.load(conf.name, attachment.name)
         if earlier is not None and earlier.netns != request.netns:
@@ -112,15 +115,34 @@ def add(conf: NetConf, request: Request, stdin: bytes) -> Result:
             )
         attachment, conf = _addresses(conf, request, attachment, earlier, stdin)
         records.save(conf.name, attachment)  # before any kernel change: a DEL after a crash finds it
-        with _engine(conf) as kernel:
-            _apply(kernel, _plan(kernel, network.topology_of(conf, None), None), records.cni_dir(conf.name, "journal-network.jsonl"))
-    with _locked(conf, shared=True), _engine(conf) as kernel:
-        if earlier is None:
-            _refuse_existing_interface(kernel, attachment)
-        planned = _plan(kernel, network.topology_of(conf, attachment), attachment)
-        _refuse_taken_ports(planned)
-        _apply(kernel, planned, records.cni_dir(conf.name, f"journal-{attachment.name}.jsonl"))
+    try:
+        _attach(conf, attachment)
+    except BaseException:  # the engine rolled its changes back: nothing of the attachment may stay
+        with _locked(conf, shared=True):
+            _remove(conf, attachment, request, stdin)
+        _remove_network_if_unused(conf)
+        raise
     return result_of(conf, attachment)
+
+
+def _attach(conf: NetConf, attachment: Attachment) -> None:
+    """The network (the first ADD makes it, holding the lock alone), then the attachment's scoped plan."""
+    with _engine(conf) as kernel:
+        if not _network_exists(kernel, conf):
+            with _locked(conf, shared=False):
+                if not _network_exists(kernel, conf):
+                    _apply(kernel, _plan(kernel, network.topology_of(conf, None), None), records.cni_dir(conf.name, "journal-network.jsonl"))
+        with _locked(conf, shared=True):
+            planned = _plan(kernel, network.topology_of(conf, attachment), attachment)
+            _refuse_taken_ports(planned)
+            _apply(kernel, planned, records.cni_dir(conf.name, f"journal-{attachment.name}.jsonl"))
+
+
+def _network_exists(kernel: LiveKernel, conf: NetConf) -> bool:
+    """The network's bridge is there, and ours: its other host objects are compared (and repaired)
+    by every attachment's plan, so only the first ADD plans the network alone."""
+    index = kernel.nl.lookup(None, conf.bridge)
+    return index is not None and _is_ours(kernel, index)
 
 
 def _addresses(conf: NetConf, request: Request, attachment: Attachment, earlier: Attachment | None, stdin: bytes) -> tuple[Attachment, NetConf]:
