@@ -253,7 +253,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
     require_privileges()
     with Netlink() as nl:
         found = inventory.find_topologies(nl)
-    rows = tables.ls_rows(found, [inventory.drift_of(f) for f in found])
+    rows = tables.ls_rows(found, [_cni_drift(f.name) or inventory.drift_of(f) for f in found])
+    for row in rows:
+        row["cni_attachments"] = _cni_attachments(row["name"])
     if args.json:
         print_json({"format_version": 1, "topologies": rows})
     else:
@@ -261,11 +263,48 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cni_drift(name: str) -> Any:
+    """A CNI network's drift: every attachment planned against the configuration its last ADD recorded."""
+    from ..cni import inventory as cni
+    from ..kernel.topologies import Drift
+
+    net = cni.network(name)
+    if net is None:
+        return None
+    note = None if net.drifted is not None else "an attachment cannot be planned (nsnet show NETWORK says why)"
+    return Drift(net.drifted, net.changes if net.drifted is not None else None, note)
+
+
+def _cni_attachments(name: str) -> int | None:
+    from ..cni import records
+
+    return len(records.names(name)) if records.load_network(name) is not None else None
+
+
+def _show_cni(args: argparse.Namespace) -> int | None:
+    """`nsnet show NETWORK` of a CNI network (no file of that name here): its attachments and their drift."""
+    from ..cni import inventory as cni
+
+    if os.path.exists(args.file) or not cni.is_network(args.file):
+        return None
+    net = cni.network(args.file)
+    if net is None:
+        raise NsnetError(f"CNI network {args.file}: its recorded configuration cannot be read")
+    if args.json:
+        print_json(cni.show_json(net))
+    else:
+        sys.stdout.write(cni.show_text(net))
+    return ExitCode.DRIFT if args.check and net.drifted is not False else ExitCode.OK
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from ..engine import reconcile
     from ..render import plans as render, show as tables
     from ..kernel.live import open_kernel
 
+    shown = _show_cni(args)
+    if shown is not None:
+        return shown
     topology, _ = _load(args.file)
     with open_kernel(topology.name) as kernel:
         planned = reconcile.plan(topology, kernel)

@@ -7,6 +7,8 @@ takes the records too, so no lease outlives its container).
     /run/nsnet/<network>/cni/leases/<address>      one file per address in use, naming its attachment:
                                                    made with O_EXCL, so two ADDs cannot take one address
     /run/nsnet/<network>/cni/cursor-<family>       the last address given out (allocation goes on from it)
+    /run/nsnet/<network>/cni/network.json          the network's configuration, as the last ADD had it
+                                                   (`nsnet ls` and `nsnet show NETWORK` plan against it)
 
 Every call reads and writes only its own files: the cost does not grow with
 the number of containers on the network.
@@ -107,6 +109,28 @@ def any_left(network: str) -> bool:
             return any(not e.name.endswith(".new") for e in entries)
     except FileNotFoundError:
         return False
+
+
+NETWORK = "network.json"
+PER_CALL_KEYS = ("runtimeConfig", "prevResult", "args")  # what one call adds to the network's configuration
+
+
+def save_network(network: str, doc: dict[str, Any]) -> None:
+    """The configuration (without what belongs to one call), written only when it changes."""
+    kept = {k: v for k, v in doc.items() if k not in PER_CALL_KEYS}
+    text = json.dumps(kept, sort_keys=True)
+    if load_network(network) != kept:
+        _ensure(network, ATTACHMENTS)
+        _write_atomically(cni_dir(network, NETWORK), text)
+
+
+def load_network(network: str) -> dict[str, Any] | None:
+    try:
+        with open(cni_dir(network, NETWORK)) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 # leases

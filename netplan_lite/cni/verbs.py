@@ -115,6 +115,7 @@ def add(conf: NetConf, request: Request, stdin: bytes) -> Result:
             )
         attachment, conf = _addresses(conf, request, attachment, earlier, stdin)
         records.save(conf.name, attachment)  # before any kernel change: a DEL after a crash finds it
+        records.save_network(conf.name, dict(conf.raw))
     try:
         _attach(conf, attachment)
     except BaseException:  # the engine rolled its changes back: nothing of the attachment may stay
@@ -269,7 +270,7 @@ def _forget_network(name: str) -> None:
             for entry in os.listdir(directory):
                 os.unlink(os.path.join(directory, entry))
             os.rmdir(directory)
-    for entry in ("cursor-4", "cursor-6", "journal-network.jsonl"):
+    for entry in ("cursor-4", "cursor-6", "journal-network.jsonl", records.NETWORK):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(records.cni_dir(name, entry))
     with contextlib.suppress(OSError):
@@ -283,14 +284,18 @@ def check(conf: NetConf, request: Request) -> None:
     attachment = records.load(conf.name, network.attachment_name(request.container_id, request.ifname))
     if attachment is None:
         raise CniError(Code.UNKNOWN_CONTAINER, f"container {request.container_id} has no {request.ifname} on network {conf.name}")
+    changes = drift(conf, dataclasses.replace(attachment, netns=request.netns))
+    if changes:
+        raise CniError(Code.DRIFT, f"attachment {request.container_id}/{request.ifname} differs from what ADD made", "; ".join(changes))
+
+
+def drift(conf: NetConf, attachment: Attachment) -> list[str]:
+    """What the attachment's plan would change, one line per action (CHECK, `nsnet ls`, `nsnet show`)."""
     if conf.delegated:
         conf = delegate.with_ranges(conf, attachment.extra)
     with _locked(conf, shared=True), _engine(conf) as kernel:
-        attachment = dataclasses.replace(attachment, netns=request.netns)
         planned = _plan(kernel, network.topology_of(conf, attachment), attachment)
-    if planned.plan.actions:
-        changes = "; ".join(f"{a.op.value} {a.id}" + (f" ({', '.join(f.field for f in a.fields)})" if a.fields else "") for a in planned.plan.actions)
-        raise CniError(Code.DRIFT, f"attachment {request.container_id}/{request.ifname} differs from what ADD made", changes)
+    return [f"{a.op.value} {a.id}" + (f" ({', '.join(f.field for f in a.fields)})" if a.fields else "") for a in planned.plan.actions]
 
 
 # STATUS and GC

@@ -182,11 +182,18 @@ def ls_text(rows: list[dict[str, Any]]) -> str:
         return "No nsnet topologies on this host.\n"
     headers = ["TOPOLOGY", "BRIDGES", "NAMESPACES", "VETHS", "NFT TABLE", "DRIFT", "FILE"]
     cells = [
-        [r["name"], str(r["bridges"]), str(r["namespaces"]), str(r["veths"]), "yes" if r["nft_table"] else "no", _drift_cell(r), r["file"] or "-"]
+        [r["name"], str(r["bridges"]), str(r["namespaces"]), str(r["veths"]), "yes" if r["nft_table"] else "no", _drift_cell(r), _file_cell(r)]
         for r in rows
     ]
     widths = [max(len(c[i]) for c in [headers] + cells) for i in range(len(headers))]
     return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n" for row in [headers] + cells)
+
+
+def _file_cell(row: dict[str, Any]) -> str:
+    """The file of the last apply, or for a CNI network its attachments (their namespaces are the runtime's)."""
+    if row.get("cni_attachments") is not None:
+        return f"CNI network: {counted(row['cni_attachments'], 'attachment')} (runtime-owned namespaces)"
+    return row["file"] or "-"
 
 
 def _drift_cell(row: dict[str, Any]) -> str:
