@@ -20,12 +20,13 @@ import contextlib
 import dataclasses
 import errno
 import os
+import shutil
 from typing import Any, Iterator
 
 from ..engine import reconcile
 from ..engine.apply import ActionFailed, VerificationFailed
 from ..engine.assignments import Recorded
-from ..engine.journal import Journal
+from ..engine.journal import Journal, journal_path, read_intents
 from ..engine.lock import LockTimeout, topology_lock
 from ..engine.reconcile import Planned, RunOptions
 from ..engine.scope import Scope
@@ -88,7 +89,9 @@ def _plan(kernel: LiveKernel, topology: Topology, attachment: Attachment | None)
     return reconcile.compute(topology, kernel.observe(scope), frozenset({attachment.name}), Recorded(), scope)
 
 
-def _apply(kernel: LiveKernel, planned: Planned, journal: str) -> None:
+def _apply(kernel: LiveKernel, planned: Planned, journal: str | None) -> None:
+    """Run the plan, journalled: at `journal` (an attachment's own; many run at once), or the
+    network's (made and removed under its lock held alone, so a crash there is adopted by the next run)."""
     if not planned.plan.actions:
         return
     applied = reconcile.run(planned, kernel, RunOptions(journal=Journal(planned.topology, journal), records=False))
@@ -132,11 +135,11 @@ def _attach(conf: NetConf, attachment: Attachment) -> None:
         if not _network_exists(kernel, conf):
             with _locked(conf, shared=False):
                 if not _network_exists(kernel, conf):
-                    _apply(kernel, _plan(kernel, network.topology_of(conf, None), None), records.cni_dir(conf.name, "journal-network.jsonl"))
+                    _apply(kernel, _plan(kernel, network.topology_of(conf, None), None), None)
         with _locked(conf, shared=True):
             planned = _plan(kernel, network.topology_of(conf, attachment), attachment)
             _refuse_taken_ports(planned)
-            _apply(kernel, planned, records.cni_dir(conf.name, f"journal-{attachment.name}.jsonl"))
+            _apply(kernel, planned, _journal_of(conf.name, attachment.name))
 
 
 def _network_exists(kernel: LiveKernel, conf: NetConf) -> bool:
@@ -218,9 +221,11 @@ def _remove(conf: NetConf, attachment: Attachment, request: Request | None, stdi
     address about to be free), the veth (its container end, addresses and routes go with it), the
     delegated IPAM's lease, nsnet's leases, the record."""
     _remove_port_mappings(conf.name, attachment.name)
+    journal = _journal_of(conf.name, attachment.name)
     with _engine(conf) as kernel:
         index = kernel.nl.lookup(None, attachment.host_veth)
-        if index is not None and _is_ours(kernel, index):
+        # an ADD killed between making the veth and labelling it left it unlabelled: its journal names it
+        if index is not None and (_is_ours(kernel, index) or attachment.host_veth in read_intents(conf.name, journal).links):
             with contextlib.suppress(FileNotFoundError, OSError):  # gone meanwhile: its namespace went
                 kernel.nl.delete_link(None, index)
     if conf.delegated and request is not None:
@@ -228,9 +233,12 @@ def _remove(conf: NetConf, attachment: Attachment, request: Request | None, stdi
     for address in attachment.addresses:
         records.release(conf.name, address.split("/")[0], attachment.name)
     records.forget(conf.name, attachment.name)
-    for journal in (f"journal-{attachment.name}.jsonl",):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(records.cni_dir(conf.name, journal))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(journal)
+
+
+def _journal_of(network_name: str, attachment: str) -> str:
+    return records.cni_dir(network_name, f"journal-{attachment}.jsonl")
 
 
 def _remove_port_mappings(network_name: str, owner: str) -> None:
@@ -259,22 +267,17 @@ def _remove_network_if_unused(conf: NetConf) -> None:
             with _engine(conf) as kernel:
                 scope = Scope(frozenset(), whole_host=False)
                 planned = reconcile.compute_destroy(conf.name, kernel.observe(scope), scope)
-                _apply(kernel, planned, records.cni_dir(conf.name, "journal-network.jsonl"))
+                _apply(kernel, planned, None)
             _forget_network(conf.name)
             held.discard = True
 
 
 def _forget_network(name: str) -> None:
-    for directory in (records.cni_dir(name, records.LEASES), records.cni_dir(name, records.ATTACHMENTS)):
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.listdir(directory):
-                os.unlink(os.path.join(directory, entry))
-            os.rmdir(directory)
-    for entry in ("cursor-4", "cursor-6", "journal-network.jsonl", records.NETWORK):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(records.cni_dir(name, entry))
-    with contextlib.suppress(OSError):
-        os.rmdir(records.cni_dir(name))
+    """The network's records (its directory under /run/nsnet is nsnet's alone), and the journal a
+    killed run left: the destroy that just ran read it and removed what it named."""
+    shutil.rmtree(records.cni_dir(name), ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(journal_path(name))
 
 
 # CHECK

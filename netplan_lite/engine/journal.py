@@ -38,11 +38,12 @@ def names_of(resource: Resource | None) -> dict[str, list[str]]:
     return {} if resource is None else KINDS[resource.kind].creates(resource).as_json()
 
 
-def read_intents(topology: str) -> Intents:
-    """Names recorded by begin records of a journal left behind (empty if none)."""
+def read_intents(topology: str, path: str | None = None) -> Intents:
+    """Names recorded by begin records of a journal left behind (empty if none): the topology's,
+    or the one at `path` (a CNI attachment's)."""
     names: dict[str, dict[str, list[str]]] = {}  # action id -> names its begin record gave
     try:
-        with open(journal_path(topology)) as f:
+        with open(path or journal_path(topology)) as f:
             for line in f:
                 try:
                     record = json.loads(line)
