@@ -21,15 +21,25 @@ VERBS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")
 NEEDS_CONTAINER = ("ADD", "DEL", "CHECK")  # the verbs about one attachment
 NETWORK_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")  # an nsnet topology name (the network is one)
 CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")  # the spec's
-IFNAME = re.compile(r"[^\s/:]{1,15}")  # what the kernel accepts as a link name
+IFNAME = re.compile(r"[^\s/:]{1,15}")  # what the kernel accepts as a link name (and at most 15 bytes: is_link_name)
 DEFAULT_BRIDGE = "cni0"  # the reference plugin's default
 
+VALID_ATTACHMENTS = ("cni.dev/valid-attachments", "cni.dev/attachments")  # GC's (the second: its spelling before 1.1.0)
 GENERIC_KEYS = frozenset(
-    {"cniVersion", "cniVersions", "name", "type", "args", "ipMasq", "ipam", "dns", "capabilities", "runtimeConfig", "prevResult"}
+    {"cniVersion", "cniVersions", "name", "type", "args", "ipMasq", "ipam", "dns", "capabilities", "runtimeConfig", "prevResult", *VALID_ATTACHMENTS}
 )
-BRIDGE_KEYS = frozenset({"bridge", "isGateway", "isDefaultGateway", "forceAddress", "mtu", "hairpinMode", "promiscMode"})
-NSNET_KEYS = frozenset({"topology", "ipMasqBackend"})
-UNSUPPORTED_KEYS = frozenset({"vlan", "vlanTrunk", "preserveDefaultVlan", "macspoofchk", "enabledad", "disableContainerInterface"})
+BRIDGE_KEYS = frozenset({"bridge", "isGateway", "isDefaultGateway", "forceAddress", "mtu", "hairpinMode", "promiscMode", "ipMasqBackend"})
+# the bridge plugin's keys nsnet does not implement (refused when set, not ignored), and why
+UNSUPPORTED = {
+    "vlan": "VLAN filtering",
+    "vlanTrunk": "VLAN trunks",
+    "preserveDefaultVlan": "VLAN filtering",
+    "macspoofchk": "MAC spoof checks",
+    "enabledad": "DAD on the container's addresses (nsnet adds them with nodad)",
+    "disableContainerInterface": "a container interface left down",
+    "promiscMode": "a promiscuous bridge (hairpin traffic is masqueraded instead)",
+    "topology": "attaching to a bridge of a topology file (not built yet)",
+}
 IPAM_KEYS = frozenset({"type", "ranges", "subnet", "rangeStart", "rangeEnd", "gateway", "routes", "dataDir", "resolvConf"})
 
 
@@ -122,8 +132,13 @@ def _check_names(request: Request) -> None:
             f"invalid CNI_CONTAINERID {request.container_id!r}",
             "letters, digits, _ . - (and not starting with one of _ . -)",
         )
-    if not IFNAME.fullmatch(request.ifname) or request.ifname in (".", ".."):
-        raise CniError(Code.INVALID_ENVIRONMENT, f"invalid CNI_IFNAME {request.ifname!r}", "a link name: 1-15 characters, no space, / or :")
+    if not is_link_name(request.ifname):
+        raise CniError(Code.INVALID_ENVIRONMENT, f"invalid CNI_IFNAME {request.ifname!r}", "a link name: 1-15 bytes, no space, / or :")
+
+
+def is_link_name(name: Any) -> bool:
+    """What the kernel takes as a link name: 1-15 bytes (IFNAMSIZ with its NUL), no whitespace, / or :, not . or .."""
+    return isinstance(name, str) and bool(IFNAME.fullmatch(name)) and len(name.encode()) <= 15 and name not in (".", "..")
 
 
 def _cni_args(text: str) -> dict[str, str]:
@@ -166,7 +181,7 @@ def network_conf(doc: Mapping[str, Any], request: Request) -> NetConf:
         version=version,
         name=name,
         raw=doc,
-        bridge=_text(doc, "bridge", DEFAULT_BRIDGE, IFNAME, "a link name of 1-15 characters"),
+        bridge=_bridge(doc),
         is_gateway=_flag(doc, "isGateway") or gateway_default,
         is_default_gateway=gateway_default,
         ip_masq=_flag(doc, "ipMasq"),
@@ -177,21 +192,29 @@ def network_conf(doc: Mapping[str, Any], request: Request) -> NetConf:
         routes=_routes(ipam.get("routes", [])) if own else (),
         dns=_mapping(doc, "dns"),
         port_mappings=_port_mappings(runtime.get("portMappings", [])),
-        ips=_requested_ips(runtime, request) if request.command == "ADD" else (),
+        ips=_requested_ips(runtime, _mapping(doc, "args"), request) if request.command == "ADD" else (),
         mac=_requested_mac(runtime, request) if request.command == "ADD" else None,
         prev_result=_mapping(doc, "prevResult") or None,
-        topology_file=_text(doc, "topology", None, None, "a path"),
     )
 
 
+def _bridge(doc: Mapping[str, Any]) -> str:
+    name = doc.get("bridge", DEFAULT_BRIDGE)
+    if not is_link_name(name):
+        raise _invalid("bridge", name, "a link name of 1-15 bytes")
+    return name
+
+
 def _refuse_unknown(doc: Mapping[str, Any]) -> None:
-    for key in doc:
-        if key in UNSUPPORTED_KEYS:
-            raise CniError(
-                Code.UNSUPPORTED_FIELD, f"{key}: not supported by nsnet", f"remove `{key}` (the reference bridge plugin's) from the configuration"
-            )
-        if key not in GENERIC_KEYS | BRIDGE_KEYS | NSNET_KEYS:
-            raise CniError(Code.UNSUPPORTED_FIELD, f"unknown key {key!r}", "nsnet knows the reference bridge plugin's keys and `topology`")
+    for key, value in doc.items():
+        if key in UNSUPPORTED and value not in (False, None, 0, "", [], {}):
+            raise CniError(Code.UNSUPPORTED_FIELD, f"{key}: {UNSUPPORTED[key]} is not supported by nsnet", f"remove `{key}` from the configuration")
+        if key not in GENERIC_KEYS | BRIDGE_KEYS | UNSUPPORTED.keys():
+            raise CniError(Code.UNSUPPORTED_FIELD, f"unknown key {key!r}", "nsnet knows the reference bridge plugin's keys")
+    for key in ("forceAddress",):  # accepted with its meaning: nsnet always repairs the container's address
+        _flag(doc, key)
+    if doc.get("ipMasqBackend", "nftables") != "nftables":
+        raise CniError(Code.UNSUPPORTED_FIELD, f"ipMasqBackend: {doc['ipMasqBackend']!r} is not supported", "nsnet masquerades with nftables")
     ipam = doc.get("ipam")
     for key in ipam if isinstance(ipam, dict) and ipam.get("type") in (None, "", "nsnet") else ():
         if key not in IPAM_KEYS:
@@ -229,7 +252,7 @@ def _text(doc: Mapping[str, Any], key: str, default: str | None, pattern: re.Pat
 
 def _mtu(doc: Mapping[str, Any]) -> int | None:
     value = doc.get("mtu")
-    if value is None or value == 0:
+    if value is None or (value == 0 and not isinstance(value, bool)):
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not 68 <= value <= 65535:
         raise _invalid("mtu", value, "an MTU between 68 and 65535")
@@ -241,7 +264,7 @@ def _ranges(ipam: Mapping[str, Any]) -> tuple[Range, ...]:
     nsnet takes one range per family: the first of each set."""
     if "ranges" in ipam:
         sets = ipam["ranges"]
-        if not isinstance(sets, list) or not all(isinstance(s, list) and s and all(isinstance(r, dict) for r in s) for s in sets):
+        if not isinstance(sets, list) or not sets or not all(isinstance(s, list) and s and all(isinstance(r, dict) for r in s) for s in sets):
             raise _invalid("ipam.ranges", sets, "a list of range sets, each a non-empty list of {subnet, ...} objects")
         ranges = tuple(_range(s[0], f"ipam.ranges.{i}.0") for i, s in enumerate(sets))
     elif "subnet" in ipam:
@@ -254,14 +277,29 @@ def _ranges(ipam: Mapping[str, Any]) -> tuple[Range, ...]:
     return ranges
 
 
+def _text_address(value: Any) -> IPv4Address | IPv6Address:
+    """An address written as text (ipaddress would also take a JSON number)."""
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return ip_address(value)
+
+
+def _text_network(value: Any) -> IPv4Network | IPv6Network:
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return ip_network(value)
+
+
 def _range(doc: Mapping[str, Any], where: str) -> Range:
     try:
-        subnet = ip_network(doc.get("subnet"))  # type: ignore[arg-type]
+        subnet = _text_network(doc.get("subnet"))
     except (TypeError, ValueError):
         raise _invalid(f"{where}.subnet", doc.get("subnet"), "a network without host bits, e.g. 10.88.0.0/16") from None
     if subnet.num_addresses < 4:
         raise _invalid(f"{where}.subnet", doc.get("subnet"), "a network with room for a gateway and hosts")
     gateway, start, end = (_address(doc, f"{where}.{key}", key, subnet) for key in ("gateway", "rangeStart", "rangeEnd"))
+    if start and end and int(start) > int(end):
+        raise _invalid(f"{where}.rangeEnd", doc["rangeEnd"], f"an address after rangeStart {start}")
     return Range(subnet, gateway or subnet.network_address + 1, start, end)
 
 
@@ -269,8 +307,8 @@ def _address(doc: Mapping[str, Any], where: str, key: str, subnet: IPv4Network |
     if key not in doc:
         return None
     try:
-        value = ip_address(doc[key])
-    except (TypeError, ValueError):
+        value = _text_address(doc[key])
+    except ValueError:
         raise _invalid(where, doc[key], "an address") from None
     if value not in subnet:
         raise _invalid(where, doc[key], f"an address in {subnet}")
@@ -285,12 +323,12 @@ def _routes(routes: Any) -> tuple[RouteConf, ...]:
         if not isinstance(route, dict):
             raise _invalid(f"ipam.routes.{i}", route, "a {dst, gw} object")
         try:
-            dst = ip_network(route.get("dst"))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+            dst = _text_network(route.get("dst"))
+        except ValueError:
             raise _invalid(f"ipam.routes.{i}.dst", route.get("dst"), "a network") from None
         try:
-            gw = ip_address(route["gw"]) if route.get("gw") else None
-        except (TypeError, ValueError):
+            gw = _text_address(route["gw"]) if route.get("gw") else None
+        except ValueError:
             raise _invalid(f"ipam.routes.{i}.gw", route.get("gw"), "an address") from None
         parsed.append(RouteConf(dst, gw))
     return tuple(parsed)
@@ -314,24 +352,30 @@ def _port_mapping(doc: Any, where: str) -> PortMapping:
         raise CniError(Code.UNSUPPORTED_FIELD, f"{where}.protocol: {protocol!r} is not supported", "nsnet maps tcp and udp ports")
     host_ip = doc.get("hostIP") or None
     try:
-        parsed = ip_address(host_ip) if host_ip else None
+        parsed = _text_address(host_ip) if host_ip else None
     except ValueError:
         raise _invalid(f"{where}.hostIP", host_ip, "an address") from None
     return PortMapping(ports[0], ports[1], protocol, None if parsed is not None and parsed.is_unspecified else parsed)  # type: ignore[arg-type]
 
 
-def _requested_ips(runtime: Mapping[str, Any], request: Request) -> tuple[str, ...]:
-    asked = runtime.get("ips", [])
-    if not isinstance(asked, list):
-        raise _invalid("runtimeConfig.ips", asked, "a list of addresses")
+def _requested_ips(runtime: Mapping[str, Any], args: Mapping[str, Any], request: Request) -> tuple[str, ...]:
+    """Addresses asked for: the `ips` capability, `args.cni.ips` (host-local's convention) and CNI_ARGS IP=."""
+    cni_args = args.get("cni", {}) if isinstance(args.get("cni", {}), dict) else {}
+    asked: list[Any] = []
+    for where, value in (("runtimeConfig.ips", runtime.get("ips", [])), ("args.cni.ips", cni_args.get("ips", []))):
+        if not isinstance(value, list):
+            raise _invalid(where, value, "a list of addresses")
+        asked += value
     if "IP" in request.args:
-        asked = [*asked, *request.args["IP"].split(",")]
+        asked += request.args["IP"].split(",")
     for text in asked:
+        if not isinstance(text, str):
+            raise _invalid("ips", text, "an address (with or without its prefix)")
         try:
             ip_interface(text)
-        except (TypeError, ValueError):
+        except ValueError:
             raise _invalid("ips", text, "an address (with or without its prefix)") from None
-    return tuple(asked)
+    return tuple(dict.fromkeys(asked))
 
 
 MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")

@@ -28,11 +28,11 @@ def first_and_last(r: Range) -> tuple[int, int]:
 
 
 def allocate(conf: NetConf, owner: str) -> tuple[str, ...]:
-    """One address per range (with its prefix), claimed for `owner`: those asked for, or free ones."""
-    asked = {ip_interface(text).version: ip_interface(text).ip for text in conf.ips}
+    """One address per range (with its prefix), IPv4 first, claimed for `owner`: those asked for, or free ones."""
+    asked = _asked(conf)
     taken: list[tuple[Address, str]] = []
     try:
-        for r in conf.ranges:
+        for r in sorted(conf.ranges, key=lambda r: r.subnet.version):
             address = asked.get(r.subnet.version)
             taken.append((_claim_asked(conf, r, address, owner) if address else _claim_free(conf.name, r, owner), f"/{r.subnet.prefixlen}"))
     except CniError:
@@ -40,6 +40,19 @@ def allocate(conf: NetConf, owner: str) -> tuple[str, ...]:
             records.release(conf.name, str(address), owner)
         raise
     return tuple(f"{address}{prefix}" for address, prefix in taken)
+
+
+def _asked(conf: NetConf) -> dict[int, Address]:
+    """The requested addresses by family: each must fall to a range, one per family (as host-local)."""
+    asked: dict[int, Address] = {}
+    families = {r.subnet.version for r in conf.ranges}
+    for text in conf.ips:
+        address = ip_interface(text).ip
+        if address.version not in families or address.version in asked:
+            why = "no range of its family" if address.version not in families else f"a second IPv{address.version} address"
+            raise CniError(Code.INVALID_CONFIG, f"requested address {address}: {why} to take it", "ips / CNI_ARGS IP=: one address per range")
+        asked[address.version] = address
+    return asked
 
 
 def _claim_asked(conf: NetConf, r: Range, address: Address, owner: str) -> Address:

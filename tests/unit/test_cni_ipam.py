@@ -148,7 +148,6 @@ def test_requested_address_the_owner_holds_is_its_own():
     assert ipam.allocate(conf(runtimeConfig={"ips": ["10.88.0.2"]}), "a") == ("10.88.0.2/24",)
 
 
-@pytest.mark.xfail(strict=True, reason="a requested address no range takes is dropped silently (host-local: 'failed to allocate all requested IPs')")
 @pytest.mark.parametrize("ips", [["fd00:88::5"], ["10.88.0.5", "10.88.0.6"]])  # no range of its family; two of one family
 def test_every_requested_address_is_used_or_refused(ips):
     refused(Code.INVALID_CONFIG, ipam.allocate, conf(V4, runtimeConfig={"ips": ips}), "a")
