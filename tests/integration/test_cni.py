@@ -502,7 +502,6 @@ def test_add_of_an_interface_the_container_has_is_refused_and_leaves_nothing(cni
 # 7. GC and STATUS
 
 
-@pytest.mark.xfail(strict=True, reason="bug: GC refuses its own key cni.dev/valid-attachments (and cni.dev/attachments) as unknown, code 2")
 @pytest.mark.parametrize("key", ["cni.dev/valid-attachments", "cni.dev/attachments"])
 def test_gc_removes_the_attachments_not_listed(cni, lab, key):
     net = cni.network(cniVersion="1.1.0")
