@@ -11,7 +11,7 @@ import traceback
 from typing import Any, BinaryIO, Mapping, TextIO
 
 from .config import known_args, network_conf, parse_stdin, read_request
-from .spec import ABOUT, CURRENT, SUPPORTED_VERSIONS, Code, CniError, version_document
+from .spec import ABOUT, CURRENT, SUPPORTED_VERSIONS, Code, CniError, require_verb, version_document
 
 
 def run(env: Mapping[str, str], stdin: bytes) -> dict[str, Any] | None:
@@ -22,6 +22,7 @@ def run(env: Mapping[str, str], stdin: bytes) -> dict[str, Any] | None:
     if request.command == "VERSION":
         return version_document(_version_asked(stdin))
     conf = network_conf(parse_stdin(stdin), request)
+    require_verb(request.command, conf.version)
     if request.command in ("ADD", "DEL", "CHECK"):
         known_args(request)
     if request.command == "ADD":

@@ -60,6 +60,20 @@ def answer_version(requested: Any) -> str:
     return requested
 
 
+FIRST_VERSION = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC": "1.1.0"}  # the verbs later versions of the spec added
+
+
+def _parts(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split("."))
+
+
+def require_verb(verb: str, version: str) -> None:
+    """A verb the configuration's version of the spec does not have is refused, as the spec says."""
+    first = FIRST_VERSION.get(verb)
+    if first and _parts(version) < _parts(first):
+        raise CniError(Code.INCOMPATIBLE_VERSION, f"{verb} needs CNI spec {first} or later; the configuration is {version}", f"cniVersion {version}")
+
+
 def version_document(version: str) -> dict[str, Any]:
     return {"cniVersion": version, "supportedVersions": list(SUPPORTED_VERSIONS)}
 

@@ -232,8 +232,11 @@ def test_add_result_per_version_matches_the_container(cni, lab, version):
     assert lab.addresses(c.ns, "eth0") == [ip["address"]]
     assert [(gw, dev) for gw, dev, _ in lab.default_routes(c.ns)] == [(net.gateway, "eth0")]
     assert lab.link(host_veth(net, c))["master"] == net.bridge
-    answer = cni.check(net, c)
-    assert answer.rc == 0 and answer.doc is None, str(answer)
+    answer = cni.call("CHECK", net, c, conf=net.config(cniVersion=version))
+    if version < "0.4.0":  # CHECK came with 0.4.0: the spec's code 1 before it
+        assert answer.rc != 0 and answer.code == 1 and "CHECK needs CNI spec 0.4.0" in answer.doc["msg"], str(answer)
+    else:
+        assert answer.rc == 0 and answer.doc is None, str(answer)
 
 
 # 2. attachments reach each other and the gateway

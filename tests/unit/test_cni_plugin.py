@@ -98,7 +98,7 @@ def test_add_prints_its_result_in_the_configurations_version(verbs_called, versi
 
 @pytest.mark.parametrize("command", ["DEL", "CHECK", "STATUS"])
 def test_other_verbs_print_nothing_on_success(verbs_called, command):
-    assert answered({**ENV, "CNI_COMMAND": command}, doc()) is None
+    assert answered({**ENV, "CNI_COMMAND": command}, doc(cniVersion="1.1.0")) is None
     assert verbs_called == [(command, "net" if command == "STATUS" else "abc123")]
 
 
@@ -117,3 +117,12 @@ def test_gc_passes_the_valid_attachments(verbs_called, key):
     valid = [{"containerID": "abc123", "ifname": "eth0"}]
     assert answered({"CNI_COMMAND": "GC"}, doc(cniVersion="1.1.0", **{key: valid})) is None
     assert verbs_called == [("GC", valid)]
+
+
+@pytest.mark.parametrize(("command", "version"), [("CHECK", "0.3.1"), ("STATUS", "1.0.0"), ("GC", "1.0.0")])
+def test_a_verb_the_configuration_s_version_lacks_is_refused(verbs_called, command, version):
+    out = io.StringIO()
+    assert main(env={**ENV, "CNI_COMMAND": command}, stdin=io.BytesIO(json.dumps(doc(cniVersion=version)).encode()), stdout=out) == 1
+    answer = json.loads(out.getvalue())
+    assert answer["code"] == 1 and answer["cniVersion"] == version and f"{command} needs CNI spec" in answer["msg"]
+    assert verbs_called == []
