@@ -21,7 +21,7 @@ from typing import Sequence
 DEFAULT_SOCKET = "/run/nsnet/agent.sock"
 # the commands that read the kernel; the others gain nothing from the agent, and
 # `exec` must run here (the terminal's foreground process, for an interactive shell)
-AGENT_COMMANDS = frozenset({"plan", "apply", "destroy", "show", "ls"})
+AGENT_COMMANDS = frozenset({"plan", "apply", "destroy", "show", "ls", "cni"})  # cni: the CNI plugin's calls
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # netplan_lite/
 

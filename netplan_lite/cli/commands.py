@@ -479,6 +479,10 @@ def cmd_completion(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
 def cmd_cni(args: argparse.Namespace) -> int:
     from ..cni.install import install
 
+    if args.cni_action == "plugin":
+        from ..cni.plugin import main as plugin
+
+        return plugin()
     path = install(args.bin_dir)
     print(f'installed nsnet\'s CNI plugin: {path} (type "nsnet")')
     return ExitCode.OK

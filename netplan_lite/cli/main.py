@@ -115,6 +115,7 @@ def _add_workflow_commands(command: Callable[..., argparse.ArgumentParser]) -> N
     actions = p.add_subparsers(dest="cni_action", required=True, metavar="ACTION")
     install = actions.add_parser("install", help="write the plugin executable `nsnet` into a CNI bin dir (atomically)")
     install.add_argument("--bin-dir", required=True, metavar="DIR", help="the runtime's CNI_PATH directory, e.g. /opt/cni/bin or /usr/lib/cni")
+    actions.add_parser("plugin", help="run the plugin on this call's CNI_* environment and stdin (what the installed executable hands an agent)")
     p.epilog = (
         "The plugin is `type: \"nsnet\"` in a CNI configuration: the reference bridge plugin's keys, with nsnet's\n"
         'engine behind them (README: "Use nsnet as a CNI plugin"). It runs this installation\'s Python by\n'
