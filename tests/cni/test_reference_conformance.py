@@ -98,9 +98,10 @@ def addresses_in(netns: str) -> set[str]:
     return {f"{a['local']}/{a['prefixlen']}" for link in links for a in link["addr_info"] if a.get("scope") == "global"}
 
 
-def add(net: CniNetwork, host: HostState, netns: str, version: str, container_id: str = "c0") -> Outcome:
-    host.own_link(net.bridge)
-    added = invoke(BRIDGE, bridge_config(net, version), call("ADD", netns, container_id))
+def add(host: HostState, netns: str, config: dict[str, Any], container_id: str = "c0") -> Outcome:
+    """ADD, with the bridge and the host interfaces of the result declared to `host`."""
+    host.own_link(config["bridge"])
+    added = invoke(BRIDGE, config, call("ADD", netns, container_id))
     host.own_result(added.doc)
     return added
 
@@ -141,7 +142,7 @@ def assert_versions_told_apart(result: dict[str, Any], version: str) -> None:
 @pytest.mark.parametrize("version", SPOKEN)
 def test_add_check_del(version, cni_network, netns, host):
     config = bridge_config(cni_network, version)
-    added = add(cni_network, host, netns, version)
+    added = add(host, netns, config)
     assert added.code == 0, added
     result = added.doc
     assert_valid("result", version, result)
@@ -183,8 +184,8 @@ def test_host_local_alone_gives_an_abbreviated_result(cni_network, netns):
 
 def test_add_on_an_existing_ifname_fails_and_keeps_nothing(cni_network, namespaces, host):
     netns = namespaces.make()
-    assert add(cni_network, host, netns, "1.0.0").code == 0
-    again = add(cni_network, host, netns, "1.0.0", container_id="c1")
+    assert add(host, netns, bridge_config(cni_network, "1.0.0")).code == 0
+    again = add(host, netns, bridge_config(cni_network, "1.0.0"), container_id="c1")
     doc = assert_reference_error(again, "1.0.0", 999)  # the reference's own code (>= 100)
     assert doc["msg"] == f"container veth name provided ({IFNAME}) already exists"
     assert len(leases(cni_network)) == 2  # c0's two addresses; c1's were given back
@@ -194,7 +195,7 @@ def test_add_on_an_existing_ifname_fails_and_keeps_nothing(cni_network, namespac
 def test_del_with_an_empty_netns_leaks_the_masquerade_chain(cni_network, netns, host):
     """plugins#810: DEL with CNI_NETNS="" succeeds and releases the addresses but leaves the iptables rules
     (which `host` then removes by their exact text: the recorder at work)."""
-    assert add(cni_network, host, netns, "1.0.0").code == 0
+    assert add(host, netns, bridge_config(cni_network, "1.0.0")).code == 0
     deleted = invoke(BRIDGE, bridge_config(cni_network, "1.0.0"), call("DEL", netns, CNI_NETNS=""))
     assert (deleted.code, deleted.doc) == (0, None), deleted
     assert not leases(cni_network)
@@ -241,6 +242,32 @@ def test_unsupported_version(version, command, cni_network, netns):
         assert doc["msg"] == "incompatible CNI versions" and f'config is "{version}"' in doc["details"]
 
 
+@pytest.mark.parametrize(
+    ("change", "code", "msg"),
+    [
+        ({"mtu": "x"}, 999, "failed to load netconf: json: cannot unmarshal string into Go struct field NetConf.mtu of type int"),
+        ({"name": ""}, 7, "missing network name"),
+    ],
+    ids=["mistyped", "no-name"],
+)
+def test_wrong_config_fields(change, code, msg, cni_network, netns, host):
+    """The reference names a mistyped key only inside a Go message, under its own code 999."""
+    assert assert_reference_error(add(host, netns, bridge_config(cni_network, "1.0.0") | change), "1.0.0", code)["msg"] == msg
+
+
+def test_unknown_config_keys_are_ignored(cni_network, netns, host):
+    assert add(host, netns, bridge_config(cni_network, "1.0.0") | {"noSuchKey": 1}).code == 0
+
+
+def test_a_failed_ipam_leaves_the_veth(cni_network, netns, host):
+    """An ADD whose IPAM fails (host-local: a bad subnet) exits with the IPAM's message but keeps the veth it made
+    (no rollback): the next ADD finds CNI_IFNAME taken. (The namespace's deletion removes the pair.)"""
+    config = bridge_config(cni_network, "1.0.0")
+    config["ipam"] = config["ipam"] | {"ranges": [[{"subnet": "nope"}]]}
+    assert assert_reference_error(add(host, netns, config), "1.0.0", 999)["msg"] == "invalid CIDR address: nope"
+    assert must("ip", "-n", Path(netns).name, "-br", "link", "show", "dev", IFNAME).startswith(IFNAME)
+
+
 @pytest.mark.parametrize("command", ["STATUS", "GC", "FOO", "add"])
 def test_unknown_commands(command, cni_network, netns):
     """1.1.1 predates STATUS and GC (spec 1.1.0): it refuses them like any unknown command."""
@@ -261,7 +288,7 @@ def test_no_command_prints_an_about_line_on_stderr(command, cni_network, netns):
 def test_the_fixtures_leave_nothing(namespaces: Namespaces, host: HostState, cni_network):
     """Two attachments on one bridge, not deleted: the fixtures' teardown must remove all of it."""
     for number in range(2):
-        assert add(cni_network, host, namespaces.make(), "0.4.0", container_id=f"c{number}").code == 0
+        assert add(host, namespaces.make(), bridge_config(cni_network, "0.4.0"), container_id=f"c{number}").code == 0
     assert len(host.links) == 3  # the bridge and two host veths
     assert host.leftovers()
 
