@@ -1,7 +1,8 @@
 """Fixtures for CNI tests (the machinery is in hoststate.py): a random per-test `prefix`, `namespaces` made
 for the test (a runtime's job) and deleted afterwards even when it fails, `netns` (one of them), `cni_network`
 (names, free subnets and an IPAM state dir in the test's temporary directory), and `host`, which puts back
-what the test's plugins changed on the host and fails the test if anything of it is left."""
+what the test's plugins changed on the host (wrap calls of plugins that change host switches in
+`host.watch()`) and fails the test if anything of it is left."""
 
 from __future__ import annotations
 

@@ -1,29 +1,35 @@
 """The host side of CNI tests: names, namespaces, a network's subnets, and the host put back afterwards.
 
 A test's names all carry its random prefix (`c` + 5 hex digits): namespaces
-`<prefix>n<i>`, bridge `<prefix>br`, network `<prefix>net`. HostState records,
-before the test, what CNI plugins change on the host (iptables and ip6tables
-rules, the nft tables iptables-nft creates for them, net.ipv4.ip_forward and
-IPv6 forwarding, links); afterwards it removes exactly what belongs to the test
-(a table iptables-nft made once it is empty and inert), restores the switches,
-and lists anything of the test still there. What
-belongs to the test is decided by name, never by a broad pattern: links the
-test declares (its bridge, the host interfaces of each ADD result), iptables
-rules that carry the prefix (the reference plugins put the network name in each
-rule's comment) or jump to a chain the test owns, new chains such rules jump
-to, and chains the test declares. A switch that an nsnet topology holds
-(/run/nsnet/sysctl.json) is left to its holder. The fixtures are in conftest.py.
+`<prefix>n<i>`, bridge `<prefix>br`, network `<prefix>net`. HostState puts
+back, after the test, what the CNI plugins it ran changed on the host, and
+lists anything of the test still there. What belongs to the test is decided
+by name or by watching, never by a broad pattern, because other parties may
+change the host meanwhile:
+- links the test declares (its bridge, the host interfaces of each ADD result);
+- iptables and ip6tables rules that carry one of the test's names, whole (the
+  reference plugins put the network name in each rule's comment; a bare prefix
+  could be the start of another party's name), or jump to a chain the test owns,
+  new chains such rules jump to, and chains the test declares;
+- around each call wrapped in `watch()`: the forwarding switches
+  (net.ipv4.ip_forward, IPv6 forwarding) it turned on, turned off again unless
+  an nsnet topology holds them (/run/nsnet/sysctl.json), and the tables
+  iptables-nft made for its rules, deleted once empty and inert.
+The fixtures are in conftest.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
 import json
+import re
 import secrets
 import shlex
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,7 @@ FORWARDING = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
 IPV6_CONF = Path("/proc/sys/net/ipv6/conf")
 FREE_POOL = ipaddress.IPv4Network("10.250.0.0/16")  # /24s for CNI networks, picked where the host has no route
 IPTABLES = ("iptables", "ip6tables")
+NAMES = r"(net|br|n[0-9]+)"  # what follows the prefix in the names the fixtures give (network, bridge, namespaces)
 IPTABLES_NFT_TABLES = {(family, name) for family in ("ip", "ip6") for name in ("filter", "nat", "mangle", "raw", "security")}
 
 
@@ -54,7 +61,7 @@ class Namespaces:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.names: list[str] = []
+        self.names: list[str] = []  # <prefix>n<i>
 
     def make(self) -> str:
         """A new namespace; its path, as a runtime passes it in CNI_NETNS."""
@@ -124,7 +131,7 @@ def iptables_save(binary: str) -> dict[str, Rules]:
     if shutil.which(f"{binary}-save") is None:
         return {}
     tables: dict[str, Rules] = {}
-    table, chains, rules = "", set(), []
+    table, chains, rules = "", set[str](), list[str]()
     for line in must(f"{binary}-save").splitlines():
         if line.startswith("*"):
             table, chains, rules = line[1:], set(), []
@@ -135,6 +142,11 @@ def iptables_save(binary: str) -> dict[str, Rules]:
         elif line == "COMMIT":
             tables[table] = Rules(frozenset(chains), tuple(rules))
     return tables
+
+
+def owner_pattern(prefix: str) -> re.Pattern[str]:
+    """One of the names the fixtures give for `prefix`, whole (not the start of a longer name)."""
+    return re.compile(rf"(?<![\w.-]){re.escape(prefix)}{NAMES}(?![\w.-])")
 
 
 def jump_target(rule: str) -> str | None:
@@ -151,6 +163,11 @@ def forwarding_switches() -> dict[str, str]:
     if IPV6_CONF.is_dir():
         keys += [f"net.ipv6.conf.{p.name}.forwarding" for p in sorted(IPV6_CONF.iterdir()) if p.name != "all" and "." not in p.name]
     return {key: hostsysctl.read(key) for key in keys}
+
+
+def held_as(key: str) -> str:
+    """The key nsnet's registry holds for `key`: an interface's IPv6 forwarding follows `all`."""
+    return key if key in FORWARDING else "net.ipv6.conf.all.forwarding"
 
 
 def write_sysctl(key: str, value: str) -> None:
@@ -178,13 +195,14 @@ class HostState:
     """What the host looked like before the test, and how to put back what the test changed."""
 
     def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
+        self.mine = owner_pattern(prefix)
         self.links: list[str] = []
         self.chains: set[tuple[str, str, str]] = set()  # (iptables binary, table, chain) declared as the test's
         self.removed: list[tuple[str, str, str]] = []  # (binary, table, chain) restore() deleted: checked for afterwards
         self.iptables = {binary: iptables_save(binary) for binary in IPTABLES}
         self.switches = forwarding_switches()
-        self.tables = nft_tables()
+        self.turned_on: set[str] = set()  # switches a watched call turned on
+        self.made_tables: set[tuple[str, str]] = set()  # iptables-nft tables that appeared during a watched call
 
     def own_link(self, name: str) -> None:
         """A host link the test (or a plugin it runs) makes: deleted by this exact name afterwards."""
@@ -196,6 +214,18 @@ class HostState:
         for interface in (result or {}).get("interfaces", []):
             if not interface.get("sandbox"):
                 self.own_link(interface["name"])
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[None]:
+        """Around a call of a plugin that does not tell nsnet's registry what it changes (the reference plugins):
+        the switches it turns on and the iptables-nft tables it makes are the test's to undo. (Another party
+        doing the same within the same fraction of a second would be taken for the test.)"""
+        switches, tables = forwarding_switches(), nft_tables()
+        try:
+            yield
+        finally:
+            self.turned_on |= {k for k, v in forwarding_switches().items() if switches.get(k) == "0" and v == "1"}
+            self.made_tables |= (nft_tables() - tables) & IPTABLES_NFT_TABLES
 
     def own_chain(self, binary: str, table: str, chain: str) -> None:
         """A chain without the prefix in its name or rules the test's plugins make (portmap's CNI-HOSTPORT-*)."""
@@ -212,14 +242,14 @@ class HostState:
             new_chains = rules.chains - before.get(table, EMPTY).chains
             for rule in rules.rules:
                 target = jump_target(rule)
-                if self.prefix in rule and target in new_chains and (table, target) not in chains:
+                if self.mine.search(rule) and target in new_chains and (table, target) not in chains:
                     chains.append((table, target))
         jumps = []
         for table, rules in now.items():
             old = set(before.get(table, EMPTY).rules)
             for rule in rules.rules:
                 chain = rule.split()[1]
-                if (table, chain) not in chains and rule not in old and (self.prefix in rule or (table, jump_target(rule)) in chains):
+                if (table, chain) not in chains and rule not in old and (self.mine.search(rule) or (table, jump_target(rule)) in chains):
                     jumps.append((table, rule))
         return jumps, chains
 
@@ -235,8 +265,8 @@ class HostState:
             self.removed += [(binary, table, chain) for table, chain in chains]
 
     def _new_inert_tables(self) -> list[tuple[str, str]]:
-        """Tables iptables-nft made during the test (for the plugins' rules) that are empty and inert now."""
-        return sorted(t for t in (nft_tables() - self.tables) & IPTABLES_NFT_TABLES if inert_table(*t))
+        """Tables iptables-nft made for the test's plugins that are empty and inert now."""
+        return sorted(t for t in self.made_tables & nft_tables() if inert_table(*t))
 
     def _remove_inert_tables(self) -> None:
         for family, name in self._new_inert_tables():
@@ -244,17 +274,20 @@ class HostState:
 
     # switches and links
 
-    def _unheld_changes(self) -> dict[str, str]:
-        """Switches that differ from before and that no nsnet topology holds (a holder's value is not ours to undo)."""
+    def _turned_on(self) -> list[str]:
+        """Switches a watched call turned on that are still on and that no nsnet topology holds now."""
         now = forwarding_switches()
-        return {k: v for k, v in self.switches.items() if k in now and now[k] != v and not hostsysctl.holders(k)}
+        return sorted(k for k in self.turned_on if now.get(k) == "1" and not hostsysctl.holders(held_as(k)))
 
     def _restore_switches(self) -> None:
-        """The shared switches first: writing IPv6 `all` rewrites every interface's, which are then put back one by one."""
-        for key in [k for k in self._unheld_changes() if k in FORWARDING]:
-            write_sysctl(key, self.switches[key])
-        for key in self._unheld_changes():
-            write_sysctl(key, self.switches[key])
+        before_write = forwarding_switches()
+        for key in [k for k in self._turned_on() if k in FORWARDING]:
+            write_sysctl(key, "0")
+        for key in self._turned_on():  # an interface that writing IPv6 `all` did not turn off with it
+            write_sysctl(key, "0")
+        for key, value in forwarding_switches().items():  # and one that writing `all` turned off, on before the test
+            if value == "0" and self.switches.get(key) == before_write.get(key) == "1":
+                write_sysctl(key, "1")
 
     def _remove_links(self) -> None:
         for name in self.links:
@@ -275,5 +308,5 @@ class HostState:
             chains += [(t, c) for b, t, c in self.removed if b == binary and c in now.get(t, EMPTY).chains and (t, c) not in chains]
             left += [f"{binary} -t {t} {rule}" for t, rule in rules] + [f"{binary} -t {t} chain {c}" for t, c in chains]
         left += [f"nft table {family} {name}" for family, name in self._new_inert_tables()]
-        left += [f"{key} = {hostsysctl.read(key)} (was {value})" for key, value in self._unheld_changes().items()]
+        left += [f"{key} = 1 (was 0)" for key in self._turned_on()]
         return left
