@@ -18,7 +18,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import netkit
@@ -263,34 +263,89 @@ def appeared(before: HostState, now: HostState, net: Net, containers: list[str])
         (found.namespaces if name.startswith(net.prefix) else found.others).append(name)
     found.nft, others = _our_nft(before.nft, now.nft, net, containers)
     found.others += [" ".join(map(str, k)) for k in others]
-    found.iptables = sorted(now.iptables - before.iptables)
-    found.sysctls = {k: (v, now.sysctls[k]) for k, v in before.sysctls.items() if k in now.sysctls and now.sysctls[k] != v}
+    found.iptables, others_ipt = _our_iptables(now.iptables - before.iptables, found.nft, net.prefix)
+    found.others += others_ipt
+    changed = {k: (v, now.sysctls[k]) for k, v in before.sysctls.items() if k in now.sysctls and now.sysctls[k] != v}
+    held = held_by_others(net.prefix, changed)
+    found.sysctls = {k: v for k, v in changed.items() if k not in held}
+    found.others += [f"sysctl {k} {a} → {b}, held by nsnet topologies {held[k]}" for k, (a, b) in changed.items() if k in held]
     found.files = sorted(now.files - before.files)
     found.modules = sorted(now.modules - before.modules)
     return found
 
 
+def held_by_others(prefix: str, keys: Iterable[str]) -> dict[str, list[str]]:
+    """Those of KEYS that nsnet records as held by topologies not of this run (/run/nsnet/sysctl.json): another nsnet
+    lab is up and needs them (e.g. ip_forward), so they are not set back; nor the per-interface keys writing them sets."""
+    try:
+        with open("/run/nsnet/sysctl.json") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    held: dict[str, list[str]] = {}
+    for key, entry in record.items() if isinstance(record, dict) else ():
+        others = [h for h in (entry.get("holders", []) if isinstance(entry, dict) else []) if not str(h).startswith(prefix)]
+        if others:
+            held[key] = others
+    derived = {"net.ipv4.ip_forward": "net.ipv4.conf.", "net.ipv6.conf.all.forwarding": "net.ipv6.conf."}
+    for key in keys:
+        for holder, under in derived.items():
+            if holder in held and key.startswith(under) and key.endswith(".forwarding"):
+                held[key] = held[holder]
+    wanted = set(keys)
+    return {k: v for k, v in held.items() if k in wanted}
+
+
 def _our_nft(before: dict[tuple, dict], now: dict[tuple, dict], net: Net, containers: list[str]) -> tuple[list[tuple], list[tuple]]:
-    new = [k for k in now if k not in before]
-    named = net.chains(containers) | set(PORTMAP_SHARED)
-    chains = {k[1:5] for k in new if k[0] == "chain" and (k[4] in named or net.prefix in k[4])}
+    new = {k for k in now if k not in before}
+    rules = [k for k in now if k[0] == "rule"]
+    chains = {k[1:5] for k in new if k[0] == "chain" and (k[4] in net.chains(containers) or net.prefix in k[4])}
     tables = {k[1:4] for k in new if k[0] == "table" and net.prefix in k[2]}
 
-    def ours(k: tuple) -> bool:
-        if k[1:4] in tables or (k[0] == "chain" and k[1:5] in chains):
-            return True
-        if k[0] == "rule":
-            text = json.dumps(now[k])
-            return k[1:5] in chains or net.prefix in text or any(f'"target": "{c[3]}"' in text for c in chains if c[:3] == k[1:4])
-        return False
+    def base(where: tuple) -> bool:
+        return "hook" in now.get(("chain", *where), {})
 
+    def ours(k: tuple) -> bool:
+        if k[1:4] in tables or k[1:5] in chains:
+            return True
+        return k[0] == "rule" and (net.prefix in json.dumps(now[k]) or any((*k[1:4], t) in chains for t in _jumps(now[k])))
+
+    # portmap's shared chains, if they appeared now and only this case's rules are in them and jump to them (another
+    # runtime using portmap at the same time shares them: then they are left, with their rules, and only ours go)
+    for k in sorted(k for k in new if k[0] == "chain" and k[4] in PORTMAP_SHARED):
+        inside = [r for r in rules if r[1:5] == k[1:5]]
+        callers = [r for r in rules if r[1:4] == k[1:4] and k[4] in _jumps(now[r])]
+        if all(r in new and all((*k[1:4], t) in chains or t in PORTMAP_SHARED for t in _jumps(now[r])) for r in inside) and all(
+            r in new and (base(r[1:5]) or r[1:5] in chains) for r in callers
+        ):
+            chains.add(k[1:5])
     mine = [k for k in new if ours(k)]
     # a table that appeared with nothing in it but what is ours (iptables-nft makes `ip nat` and its base chains on first use)
     for t in {k[1:4] for k in new if k[0] == "table"} - tables:
         inside = [k for k in now if k[0] != "table" and k[1:4] == t]
-        if all(k in mine or (k[0] == "chain" and "hook" in now[k]) for k in inside):
+        if all(k in mine or (k[0] == "chain" and base(k[1:5])) for k in inside):
             mine += [k for k in new if k[1:4] == t and k not in mine]
     return mine, [k for k in new if k not in mine]
+
+
+def _jumps(rule: dict[str, Any]) -> set[str]:
+    """The chains a rule jumps or goes to."""
+    text = json.dumps(rule.get("expr", []))
+    return {part.split('"', 1)[0] for part in text.split('"target": "')[1:]}
+
+
+def _our_iptables(lines: set[str], nft: list[tuple], prefix: str) -> tuple[list[str], list[str]]:
+    """The iptables view of what appeared: a line is ours if it names a chain of ours (nft's view) or the prefix."""
+    family = {"ip": "ip4", "ip6": "ip6"}
+    names = {(family.get(k[1], k[1]), k[2], k[4]) for k in nft if k[0] == "chain"}
+    mine: list[str] = []
+    others: list[str] = []
+    for line in sorted(lines):
+        fam, table, rest = line.split(" ", 2)
+        words = rest.split()
+        named = {words[0][1:]} if rest.startswith(":") else {words[1], *(w for a, w in zip(words, words[1:], strict=False) if a in ("-j", "-g"))}
+        (mine if prefix in rest or any((fam, table, n) in names for n in named) else others).append(line)
+    return mine, others
 
 
 def restore(before: HostState, now: HostState, found: Appeared) -> list[str]:
