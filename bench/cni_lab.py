@@ -39,6 +39,7 @@ class Net:
     peer: str
     size: int
     base: IPv4Network  # the run's free 10.X.0.0/16
+    mapped: bool = False  # its containers have port mappings (only then does portmap make its shared chains)
 
     @property
     def name(self) -> str:
@@ -310,9 +311,11 @@ def _our_nft(before: dict[tuple, dict], now: dict[tuple, dict], net: Net, contai
             return True
         return k[0] == "rule" and (net.prefix in json.dumps(now[k]) or any((*k[1:4], t) in chains for t in _jumps(now[k])))
 
-    # portmap's shared chains, if they appeared now and only this case's rules are in them and jump to them (another
-    # runtime using portmap at the same time shares them: then they are left, with their rules, and only ours go)
-    for k in sorted(k for k in new if k[0] == "chain" and k[4] in PORTMAP_SHARED):
+    # portmap's shared chains, if this case mapped ports, they appeared meanwhile, and no other runtime uses portmap in
+    # that table (no other container's CNI-DN- chain; only this case's rules in them and jumping to them): else they
+    # are another's too, and stay with their rules; only ours go
+    foreign = {k[1:4] for k in now if k[0] == "chain" and k[4].startswith("CNI-DN-") and k[1:5] not in chains}
+    for k in sorted(k for k in new if net.mapped and k[0] == "chain" and k[4] in PORTMAP_SHARED and k[1:4] not in foreign):
         inside = [r for r in rules if r[1:5] == k[1:5]]
         callers = [r for r in rules if r[1:4] == k[1:4] and k[4] in _jumps(now[r])]
         if all(r in new and all((*k[1:4], t) in chains or t in PORTMAP_SHARED for t in _jumps(now[r])) for r in inside) and all(
