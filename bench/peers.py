@@ -361,6 +361,68 @@ class BatchPeer(ShellPeer):
         }
 
 
+class CniError(BenchError):
+    """A plugin of a chain exited non-zero (its CNI error JSON is in the message)."""
+
+
+class CniChain:
+    """One network configuration list, driven as libcni drives it (AddNetworkList, CheckNetworkList, DelNetworkList).
+
+    Each plugin gets its list entry plus the list's `name` and `cniVersion`, `runtimeConfig` with the capability
+    arguments it declares in `capabilities`, and `prevResult`: on ADD the previous plugin's result, in list order; on
+    CHECK (list order) and DEL (reverse order) the chain's cached ADD result. The environment: CNI_COMMAND,
+    CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS="", CNI_PATH (the bin dirs, searched in order) and PATH.
+    RUN executes one process (Runner.run: timed, reaped with os.wait4, which gives its peak RSS); `calls` keeps them all.
+    """
+
+    def __init__(self, conflist: dict[str, Any], bin_dirs: list[str], run: Callable[..., Proc]):
+        self.conflist = conflist
+        self.bin_dirs = bin_dirs
+        self.run = run
+        self.calls: list[tuple[str, Proc]] = []  # (CNI_COMMAND, execution)
+
+    def config(self, plugin: dict[str, Any], prev: dict | None, capability_args: dict[str, Any] | None) -> bytes:
+        conf = {**plugin, "name": self.conflist["name"], "cniVersion": self.conflist["cniVersion"]}
+        if prev:
+            conf["prevResult"] = prev
+        wanted = {k: v for k, v in (capability_args or {}).items() if plugin.get("capabilities", {}).get(k)}
+        if wanted:
+            conf["runtimeConfig"] = wanted
+        return json.dumps(conf).encode()
+
+    def binary(self, plugin_type: str) -> str:
+        for d in self.bin_dirs:
+            if os.access(path := os.path.join(d, plugin_type), os.X_OK):
+                return path
+        raise BenchError(f"CNI plugin {plugin_type!r} not found in {':'.join(self.bin_dirs)}")
+
+    def _each(self, command: str, container: str, netns: str, ifname: str, prev: dict | None,
+              capability_args: dict[str, Any] | None, timeout: float) -> dict:
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "CNI_COMMAND": command, "CNI_CONTAINERID": container,
+               "CNI_NETNS": netns, "CNI_IFNAME": ifname, "CNI_ARGS": "", "CNI_PATH": ":".join(self.bin_dirs)}
+        plugins = self.conflist["plugins"]
+        for plugin in reversed(plugins) if command == "DEL" else plugins:
+            proc = self.run([self.binary(plugin["type"])], stdin=self.config(plugin, prev, capability_args), env=env, timeout=timeout)
+            self.calls.append((command, proc))
+            if proc.rc != 0:
+                raise CniError(f"CNI {plugin['type']} {command} {container}: {proc.out.strip() or proc.err.strip() or f'exit {proc.rc}'}")
+            if command == "ADD":
+                prev = json.loads(proc.out) if proc.out.strip() else prev
+        return prev or {}
+
+    def add(self, container: str, netns: str, ifname: str, capability_args: dict | None = None, timeout: float = 120.0) -> dict:
+        """The chain's result: cache it, CHECK and DEL take it."""
+        return self._each("ADD", container, netns, ifname, None, capability_args, timeout)
+
+    def check(self, container: str, netns: str, ifname: str, cached: dict | None, capability_args: dict | None = None,
+              timeout: float = 120.0) -> None:
+        self._each("CHECK", container, netns, ifname, cached, capability_args, timeout)
+
+    def delete(self, container: str, netns: str, ifname: str, cached: dict | None, capability_args: dict | None = None,
+               timeout: float = 120.0) -> None:
+        self._each("DEL", container, netns, ifname, cached, capability_args, timeout)
+
+
 class CniPeer(Peer):
     """Acts as the container runtime: namespace in-process, then the plugins, one namespace at a time."""
 
@@ -372,30 +434,17 @@ class CniPeer(Peer):
         self.networks = [L.cni_network(lab, k, data_dir) for k in range(lab.bridges)]
         for k, net in enumerate(self.networks):
             _write(os.path.join(self.dir, f"{k}-{net['name']}.conflist"), json.dumps(net, indent=2) + "\n")
+        self.chains = [CniChain(net, [L.CNI_DIR], runner.run) for net in self.networks]
+        self.loopback = CniChain(L.LOOPBACK_NETWORK, [L.CNI_DIR], runner.run)
         self.results: dict[str, tuple[dict, dict]] = {}  # namespace -> (loopback result, bridge result)
         self.veths: dict[str, str] = {}  # namespace -> host veth the bridge plugin named
         self.on_veth: Callable[[str], None] = lambda name: None
 
-    def _invoke(self, plugin: str, command: str, ns: str, ifname: str, conf: bytes) -> dict[str, Any]:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-            "CNI_COMMAND": command,
-            "CNI_CONTAINERID": ns,
-            "CNI_NETNS": netkit.ns_path(ns),
-            "CNI_IFNAME": ifname,
-            "CNI_ARGS": "",
-            "CNI_PATH": L.CNI_DIR,
-        }
-        proc = self.runner.run([os.path.join(L.CNI_DIR, plugin)], stdin=conf, env=env, timeout=120)
-        if proc.rc != 0:
-            raise BenchError(f"CNI {plugin} {command} {ns}: {proc.out.strip() or proc.err.strip()}")
-        return json.loads(proc.out) if proc.out.strip() else {}
-
     def _add(self, i: int) -> None:
-        ns, net = self.lab.ns(i), self.networks[self.lab.bridge_of(i)]
+        ns, chain = self.lab.ns(i), self.chains[self.lab.bridge_of(i)]
         netkit.create_ns(ns)
-        lo = self._invoke("loopback", "ADD", ns, "lo", L.plugin_config(L.LOOPBACK_NETWORK, 0))
-        br = self._invoke("bridge", "ADD", ns, "eth0", L.plugin_config(net, 0))
+        lo = self.loopback.add(ns, netkit.ns_path(ns), "lo")
+        br = chain.add(ns, netkit.ns_path(ns), "eth0")
         self.results[ns] = (lo, br)
         for iface in br.get("interfaces", []):
             if "sandbox" not in iface and iface.get("name") != self.lab.bridge(self.lab.bridge_of(i)):
@@ -403,17 +452,17 @@ class CniPeer(Peer):
                 self.on_veth(iface["name"])
 
     def _check(self, i: int) -> None:
-        ns, net = self.lab.ns(i), self.networks[self.lab.bridge_of(i)]
+        ns, chain = self.lab.ns(i), self.chains[self.lab.bridge_of(i)]
         lo, br = self.results[ns]
-        self._invoke("loopback", "CHECK", ns, "lo", L.plugin_config(L.LOOPBACK_NETWORK, 0, lo))
-        self._invoke("bridge", "CHECK", ns, "eth0", L.plugin_config(net, 0, br))
+        self.loopback.check(ns, netkit.ns_path(ns), "lo", lo)
+        chain.check(ns, netkit.ns_path(ns), "eth0", br)
 
     def _del(self, i: int) -> None:
         """DEL in reverse order with the cached results, as libcni does, then delete the namespace."""
-        ns, net = self.lab.ns(i), self.networks[self.lab.bridge_of(i)]
+        ns, chain = self.lab.ns(i), self.chains[self.lab.bridge_of(i)]
         lo, br = self.results.pop(ns, ({}, {}))
-        self._invoke("bridge", "DEL", ns, "eth0", L.plugin_config(net, 0, br or None))
-        self._invoke("loopback", "DEL", ns, "lo", L.plugin_config(L.LOOPBACK_NETWORK, 0, lo or None))
+        chain.delete(ns, netkit.ns_path(ns), "eth0", br or None)
+        self.loopback.delete(ns, netkit.ns_path(ns), "lo", lo or None)
         netkit.remove_ns(ns)
 
     def _timed(self, case: str, body: Callable[[], None]) -> dict[str, float]:
