@@ -85,7 +85,7 @@ def _plan(kernel: LiveKernel, topology: Topology, attachment: Attachment | None)
     if attachment is None:
         scope = Scope(frozenset(), whole_host=False)
         return reconcile.compute(topology, kernel.observe(scope), None, Recorded(), scope)
-    scope = Scope(frozenset({attachment.name}), whole_host=False, sources={attachment.name: attachment.netns})
+    scope = Scope(frozenset({attachment.name}), whole_host=False, sources={attachment.name: attachment.netns}, docker=False)
     return reconcile.compute(topology, kernel.observe(scope), frozenset({attachment.name}), Recorded(), scope)
 
 

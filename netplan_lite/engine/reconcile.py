@@ -85,7 +85,7 @@ def compute(
         addresses = allocate(topology, kept, _out_of_scope(topology, kept, targets))
         addresses6 = allocate6(topology, kept6, _out_of_scope(topology, kept6, targets))
     desired = desired_state(topology, addresses, observation.docker_chains, addresses6)
-    scope = read if targets is None else targeting(targets, desired, observation.state, read.sources)
+    scope = read if targets is None else targeting(targets, desired, observation.state, read.sources, read.docker)
     desired = scope.of(desired)
     _refuse_conflicts(topology, desired, observation)
     plan = make_plan(topology.name, diff(desired, scope.of(observation.state)), scope.partial)

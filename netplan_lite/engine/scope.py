@@ -24,6 +24,9 @@ class Scope:
     host: frozenset[ResourceId] | None = None  # the host objects in scope; None: all of them
     whole_host: bool = True  # read every host link (a plan: conflicts need every name); False: only those used
     sources: Mapping[str, str] = field(default_factory=dict)  # data-source namespaces to read: name -> path
+    # read Docker's DOCKER-USER chains (iptables, under its host-wide lock): a CNI attachment's plan
+    # leaves the accept rules to its network's, so that no container's call waits for that lock
+    docker: bool = True
 
     def __contains__(self, rid: object) -> bool:
         if not isinstance(rid, ResourceId) or self.namespaces is None:
@@ -41,7 +44,7 @@ class Scope:
 
     def reading(self, namespaces: Iterable[str], whole_host: bool) -> Scope:
         """The same host objects, read for `namespaces` only (a verification)."""
-        return Scope(frozenset(namespaces), self.host, whole_host, self.sources)
+        return Scope(frozenset(namespaces), self.host, whole_host, self.sources, self.docker)
 
 
 EVERYTHING = Scope()
@@ -62,14 +65,14 @@ def _reach(rid: ResourceId, resource: Any, targets: frozenset[str]) -> tuple[str
 
 
 def with_sources(scope: Scope, sources: Mapping[str, str]) -> Scope:
-    return Scope(scope.namespaces, scope.host, scope.whole_host, sources)
+    return Scope(scope.namespaces, scope.host, scope.whole_host, sources, scope.docker)
 
 
-def targeting(namespaces: Iterable[str], desired: State, observed: State, sources: Mapping[str, str]) -> Scope:
+def targeting(namespaces: Iterable[str], desired: State, observed: State, sources: Mapping[str, str], docker: bool = True) -> Scope:
     """The namespaces (and those their links reach), and the host objects they need (or that are
     host-wide), desired or live."""
     targets = with_partners(namespaces, desired, observed)
     host = {rid for rid in desired.keys() | observed.keys() if rid.home is None and KINDS[rid.kind].host_wide}
     for state in (desired, observed):
         host |= {need for rid, r in state.items() if rid.home in targets for need in KINDS[rid.kind].needs(r)}
-    return Scope(targets, frozenset(host), sources=sources)
+    return Scope(targets, frozenset(host), sources=sources, docker=docker)

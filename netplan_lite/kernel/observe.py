@@ -209,7 +209,7 @@ def observe(topology: str, nl: Netlink, scope: Scope = EVERYTHING) -> Observatio
         namespace_sysctls=inside,
         sources=sources,
         whole_host=whole_host,
-        docker_chains=iptables.docker_chains(label(topology)),
+        docker_chains=iptables.docker_chains(label(topology)) if scope.docker else {},
         nsid=nl.nsid,
     )
     _hold_ours(nl, namespaces.keys(), {rid.name for rid in observation.state if rid.kind is Kind.NAMESPACE})
