@@ -29,7 +29,7 @@ NEEDS = {  # the spec's required variables per verb (CNI_PATH is optional, and a
     "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"),
     "DEL": ("CNI_CONTAINERID", "CNI_IFNAME"),
 }
-NO_ATTACHMENT = {"CNI_CONTAINERID": None, "CNI_IFNAME": None}  # STATUS and GC are about the network
+ATTACHMENT_ENV = ("CNI_CONTAINERID", "CNI_IFNAME")  # STATUS and GC are about the network: a runtime gives them neither
 VALID = "cni.dev/valid-attachments"
 # (version, verb) of the calls a wrong configuration is tried with: ADD and DEL in every version, the others in the newest
 CALLS = [(v, verb) for v in VERSIONS for verb in ("ADD", "DEL")] + [(NEWEST, verb) for verb in ("CHECK", "STATUS", "GC")]
@@ -69,7 +69,7 @@ def names(word: str, msg: str) -> bool:
 
 def call_on_network(nsnet: NsnetNetwork, verb: str, config: Any, netns: str) -> Outcome:
     """`verb` with the environment a runtime gives it: STATUS and GC name no attachment."""
-    return nsnet.run(verb, config, None, **NO_ATTACHMENT) if verb in ("STATUS", "GC") else nsnet.run(verb, config, netns)
+    return nsnet.run(verb, config, None, CNI_CONTAINERID=None, CNI_IFNAME=None) if verb in ("STATUS", "GC") else nsnet.run(verb, config, netns)
 
 
 # every verb in every version
@@ -132,7 +132,7 @@ def test_missing_environment_is_named_exactly(verb, missing, nsnet, netns):
 
 
 @pytest.mark.parametrize(
-    ("verb", "absent"), [("DEL", ("CNI_NETNS",)), ("STATUS", tuple(NO_ATTACHMENT)), ("GC", tuple(NO_ATTACHMENT))], ids=["DEL", "STATUS", "GC"]
+    ("verb", "absent"), [("DEL", ("CNI_NETNS",)), ("STATUS", ATTACHMENT_ENV), ("GC", ATTACHMENT_ENV)], ids=["DEL", "STATUS", "GC"]
 )
 def test_what_a_verb_does_not_need_may_be_absent(verb, absent, nsnet):
     succeeded(nsnet.run(verb, nsnet_config(nsnet.net, NEWEST), None, **dict.fromkeys(absent)))
