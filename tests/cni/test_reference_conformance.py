@@ -8,12 +8,12 @@ spec (no cniVersion in its errors, plugins#810), the test says so by name.
 from __future__ import annotations
 
 import ipaddress
-import json
 import secrets
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import CNI_BIN, IFNAME, addresses_in, bridge_config, call
 from hoststate import CniNetwork, HostState, Namespaces, must
 from invoke import Outcome, cni_env, invoke
 from specschema import SPECS, VERSIONS, assert_valid, attachment_problems, problems
@@ -22,11 +22,9 @@ from netplan_lite.kernel import hostsysctl
 
 pytestmark = pytest.mark.netns
 
-CNI_BIN = Path("/usr/lib/cni")
 BRIDGE, HOST_LOCAL = CNI_BIN / "bridge", CNI_BIN / "host-local"
 SUPPORTED = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"]  # what 1.1.1's VERSION lists (libcni 1.1)
 SPOKEN = [v for v in VERSIONS if v in SUPPORTED]  # the schema versions the reference can be run in: all but 1.1.0
-IFNAME = "eth0"
 REQUIRED_ENV = {  # what the reference refuses to run without (code 4); the spec makes CNI_PATH optional and DEL's CNI_NETNS too
     "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
     "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
@@ -38,32 +36,6 @@ REQUIRED_ENV = {  # what the reference refuses to run without (code 4); the spec
 def reference_plugins() -> None:
     if not (BRIDGE.is_file() and HOST_LOCAL.is_file()):
         pytest.skip("containernetworking-plugins is not installed (bash scripts/setup --cni installs it)")
-
-
-def bridge_config(net: CniNetwork, version: str) -> dict[str, Any]:
-    """A dual-stack bridge network with masquerade, a default route per family, one route via a gateway, and DNS."""
-    gateway, gateway6 = str(net.subnet[1]), str(net.subnet6[1])
-    routes = [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}, {"dst": "198.51.100.0/24", "gw": str(net.subnet[254])}]
-    return {
-        "cniVersion": version,
-        "name": net.name,
-        "type": "bridge",
-        "bridge": net.bridge,
-        "isGateway": True,
-        "ipMasq": True,
-        "ipam": {"type": "host-local", "dataDir": str(net.state_dir), "ranges": net.ranges(), "routes": routes},
-        "dns": {"nameservers": [gateway, gateway6], "domain": "cni.test", "search": ["cni.test"], "options": ["ndots:1"]},
-    }
-
-
-def call(command: str, netns: str | None, container_id: str = "c0", **changes: str | None) -> dict[str, str]:
-    """The environment of one call for the attachment (container_id, eth0); `changes` as CNI_NAME=value (None: absent)."""
-    env = cni_env(command, container_id=container_id, netns=netns, ifname=IFNAME, cni_path=str(CNI_BIN))
-    for key, value in changes.items():
-        env.pop(key, None)
-        if value is not None:
-            env[key] = value
-    return env
 
 
 def leases(net: CniNetwork) -> list[str]:
@@ -92,12 +64,6 @@ def assert_reference_error(outcome: Outcome, version: str, code: int) -> dict[st
     assert_valid("error", version, {"cniVersion": version, **doc})
     assert doc["code"] == code, outcome
     return doc
-
-
-def addresses_in(netns: str) -> set[str]:
-    """The global addresses of IFNAME inside the namespace, as address/prefix."""
-    links = json.loads(must("ip", "-n", Path(netns).name, "-j", "address", "show", "dev", IFNAME))
-    return {f"{a['local']}/{a['prefixlen']}" for link in links for a in link["addr_info"] if a.get("scope") == "global"}
 
 
 def add(host: HostState, netns: str, config: dict[str, Any], container_id: str = "c0") -> Outcome:
