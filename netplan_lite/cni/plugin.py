@@ -66,7 +66,7 @@ def main(env: Mapping[str, str] | None = None, stdin: BinaryIO | None = None, st
     env = os.environ if env is None else env
     out = stdout or sys.stdout
     if not env.get("CNI_COMMAND"):
-        print(ABOUT, file=out)
+        print(ABOUT, file=sys.stderr)  # as the reference plugins: stdout is the runtime's, for JSON
         return 0
     data = (stdin or sys.stdin.buffer).read()
     try:

@@ -21,7 +21,7 @@ import dataclasses
 import errno
 import os
 import shutil
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from ..engine import reconcile
 from ..engine.apply import ActionFailed, VerificationFailed
@@ -39,7 +39,7 @@ from ..resources.nat import table_name
 from ..resources.port_mapping import PortMappingState
 from ..resources.macs import stable_mac
 from . import delegate, ipam, network, records
-from .config import NetConf, Request
+from .config import MAC, NetConf, Request
 from .records import Attachment
 from .spec import Code, CniError, Result, ResultInterface, ResultIP, ResultRoute
 
@@ -162,7 +162,9 @@ def _addresses(conf: NetConf, request: Request, attachment: Attachment, earlier:
 
 
 def _refuse_existing_interface(kernel: LiveKernel, attachment: Attachment) -> None:
-    """ADD of an interface name the container already has is an error, not a takeover."""
+    """ADD of an interface name the container already has is an error, not a takeover: the caller
+    checked that this attachment has no record, so the interface is someone else's (another
+    container's of this very network too)."""
     try:
         fd = os.open(attachment.netns, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as err:
@@ -173,7 +175,7 @@ def _refuse_existing_interface(kernel: LiveKernel, attachment: Attachment) -> No
         existing = [link for link in kernel.nl.links(attachment.name) if link.name == attachment.ifname]
     except OSError:
         raise CniError(Code.INVALID_ENVIRONMENT, f"CNI_NETNS {attachment.netns} is not a network namespace") from None
-    if existing and existing[0].alias != label(kernel.topology):
+    if existing:
         raise CniError(Code.INTERFACE_EXISTS, f"the container already has an interface {attachment.ifname}", f"in {attachment.netns}")
 
 
@@ -287,9 +289,20 @@ def check(conf: NetConf, request: Request) -> None:
     attachment = records.load(conf.name, network.attachment_name(request.container_id, request.ifname))
     if attachment is None:
         raise CniError(Code.UNKNOWN_CONTAINER, f"container {request.container_id} has no {request.ifname} on network {conf.name}")
-    changes = drift(conf, dataclasses.replace(attachment, netns=request.netns))
+    changes = drift(conf, _as_the_chain_left_it(dataclasses.replace(attachment, netns=request.netns), conf.prev_result))
     if changes:
         raise CniError(Code.DRIFT, f"attachment {request.container_id}/{request.ifname} differs from what ADD made", "; ".join(changes))
+
+
+def _as_the_chain_left_it(attachment: Attachment, prev_result: Mapping[str, Any] | None) -> Attachment:
+    """The spec's CHECK takes the expected interface from the prevResult: a later plugin of the
+    chain (tuning) may have given the container's interface another MAC."""
+    for iface in (prev_result or {}).get("interfaces", []):
+        if isinstance(iface, dict) and iface.get("name") == attachment.ifname and iface.get("sandbox") in (None, attachment.netns):
+            mac = iface.get("mac")
+            if isinstance(mac, str) and MAC.fullmatch(mac):
+                return dataclasses.replace(attachment, mac=mac.lower())
+    return attachment
 
 
 def drift(conf: NetConf, attachment: Attachment) -> list[str]:

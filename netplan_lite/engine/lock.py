@@ -51,7 +51,10 @@ def topology_lock(topology: str, timeout: float, shared: bool = False) -> Iterat
     deadline = time.monotonic() + timeout
     while True:
         path = os.path.join(topology_dir(topology), "lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:  # a destroy removed the directory between making it and opening the file
+            continue
         try:
             _acquire(fd, topology, timeout, deadline, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             if _is_current(fd, path):

@@ -29,15 +29,7 @@ FIREWALL_JUMP = '-A FORWARD -m comment --comment "CNI firewall plugin rules" -j 
 MAC = "02:00:00:c0:ff:ee"
 TUNINGS = [
     pytest.param({"sysctl": {RP_FILTER: "2"}, "mtu": 1400}, id="sysctl-mtu"),
-    pytest.param(
-        {"mac": MAC},
-        id="mac",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="bug: nsnet's CHECK fails (103, 'update interface ... (mac)') after a later plugin changed the container's MAC, "
-            "although prevResult carries the new one: the spec says CHECK must consult prevResult (its own chaining example is this)",
-        ),
-    ),
+    pytest.param({"mac": MAC}, id="mac"),  # CHECK takes the interface's MAC from prevResult, as the spec says
 ]
 
 

@@ -178,11 +178,6 @@ def test_add_on_an_interface_the_container_has(version, nsnet, netns):
     assert nsnet.leftovers() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ADD of a second container ID with the same CNI_NETNS and CNI_IFNAME succeeds and replaces the first "
-    "attachment's interface (verbs._refuse_existing_interface lets an interface with the network's own label through)",
-)
 def test_add_on_an_interface_another_attachment_made(nsnet, netns):
     config = nsnet_config(nsnet.net, "1.0.0")
     assert nsnet.add(config, netns).code == 0

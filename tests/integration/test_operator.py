@@ -68,6 +68,7 @@ def test_ls_lists_the_topology_with_counts_and_drift(lab):
         "drifted": False,
         "changes": 0,
         "note": None,
+        "cni_attachments": None,
     }
     lab.ip("-n", ex.web1, "route", "del", "default")
     found = mine()

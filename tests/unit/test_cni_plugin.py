@@ -42,10 +42,10 @@ def verbs_called(monkeypatch) -> list[tuple[str, Any]]:
 
 
 @pytest.mark.parametrize("env", [{}, {"CNI_COMMAND": ""}, {"CNI_CONTAINERID": "x"}])
-def test_no_command_prints_the_about_line(env):
+def test_no_command_prints_the_about_line_on_stderr(env, capsys):
     out = io.StringIO()
     assert main(env=env, stdin=None, stdout=out) == 0  # stdin is not read (pytest's would refuse)
-    assert out.getvalue() == ABOUT + "\n" and "1.1.0" in ABOUT
+    assert out.getvalue() == "" and capsys.readouterr().err == ABOUT + "\n" and "1.1.0" in ABOUT
 
 
 @pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
