@@ -298,7 +298,8 @@ def _mapped_nat(topology: Topology) -> tuple[NftTableState | None, list[SysctlSt
     localhost = {b.name for b in topology.bridges if b.subnet is not None}
     for bridge in topology.bridges:
         rules.extend(_bridge_rules(bridge, bridge.name in localhost, {s.version for s in bridge.subnets}))
-    maps = tuple(sorted(m for v in versions for addressed in (False, True) for m in (FORWARD_MAPS[(v, addressed)], port_map(FORWARD_MAPS[(v, addressed)]))))
+    address_maps = [FORWARD_MAPS[(v, addressed)] for v in versions for addressed in (False, True)]
+    maps = tuple(sorted([*address_maps, *map(port_map, address_maps)]))
     used = {rule.chain for rule in rules}
     table = NftTableState(table_name(topology.name), chains=tuple(sorted(CHAINS[c] for c in used)), rules=tuple(sorted(rules)), maps=maps)
     sysctls = [SysctlState(FORWARDING[v], "1") for v in versions]
