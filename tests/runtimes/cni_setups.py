@@ -117,7 +117,7 @@ def _reference_expected(net: Network, runtime: str, before: hostrecord.HostRecor
     leases = f"/var/lib/cni/networks/{net.name}"
     left = {f"link {net.bridge}", f"cni-state {leases}/last_reserved_ip.0", f"cni-state {leases}/lock", "nft table ip nat"}
     left |= {"sysctl net.ipv4.ip_forward=1"} if before.sysctls["net/ipv4/ip_forward"] != "1" else set()
-    left |= PORTMAP_LEFT | {"nft table ip6 nat"} if runtime == "podman" else MASQUERADE_LEFT
+    left |= (PORTMAP_LEFT | {"nft table ip6 nat"}) if runtime == "podman" else MASQUERADE_LEFT  # the tests publish a port under podman
     shared = {item for item in hostrecord.present(before) if "<hash>" not in item and "<address>" not in item}
     return left - shared  # a container's own chains and rules are new whatever was there
 
@@ -136,7 +136,8 @@ REFERENCE = CniSetup(
 def _install_nsnet(bin_dir: Path) -> str | None:
     proc = subprocess.run([sys.executable, "-m", "netplan_lite", "cni", "install", "--bin-dir", str(bin_dir)], capture_output=True, text=True)
     if proc.returncode != 0 or not (bin_dir / "nsnet").is_file():
-        return f"`nsnet cni install --bin-dir DIR` is not available yet: {(proc.stderr or proc.stdout).strip()[-200:]}"
+        said = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
+        return f"`nsnet cni install --bin-dir DIR` is not available yet: {said[-1][-160:]}"
     return _link_or_copy(("host-local", "loopback"), REFERENCE_DIR, bin_dir)  # host-local: for a delegating conflist
 
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
+import socket
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+import calltrace
 import cni_setups
 import containerd_env
 import hostrecord
@@ -28,6 +30,7 @@ import rootfs as busybox
 from cni_setups import CniSetup, Network
 from hostrecord import Change, Watch
 
+HOST_PORT = 18080  # the issue's `podman run -p 18080:80`
 WATCHES = (
     Watch(Path("/var/lib/cni"), cni_state=True, shared=True),  # host-local's leases, libcni's result cache
     Watch(Path("/run/nsnet"), cni_state=True, shared=True),  # nsnet's allocator and records
@@ -43,7 +46,7 @@ WATCHES = (
 
 
 def free_subnet() -> ipaddress.IPv4Network:
-    routes = hostrecord._json("ip", "-j", "-4", "route", "show", "table", "all")
+    routes = hostrecord.run_json("ip", "-j", "-4", "route", "show", "table", "all")
     taken = [ipaddress.ip_network(r["dst"], strict=False) for r in routes if r.get("dst", "default") != "default"]
     for _ in range(200):
         candidate = ipaddress.IPv4Network(f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.0/24")
@@ -128,6 +131,14 @@ def plugin_dir(cni: CniSetup, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def cni_log(plugin_dir: Path, tmp_path: Path) -> Path:
+    """Every CNI call the runtimes make from now on, logged by wrappers in the plugin dir (calltrace.py)."""
+    log = tmp_path / "cni-calls.jsonl"
+    calltrace.trace(plugin_dir, log)
+    return log
+
+
+@pytest.fixture
 def conf_dir(cni: CniSetup, net: Network, tmp_path: Path) -> Path:
     path = tmp_path / "cni-conf"
     path.mkdir()
@@ -161,3 +172,14 @@ def containerd(plugin_dir: Path, conf_dir: Path, host: HostGuard, prefix: str, t
         yield daemon
     finally:
         host.problems += daemon.stop()
+
+
+@pytest.fixture
+def host_port() -> int:
+    """HOST_PORT, when nothing on the host binds it."""
+    try:
+        with socket.socket() as s:
+            s.bind(("0.0.0.0", HOST_PORT))
+    except OSError:
+        pytest.skip(f"host port {HOST_PORT} is taken")
+    return HOST_PORT

@@ -45,14 +45,14 @@ def run(*cmd: str | os.PathLike, timeout: float = 60) -> tuple[int, str, str]:
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def _json(*cmd: str) -> list:
+def run_json(*cmd: str) -> list:
     rc, out, err = run(*cmd)
     assert rc == 0, f"{' '.join(cmd)}: {err.strip()}"
     return json.loads(out) if out.strip() else []
 
 
 def link_names() -> frozenset[str]:
-    return frozenset(entry["ifname"] for entry in _json("ip", "-j", "link", "show"))
+    return frozenset(entry["ifname"] for entry in run_json("ip", "-j", "link", "show"))
 
 
 def bridge_ports(bridge: str) -> frozenset[str]:
@@ -62,7 +62,7 @@ def bridge_ports(bridge: str) -> frozenset[str]:
 
 
 def netns_names() -> frozenset[str]:
-    return frozenset(entry["name"] for entry in _json("ip", "-j", "netns", "list"))
+    return frozenset(entry["name"] for entry in run_json("ip", "-j", "netns", "list"))
 
 
 def read_sysctls() -> dict[str, str | None]:
@@ -76,7 +76,7 @@ def read_sysctls() -> dict[str, str | None]:
 
 
 def nft_tables() -> frozenset[tuple[str, str]]:
-    items = _json("nft", "-j", "list", "tables")
+    items = run_json("nft", "-j", "list", "tables")
     return frozenset((i["table"]["family"], i["table"]["name"]) for i in (items["nftables"] if items else []) if "table" in i)
 
 
@@ -225,20 +225,25 @@ def _chain_of(rule: str) -> str:
     return shlex.split(rule)[1]  # "-A CHAIN ...": iptables-save quotes as its parser expects
 
 
+SCAFFOLDING = "CNI-HOSTPORT-"  # portmap's chains shared by every network: their rules name none
+
+
 def _attributed(before: Xtables, after: Xtables, own: Ownership) -> tuple[list[tuple[str, str]], set[tuple[str, str]]]:
     """The rules and user chains that appeared since BEFORE and are the test's: rules carrying its
     mark (the bridge plugin's and portmap's comments name the network), chains that appeared holding
-    only such rules and the rules jumping into them, and, when no other network's new rule is among
-    them, all that appeared (portmap's shared CNI-HOSTPORT-* scaffolding, made for the test's first
-    port mapping). Another session's plugins may add rules meanwhile: those are never the test's."""
+    only such rules and the rules jumping into them, and portmap's CNI-HOSTPORT-* scaffolding (its
+    chains, their rules, the jumps into them) when it appeared and no other network's new rule is in
+    it: made for the test's first port mapping. Another session's rules are never the test's."""
     added = _added_rules(before, after)
     new_chains = after.chains - before.chains
     marked = {r for r in added if own.marked(r[1])}
     chains = {(t, c) for t, c in new_chains if _only_marked(t, c, added, marked)}
     rules = marked | {r for r in added if any(r[0] == t and r[1].endswith(f" -j {c}") for t, c in chains)}
-    foreign = [r for r in added if r not in rules and ("name: " in r[1] or re.search(r"-j CNI-(DN-)?[0-9a-f]{16,}", r[1]))]
-    if not foreign:
-        return added, set(new_chains)
+    scaffolding = {(t, c) for t, c in new_chains if c.startswith(SCAFFOLDING)}
+    inside = [r for r in added if r not in rules and (_chain_of(r[1]).startswith(SCAFFOLDING) or f" -j {SCAFFOLDING}" in r[1])]
+    if scaffolding and not any("name: " in r[1] or re.search(r"-j CNI-(DN-)?[0-9a-f]{16,}", r[1]) for r in inside):
+        rules |= set(inside)
+        chains |= scaffolding
     return [r for r in added if r in rules], chains
 
 
@@ -311,7 +316,8 @@ def _undo_xtables(tool: str, before: Xtables | None, own: Ownership) -> None:
 
 
 def _remove_new_entries(watch: Watch, before: frozenset[str], own: Ownership) -> None:
-    """Remove the entries that appeared and count, then new directories that are left empty."""
+    """Remove the entries that appeared and count, then the new directories left empty (libcni and
+    host-local make theirs again as they need them)."""
     new = _entries(watch, before, tree(watch.path), own)
     for entry in new:  # sorted: a directory comes before what it holds
         if any(entry.startswith(f"{d}/") for d in new) or not os.path.lexists(entry):

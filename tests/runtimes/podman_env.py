@@ -18,14 +18,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import hostrecord
 
 TIMEOUT = 60
+HTTPD = ("/bin/httpd", "-f", "-p", "80", "-h", "/www")  # busybox httpd serving rootfs.INDEX
 
 
 def skip_reason() -> str | None:
@@ -104,6 +107,18 @@ class Podman:
     def inspect(self, name: str) -> dict[str, Any]:
         return json.loads(self.check("inspect", name))[0]
 
+    def kill_conmon(self, record: dict[str, Any]) -> None:
+        """SIGKILL the conmon of the container RECORD describes (by the pid and start time recorded at
+        its start), and wait until it is gone."""
+        pid = record["State"]["ConmonPid"]
+        started = dict(self.processes)[pid]
+        assert hostrecord.start_time(pid) == started and Path(f"/proc/{pid}/comm").read_text().strip() == "conmon"
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while hostrecord.start_time(pid) == started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert hostrecord.start_time(pid) != started, f"conmon {pid} survived SIGKILL"
+
     def remove_all(self) -> list[str]:
         """`podman rm -f` of every container started; the recorded processes that were still alive."""
         if self.containers:
@@ -113,3 +128,10 @@ class Podman:
         if not any(point.startswith(f"{self.runroot}/") for point in hostrecord.mountpoints()):
             shutil.rmtree(self.runroot)
         return killed
+
+
+def web_pair(podman: Podman, network: str, rootfs: Path, publish: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Containers NETWORK-a (publishing PUBLISH) and NETWORK-b, both serving busybox httpd on port 80."""
+    a = podman.start(f"{network}-a", network, rootfs, *HTTPD, publish=publish)
+    b = podman.start(f"{network}-b", network, rootfs, *HTTPD)
+    return a, b

@@ -10,7 +10,6 @@ leave (nothing for nsnet); the host guard then restores the rest and asserts the
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import time
 from ipaddress import ip_address
@@ -24,8 +23,6 @@ from rootfs import INDEX
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(podman_env.skip_reason() is not None, reason=str(podman_env.skip_reason()))]
 
-HOST_PORT = 18080
-HTTPD = ("/bin/httpd", "-f", "-p", "80", "-h", "/www")
 REQUEST = "GET / HTTP/1.0\r\nHost: test\r\n\r\n"
 
 
@@ -48,22 +45,6 @@ def http_get(host: str, port: int, timeout: float = 3.0) -> str | None:
     return data.decode(errors="replace").partition("\r\n\r\n")[2]
 
 
-def port_is_free(port: int) -> bool:
-    try:
-        with socket.socket() as s:
-            s.bind(("0.0.0.0", port))
-    except OSError:
-        return False
-    return True
-
-
-def two_web_containers(podman, net, rootfs, publish: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Containers a (publishing PUBLISH) and b, both serving busybox httpd on port 80."""
-    a = podman.start(f"{net.name}-a", net.name, rootfs, *HTTPD, publish=publish)
-    b = podman.start(f"{net.name}-b", net.name, rootfs, *HTTPD)
-    return a, b
-
-
 def http_get_from(podman, container: str, address: str) -> str:
     """The body busybox httpd at ADDRESS:80 answers to GET / sent by nc inside CONTAINER (busybox-static
     1.35's wget segfaults, on the host too)."""
@@ -77,21 +58,19 @@ def test_network_ls_shows_the_network(podman, net):
 
 
 def test_two_containers_reach_each_other_over_tcp(podman, net, rootfs):
-    a, b = two_web_containers(podman, net, rootfs)
+    a, b = podman_env.web_pair(podman, net.name, rootfs)
     assert address(a, net) != address(b, net)
     assert http_get_from(podman, b["Name"], address(a, net)) == INDEX
     assert http_get_from(podman, a["Name"], address(b, net)) == INDEX
 
 
-def test_published_port_serves_the_host(podman, net, rootfs):
-    if not port_is_free(HOST_PORT):
-        pytest.skip(f"host port {HOST_PORT} is taken")
-    podman.start(f"{net.name}-a", net.name, rootfs, *HTTPD, publish=(f"{HOST_PORT}:80",))
+def test_published_port_serves_the_host(podman, net, rootfs, host_port):
+    podman.start(f"{net.name}-a", net.name, rootfs, *podman_env.HTTPD, publish=(f"{host_port}:80",))
     deadline = time.monotonic() + 15
-    body = http_get("127.0.0.1", HOST_PORT)
+    body = http_get("127.0.0.1", host_port)
     while body != INDEX and time.monotonic() < deadline:  # httpd may not listen yet
         time.sleep(0.2)
-        body = http_get("127.0.0.1", HOST_PORT)
+        body = http_get("127.0.0.1", host_port)
     assert body == INDEX
 
 
@@ -105,20 +84,13 @@ def assert_removed(podman, host, cni, records: tuple[dict[str, Any], ...]) -> No
     host.assert_network_leftovers(cni, "podman")
 
 
-def test_rm_f_leaves_nothing_of_the_network(podman, net, rootfs, host, cni):
-    records = two_web_containers(podman, net, rootfs, publish=(f"{HOST_PORT}:80",))
+def test_rm_f_leaves_nothing_of_the_network(podman, net, rootfs, host, cni, host_port):
+    records = podman_env.web_pair(podman, net.name, rootfs, publish=(f"{host_port}:80",))
     assert http_get_from(podman, records[1]["Name"], address(records[0], net)) == INDEX
     assert_removed(podman, host, cni, records)
 
 
-def test_rm_f_after_sigkill_of_conmon_leaves_nothing(podman, net, rootfs, host, cni):
-    records = two_web_containers(podman, net, rootfs, publish=(f"{HOST_PORT}:80",))
-    conmon = records[0]["State"]["ConmonPid"]
-    started = dict(podman.processes)[conmon]
-    assert hostrecord.start_time(conmon) == started and open(f"/proc/{conmon}/comm").read().strip() == "conmon"
-    os.kill(conmon, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while hostrecord.start_time(conmon) == started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert hostrecord.start_time(conmon) != started, f"conmon {conmon} survived SIGKILL"
+def test_rm_f_after_sigkill_of_conmon_leaves_nothing(podman, net, rootfs, host, cni, host_port):
+    records = podman_env.web_pair(podman, net.name, rootfs, publish=(f"{host_port}:80",))
+    podman.kill_conmon(records[0])
     assert_removed(podman, host, cni, records)
