@@ -35,6 +35,7 @@ SYSCTLS = (
 XTABLES = ("iptables", "ip6tables")
 # the nft tables iptables-nft makes for a table it is first asked about
 IPTABLES_NFT_TABLES = frozenset((family, table) for family in ("ip", "ip6") for table in ("filter", "nat", "mangle", "raw", "security"))
+FAMILY_TOOL = {"ip": "iptables", "ip6": "ip6tables"}
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 MAX_ENTRIES = 20000  # per watched directory: a bound, not a limit any test gets near
 NETWORK_KINDS = frozenset({"link", "netns", "iptables", "ip6tables", "nft", "sysctl", "cni-state"})
@@ -280,6 +281,24 @@ def _entries(watch: Watch, before: frozenset[str], now: frozenset[str], own: Own
     return sorted(e for e in now - before if not watch.shared or own.marked(e[len(str(watch.path)) :]))
 
 
+def _table_is_ours(family: str, name: str, before: HostRecord, after: HostRecord, own: Ownership) -> bool:
+    """Whether a new nft table is the test's: named with its mark, or one iptables-nft made whose
+    every user chain and rule is the test's (an empty one included: iptables-nft makes a table when
+    first asked about it). A table of another session's iptables rules (Docker's, a firewall
+    plugin's) is not."""
+    if own.marked(name):
+        return True
+    tool = FAMILY_TOOL.get(family)
+    if (family, name) not in IPTABLES_NFT_TABLES or tool is None:
+        return False
+    was, now = before.xtables.get(tool), after.xtables.get(tool)
+    if was is None or now is None:
+        return False
+    rules, chains = _attributed(was, now, own)
+    accepting = all(policy == "ACCEPT" for table, _, policy in now.policies if table == name)
+    return accepting and all(r in rules for r in now.rules if r[0] == name) and all(c in chains for c in now.chains if c[0] == name)
+
+
 def changes(before: HostRecord, after: HostRecord, own: Ownership) -> list[Change]:
     """What differs and is the test's: the network's (links, namespaces, sysctls, firewall, CNI state)
     and the runtime's bookkeeping (cgroups, mounts, other watched entries)."""
@@ -289,7 +308,7 @@ def changes(before: HostRecord, after: HostRecord, own: Ownership) -> list[Chang
     for tool in XTABLES:
         found += _xtables_changes(tool, before.xtables[tool], after.xtables[tool], own)
     new_tables = after.tables - before.tables
-    found += [Change("nft", f"table {f} {n}") for f, n in sorted(new_tables) if (f, n) in IPTABLES_NFT_TABLES or own.marked(n)]
+    found += [Change("nft", f"table {f} {n}") for f, n in sorted(new_tables) if _table_is_ours(f, n, before, after, own)]
     for watch, entries in after.watched.items():
         for entry in _entries(watch, before.watched.get(watch, frozenset()), entries, own):
             directory = os.path.isdir(entry) and not os.path.islink(entry)
@@ -343,8 +362,8 @@ def ip_forward_held() -> bool:
 
 def restore(before: HostRecord, own: Ownership) -> list[Change]:
     """Undo what appeared since BEFORE and is the test's own; what still differs afterwards. The
-    sysctls are written back as recorded (unless an nsnet lab holds ip_forward now), and the
-    iptables rules deleted are the test's (see _ours_or_scaffolding)."""
+    sysctls are written back as recorded, except ip_forward while an nsnet lab holds it (then it is
+    nsnet's, and no difference); the iptables rules deleted are the test's (see _attributed)."""
     for mount in sorted(mountpoints() - before.mounts, reverse=True):
         if own.mount(mount) and not mount.startswith("/run/netns/"):
             run("umount", mount)
@@ -356,8 +375,9 @@ def restore(before: HostRecord, own: Ownership) -> list[Change]:
             run("ip", "link", "del", "dev", name)
     for tool in XTABLES:
         _undo_xtables(tool, before.xtables[tool], own)
-    for family, name in sorted(nft_tables() - before.tables):
-        if (family, name) in IPTABLES_NFT_TABLES or own.marked(name):
+    now = HostRecord.take(())
+    for family, name in sorted(now.tables - before.tables):
+        if _table_is_ours(family, name, before, now, own):
             run("nft", "delete", "table", family, name)
     for name, value in before.sysctls.items():
         if value is not None and read_sysctls()[name] != value and not (name == "net/ipv4/ip_forward" and ip_forward_held()):
@@ -370,7 +390,8 @@ def restore(before: HostRecord, own: Ownership) -> list[Change]:
                 os.rmdir(path)
             except OSError:
                 pass  # still holds a process: reported below
-    return changes(before, HostRecord.take(tuple(before.watched)), own)
+    remaining = changes(before, HostRecord.take(tuple(before.watched)), own)
+    return [c for c in remaining if not (c.detail.startswith("net.ipv4.ip_forward=") and ip_forward_held())]
 
 
 # processes: recorded by pid and start time (a later process may get the same pid)
