@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import NsnetNetwork, install_nsnet, nsnet_network
 from hoststate import CniNetwork, HostState, Namespaces, free_subnet, random_ula
 
 
@@ -53,3 +54,16 @@ def cni_network(prefix: str, tmp_path: Path) -> CniNetwork:
     state = tmp_path / "cni-state"
     state.mkdir()
     return CniNetwork(f"{prefix}net", f"{prefix}br", free_subnet(), random_ula(), state)
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """nsnet's plugin, installed as `nsnet cni install` does."""
+    return install_nsnet(tmp_path_factory.mktemp("cni-bin"))
+
+
+@pytest.fixture
+def nsnet(plugin: Path, cni_network: CniNetwork, host: HostState, namespaces: Namespaces) -> Iterator[NsnetNetwork]:
+    """A network of nsnet's plugin; at its end every attachment is DELed and nothing of it may be left."""
+    with nsnet_network(plugin, cni_network, host) as network:
+        yield network

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CNI_BIN, IFNAME, NsnetNetwork, call, install_nsnet, nsnet_config, nsnet_network
+from helpers import CNI_BIN, IFNAME, NsnetNetwork, call, nsnet_config
 from hoststate import EMPTY, IPTABLES, HostState, iptables_save, must
 from invoke import Outcome, invoke
 from specschema import assert_valid
@@ -37,17 +37,6 @@ TUNINGS = [
 def reference_plugins() -> None:
     if not (TUNING.is_file() and FIREWALL.is_file()):
         pytest.skip("containernetworking-plugins is not installed (bash scripts/setup --cni installs it)")
-
-
-@pytest.fixture(scope="module")
-def plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install_nsnet(tmp_path_factory.mktemp("cni-bin"))
-
-
-@pytest.fixture
-def nsnet(plugin, cni_network, host, namespaces) -> Iterator[NsnetNetwork]:
-    with nsnet_network(plugin, cni_network, host) as network:
-        yield network
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ mappings, parallel calls) is tests/integration/test_cni.py's.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import IFNAME, NsnetNetwork, addresses_in, install_nsnet, nsnet_config, nsnet_network
+from helpers import IFNAME, NsnetNetwork, addresses_in, nsnet_config
 from hoststate import must
 from invoke import Outcome, cni_env, invoke
 from specschema import VERSIONS, assert_valid, attachment_problems
@@ -33,17 +33,6 @@ ATTACHMENT_ENV = ("CNI_CONTAINERID", "CNI_IFNAME")  # STATUS and GC are about th
 VALID = "cni.dev/valid-attachments"
 # (version, verb) of the calls a wrong configuration is tried with: ADD and DEL in every version, the others in the newest
 CALLS = [(v, verb) for v in VERSIONS for verb in ("ADD", "DEL")] + [(NEWEST, verb) for verb in ("CHECK", "STATUS", "GC")]
-
-
-@pytest.fixture(scope="module")
-def plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return install_nsnet(tmp_path_factory.mktemp("cni-bin"))
-
-
-@pytest.fixture
-def nsnet(plugin, cni_network, host, namespaces) -> Iterator[NsnetNetwork]:
-    with nsnet_network(plugin, cni_network, host) as network:
-        yield network
 
 
 def since(version: str, what: str) -> bool:
