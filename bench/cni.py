@@ -169,6 +169,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where the nsnet plugin is (`nsnet cni install --bin-dir DIR`); without DIR/nsnet the nsnet peer is skipped",
     )
     parser.add_argument(
+        "--agent",
+        action="store_true",
+        help="run `nsnet agent` (this repository's) for the whole run: the installed plugin hands it every call, as it does on a host that runs one",
+    )
+    parser.add_argument(
         "--time-limit",
         type=float,
         default=5.0,
@@ -415,6 +420,7 @@ class CniBench:
                 self.skipped["nsnet"] = f"{plugin} does not exist (install the plugin with `nsnet cni install --bin-dir {args.nsnet_bin}`)"
         self.records: list[dict[str, Any]] = []
         self.failures: list[str] = []
+        self.agent = start_agent(self.tmp) if args.agent and "nsnet" not in self.skipped else None
         self.current: Case | None = None
         self.cleaned = False
         self.started = time.time()
@@ -472,6 +478,8 @@ class CniBench:
                 self.current.put_back()
             except Exception as err:  # noqa: BLE001 - still remove the temp dir
                 log(f"cleanup: {err}")
+        if self.agent is not None:
+            stop_agent(self.agent)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
@@ -494,7 +502,8 @@ class CniBench:
             f"Machine: {out(['nproc'])} cores ({cpu_model()}), kernel {platform.release()}, {mem_gb():.0f} GB RAM, "
             f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {out(['iptables', '-V'])}, nft {out(['nft', '-v'])}.",
             f"Peers: reference = containernetworking-plugins {plugins} (bridge + host-local + portmap, {C.CNI_DIR}); "
-            f"nsnet = {self.skipped.get('nsnet') and 'skipped: ' + self.skipped['nsnet'] or os.path.join(self.bins['nsnet'][0], 'nsnet')}.",
+            f"nsnet = {self.skipped.get('nsnet') and 'skipped: ' + self.skipped['nsnet'] or os.path.join(self.bins['nsnet'][0], 'nsnet')}"
+            + (", with `nsnet agent` running (the plugin hands it every call)." if self.agent else ", no `nsnet agent` running (each call imports the engine)."),
             f"Command: `python3 bench/cni.py {' '.join(shlex.quote(a) for a in sys.argv[1:])}`; repetitions: {self.args.repeat}, "
             f"time limit {self.args.time_limit:g} min per case; every number is the median of the repetitions; run time {elapsed / 60:.1f} min.",
             f"Background: load average {' '.join(self.loadavg)} at the start; the machine was busy {busy:.0f} CPU-s of "
@@ -590,6 +599,37 @@ class CniBench:
                 ]
                 lines.append(f"| N = {n}, {mode} port mappings | " + " | ".join(cells) + " |")
         return lines + [""]
+
+
+AGENT_SOCKET = "/run/nsnet/agent.sock"  # where the installed plugin looks (a runtime passes it no NSNET_AGENT_SOCKET)
+
+
+def start_agent(tmp: str) -> subprocess.Popen:
+    """`nsnet agent` of this repository on the default socket; returns once it serves."""
+    if os.path.exists(AGENT_SOCKET):
+        raise SystemExit(f"bench/cni.py: {AGENT_SOCKET} exists: another nsnet agent may be running; stop it or run without --agent")
+    log_path = os.path.join(tmp, "agent.log")
+    env = {k: v for k, v in os.environ.items() if k not in ("NSNET_AGENT", "NSNET_AGENT_SOCKET")}
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "netplan_lite", "agent"], cwd=os.path.dirname(HERE), env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while "serving" not in open(log_path).read():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"bench/cni.py: nsnet agent did not start: {open(log_path).read()}")
+        time.sleep(0.05)
+    log(f"nsnet agent serving {AGENT_SOCKET} (pid {proc.pid})")
+    return proc
+
+
+def stop_agent(proc: subprocess.Popen) -> None:
+    """By its PID: SIGTERM lets it finish what it runs and remove its socket."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
