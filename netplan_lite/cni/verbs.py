@@ -318,12 +318,10 @@ def drift(conf: NetConf, attachment: Attachment) -> list[str]:
 
 
 def status(conf: NetConf) -> None:
-    from ..kernel import nftables
-
-    try:
-        nftables.require()
-    except NsnetError as err:
-        raise CniError(Code.NOT_READY, f"nft is unusable: {err}") from None
+    """Ready (0), or 50: nft cannot serve the network, or its range has no address left."""
+    why = nftables.unusable()
+    if why:
+        raise CniError(Code.NOT_READY, f"nft is unusable: {why}")
     if not conf.delegated and ipam.exhausted(conf):
         raise CniError(Code.NOT_READY, f"network {conf.name} has no free address left")
 

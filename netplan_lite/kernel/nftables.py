@@ -29,6 +29,14 @@ def available() -> bool:
     return shutil.which("nft") is not None
 
 
+def unusable() -> str | None:
+    """Why nft cannot serve nsnet here (not installed, or the kernel refuses it), or None."""
+    if not available():
+        return MISSING
+    done = _nft(["list", "tables"])
+    return None if done.returncode == 0 else f"nft list tables: {done.stderr.strip() or 'failed'}"
+
+
 def require() -> None:
     """Fail before any change when the plan needs nft and it is missing."""
     if shutil.which("nft") is None:

@@ -7,8 +7,9 @@ import threading
 import pytest
 from test_cni_config import V4, V6, conf, refused
 
-from netplan_lite.cni import ipam, records
-from netplan_lite.cni.spec import Code
+from netplan_lite.cni import ipam, records, verbs
+from netplan_lite.cni.spec import Code, CniError
+from netplan_lite.kernel import nftables
 from netplan_lite.engine import rundir
 
 SMALL = {"subnet": "10.88.0.0/29"}  # gateway .1, hosts .2-.6, broadcast .7
@@ -207,3 +208,17 @@ def test_concurrent_claims_of_one_address():
     winners = [owner for owner, ok in won.items() if ok]
     assert len(won) == len(owners) and len(winners) == 1
     assert records.leases("net") == {"10.88.0.9": winners[0]}
+
+
+def test_status_is_not_ready_when_the_range_is_exhausted_or_nft_unusable(monkeypatch):
+    monkeypatch.setattr(nftables, "unusable", lambda: None)
+    small = conf(ipam={"ranges": [[{"subnet": "10.88.0.0/30"}]]})
+    verbs.status(small)  # ready
+    allocated(small, "a")  # the /30's one address besides the gateway
+    with pytest.raises(CniError) as full:
+        verbs.status(small)
+    assert full.value.code == Code.NOT_READY and "no free address" in full.value.msg
+    monkeypatch.setattr(nftables, "unusable", lambda: "nft is not installed")
+    with pytest.raises(CniError) as broken:
+        verbs.status(conf())
+    assert broken.value.code == Code.NOT_READY and "nft is unusable" in broken.value.msg
