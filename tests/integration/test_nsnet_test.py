@@ -9,6 +9,7 @@ import dataclasses
 import ipaddress
 import json
 import secrets
+from ipaddress import IPv6Address
 import select
 import subprocess
 import sys
@@ -72,7 +73,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture
 def pair(lab) -> Pair:
-    prefix6 = f"fd{secrets.token_hex(1)}:{secrets.token_hex(2)}:{secrets.token_hex(2)}::"
+    # canonical text ("fd61:699:baff::", not "fd61:0699:baff::"): the results are compared as text
+    prefix6 = str(IPv6Address(f"fd{secrets.token_hex(1)}:{secrets.token_hex(2)}:{secrets.token_hex(2)}::"))
     pair = Pair(
         topology=lab.prefix,
         a=f"{lab.prefix}-a",
