@@ -98,7 +98,6 @@ class NetConf:
     ips: tuple[str, ...] = ()  # requested addresses (the `ips` capability, or CNI_ARGS IP=)
     mac: str | None = None  # requested MAC (the `mac` capability, or CNI_ARGS MAC=)
     prev_result: Mapping[str, Any] | None = None
-    topology_file: str | None = None  # `topology:`: attach to a bridge a topology file declares
 
     @property
     def delegated(self) -> bool:
@@ -117,9 +116,13 @@ def read_request(env: Mapping[str, str]) -> Request:
             Code.INVALID_ENVIRONMENT, f"{command} needs {', '.join(missing)}", "missing or empty in the environment: " + ", ".join(missing)
         )
     request = Request(
-        command, env.get("CNI_CONTAINERID", ""), env.get("CNI_NETNS", ""), env.get("CNI_IFNAME", ""), _cni_args(env.get("CNI_ARGS", ""))
+        command,
+        env.get("CNI_CONTAINERID", ""),
+        env.get("CNI_NETNS", ""),
+        env.get("CNI_IFNAME", ""),
+        _cni_args(env.get("CNI_ARGS", "")),
+        tuple(p for p in env.get("CNI_PATH", "").split(":") if p),
     )
-    request = Request(**{**request.__dict__, "path": tuple(p for p in env.get("CNI_PATH", "").split(":") if p)})
     if command in NEEDS_CONTAINER:
         _check_names(request)
     return request

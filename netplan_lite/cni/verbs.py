@@ -228,7 +228,7 @@ def _remove(conf: NetConf, attachment: Attachment, request: Request | None, stdi
         index = kernel.nl.lookup(None, attachment.host_veth)
         # an ADD killed between making the veth and labelling it left it unlabelled: its journal names it
         if index is not None and (_is_ours(kernel, index) or attachment.host_veth in read_intents(conf.name, journal).links):
-            with contextlib.suppress(FileNotFoundError, OSError):  # gone meanwhile: its namespace went
+            with contextlib.suppress(OSError):  # gone meanwhile: its namespace went
                 kernel.nl.delete_link(None, index)
     if conf.delegated and request is not None:
         delegate.call(conf, request, "DEL", stdin)
