@@ -8,7 +8,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.rundir import STATE_DIR
 from . import records, verbs
 from .config import NetConf, Request, network_conf
 from .records import Attachment
@@ -61,15 +60,6 @@ def _listed(conf: NetConf, attachment: Attachment) -> Listed:
         return Listed(attachment, tuple(verbs.drift(conf, attachment)))
     except CniError as err:
         return Listed(attachment, None, err.msg)
-
-
-def networks() -> list[str]:
-    """Names of the CNI networks with records on this host."""
-    try:
-        names = os.listdir(STATE_DIR)
-    except FileNotFoundError:
-        return []
-    return sorted(n for n in names if os.path.isdir(os.path.join(STATE_DIR, n)) and is_network(n))
 
 
 def show_json(net: Network) -> dict[str, Any]:

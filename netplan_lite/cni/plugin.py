@@ -39,7 +39,8 @@ def run(env: Mapping[str, str], stdin: bytes) -> dict[str, Any] | None:
 
 
 def _version_asked(stdin: bytes) -> str:
-    """VERSION answers in the configuration's version when nsnet speaks it (the spec's newest otherwise)."""
+    """The configuration's version when nsnet speaks it, else the spec's newest: what VERSION and
+    error documents answer in (an error may be that stdin is no configuration at all)."""
     try:
         asked = json.loads(stdin).get("cniVersion") if stdin.strip() else None
     except (ValueError, AttributeError):
@@ -54,14 +55,6 @@ def _valid_attachments(doc: Mapping[str, Any]) -> list[Any]:
     return valid
 
 
-def _error_version(stdin: bytes) -> str:
-    try:
-        asked = json.loads(stdin).get("cniVersion")
-    except (ValueError, AttributeError):
-        return CURRENT
-    return asked if isinstance(asked, str) and asked in SUPPORTED_VERSIONS else CURRENT
-
-
 def main(env: Mapping[str, str] | None = None, stdin: BinaryIO | None = None, stdout: TextIO | None = None) -> int:
     env = os.environ if env is None else env
     out = stdout or sys.stdout
@@ -72,11 +65,11 @@ def main(env: Mapping[str, str] | None = None, stdin: BinaryIO | None = None, st
     try:
         answer = run(env, data)
     except CniError as err:
-        answer, code = err.document(_error_version(data)), 1
+        answer, code = err.document(_version_asked(data)), 1
         print(f"nsnet cni: {env.get('CNI_COMMAND')}: {err.msg}" + (f" ({err.details})" if err.details else ""), file=sys.stderr)
     except Exception as err:  # noqa: BLE001 - a bug: still answer with the spec's error document
         traceback.print_exc(file=sys.stderr)
-        answer, code = CniError(Code.INTERNAL, f"internal error: {type(err).__name__}: {err}", "a bug in nsnet").document(_error_version(data)), 1
+        answer, code = CniError(Code.INTERNAL, f"internal error: {type(err).__name__}: {err}", "a bug in nsnet").document(_version_asked(data)), 1
     else:
         code = 0
     if answer is not None:

@@ -53,8 +53,7 @@ class Attachment:
 
 
 def cni_dir(network: str, *parts: str) -> str:
-    path = os.path.join(topology_file(network, "cni"), *parts)
-    return path
+    return os.path.join(topology_file(network, "cni"), *parts)
 
 
 def _ensure(network: str, part: str) -> str:

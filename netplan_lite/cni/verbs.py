@@ -24,7 +24,7 @@ import shutil
 from typing import Any, Iterator, Mapping
 
 from ..engine import reconcile
-from ..engine.apply import ActionFailed, VerificationFailed
+from ..engine.apply import VerificationFailed
 from ..engine.assignments import Recorded
 from ..engine.journal import Journal, journal_path, read_intents
 from ..engine.lock import LockTimeout, topology_lock
@@ -61,7 +61,7 @@ def _engine(conf: NetConf) -> Iterator[LiveKernel]:
     try:
         with open_kernel(conf.name) as kernel:
             yield kernel
-    except (ActionFailed, KernelError) as err:
+    except KernelError as err:  # an ActionFailed too
         raise CniError(Code.KERNEL_REFUSED, str(err)) from None
     except ConflictError as err:
         raise CniError(Code.CONFLICT, str(err)) from None
@@ -247,7 +247,7 @@ def _remove_port_mappings(network_name: str, owner: str) -> None:
     """Every element of the network's maps that names the attachment (found in the table, so one a
     record does not know of goes too)."""
     name = table_name(network_name)
-    table = nftables.read_table(name) if nftables.available() else None
+    table = nftables.read_table(name)  # None without nft: then there are no elements either
     mine = [(m.name, e.key) for m in (table.maps if table else ()) for e in m.elements if e.comment == owner]
     if mine:
         nftables.delete_elements(name, mine)

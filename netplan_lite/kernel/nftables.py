@@ -39,7 +39,7 @@ def unusable() -> str | None:
 
 def require() -> None:
     """Fail before any change when the plan needs nft and it is missing."""
-    if shutil.which("nft") is None:
+    if not available():
         raise KernelError(MISSING)
 
 
@@ -50,12 +50,17 @@ def _nft(args: list[str], stdin: str | None = None) -> subprocess.CompletedProce
     return subprocess.run([binary, *args], input=stdin, capture_output=True, text=True, check=False)
 
 
+def _last_line(stderr: str) -> str:
+    """The last line of what nft printed on failure (with JSON input, its whole message)."""
+    return stderr.strip().splitlines()[-1] if stderr.strip() else "failed"
+
+
 def _run(args: list[str], stdin: str | None = None) -> str:
     if stdin is not None:
         checkpoint()  # a change (reads pass no input)
     done = _nft(args, stdin)
     if done.returncode != 0:
-        raise KernelError(f"nft {' '.join(args)}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
+        raise KernelError(f"nft {' '.join(args)}: {_last_line(done.stderr)}")
     return done.stdout
 
 
@@ -158,7 +163,7 @@ def delete_elements(table: str, keys: list[tuple[str, tuple[str | int, ...]]]) -
     for item in keys:
         done = delete([item])
         if done.returncode != 0 and "No such file or directory" not in done.stderr:
-            raise KernelError(f"nft delete element {table} {item[0]}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
+            raise KernelError(f"nft delete element {table} {item[0]}: {_last_line(done.stderr)}")
 
 
 def _table_ref(family: str, name: str) -> dict[str, Any]:
@@ -180,7 +185,7 @@ def replace_table(table: NftTableState, kept: NftTableState | None = None) -> No
     live = {m.name: m for m in kept.maps} if kept else {}
     for nft_map in table.maps:
         commands.append(_map_command(family, table.name, nft_map))
-        if nft_map.name in live and live[nft_map.name].value == nft_map.value and live[nft_map.name].key == nft_map.key:
+        if live.get(nft_map.name) == nft_map:  # the same map (a map's equality leaves its elements out)
             commands += [{"add": _element(family, table.name, nft_map.name, e)} for e in live[nft_map.name].elements]
     for chain in table.chains:
         commands.append(
