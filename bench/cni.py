@@ -41,8 +41,8 @@ sys.path.insert(0, HERE)
 
 import cni_lab as C  # noqa: E402
 import netkit  # noqa: E402
-from common import cpu_busy_seconds, cpu_model, log, mem_gb, out, own_cpu_seconds, pick_base, run_bench  # noqa: E402
-from peers import BenchError, CniChain, CniError, Proc  # noqa: E402
+from common import cannot_start, cpu_busy_seconds, cpu_model, log, mem_gb, out, own_cpu_seconds, pick_base, run_bench  # noqa: E402
+from peers import BenchError, CniChain, CniError, Proc, start_agent, stop_agent  # noqa: E402
 from report import seconds  # noqa: E402
 from run import ensure_cni  # noqa: E402
 
@@ -420,7 +420,7 @@ class CniBench:
                 self.skipped["nsnet"] = f"{plugin} does not exist (install the plugin with `nsnet cni install --bin-dir {args.nsnet_bin}`)"
         self.records: list[dict[str, Any]] = []
         self.failures: list[str] = []
-        self.agent = start_agent(self.tmp) if args.agent and "nsnet" not in self.skipped else None
+        self.agent = start_nsnet_agent(self.tmp) if args.agent and "nsnet" not in self.skipped else None
         self.current: Case | None = None
         self.cleaned = False
         self.started = time.time()
@@ -604,43 +604,20 @@ class CniBench:
 AGENT_SOCKET = "/run/nsnet/agent.sock"  # where the installed plugin looks (a runtime passes it no NSNET_AGENT_SOCKET)
 
 
-def start_agent(tmp: str) -> subprocess.Popen:
-    """`nsnet agent` of this repository on the default socket; returns once it serves."""
+def start_nsnet_agent(tmp: str) -> subprocess.Popen:
+    """This repository's `nsnet agent` on the default socket, where the installed plugin finds it."""
     if os.path.exists(AGENT_SOCKET):
         raise SystemExit(f"bench/cni.py: {AGENT_SOCKET} exists: another nsnet agent may be running; stop it or run without --agent")
-    log_path = os.path.join(tmp, "agent.log")
     env = {k: v for k, v in os.environ.items() if k not in ("NSNET_AGENT", "NSNET_AGENT_SOCKET")}
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "netplan_lite", "agent"], cwd=os.path.dirname(HERE), env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while "serving" not in open(log_path).read():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"bench/cni.py: nsnet agent did not start: {open(log_path).read()}")
-        time.sleep(0.05)
-    log(f"nsnet agent serving {AGENT_SOCKET} (pid {proc.pid})")
-    return proc
-
-
-def stop_agent(proc: subprocess.Popen) -> None:
-    """By its PID: SIGTERM lets it finish what it runs and remove its socket."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    agent = start_agent([sys.executable, "-m", "netplan_lite"], env, AGENT_SOCKET, os.path.join(tmp, "agent.log"))
+    log(f"nsnet agent serving {AGENT_SOCKET} (pid {agent.pid})")
+    return agent
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        print("bench/cni.py: run as root (it creates namespaces and runs CNI plugins)", file=sys.stderr)
+    if cannot_start("bench/cni.py", "it creates namespaces and runs CNI plugins", ("ip", "nft")):
         return 2
-    for tool in ("ip", "nft"):
-        if shutil.which(tool) is None:
-            print(f"bench/cni.py: `{tool}` not found", file=sys.stderr)
-            return 2
     if "reference" in args.peer_list:
         ensure_cni()
     if not os.access(TIME, os.X_OK):

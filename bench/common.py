@@ -11,6 +11,7 @@ import random
 import resource
 import signal
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +24,17 @@ import netkit
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+
+
+def cannot_start(prog: str, root_for: str, tools: tuple[str, ...]) -> bool:
+    """Say why a benchmark cannot run here (not root, a tool missing), if it cannot."""
+    if os.geteuid() != 0:
+        print(f"{prog}: run as root ({root_for})", file=sys.stderr)
+        return True
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    for tool in missing:
+        print(f"{prog}: `{tool}` not found", file=sys.stderr)
+    return bool(missing)
 
 
 def log(message: str) -> None:

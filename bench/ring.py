@@ -39,7 +39,7 @@ import netkit  # noqa: E402
 import nlread  # noqa: E402
 import report  # noqa: E402
 import ring_lab  # noqa: E402
-from common import (VENV_PYTHON, run_bench, cpu_busy_seconds, cpu_model, export_rev, git_commit, ip_version, log, mem_gb,  # noqa: E402
+from common import (VENV_PYTHON, cannot_start, run_bench, cpu_busy_seconds, cpu_model, export_rev, git_commit, ip_version, log, mem_gb,  # noqa: E402
                     nsnet_command, out, own_cpu_seconds, pick_base, pick_base6)
 from peers import BenchError, Proc, Runner, require_ok, start_agent, stop_agent  # noqa: E402
 from ring_lab import BATCH_VARIANTS, FORWARDING, Ring  # noqa: E402
@@ -739,13 +739,8 @@ def profile_summary(path: str, top: int = 25) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        print("bench/ring.py: run as root (it creates namespaces and veths)", file=sys.stderr)
+    if cannot_start("bench/ring.py", "it creates namespaces and veths", ("ip", "bash", "xargs", "sysctl")):
         return 2
-    for tool in ("ip", "bash", "xargs", "sysctl"):
-        if shutil.which(tool) is None:
-            print(f"bench/ring.py: `{tool}` not found", file=sys.stderr)
-            return 2
     bench = RingBench(args)
     return run_bench(bench, args.out, lambda old, text: report.put_section(old, "ring", text), "the ring section")
 

@@ -37,7 +37,7 @@ sys.path.insert(0, HERE)
 import lab as L  # noqa: E402
 import netkit  # noqa: E402
 import report  # noqa: E402
-from common import run_bench, cpu_busy_seconds, export_rev, log, nsnet_command, own_cpu_seconds, pick_base  # noqa: E402
+from common import cannot_start, run_bench, cpu_busy_seconds, export_rev, log, nsnet_command, own_cpu_seconds, pick_base  # noqa: E402
 from common import cpu_model as _cpu_model, git_commit as _git_commit, ip_version, mem_gb as _mem_gb, out as _out  # noqa: E402
 from peers import (BatchPeer, BenchError, CniPeer, NsnetPeer, Peer, Runner, ShellPeer,  # noqa: E402
                    verify_built, wait_gone, wait_links_gone)
@@ -396,13 +396,8 @@ def _span(samples: dict, case: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if os.geteuid() != 0:
-        print("bench/run.py: run as root (it creates namespaces, bridges and veths)", file=sys.stderr)
+    if cannot_start("bench/run.py", "it creates namespaces, bridges and veths", ("ip", "bash")):
         return 2
-    for tool in ("ip", "bash"):
-        if shutil.which(tool) is None:
-            print(f"bench/run.py: `{tool}` not found", file=sys.stderr)
-            return 2
     if "cni" in args.peer_list:
         ensure_cni()
 
